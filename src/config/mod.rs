@@ -1,0 +1,104 @@
+//! Typed configuration: what the operator writes (YAML), with defaults.
+//!
+//! Loading is two steps so that every error names its field: YAML is parsed into a generic
+//! value, then deserialized with `serde_path_to_error` (type errors and unknown keys carry
+//! their path), then [`validate::resolve`] checks meaning (references, ranges, cross-field
+//! rules) and reports *every* problem at once before producing the resolved [`Spec`].
+
+mod duration;
+pub mod spec;
+mod validate;
+
+pub use duration::Dur;
+pub use spec::*;
+
+use serde::Deserialize;
+use std::path::Path;
+
+/// One problem found in a config file: where and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// Field path, e.g. `groups[0].targets[1].probes[0].http.url`.
+    pub path: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Issue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.reason)
+    }
+}
+
+/// Errors of this module. `Invalid` carries every issue found, not just the first.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config is not valid YAML: {0}")]
+    Yaml(String),
+    #[error("config has {} problem(s):\n{}", .0.len(), .0.iter().map(|i| format!("  - {i}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Issue>),
+}
+
+impl ConfigError {
+    /// The issues, for callers that want to show or test them individually.
+    pub fn issues(&self) -> Vec<Issue> {
+        match self {
+            ConfigError::Invalid(v) => v.clone(),
+            ConfigError::Yaml(m) => vec![Issue {
+                path: "(document)".into(),
+                reason: m.clone(),
+            }],
+            ConfigError::Read { path, source } => vec![Issue {
+                path: path.clone(),
+                reason: source.to_string(),
+            }],
+        }
+    }
+}
+
+/// Read, parse and validate a config file into a resolved [`Spec`].
+pub fn load(path: &Path) -> Result<Spec, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    from_yaml(&text)
+}
+
+/// Parse and validate config text into a resolved [`Spec`].
+pub fn from_yaml(text: &str) -> Result<Spec, ConfigError> {
+    let raw = parse_raw(text)?;
+    validate::resolve(&raw, &|k| std::env::var(k).ok())
+}
+
+/// Parse config text into the raw (unvalidated) form.
+pub fn parse_raw(text: &str) -> Result<RawConfig, ConfigError> {
+    let value: serde_json::Value =
+        serde_saphyr::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
+    if value.is_null() {
+        return Err(ConfigError::Invalid(vec![Issue {
+            path: "(document)".into(),
+            reason: "the config is empty".into(),
+        }]));
+    }
+    let mut track = serde_path_to_error::Track::new();
+    let de = serde_path_to_error::Deserializer::new(&value, &mut track);
+    RawConfig::deserialize(de).map_err(|e| {
+        let path = track.path().to_string();
+        ConfigError::Invalid(vec![Issue {
+            path: if path == "." {
+                "(document)".into()
+            } else {
+                path
+            },
+            reason: e.to_string(),
+        }])
+    })
+}
+
+#[cfg(test)]
+mod tests;

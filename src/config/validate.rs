@@ -1,0 +1,583 @@
+//! Meaning checks over a parsed config. Every rule pushes an [`Issue`] with the field path
+//! and the reason; nothing stops at the first problem, so `floatover check` shows all of
+//! them in one go. Only a config without issues is turned into a [`Spec`].
+
+use super::spec::*;
+use super::{ConfigError, Issue};
+use crate::model::{Binding, FloatKind, FloatRef, GroupName, RouteVia, TargetId};
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+struct Issues(Vec<Issue>);
+
+impl Issues {
+    fn add(&mut self, path: impl Into<String>, reason: impl Into<String>) {
+        self.0.push(Issue {
+            path: path.into(),
+            reason: reason.into(),
+        });
+    }
+}
+
+/// Validate `raw` and resolve defaults. `env` looks up environment variables (injected so
+/// that tests do not depend on the process environment).
+pub fn resolve(raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Spec, ConfigError> {
+    let mut is = Issues(Vec::new());
+
+    let api = resolve_api(&raw.api, env, &mut is);
+    let default_region = raw
+        .aws
+        .region
+        .clone()
+        .or_else(|| env("AWS_REGION"))
+        .or_else(|| env("AWS_DEFAULT_REGION"));
+    let aws = resolve_aws(&raw.aws, &mut is);
+    let leader = resolve_leader(&raw.leader, &raw.aws, default_region.as_deref(), &mut is);
+    check_probe_defaults(&raw.probe_defaults, &mut is);
+    if raw.resync_interval.0 < Duration::from_millis(100) {
+        is.add("resync_interval", "must be at least 100ms");
+    }
+
+    if raw.groups.is_empty() {
+        is.add("groups", "at least one group is required");
+    }
+    let mut names = HashSet::new();
+    let mut groups = Vec::new();
+    let mut float_owners: std::collections::HashMap<String, String> = Default::default();
+    for (gi, g) in raw.groups.iter().enumerate() {
+        let p = format!("groups[{gi}]");
+        if !valid_name(&g.name) {
+            is.add(
+                format!("{p}.name"),
+                "must be 1-63 characters of a-z, 0-9, '-' or '_' (it appears in URLs and metrics)",
+            );
+        } else if !names.insert(g.name.clone()) {
+            is.add(
+                format!("{p}.name"),
+                format!("duplicate group name {:?}", g.name),
+            );
+        }
+        if let Some(gs) = resolve_group(g, &p, raw, default_region.as_deref(), &mut is) {
+            for f in &gs.floats {
+                if let Some(other) = float_owners.insert(f.id.clone(), g.name.clone()) {
+                    is.add(
+                        format!("{p}.floats"),
+                        format!(
+                            "float {} is also in group {other:?}; a float belongs to one group",
+                            f.id
+                        ),
+                    );
+                }
+            }
+            groups.push(gs);
+        }
+    }
+
+    if !is.0.is_empty() {
+        return Err(ConfigError::Invalid(is.0));
+    }
+    // Every Option below is Some when no issue was recorded.
+    match (api, aws, leader, default_region) {
+        (Some(api), Some(mut aws), Some(leader), region) => {
+            aws.default_region = region.unwrap_or_default();
+            Ok(Spec {
+                api,
+                aws,
+                leader,
+                resync_interval: raw.resync_interval.0,
+                groups,
+            })
+        }
+        _ => Err(ConfigError::Invalid(vec![Issue {
+            path: "(document)".into(),
+            reason: "internal: incomplete resolution".into(),
+        }])),
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn resolve_api(
+    raw: &RawApi,
+    env: &dyn Fn(&str) -> Option<String>,
+    is: &mut Issues,
+) -> Option<ApiSpec> {
+    let listen = match raw.listen.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            is.add(
+                "api.listen",
+                format!("{:?} is not an address like 127.0.0.1:9090", raw.listen),
+            );
+            None
+        }
+    };
+    let token = match (&raw.token, &raw.token_env) {
+        (Some(_), Some(_)) => {
+            is.add(
+                "api.token_env",
+                "set either api.token or api.token_env, not both",
+            );
+            None
+        }
+        (Some(t), None) => {
+            if t.len() < 16 {
+                is.add("api.token", "must be at least 16 characters");
+            }
+            Some(t.clone())
+        }
+        (None, Some(var)) => match env(var) {
+            Some(t) if t.len() >= 16 => Some(t),
+            Some(_) => {
+                is.add(
+                    "api.token_env",
+                    format!("${var} must hold at least 16 characters"),
+                );
+                None
+            }
+            None => {
+                is.add(
+                    "api.token_env",
+                    format!("environment variable ${var} is not set"),
+                );
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    listen.map(|listen| ApiSpec { listen, token })
+}
+
+fn check_endpoint(path: &str, url: &Option<String>, is: &mut Issues) {
+    if let Some(u) = url {
+        match reqwest::Url::parse(u) {
+            Ok(p) if p.scheme() == "http" || p.scheme() == "https" => {}
+            _ => is.add(path, format!("{u:?} is not an http(s) URL")),
+        }
+    }
+}
+
+fn resolve_aws(raw: &RawAws, is: &mut Issues) -> Option<AwsSpec> {
+    check_endpoint("aws.endpoint_url", &raw.endpoint_url, is);
+    if raw.call_timeout.0 < Duration::from_millis(50) {
+        is.add("aws.call_timeout", "must be at least 50ms");
+    }
+    if !(1..=10).contains(&raw.max_attempts) {
+        is.add("aws.max_attempts", "must be between 1 and 10");
+    }
+    if raw.mutate_burst == 0 {
+        is.add("aws.mutate_burst", "must be at least 1");
+    }
+    if raw.mutate_per_second == 0 {
+        is.add("aws.mutate_per_second", "must be at least 1");
+    }
+    Some(AwsSpec {
+        default_region: String::new(),
+        endpoint_url: raw.endpoint_url.clone(),
+        call_timeout: raw.call_timeout.0,
+        max_attempts: raw.max_attempts,
+        mutate_burst: raw.mutate_burst,
+        mutate_per_second: raw.mutate_per_second,
+    })
+}
+
+fn resolve_leader(
+    raw: &RawLeader,
+    aws: &RawAws,
+    default_region: Option<&str>,
+    is: &mut Issues,
+) -> Option<LeaderSpec> {
+    let (lease, renew, retry) = (
+        raw.lease_duration.0,
+        raw.renew_deadline.0,
+        raw.retry_period.0,
+    );
+    if retry.is_zero() {
+        is.add("leader.retry_period", "must be greater than 0");
+    }
+    if renew <= retry {
+        is.add(
+            "leader.renew_deadline",
+            "must be greater than leader.retry_period",
+        );
+    }
+    if lease <= renew {
+        is.add(
+            "leader.lease_duration",
+            "must be greater than leader.renew_deadline (the margin protects against clock-rate differences)",
+        );
+    }
+    if aws.call_timeout.0 + retry >= renew {
+        is.add(
+            "aws.call_timeout",
+            format!(
+                "aws.call_timeout ({}) + leader.retry_period ({}) must be less than leader.renew_deadline ({}), otherwise the fenced leader could never mutate",
+                humantime::format_duration(aws.call_timeout.0),
+                humantime::format_duration(retry),
+                humantime::format_duration(renew)
+            ),
+        );
+    }
+    if let Some(id) = &raw.identity
+        && (id.is_empty() || id.len() > 128)
+    {
+        is.add("leader.identity", "must be 1-128 characters");
+    }
+    let backend = match (raw.backend, &raw.s3) {
+        (LeaderBackendKind::Single, Some(_)) => {
+            is.add("leader.s3", "only allowed with backend: s3");
+            return None;
+        }
+        (LeaderBackendKind::Single, None) => LeaderBackend::Single,
+        (LeaderBackendKind::S3, None) => {
+            is.add("leader.s3", "required with backend: s3 (bucket, key)");
+            return None;
+        }
+        (LeaderBackendKind::S3, Some(s3)) => {
+            if s3.bucket.len() < 3 || s3.bucket.len() > 63 || s3.bucket.contains('/') {
+                is.add(
+                    "leader.s3.bucket",
+                    "must be a valid S3 bucket name (3-63 characters, no '/')",
+                );
+            }
+            if s3.key.is_empty() || s3.key.starts_with('/') {
+                is.add(
+                    "leader.s3.key",
+                    "must be a non-empty key that does not start with '/'",
+                );
+            }
+            check_endpoint("leader.s3.endpoint_url", &s3.endpoint_url, is);
+            let region = s3.region.clone().or(default_region.map(str::to_string));
+            if region.is_none() {
+                is.add(
+                    "leader.s3.region",
+                    "no region: set leader.s3.region or aws.region",
+                );
+            }
+            LeaderBackend::S3 {
+                bucket: s3.bucket.clone(),
+                key: s3.key.clone(),
+                region: region.unwrap_or_default(),
+                endpoint_url: s3.endpoint_url.clone().or(aws.endpoint_url.clone()),
+            }
+        }
+    };
+    Some(LeaderSpec {
+        backend,
+        lease_duration: lease,
+        renew_deadline: renew,
+        retry_period: retry,
+        identity: raw.identity.clone(),
+    })
+}
+
+fn check_probe_defaults(d: &RawProbeDefaults, is: &mut Issues) {
+    check_timing("probe_defaults", d.interval, d.timeout, d.rise, d.fall, is);
+}
+
+fn check_timing(
+    p: &str,
+    interval: super::Dur,
+    timeout: super::Dur,
+    rise: u32,
+    fall: u32,
+    is: &mut Issues,
+) {
+    if interval.0 < Duration::from_millis(10) {
+        is.add(format!("{p}.interval"), "must be at least 10ms");
+    }
+    if timeout.0.is_zero() {
+        is.add(format!("{p}.timeout"), "must be greater than 0");
+    } else if timeout.0 > interval.0 {
+        is.add(format!("{p}.timeout"), "must not exceed the interval");
+    }
+    if !(1..=100).contains(&rise) {
+        is.add(format!("{p}.rise"), "must be between 1 and 100");
+    }
+    if !(1..=100).contains(&fall) {
+        is.add(format!("{p}.fall"), "must be between 1 and 100");
+    }
+}
+
+fn resolve_group(
+    g: &RawGroup,
+    p: &str,
+    raw: &RawConfig,
+    default_region: Option<&str>,
+    is: &mut Issues,
+) -> Option<GroupSpec> {
+    let before = is.0.len();
+    let group_region = g.region.clone().or(default_region.map(str::to_string));
+    if group_region.is_none() {
+        is.add(
+            format!("{p}.region"),
+            "no region: set groups[].region or aws.region",
+        );
+    }
+    let region = group_region.unwrap_or_default();
+    let pol = &g.policy;
+    if pol.min_hold.0 > Duration::from_secs(3600) {
+        is.add(format!("{p}.policy.min_hold"), "must be at most 1h");
+    }
+    if g.targets.is_empty() {
+        is.add(format!("{p}.targets"), "at least one target is required");
+    }
+    if g.floats.is_empty() {
+        is.add(format!("{p}.floats"), "at least one float is required");
+    }
+
+    // Floats first: their kinds decide which target fields are required.
+    let mut floats = Vec::new();
+    let mut seen = HashSet::new();
+    let (mut needs_eni, mut needs_instance_or_eni, mut needs_instance) = (false, false, false);
+    for (fi, f) in g.floats.iter().enumerate() {
+        let fp = format!("{p}.floats[{fi}]");
+        let set = [f.eip.is_some(), f.secondary_ip.is_some(), f.route.is_some()];
+        if set.iter().filter(|x| **x).count() != 1 {
+            is.add(fp, "exactly one of eip, secondary_ip, route must be set");
+            continue;
+        }
+        let kind = if let Some(e) = &f.eip {
+            if !e.allocation_id.starts_with("eipalloc-") {
+                is.add(
+                    format!("{fp}.eip.allocation_id"),
+                    "must look like eipalloc-…",
+                );
+            }
+            needs_instance_or_eni = true;
+            FloatKind::Eip {
+                allocation_id: e.allocation_id.clone(),
+            }
+        } else if let Some(s) = &f.secondary_ip {
+            if s.address.parse::<Ipv4Addr>().is_err() {
+                is.add(
+                    format!("{fp}.secondary_ip.address"),
+                    format!("{:?} is not an IPv4 address", s.address),
+                );
+            }
+            needs_eni = true;
+            FloatKind::SecondaryIp {
+                address: s.address.clone(),
+            }
+        } else if let Some(r) = &f.route {
+            if !r.route_table_id.starts_with("rtb-") {
+                is.add(format!("{fp}.route.route_table_id"), "must look like rtb-…");
+            }
+            if !valid_cidr(&r.destination) {
+                is.add(
+                    format!("{fp}.route.destination"),
+                    format!(
+                        "{:?} is not an IPv4 CIDR such as 10.9.0.1/32",
+                        r.destination
+                    ),
+                );
+            }
+            match r.via {
+                RouteVia::Eni => needs_eni = true,
+                RouteVia::Instance => needs_instance = true,
+            }
+            FloatKind::Route {
+                route_table_id: r.route_table_id.clone(),
+                destination: r.destination.clone(),
+                via: r.via,
+            }
+        } else {
+            continue;
+        };
+        let id = kind.id();
+        if !seen.insert(id.clone()) {
+            is.add(format!("{p}.floats[{fi}]"), format!("duplicate float {id}"));
+        }
+        floats.push(FloatRef {
+            id,
+            region: region.clone(),
+            kind,
+        });
+    }
+
+    let mut targets = Vec::new();
+    let mut tnames = HashSet::new();
+    for (ti, t) in g.targets.iter().enumerate() {
+        let tp = format!("{p}.targets[{ti}]");
+        if !valid_name(&t.name) {
+            is.add(
+                format!("{tp}.name"),
+                "must be 1-63 characters of a-z, 0-9, '-' or '_'",
+            );
+        } else if !tnames.insert(t.name.clone()) {
+            is.add(
+                format!("{tp}.name"),
+                format!("duplicate target name {:?} in this group", t.name),
+            );
+        }
+        if let Some(i) = &t.instance_id
+            && !i.starts_with("i-")
+        {
+            is.add(format!("{tp}.instance_id"), "must look like i-…");
+        }
+        if let Some(e) = &t.eni_id
+            && !e.starts_with("eni-")
+        {
+            is.add(format!("{tp}.eni_id"), "must look like eni-…");
+        }
+        if needs_eni && t.eni_id.is_none() {
+            is.add(
+                format!("{tp}.eni_id"),
+                "required: the group has a secondary_ip float or a route via eni",
+            );
+        }
+        if needs_instance && t.instance_id.is_none() {
+            is.add(
+                format!("{tp}.instance_id"),
+                "required: the group has a route via instance",
+            );
+        }
+        if needs_instance_or_eni && t.instance_id.is_none() && t.eni_id.is_none() {
+            is.add(
+                format!("{tp}.instance_id"),
+                "required (or eni_id): the group has an eip float",
+            );
+        }
+        let tregion = t.region.clone().unwrap_or_else(|| region.clone());
+        if tregion != region {
+            is.add(
+                format!("{tp}.region"),
+                format!("{tregion:?} differs from the group's region {region:?}; EC2 floats cannot cross regions"),
+            );
+        }
+        if t.probes.is_empty() {
+            is.add(
+                format!("{tp}.probes"),
+                "at least one probe is required (a target without probes is never healthy)",
+            );
+        }
+        let mut probes = Vec::new();
+        for (pi, pr) in t.probes.iter().enumerate() {
+            if let Some(ps) =
+                resolve_probe(pr, &format!("{tp}.probes[{pi}]"), &raw.probe_defaults, is)
+            {
+                probes.push(ps);
+            }
+        }
+        targets.push(TargetSpec {
+            id: TargetId(t.name.clone()),
+            binding: Binding {
+                instance_id: t.instance_id.clone(),
+                eni_id: t.eni_id.clone(),
+            },
+            region: tregion,
+            priority: t.priority,
+            probes,
+        });
+    }
+
+    if is.0.len() != before {
+        return None;
+    }
+    Some(GroupSpec {
+        name: GroupName(g.name.clone()),
+        policy: Policy {
+            preempt: pol.preempt,
+            failback_delay: pol.failback_delay.0,
+            min_hold: pol.min_hold.0,
+            on_all_unhealthy: pol.on_all_unhealthy,
+        },
+        targets,
+        floats,
+    })
+}
+
+fn valid_cidr(s: &str) -> bool {
+    match s.split_once('/') {
+        Some((ip, len)) => {
+            ip.parse::<Ipv4Addr>().is_ok() && len.parse::<u8>().map(|l| l <= 32).unwrap_or(false)
+        }
+        None => false,
+    }
+}
+
+fn resolve_probe(
+    pr: &RawProbe,
+    pp: &str,
+    d: &RawProbeDefaults,
+    is: &mut Issues,
+) -> Option<ProbeSpec> {
+    let interval = pr.interval.unwrap_or(d.interval);
+    // An inherited timeout never exceeds this probe's own interval.
+    let timeout = pr.timeout.unwrap_or(d.timeout.min(interval));
+    let rise = pr.rise.unwrap_or(d.rise);
+    let fall = pr.fall.unwrap_or(d.fall);
+    check_timing(pp, interval, timeout, rise, fall, is);
+    let set = [pr.http.is_some(), pr.tcp.is_some(), pr.exec.is_some()];
+    if set.iter().filter(|x| **x).count() != 1 {
+        is.add(pp, "exactly one of http, tcp, exec must be set");
+        return None;
+    }
+    let kind = if let Some(h) = &pr.http {
+        match reqwest::Url::parse(&h.url) {
+            Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some() => {}
+            _ => is.add(
+                format!("{pp}.http.url"),
+                format!("{:?} is not an http(s) URL with a host", h.url),
+            ),
+        }
+        for (si, s) in h.expect_status.iter().enumerate() {
+            if !(100..=599).contains(s) {
+                is.add(
+                    format!("{pp}.http.expect_status[{si}]"),
+                    format!("{s} is not an HTTP status code (100-599)"),
+                );
+            }
+        }
+        ProbeKind::Http {
+            url: h.url.clone(),
+            expect_status: h.expect_status.clone(),
+            body_contains: h.body_contains.clone(),
+            insecure: h.insecure,
+        }
+    } else if let Some(t) = &pr.tcp {
+        let ok = t
+            .address
+            .rsplit_once(':')
+            .map(|(h, port)| !h.is_empty() && port.parse::<u16>().map(|p| p > 0).unwrap_or(false))
+            .unwrap_or(false);
+        if !ok {
+            is.add(
+                format!("{pp}.tcp.address"),
+                format!("{:?} is not host:port", t.address),
+            );
+        }
+        ProbeKind::Tcp {
+            address: t.address.clone(),
+        }
+    } else if let Some(e) = &pr.exec {
+        if e.command
+            .first()
+            .map(|c| c.trim().is_empty())
+            .unwrap_or(true)
+        {
+            is.add(
+                format!("{pp}.exec.command"),
+                "must name a program: [\"/path/prog\", \"arg\", …]",
+            );
+        }
+        ProbeKind::Exec {
+            command: e.command.clone(),
+        }
+    } else {
+        return None;
+    };
+    Some(ProbeSpec {
+        kind,
+        interval: interval.0,
+        timeout: timeout.0,
+        rise,
+        fall,
+    })
+}

@@ -1,0 +1,572 @@
+//! The loop: gather (health board + provider observation) → plan (pure) → execute (leader
+//! only, fenced, paced, concurrent across floats) → record (status, audit, metrics).
+//!
+//! Wakes on a health transition, a leadership change, a switchover request, the planner's
+//! own next-wake time (failback delay, hold expiry) and a periodic resync. A health-driven
+//! reconcile plans from the cached observation so that the first provider call leaves
+//! within microseconds of the threshold crossing; the cache is re-read on every resync, on
+//! gaining leadership and after any failed call, and is updated by our own successful moves.
+
+use crate::config::{GroupSpec, Spec};
+use crate::leader::{Fence, Leadership};
+use crate::metrics::Metrics;
+use crate::model::{Binding, Epoch, GroupName, Health, Holder, MoveStamp, Reason, TargetId};
+use crate::plan::{self, Action, GroupMemory, GroupPlan, HealthView, Note, ObservedFloat};
+use crate::probe::{HealthBoard, TargetHealth, TargetKey};
+use crate::provider::{FloatProvider, MoveOrder, Observation, ReleaseOrder};
+use crate::status::{AuditEvent, FloatStatus, GroupStatus, StatusStore, TargetStatus, unix_ms};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Why a switchover was not done.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum SwitchoverError {
+    #[error("unknown group {0:?}")]
+    UnknownGroup(String),
+    #[error("group {group:?} has no target {target:?}")]
+    UnknownTarget { group: String, target: String },
+    #[error("target {0:?} is not healthy (health: {1})")]
+    Unhealthy(String, &'static str),
+    #[error("this replica is not the leader (leader: {0})")]
+    NotLeader(String),
+    #[error("switchover did not complete: {0}")]
+    Failed(String),
+}
+
+/// Requests to the engine.
+pub enum Command {
+    Switchover {
+        group: GroupName,
+        to: TargetId,
+        reply: oneshot::Sender<Result<Vec<AuditEvent>, SwitchoverError>>,
+    },
+}
+
+/// Everything the engine works with.
+pub struct Engine {
+    pub spec: Arc<Spec>,
+    pub provider: Arc<dyn FloatProvider>,
+    pub board: Arc<HealthBoard>,
+    pub leadership: Leadership,
+    pub metrics: Arc<Metrics>,
+    pub status: Arc<StatusStore>,
+    pub commands: mpsc::Receiver<Command>,
+}
+
+struct Pending {
+    group: GroupName,
+    to: TargetId,
+    since: Instant,
+    audit_from: usize,
+    reply: oneshot::Sender<Result<Vec<AuditEvent>, SwitchoverError>>,
+}
+
+/// Loop-local state: none of it decides where a float goes (the provider's state does).
+#[derive(Default)]
+struct State {
+    cache: Option<HashMap<String, Observation>>,
+    memory: HashMap<GroupName, GroupMemory>,
+    pending: Vec<Pending>,
+    next_wake: Option<Instant>,
+    leading: Option<Epoch>,
+}
+
+pub fn holder_of(g: &GroupSpec, h: &Option<crate::model::ProviderHolder>) -> Holder {
+    match h {
+        None => Holder::Nobody,
+        Some(ph) => g
+            .targets
+            .iter()
+            .find(|t| t.binding.matches(ph))
+            .map(|t| Holder::Target(t.id.clone()))
+            .unwrap_or_else(|| {
+                Holder::Foreign(
+                    ph.instance_id
+                        .clone()
+                        .or(ph.eni_id.clone())
+                        .unwrap_or_default(),
+                )
+            }),
+    }
+}
+
+impl Engine {
+    fn floats_and_enis(&self) -> (Vec<crate::model::FloatRef>, Vec<(String, String)>) {
+        let floats = self
+            .spec
+            .groups
+            .iter()
+            .flat_map(|g| g.floats.iter().cloned())
+            .collect();
+        let mut enis: Vec<(String, String)> = self
+            .spec
+            .groups
+            .iter()
+            .flat_map(|g| g.targets.iter())
+            .filter_map(|t| t.binding.eni_id.clone().map(|e| (t.region.clone(), e)))
+            .collect();
+        enis.sort();
+        enis.dedup();
+        (floats, enis)
+    }
+
+    /// Run until `stop` is cancelled. Returns after in-flight calls have finished, so the
+    /// caller may release the lease as soon as this returns.
+    pub async fn run(mut self, stop: CancellationToken) {
+        let mut health_rx = self.board.subscribe();
+        let mut leader_rx = self.leadership.clone();
+        let mut resync = tokio::time::interval(self.spec.resync_interval);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut st = State::default();
+        loop {
+            let far = Instant::now() + Duration::from_secs(3600);
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                cmd = self.commands.recv() => match cmd {
+                    Some(c) => self.accept(c, &mut st),
+                    None => {}
+                },
+                r = health_rx.changed() => if r.is_err() { break },
+                _ = leader_rx.changed() => {},
+                _ = resync.tick() => st.cache = None,
+                _ = tokio::time::sleep_until(st.next_wake.unwrap_or(far)) => st.next_wake = None,
+            }
+            self.reconcile(&mut st).await;
+        }
+        for p in st.pending.drain(..) {
+            let _ = p.reply.send(Err(SwitchoverError::Failed(
+                "controller is shutting down".into(),
+            )));
+        }
+        tracing::info!("engine stopped");
+    }
+
+    fn accept(&self, cmd: Command, st: &mut State) {
+        let Command::Switchover { group, to, reply } = cmd;
+        let leader = self.leadership.state();
+        if !leader.is_leader {
+            let _ = reply.send(Err(SwitchoverError::NotLeader(
+                leader.holder.unwrap_or_else(|| "unknown".into()),
+            )));
+            return;
+        }
+        tracing::info!(%group, %to, "switchover requested");
+        st.memory.entry(group.clone()).or_default().switchover = Some(to.clone());
+        st.pending.push(Pending {
+            group,
+            to,
+            since: Instant::now(),
+            audit_from: self.status.audit().len(),
+            reply,
+        });
+    }
+
+    async fn observe(&self, st: &mut State) -> bool {
+        if st.cache.is_some() {
+            return true;
+        }
+        let (floats, enis) = self.floats_and_enis();
+        match self.provider.observe(&floats, &enis).await {
+            Ok(o) => {
+                st.cache = Some(o);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "observation failed; retrying in 1s");
+                self.status.set_observe_error(e.to_string());
+                st.next_wake = Some(Instant::now() + Duration::from_secs(1));
+                false
+            }
+        }
+    }
+
+    fn observed_for(
+        &self,
+        g: &GroupSpec,
+        cache: &HashMap<String, Observation>,
+    ) -> HashMap<String, ObservedFloat> {
+        g.floats
+            .iter()
+            .filter_map(|f| {
+                cache.get(&f.id).map(|o| {
+                    (
+                        f.id.clone(),
+                        ObservedFloat {
+                            holder: holder_of(g, &o.holder),
+                            stamp: o.stamp.clone(),
+                        },
+                    )
+                })
+            })
+            .collect()
+    }
+
+    async fn reconcile(&self, st: &mut State) {
+        let started = Instant::now();
+        let leader = self.leadership.state();
+        self.metrics.set_leader(leader.is_leader, leader.epoch);
+        let now_leading = leader.is_leader.then_some(leader.epoch);
+        if now_leading.is_some() && now_leading != st.leading {
+            tracing::info!(epoch = %leader.epoch, "leading: re-reading provider state before acting");
+            st.cache = None;
+        }
+        st.leading = now_leading;
+        if !self.observe(st).await {
+            return;
+        }
+        let Some(cache) = st.cache.as_ref() else {
+            return;
+        };
+        let health = self.board.snapshot();
+        let now = Instant::now();
+
+        let mut plans: Vec<(usize, GroupPlan, HashMap<String, ObservedFloat>)> = Vec::new();
+        for (gi, g) in self.spec.groups.iter().enumerate() {
+            let hv: HashMap<TargetId, HealthView> = g
+                .targets
+                .iter()
+                .filter_map(|t| {
+                    health
+                        .get(&TargetKey {
+                            group: g.name.clone(),
+                            target: t.id.clone(),
+                        })
+                        .map(|h| {
+                            (
+                                t.id.clone(),
+                                HealthView {
+                                    health: h.health,
+                                    since: h.since,
+                                },
+                            )
+                        })
+                })
+                .collect();
+            let observed = self.observed_for(g, cache);
+            let memory = st.memory.entry(g.name.clone()).or_default();
+            let p = plan::plan_group(&plan::Input {
+                spec: g,
+                health: &hv,
+                observed: &observed,
+                memory,
+                epoch: leader.epoch,
+                now,
+            });
+            for n in &p.notes {
+                if let Note::Fenced { .. } = n {
+                    tracing::error!(group = %g.name, note = ?n, "refusing to act: a newer leader has stamped this float");
+                }
+            }
+            plans.push((gi, p, observed));
+        }
+        self.publish(&plans, &health, now);
+
+        st.next_wake = plans.iter().filter_map(|(_, p, _)| p.next_wake).min();
+        if leader.is_leader {
+            let actions: Vec<(usize, Action)> = plans
+                .iter()
+                .flat_map(|(gi, p, _)| p.actions.iter().cloned().map(move |a| (*gi, a)))
+                .collect();
+            if !actions.is_empty() {
+                self.execute(st, actions, &health, leader.epoch, &leader.identity)
+                    .await;
+            }
+        }
+        self.finish_switchovers(st, &plans);
+        self.metrics.observe_reconcile(started.elapsed());
+    }
+
+    /// When did the condition that triggered this action become true?
+    fn trigger_instant(
+        &self,
+        g: &GroupSpec,
+        a: &Action,
+        health: &HashMap<TargetKey, TargetHealth>,
+        st: &State,
+    ) -> Option<Instant> {
+        let since = |t: &TargetId| {
+            health
+                .get(&TargetKey {
+                    group: g.name.clone(),
+                    target: t.clone(),
+                })
+                .map(|h| h.since)
+        };
+        match a {
+            Action::Move {
+                reason: Reason::Failover,
+                from: Holder::Target(f),
+                ..
+            } => since(f),
+            Action::Move {
+                reason: Reason::Failover,
+                to,
+                ..
+            } => since(to),
+            Action::Move {
+                reason: Reason::Failback,
+                to,
+                ..
+            } => since(to).map(|s| s + g.policy.failback_delay),
+            Action::Move {
+                reason: Reason::Switchover,
+                to,
+                ..
+            } => st
+                .pending
+                .iter()
+                .find(|p| p.group == g.name && &p.to == to)
+                .map(|p| p.since),
+            Action::Move { .. } => None,
+            Action::Release {
+                from: Holder::Target(f),
+                ..
+            } => since(f),
+            Action::Release { .. } => None,
+        }
+    }
+
+    async fn execute(
+        &self,
+        st: &mut State,
+        actions: Vec<(usize, Action)>,
+        health: &HashMap<TargetKey, TargetHealth>,
+        epoch: Epoch,
+        me: &str,
+    ) {
+        let fence: &dyn Fence = &self.leadership;
+        let cache = st.cache.clone().unwrap_or_default();
+        let jobs = actions.iter().map(|(gi, a)| {
+            let g = &self.spec.groups[*gi];
+            let trigger = self.trigger_instant(g, a, health, st);
+            let from = cache.get(&a.float().id).and_then(|o| o.holder.clone());
+            async move {
+                let started_unix_ms = unix_ms();
+                let issued = Instant::now();
+                let (to, to_binding, stamp_target) = match a {
+                    Action::Move { to, .. } => {
+                        let b = g.target(to).map(|t| t.binding.clone()).unwrap_or_default();
+                        (Some(to.clone()), Some(b), to.clone())
+                    }
+                    Action::Release { from, .. } => (
+                        None,
+                        None,
+                        match from {
+                            Holder::Target(t) => t.clone(),
+                            _ => TargetId(String::new()),
+                        },
+                    ),
+                };
+                let stamp = MoveStamp {
+                    epoch,
+                    reason: a.reason(),
+                    target: stamp_target,
+                };
+                let res = match &to_binding {
+                    Some(b) => {
+                        self.provider
+                            .move_float(
+                                &MoveOrder {
+                                    float: a.float().clone(),
+                                    to: b.clone(),
+                                    from: from.clone(),
+                                    stamp: stamp.clone(),
+                                },
+                                fence,
+                            )
+                            .await
+                    }
+                    None => {
+                        self.provider
+                            .release_float(
+                                &ReleaseOrder {
+                                    float: a.float().clone(),
+                                    from: from.clone(),
+                                    stamp: stamp.clone(),
+                                },
+                                fence,
+                            )
+                            .await
+                    }
+                };
+                let from_holder = match a {
+                    Action::Move { from, .. } | Action::Release { from, .. } => from.clone(),
+                };
+                let ev = AuditEvent {
+                    started_unix_ms,
+                    finished_unix_ms: unix_ms(),
+                    replica: me.to_string(),
+                    group: g.name.clone(),
+                    float: a.float().id.clone(),
+                    from: from_holder,
+                    to: to.clone(),
+                    reason: a.reason(),
+                    epoch,
+                    decision_ms: trigger
+                        .map(|t| issued.saturating_duration_since(t).as_secs_f64() * 1e3),
+                    call_ms: issued.elapsed().as_secs_f64() * 1e3,
+                    ok: res.is_ok(),
+                    error: res.as_ref().err().map(|e| e.to_string()),
+                };
+                (g, a.float().id.clone(), to_binding, stamp, ev)
+            }
+        });
+        let results = futures::future::join_all(jobs).await;
+        let now = Instant::now();
+        let mut failed = false;
+        for (g, float, to_binding, stamp, ev) in results {
+            if ev.ok {
+                self.metrics.count_move(&g.name.0, ev.reason);
+                st.memory
+                    .entry(g.name.clone())
+                    .or_default()
+                    .last_move
+                    .insert(float.clone(), now);
+                if let Some(c) = st.cache.as_mut() {
+                    let holder = to_binding.map(|b: Binding| crate::model::ProviderHolder {
+                        instance_id: b.instance_id,
+                        eni_id: b.eni_id,
+                    });
+                    c.insert(
+                        float,
+                        Observation {
+                            holder,
+                            stamp: Some(stamp),
+                        },
+                    );
+                }
+            } else {
+                failed = true;
+                tracing::error!(group = %g.name, float = %ev.float, error = ?ev.error, "move failed; will re-observe and retry");
+            }
+            self.status.record(ev);
+        }
+        if failed {
+            st.cache = None;
+            let retry = Instant::now() + Duration::from_millis(500);
+            st.next_wake = Some(st.next_wake.map_or(retry, |w| w.min(retry)));
+        } else if let Some(w) = st.next_wake.filter(|w| *w <= now) {
+            st.next_wake = Some(w);
+        } else {
+            // Moves succeeded: re-plan at once so that follow-up steps (and status) are current.
+            st.next_wake = Some(st.next_wake.map_or(now, |w| w.min(now)));
+        }
+    }
+
+    fn finish_switchovers(
+        &self,
+        st: &mut State,
+        plans: &[(usize, GroupPlan, HashMap<String, ObservedFloat>)],
+    ) {
+        let cache = st.cache.clone().unwrap_or_default();
+        let mut keep = Vec::new();
+        for p in st.pending.drain(..) {
+            let Some((gi, plan, _)) = plans
+                .iter()
+                .find(|(gi, _, _)| self.spec.groups[*gi].name == p.group)
+            else {
+                continue;
+            };
+            let g = &self.spec.groups[*gi];
+            let done = g.floats.iter().all(|f| {
+                cache.get(&f.id).map(|o| holder_of(g, &o.holder))
+                    == Some(Holder::Target(p.to.clone()))
+            });
+            if done {
+                if let Some(m) = st.memory.get_mut(&p.group) {
+                    m.switchover = None;
+                }
+                let events = self
+                    .status
+                    .audit()
+                    .into_iter()
+                    .skip(p.audit_from)
+                    .filter(|e| e.group == p.group)
+                    .collect();
+                let _ = p.reply.send(Ok(events));
+            } else if plan
+                .notes
+                .iter()
+                .any(|n| matches!(n, Note::SwitchoverDropped { .. }))
+            {
+                if let Some(m) = st.memory.get_mut(&p.group) {
+                    m.switchover = None;
+                }
+                let _ = p
+                    .reply
+                    .send(Err(SwitchoverError::Unhealthy(p.to.0.clone(), "not up")));
+            } else if p.since.elapsed() > Duration::from_secs(30) {
+                let _ = p.reply.send(Err(SwitchoverError::Failed(
+                    "timed out after 30s; see the audit trail".into(),
+                )));
+            } else {
+                keep.push(p);
+            }
+        }
+        st.pending = keep;
+    }
+
+    fn publish(
+        &self,
+        plans: &[(usize, GroupPlan, HashMap<String, ObservedFloat>)],
+        health: &HashMap<TargetKey, TargetHealth>,
+        now: Instant,
+    ) {
+        let mut out = Vec::new();
+        for (gi, p, observed) in plans {
+            let g = &self.spec.groups[*gi];
+            let names: Vec<String> = g.targets.iter().map(|t| t.id.0.clone()).collect();
+            let floats: Vec<FloatStatus> = g
+                .floats
+                .iter()
+                .filter_map(|f| {
+                    observed.get(&f.id).map(|o| FloatStatus {
+                        id: f.id.clone(),
+                        holder: o.holder.clone(),
+                        stamp: o.stamp.clone(),
+                    })
+                })
+                .collect();
+            for f in &floats {
+                let owner = match &f.holder {
+                    Holder::Target(t) => Some(t.0.as_str()),
+                    _ => None,
+                };
+                self.metrics
+                    .set_float_owner(&g.name.0, &f.id, &names, owner);
+            }
+            let targets = g
+                .targets
+                .iter()
+                .map(|t| {
+                    let h = health.get(&TargetKey {
+                        group: g.name.clone(),
+                        target: t.id.clone(),
+                    });
+                    TargetStatus {
+                        name: t.id.clone(),
+                        priority: t.priority,
+                        health: h.map(|h| h.health).unwrap_or(Health::Unknown).as_str(),
+                        for_ms: h
+                            .map(|h| now.saturating_duration_since(h.since).as_millis() as u64)
+                            .unwrap_or(0),
+                        last_error: h.and_then(|h| h.last_error.clone()),
+                    }
+                })
+                .collect();
+            out.push(GroupStatus {
+                name: g.name.0.clone(),
+                desired: p.desired.clone(),
+                targets,
+                floats,
+                notes: p.notes.clone(),
+            });
+        }
+        self.status.set_observed(out);
+    }
+}

@@ -1,0 +1,145 @@
+//! Drives a [`LeaseBackend`] on time and publishes its state.
+
+use super::{Fence, FenceError, LeaderState, LeaseBackend};
+use crate::model::Epoch;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Cheap, cloneable view of leadership for the engine, the API and the providers.
+#[derive(Clone)]
+pub struct Leadership {
+    rx: watch::Receiver<LeaderState>,
+}
+
+impl Leadership {
+    /// Current state, with `is_leader` already false once the fence deadline has passed.
+    pub fn state(&self) -> LeaderState {
+        let mut s = self.rx.borrow().clone();
+        if s.is_leader && s.fence_deadline.is_none_or(|d| Instant::now() >= d) {
+            s.is_leader = false;
+        }
+        s
+    }
+
+    /// Resolves when the published state changes.
+    pub async fn changed(&mut self) {
+        if self.rx.changed().await.is_err() {
+            // Elector gone: nothing will ever change again.
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// A handle fixed to one state, for tests and benches.
+    pub fn fixed(state: LeaderState) -> Self {
+        let (tx, rx) = watch::channel(state);
+        // Keep the sender alive for the life of the process so `changed` pends forever.
+        std::mem::forget(tx);
+        Leadership { rx }
+    }
+}
+
+impl Fence for Leadership {
+    fn permit(&self, epoch: Epoch, call_budget: Duration) -> Result<(), FenceError> {
+        let s = self.rx.borrow();
+        if !s.is_leader {
+            return Err(FenceError::NotLeader);
+        }
+        if s.epoch != epoch {
+            return Err(FenceError::EpochChanged {
+                decided: epoch,
+                now: s.epoch,
+            });
+        }
+        let now = Instant::now();
+        let deadline = s.fence_deadline.ok_or(FenceError::NotLeader)?;
+        if now + call_budget > deadline {
+            return Err(FenceError::LeaseTooOld {
+                remaining_ms: deadline.saturating_duration_since(now).as_millis() as u64,
+                needed_ms: call_budget.as_millis() as u64,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Owns the backend and runs election rounds until cancelled.
+pub struct Elector {
+    backend: Box<dyn LeaseBackend>,
+    tx: watch::Sender<LeaderState>,
+}
+
+impl Elector {
+    pub fn new(backend: Box<dyn LeaseBackend>) -> (Self, Leadership) {
+        let (tx, rx) = watch::channel(LeaderState {
+            identity: backend.identity().to_string(),
+            is_leader: false,
+            epoch: Epoch(0),
+            holder: None,
+            fence_deadline: None,
+        });
+        (Elector { backend, tx }, Leadership { rx })
+    }
+
+    /// Run rounds until `stop` is cancelled. Then, if leader: `mutations_stopped` must
+    /// resolve (the engine has finished or abandoned its in-flight calls) before the lease
+    /// is released, so that no mutation can overlap the successor's.
+    pub async fn run(
+        mut self,
+        stop: CancellationToken,
+        mutations_stopped: impl std::future::Future<Output = ()>,
+    ) {
+        let mut was_leader = false;
+        loop {
+            let round = tokio::select! {
+                _ = stop.cancelled() => break,
+                r = self.backend.round() => r,
+            };
+            let s = round.state;
+            if s.is_leader != was_leader {
+                if s.is_leader {
+                    tracing::info!(identity = %s.identity, epoch = %s.epoch, "became leader");
+                } else {
+                    tracing::warn!(identity = %s.identity, epoch = %s.epoch, holder = ?s.holder, "lost leadership");
+                }
+                was_leader = s.is_leader;
+            }
+            let deadline = s.fence_deadline;
+            self.tx.send_replace(s);
+            // Sleep until the next round, but wake at the fence deadline to publish the
+            // loss of leadership at once if renewals keep failing.
+            let wake = match deadline {
+                Some(d) if was_leader && d < round.next => d,
+                _ => round.next,
+            };
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+        // Shutdown: stop claiming leadership first, wait for mutations to stop, release.
+        let mut last = self.tx.borrow().clone();
+        let held = last.is_leader;
+        last.is_leader = false;
+        self.tx.send_replace(last);
+        if held {
+            mutations_stopped.await;
+            match self.backend.release().await {
+                Ok(()) => tracing::info!("lease released"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not release the lease; standbys take over after it expires")
+                }
+            }
+        }
+    }
+
+    /// Run the elector in the background.
+    pub fn spawn(
+        self,
+        stop: CancellationToken,
+        mutations_stopped: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.run(stop, mutations_stopped))
+    }
+}

@@ -1,0 +1,18 @@
+//! floatover: a floating-IP failover controller.
+//!
+//! Every replica probes targets ([`probe`]) and observes provider state ([`provider`]);
+//! one replica, elected and fenced ([`leader`]), executes what the pure planner ([`plan`])
+//! decides, from the loop in [`engine`]. See DESIGN.md for the guarantees.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod leader;
+pub mod metrics;
+pub mod model;
+pub mod plan;
+pub mod probe;
+pub mod provider;
+pub mod runtime;
+pub mod status;

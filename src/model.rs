@@ -1,0 +1,218 @@
+//! Domain types shared by the planner, the providers, the leader backends and the API.
+//!
+//! Nothing here knows about an SDK: provider modules translate their own types into these
+//! at the boundary, so that the planner can be tested without any cloud and so that new
+//! providers (Route 53, Linux L2 VIP) reuse the same planning code.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Name of a target inside its group (unique per group), as written in the config.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TargetId(pub String);
+
+/// Name of a group (unique per config).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GroupName(pub String);
+
+impl fmt::Display for TargetId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for GroupName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A leadership term. Strictly increases with every new lease holder; every mutation is
+/// decided under one epoch and tags the float with it, so that a stale leader can be
+/// recognised and refused (DESIGN.md guarantee 2).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
+#[serde(transparent)]
+pub struct Epoch(pub u64);
+
+impl fmt::Display for Epoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What a float is, in provider terms. The planner treats all kinds alike: a float has at
+/// most one holder and can be moved to a target.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FloatKind {
+    /// An Elastic IP, moved with AssociateAddress (reassociation allowed).
+    Eip { allocation_id: String },
+    /// A secondary private IPv4 address, moved between ENIs with
+    /// AssignPrivateIpAddresses (reassignment allowed).
+    SecondaryIp { address: String },
+    /// A route-table entry (usually a /32) whose next hop follows the owner.
+    Route {
+        route_table_id: String,
+        destination: String,
+        via: RouteVia,
+    },
+}
+
+/// Next-hop flavour of a route float.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteVia {
+    /// Route to the target's instance id.
+    #[default]
+    Instance,
+    /// Route to the target's network interface.
+    Eni,
+}
+
+/// A float together with the region its API lives in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FloatRef {
+    /// Stable, human-readable id (`eip:eipalloc-1`, `ip:10.0.0.9`, `route:rtb-1:10.9.0.1/32`).
+    pub id: String,
+    pub region: String,
+    pub kind: FloatKind,
+}
+
+impl FloatKind {
+    /// The stable id used in logs, metrics, audit events and plans.
+    pub fn id(&self) -> String {
+        match self {
+            FloatKind::Eip { allocation_id } => format!("eip:{allocation_id}"),
+            FloatKind::SecondaryIp { address } => format!("ip:{address}"),
+            FloatKind::Route {
+                route_table_id,
+                destination,
+                ..
+            } => format!("route:{route_table_id}:{destination}"),
+        }
+    }
+}
+
+/// How a target is addressed by a provider. The engine maps an observed holder back to a
+/// target by comparing these ids.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub struct Binding {
+    pub instance_id: Option<String>,
+    pub eni_id: Option<String>,
+}
+
+/// Who holds a float right now, as a provider reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub struct ProviderHolder {
+    pub instance_id: Option<String>,
+    pub eni_id: Option<String>,
+}
+
+impl Binding {
+    /// True when the provider-level holder is this binding.
+    pub fn matches(&self, h: &ProviderHolder) -> bool {
+        let eni = matches!((&self.eni_id, &h.eni_id), (Some(a), Some(b)) if a == b);
+        let inst = matches!((&self.instance_id, &h.instance_id), (Some(a), Some(b)) if a == b);
+        eni || inst
+    }
+}
+
+/// The holder of a float in domain terms.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Holder {
+    /// Not attached anywhere.
+    Nobody,
+    /// Attached to one of the group's targets.
+    Target(TargetId),
+    /// Attached to something that is not a target of the group (provider id shown).
+    Foreign(String),
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Holder::Nobody => f.write_str("(nobody)"),
+            Holder::Target(t) => write!(f, "{t}"),
+            Holder::Foreign(s) => write!(f, "foreign:{s}"),
+        }
+    }
+}
+
+/// Why a move happens. Three words, three code paths (DESIGN.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Automatic: the holder is down, or the float has no healthy holder.
+    Failover,
+    /// Automatic: return to the preferred target after it has been healthy for
+    /// `failback_delay`.
+    Failback,
+    /// Asked for by a person.
+    Switchover,
+    /// Every target is down and the policy says `release`.
+    Release,
+}
+
+impl Reason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Reason::Failover => "failover",
+            Reason::Failback => "failback",
+            Reason::Switchover => "switchover",
+            Reason::Release => "release",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Reason> {
+        match s {
+            "failover" => Some(Reason::Failover),
+            "failback" => Some(Reason::Failback),
+            "switchover" => Some(Reason::Switchover),
+            "release" => Some(Reason::Release),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Health of a target after the rise/fall thresholds, as the planner sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Not enough results yet to cross either threshold (fresh start).
+    Unknown,
+    /// `rise` consecutive successes on every probe.
+    Up,
+    /// `fall` consecutive failures on at least one probe.
+    Down,
+}
+
+impl Health {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Up => "up",
+            Health::Down => "down",
+        }
+    }
+}
+
+/// The provider's record of the last move: written as tags before each mutation so that
+/// the truth (and the fence) lives with the resource, not in controller memory.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MoveStamp {
+    pub epoch: Epoch,
+    pub reason: Reason,
+    /// Target the move was heading to.
+    pub target: TargetId,
+}

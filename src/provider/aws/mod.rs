@@ -1,0 +1,215 @@
+//! AWS providers. SDK types stay in here; the rest of floatover sees domain types.
+//!
+//! Retries: the SDK's standard retry mode (exponential backoff with full jitter on
+//! throttling, 5xx and transport errors), bounded by `aws.max_attempts` and by an
+//! operation timeout (`aws.call_timeout`) that also bounds the fence check.
+//! Pacing: a client-side token bucket per region for mutating calls (default burst 50,
+//! 5/s: EC2's documented mutating-action bucket), so a bulk move slows down instead of
+//! being throttled.
+
+pub mod ec2;
+pub mod stamp;
+
+use crate::config::AwsSpec;
+use crate::leader::Fence;
+use crate::metrics::Metrics;
+use crate::model::FloatRef;
+use crate::provider::{FloatProvider, MoveOrder, Observation, ProviderError, ReleaseOrder};
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use ec2::Ec2Region;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Client-side token bucket for one account-region.
+pub type Pacer = Arc<DefaultDirectRateLimiter>;
+
+/// Build a token bucket with `burst` tokens refilled at `per_second`.
+pub fn pacer(burst: u32, per_second: u32) -> Pacer {
+    let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
+    Arc::new(RateLimiter::direct(
+        Quota::per_second(rate).allow_burst(burst),
+    ))
+}
+
+/// Shared SDK configuration: endpoint override, timeouts and retries.
+pub async fn sdk_config(
+    region: &str,
+    endpoint_url: Option<&str>,
+    call_timeout: Duration,
+    max_attempts: u32,
+) -> SdkConfig {
+    let attempt = (call_timeout / max_attempts.max(1))
+        .max(Duration::from_millis(200))
+        .min(call_timeout);
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(max_attempts.max(1))
+                .with_initial_backoff(Duration::from_millis(50))
+                .with_max_backoff(Duration::from_millis(500)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(attempt)
+                .operation_attempt_timeout(attempt)
+                .operation_timeout(call_timeout)
+                .build(),
+        );
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+/// Codes AWS uses for throttling across services.
+fn is_throttle(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "RequestThrottled"
+            | "TooManyRequestsException"
+            | "SlowDown"
+    )
+}
+
+/// Turn an SDK error into a [`ProviderError`] with the operation and region in it.
+pub fn classify<E, R>(
+    op: &'static str,
+    region: &str,
+    e: aws_sdk_ec2::error::SdkError<E, R>,
+) -> ProviderError
+where
+    E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+    let message = aws_sdk_ec2::error::DisplayErrorContext(&e).to_string();
+    match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => ProviderError::Transport {
+            op,
+            region: region.into(),
+            message,
+        },
+        _ => {
+            let code = e.code().unwrap_or("Unknown").to_string();
+            if is_throttle(&code) {
+                ProviderError::Throttled {
+                    op,
+                    region: region.into(),
+                    message,
+                }
+            } else {
+                ProviderError::Api {
+                    op,
+                    region: region.into(),
+                    code,
+                    message: e.message().unwrap_or(&message).to_string(),
+                }
+            }
+        }
+    }
+}
+
+/// EC2 floats in every region the config uses.
+pub struct AwsProvider {
+    regions: HashMap<String, Ec2Region>,
+    mutations: Arc<AtomicU64>,
+}
+
+impl AwsProvider {
+    /// Build one EC2 client per region, sharing credentials and settings.
+    pub async fn connect(aws: &AwsSpec, regions: &[String], metrics: Arc<Metrics>) -> Self {
+        let mutations = Arc::new(AtomicU64::new(0));
+        let base = sdk_config(
+            &aws.default_region,
+            aws.endpoint_url.as_deref(),
+            aws.call_timeout,
+            aws.max_attempts,
+        )
+        .await;
+        let mut map = HashMap::new();
+        for r in regions {
+            let conf = aws_sdk_ec2::config::Builder::from(&base)
+                .region(Region::new(r.clone()))
+                .build();
+            map.insert(
+                r.clone(),
+                Ec2Region {
+                    region: r.clone(),
+                    client: aws_sdk_ec2::Client::from_conf(conf),
+                    pacer: pacer(aws.mutate_burst, aws.mutate_per_second),
+                    call_timeout: aws.call_timeout,
+                    metrics: metrics.clone(),
+                    mutations: mutations.clone(),
+                },
+            );
+        }
+        AwsProvider {
+            regions: map,
+            mutations,
+        }
+    }
+
+    fn region(&self, r: &str) -> Result<&Ec2Region, ProviderError> {
+        self.regions
+            .get(r)
+            .ok_or_else(|| ProviderError::UnknownRegion(r.to_string()))
+    }
+}
+
+#[async_trait::async_trait]
+impl FloatProvider for AwsProvider {
+    async fn observe(
+        &self,
+        floats: &[FloatRef],
+        enis: &[(String, String)],
+    ) -> Result<HashMap<String, Observation>, ProviderError> {
+        let mut by_region: HashMap<&str, Vec<&FloatRef>> = HashMap::new();
+        for f in floats {
+            by_region.entry(f.region.as_str()).or_default().push(f);
+        }
+        let calls = by_region.into_iter().map(|(r, fs)| {
+            let enis: Vec<String> = enis
+                .iter()
+                .filter(|(er, _)| er == r)
+                .map(|(_, e)| e.clone())
+                .collect();
+            async move { self.region(r)?.observe(&fs, &enis).await }
+        });
+        let mut out = HashMap::new();
+        for part in futures::future::join_all(calls).await {
+            out.extend(part?);
+        }
+        Ok(out)
+    }
+
+    async fn move_float(&self, order: &MoveOrder, fence: &dyn Fence) -> Result<(), ProviderError> {
+        self.region(&order.float.region)?
+            .move_float(order, fence)
+            .await
+    }
+
+    async fn release_float(
+        &self,
+        order: &ReleaseOrder,
+        fence: &dyn Fence,
+    ) -> Result<(), ProviderError> {
+        self.region(&order.float.region)?
+            .release_float(order, fence)
+            .await
+    }
+
+    fn mutating_calls(&self) -> u64 {
+        self.mutations.load(Ordering::Relaxed)
+    }
+}
