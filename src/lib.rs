@@ -7,6 +7,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod devkit;
 pub mod engine;
 pub mod leader;
 pub mod metrics;

@@ -87,6 +87,8 @@ pub enum Note {
     },
     /// The float would follow its group's owner, whose health is not confirmed yet.
     AwaitingHealth { float: String, target: TargetId },
+    /// Fresh start: waiting for higher-priority targets' first health verdict.
+    Settling { remaining_ms: u64 },
     /// The requested switchover target is no longer healthy; the request was dropped.
     SwitchoverDropped { to: TargetId },
 }
@@ -202,7 +204,31 @@ pub fn plan_group(i: &Input) -> GroupPlan {
                     _ => (Some(cur.clone()), Reason::Failover),
                 }
             }
-            _ => (best.map(|b| b.id.clone()), Reason::Failover),
+            _ => {
+                // Unowned (or owner down): the best healthy target, but at a fresh start
+                // give better-priority targets whose health is still unknown a chance.
+                let waiting = best.and_then(|b| {
+                    i.spec
+                        .targets
+                        .iter()
+                        .filter(|t| {
+                            t.priority > b.priority && health_of(i, &t.id).health == Health::Unknown
+                        })
+                        .map(|t| health_of(i, &t.id).since + i.spec.settle)
+                        .filter(|until| i.now < *until)
+                        .max()
+                });
+                match (current, waiting) {
+                    (None, Some(until)) => {
+                        wake_at(until);
+                        notes.push(Note::Settling {
+                            remaining_ms: remaining(until, i.now),
+                        });
+                        (None, Reason::Failover)
+                    }
+                    _ => (best.map(|b| b.id.clone()), Reason::Failover),
+                }
+            }
         }
     };
 

@@ -417,6 +417,11 @@ pub struct GroupSpec {
     /// In config order (the tie-breaker for equal priorities).
     pub targets: Vec<TargetSpec>,
     pub floats: Vec<FloatRef>,
+    /// Longest time any target's probes need to cross a threshold from a fresh start
+    /// (interval × max(rise, fall) + timeout). An unowned float waits up to this long for
+    /// higher-priority targets whose health is still unknown, like keepalived's master-down
+    /// interval, so the first target to answer does not win by accident.
+    pub settle: Duration,
 }
 
 impl GroupSpec {

@@ -480,7 +480,14 @@ fn resolve_group(
     if is.0.len() != before {
         return None;
     }
+    let settle = targets
+        .iter()
+        .flat_map(|t| t.probes.iter())
+        .map(|p| p.interval * p.rise.max(p.fall) + p.timeout)
+        .max()
+        .unwrap_or_default();
     Some(GroupSpec {
+        settle,
         name: GroupName(g.name.clone()),
         policy: Policy {
             preempt: pol.preempt,

@@ -31,6 +31,7 @@ fn group(prios: &[u32], floats: usize, preempt: bool, release: bool) -> GroupSpe
             .enumerate()
             .map(|(i, p)| target(&format!("t{i}"), *p))
             .collect(),
+        settle: ms(1_000),
         floats: (0..floats)
             .map(|i| {
                 let kind = FloatKind::Eip {
@@ -151,6 +152,26 @@ fn initial_assignment_goes_to_highest_priority_healthy() {
     let p = w.plan();
     assert_eq!(p.desired, Some(t(1)));
     assert_eq!(p.actions.len(), 2);
+}
+
+#[test]
+fn fresh_start_waits_for_higher_priority_unknown_targets() {
+    let mut w = World::new(group(&[100, 50], 1, false, false));
+    w.set(1, Health::Up);
+    let p = w.plan();
+    assert!(
+        p.actions.is_empty(),
+        "standby must not grab the float while the primary is unknown"
+    );
+    assert_eq!(p.next_wake, Some(w.now + ms(1_000)));
+    w.set(0, Health::Up);
+    assert!(matches!(&w.plan().actions[..], [Action::Move { to, .. }] if *to == t(0)));
+    // A primary that never answers does not block forever.
+    let mut w = World::new(group(&[100, 50], 1, false, false));
+    w.set(0, Health::Unknown);
+    w.set(1, Health::Up);
+    w.advance(ms(1_000));
+    assert!(matches!(&w.plan().actions[..], [Action::Move { to, .. }] if *to == t(1)));
 }
 
 #[test]

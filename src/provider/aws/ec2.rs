@@ -14,7 +14,7 @@ use crate::model::{FloatKind, FloatRef, MoveStamp, ProviderHolder, RouteVia};
 use crate::provider::aws::stamp;
 use crate::provider::{MoveOrder, Observation, ProviderError, ReleaseOrder};
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::types::{Filter, Tag};
+use aws_sdk_ec2::types::Tag;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -378,12 +378,6 @@ impl Ec2Region {
                 self.client
                     .describe_network_interfaces()
                     .network_interface_ids(eni)
-                    .filters(
-                        Filter::builder()
-                            .name("addresses.private-ip-address")
-                            .values(address)
-                            .build(),
-                    )
                     .send(),
             )
             .await

@@ -1,0 +1,104 @@
+//! Development kit: what the integration tests, the demo and the benchmarks share.
+//! LocalStack lifecycle, seeding EC2 resources, killable health servers and controller
+//! replicas as child processes. Not used by the controller itself.
+
+pub mod health;
+pub mod replica;
+pub mod seed;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Errors of the development kit (fixture setup), with what to do about them.
+#[derive(Debug, thiserror::Error)]
+pub enum DevkitError {
+    #[error("cannot start LocalStack: {0} (see localstack/localstack.sh; first run installs it)")]
+    LocalStack(String),
+    #[error("AWS call {op} failed while seeding: {message}")]
+    Seed { op: &'static str, message: String },
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Repository root (where `localstack/` lives).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running LocalStack: started by us (stopped on drop) or given by the environment
+/// (`FLOATOVER_LOCALSTACK_ENDPOINT`, left running).
+pub struct LocalStack {
+    pub endpoint: String,
+    dir: Option<PathBuf>,
+}
+
+impl LocalStack {
+    /// Use `$FLOATOVER_LOCALSTACK_ENDPOINT` if set, else start a fresh instance on a free
+    /// port with its own state directory.
+    pub fn start_or_reuse() -> Result<Self, DevkitError> {
+        if let Ok(ep) = std::env::var("FLOATOVER_LOCALSTACK_ENDPOINT")
+            && !ep.is_empty()
+        {
+            return Ok(LocalStack {
+                endpoint: ep,
+                dir: None,
+            });
+        }
+        Self::start()
+    }
+
+    /// Start a fresh instance.
+    pub fn start() -> Result<Self, DevkitError> {
+        let script = repo_root().join("localstack/localstack.sh");
+        let out = Command::new(&script).arg("start").output()?;
+        if !out.status.success() {
+            return Err(DevkitError::LocalStack(
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ));
+        }
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        let endpoint = std::fs::read_to_string(dir.join("endpoint"))
+            .map_err(|e| {
+                DevkitError::LocalStack(format!("no endpoint file in {}: {e}", dir.display()))
+            })?
+            .trim()
+            .to_string();
+        Ok(LocalStack {
+            endpoint,
+            dir: Some(dir),
+        })
+    }
+
+    pub fn state_dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+}
+
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            let _ = Command::new(repo_root().join("localstack/localstack.sh"))
+                .arg("stop")
+                .arg(dir)
+                .output();
+        }
+    }
+}
+
+/// Static test credentials for LocalStack, set in this process's environment so that the
+/// SDK's default chain finds them without probing instance metadata.
+pub fn use_test_credentials() {
+    // SAFETY-free in Rust 2024 terms: called before threads read these variables in tests,
+    // demo and bench; the values are constants.
+    for (k, v) in [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ] {
+        if std::env::var(k).is_err() {
+            unsafe { std::env::set_var(k, v) };
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Shared setup for integration tests: LocalStack (one per run when the test script
+//! provides it, else one per test), seeded world, health servers, controller replicas.
+#![allow(dead_code)]
+
+use floatover::devkit::health::HealthServer;
+use floatover::devkit::replica::{Replica, Scenario, free_port, render_config};
+use floatover::devkit::seed::{self, Clients, World};
+use floatover::devkit::{LocalStack, use_test_credentials};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub struct Env {
+    pub ls: LocalStack,
+    pub world: World,
+    pub clients: Clients,
+    pub health: Vec<HealthServer>,
+    pub dir: tempfile::TempDir,
+    pub scenario: Scenario,
+    pub replicas: Vec<Replica>,
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_floatover"))
+}
+
+fn unique(tag: &str) -> String {
+    format!("{tag}-{}-{}", std::process::id(), rand::random::<u32>())
+}
+
+impl Env {
+    pub async fn new(instances: usize, scenario: Scenario, tag: &str) -> Env {
+        use_test_credentials();
+        let ls = LocalStack::start_or_reuse().expect("LocalStack");
+        let world = seed::world(&ls.endpoint, "us-east-1", instances, &unique(tag))
+            .await
+            .expect("seed");
+        let clients = seed::clients(&ls.endpoint, "us-east-1").await;
+        let mut health = Vec::new();
+        for _ in 0..instances {
+            health.push(HealthServer::start().await.expect("health server"));
+        }
+        Env {
+            ls,
+            world,
+            clients,
+            health,
+            dir: tempfile::tempdir().expect("tempdir"),
+            scenario,
+            replicas: vec![],
+        }
+    }
+
+    /// Start one more replica; returns its index.
+    pub fn spawn_replica(&mut self) -> usize {
+        let port = free_port();
+        let name = format!("r{}", self.replicas.len());
+        let urls: Vec<String> = self.health.iter().map(|h| h.url()).collect();
+        let cfg = render_config(&self.world, &self.scenario, &urls, port, &name);
+        self.replicas.push(
+            Replica::spawn(&bin(), self.dir.path(), &name, &cfg, port).expect("spawn floatover"),
+        );
+        self.replicas.len() - 1
+    }
+
+    pub fn instance(&self, i: usize) -> String {
+        self.world.instances[i].instance_id.clone()
+    }
+
+    pub async fn eip_holder(&self) -> Option<String> {
+        self.clients.eip_holder(&self.world.allocation_id).await
+    }
+
+    /// Poll until the EIP is on instance `i`; returns the time it took, or None on timeout.
+    pub async fn wait_eip_on(&self, i: usize, timeout: Duration) -> Option<Duration> {
+        let want = self.instance(i);
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.eip_holder().await.as_deref() == Some(want.as_str()) {
+                return Some(start.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    /// Index of the replica that says it leads, if exactly one does.
+    pub async fn leader(&self) -> Option<usize> {
+        let mut leaders = vec![];
+        for (i, r) in self.replicas.iter().enumerate() {
+            if let Some(s) = r.status().await
+                && s["leader"]["is_leader"] == true
+            {
+                leaders.push(i);
+            }
+        }
+        (leaders.len() == 1).then(|| leaders[0])
+    }
+
+    pub async fn wait_leader(&self, timeout: Duration) -> Option<(usize, Duration)> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(l) = self.leader().await {
+                return Some((l, start.elapsed()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
+    /// Dump logs of all replicas (for a failing test's output).
+    pub fn dump_logs(&self) {
+        for r in &self.replicas {
+            let text = std::fs::read_to_string(&r.log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            eprintln!(
+                "---- {} log (last 40 lines, newest first) ----\n{}",
+                r.name,
+                tail.join("\n")
+            );
+        }
+    }
+}
