@@ -127,10 +127,8 @@ impl Engine {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
-                cmd = self.commands.recv() => match cmd {
-                    Some(c) => self.accept(c, &mut st),
-                    None => {}
-                },
+                // A closed channel disables this branch (no busy loop).
+                Some(c) = self.commands.recv() => self.accept(c, &mut st),
                 r = health_rx.changed() => if r.is_err() { break },
                 _ = leader_rx.changed() => {},
                 _ = resync.tick() => st.cache = None,
