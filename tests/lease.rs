@@ -221,3 +221,30 @@ async fn blocked_leader_stops_mutating_before_its_lease_can_pass() {
     assert!(b_.state().epoch > epoch_a);
     stop.cancel();
 }
+
+/// Two processes misconfigured with the same identity must not both lead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_identity_twice_never_gives_two_leaders() {
+    let ls = LocalStack::start_or_reuse().expect("localstack");
+    let b = bucket(&ls.endpoint).await;
+    let stop = CancellationToken::new();
+    let first = elect(s3(&ls.endpoint).await, &b, "same", &stop);
+    assert!(
+        wait_until(Duration::from_secs(5), || first.state().is_leader)
+            .await
+            .is_some()
+    );
+    let second = elect(s3(&ls.endpoint).await, &b, "same", &stop);
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !(first.state().is_leader && second.state().is_leader),
+            "two leaders with one identity"
+        );
+    }
+    assert!(
+        first.state().is_leader,
+        "the renewing holder keeps its lease"
+    );
+    stop.cancel();
+}

@@ -237,13 +237,11 @@ impl S3Lease {
             renewals: 0,
             released: false,
         };
-        let next_try = if rec.holder == self.identity && !rec.released {
-            // Our own lease whose write response we lost: adopt it (same epoch).
-            Some(LeaseRecord {
-                renewals: rec.renewals + 1,
-                ..rec.clone()
-            })
-        } else if rec.released {
+        // A record naming our identity that we did not write in this process (a restart
+        // with a fixed identity, a lost response, or a second process misconfigured with
+        // the same identity) is treated like anybody else's: adopting it could make two
+        // processes lead at once.
+        let next_try = if rec.released {
             Some(take(self))
         } else {
             match &self.seen {
