@@ -262,8 +262,6 @@ impl Engine {
             }
             plans.push((gi, p, observed));
         }
-        self.publish(&plans, &health, now);
-
         st.next_wake = plans.iter().filter_map(|(_, p, _)| p.next_wake).min();
         if leader.is_leader {
             let actions: Vec<(usize, Action)> = plans
@@ -275,6 +273,9 @@ impl Engine {
                     .await;
             }
         }
+        // Status and metrics after the provider calls: they must not delay a failover.
+        // (After a move, the immediate follow-up reconcile publishes the new holders.)
+        self.publish(&plans, &health, now);
         self.finish_switchovers(st, &plans);
         self.metrics.observe_reconcile(started.elapsed());
     }
@@ -448,11 +449,9 @@ impl Engine {
             st.cache = None;
             let retry = Instant::now() + Duration::from_millis(500);
             st.next_wake = Some(st.next_wake.map_or(retry, |w| w.min(retry)));
-        } else if let Some(w) = st.next_wake.filter(|w| *w <= now) {
-            st.next_wake = Some(w);
         } else {
-            // Moves succeeded: re-plan at once so that follow-up steps (and status) are current.
-            st.next_wake = Some(st.next_wake.map_or(now, |w| w.min(now)));
+            // Moves succeeded: re-plan at once so that follow-up steps and status are current.
+            st.next_wake = Some(now);
         }
     }
 

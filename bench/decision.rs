@@ -1,0 +1,139 @@
+//! Decision latency: from the probe result that crosses the fall threshold to the first
+//! provider call, through the real health board, engine and planner. The provider here
+//! only records when it is called: this measures floatover's own overhead, nothing else.
+
+use crate::stats::Series;
+use floatover::config;
+use floatover::engine::Engine;
+use floatover::leader::{Fence, LeaderState, Leadership};
+use floatover::metrics::Metrics;
+use floatover::model::{Epoch, FloatRef, GroupName, ProviderHolder, TargetId};
+use floatover::probe::{HealthBoard, Outcome, TargetKey};
+use floatover::provider::{FloatProvider, MoveOrder, Observation, ProviderError, ReleaseOrder};
+use floatover::status::StatusStore;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+const CONFIG: &str = r#"
+leader: { backend: single }
+aws: { region: us-east-1 }
+resync_interval: 1h
+probe_defaults: { rise: 1, fall: 1 }
+groups:
+  - name: bench
+    policy: { preempt: false, min_hold: 0s, failback_delay: 0s }
+    targets:
+      - { name: a, instance_id: i-a, priority: 200, probes: [{ tcp: { address: "127.0.0.1:9" } }] }
+      - { name: b, instance_id: i-b, priority: 100, probes: [{ tcp: { address: "127.0.0.1:9" } }] }
+    floats:
+      - eip: { allocation_id: eipalloc-bench }
+"#;
+
+/// Records the instant of every move and keeps the holder so observation stays consistent.
+struct Recorder {
+    state: Mutex<HashMap<String, Observation>>,
+    calls: mpsc::UnboundedSender<Instant>,
+}
+
+#[async_trait::async_trait]
+impl FloatProvider for Recorder {
+    async fn observe(
+        &self,
+        _: &[FloatRef],
+        _: &[(String, String)],
+    ) -> Result<HashMap<String, Observation>, ProviderError> {
+        Ok(self.state.lock().map(|s| s.clone()).unwrap_or_default())
+    }
+    async fn move_float(&self, o: &MoveOrder, fence: &dyn Fence) -> Result<(), ProviderError> {
+        fence
+            .permit(o.stamp.epoch, Duration::from_millis(1500))
+            .map_err(|source| ProviderError::Fenced {
+                op: "bench",
+                source,
+            })?;
+        let at = Instant::now();
+        if let Ok(mut s) = self.state.lock() {
+            s.insert(
+                o.float.id.clone(),
+                Observation {
+                    holder: Some(ProviderHolder {
+                        instance_id: o.to.instance_id.clone(),
+                        eni_id: None,
+                    }),
+                    stamp: Some(o.stamp.clone()),
+                },
+            );
+        }
+        let _ = self.calls.send(at);
+        Ok(())
+    }
+    async fn release_float(&self, _: &ReleaseOrder, _: &dyn Fence) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    fn mutating_calls(&self) -> u64 {
+        0
+    }
+}
+
+pub async fn run(trials: usize) -> Series {
+    let spec = Arc::new(config::from_yaml(CONFIG).expect("bench config"));
+    let board = Arc::new(HealthBoard::new(&spec, Instant::now()));
+    let (tx, mut calls) = mpsc::unbounded_channel();
+    let initial = HashMap::from([("eip:eipalloc-bench".to_string(), Observation::default())]);
+    let provider = Arc::new(Recorder {
+        state: Mutex::new(initial),
+        calls: tx,
+    });
+    let leadership = Leadership::fixed(LeaderState {
+        identity: "bench".into(),
+        is_leader: true,
+        epoch: Epoch(1),
+        holder: Some("bench".into()),
+        fence_deadline: Some(Instant::now() + Duration::from_secs(24 * 3600)),
+    });
+    let (_cmd_tx, cmd_rx) = mpsc::channel(1);
+    let engine = Engine {
+        spec: spec.clone(),
+        provider,
+        board: board.clone(),
+        leadership,
+        metrics: Arc::new(Metrics::new()),
+        status: Arc::new(StatusStore::default()),
+        commands: cmd_rx,
+    };
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(engine.run(stop.clone()));
+    let key = |t: &str| TargetKey {
+        group: GroupName("bench".into()),
+        target: TargetId(t.into()),
+    };
+    let (a, b) = (key("a"), key("b"));
+    board.record(&a, 0, Outcome::Ok, Instant::now());
+    board.record(&b, 0, Outcome::Ok, Instant::now());
+    // Initial assignment to `a`.
+    let _ = tokio::time::timeout(Duration::from_secs(5), calls.recv()).await;
+    let mut holder = (a, b);
+    let mut samples = Vec::with_capacity(trials);
+    for _ in 0..trials {
+        let crossed = Instant::now();
+        board.record(&holder.0, 0, Outcome::Fail("bench".into()), crossed);
+        match tokio::time::timeout(Duration::from_secs(5), calls.recv()).await {
+            Ok(Some(at)) => samples.push(crate::stats::ms(at.saturating_duration_since(crossed))),
+            _ => break,
+        }
+        board.record(&holder.0, 0, Outcome::Ok, Instant::now());
+        holder = (holder.1, holder.0);
+    }
+    stop.cancel();
+    let _ = task.await;
+    Series {
+        name: "decision latency (threshold crossing -> provider call issued)".into(),
+        samples_ms: samples,
+        p99_target_ms: Some(1.0),
+        note: "in-process: real health board, engine and planner; the provider only timestamps the call".into(),
+    }
+}

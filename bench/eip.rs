@@ -1,0 +1,150 @@
+//! EIP failover on LocalStack with 200 ms × 3 HTTP probes: the real engine, probes and
+//! EC2 provider in-process (as `floatover run` wires them), real health endpoints killed
+//! one after the other. Overhead above the detection floor = from the fall-threshold
+//! crossing to the end of the provider calls (stamp + AssociateAddress).
+
+use crate::stats::{Series, ms};
+use floatover::config;
+use floatover::devkit::health::HealthServer;
+use floatover::devkit::replica::{Scenario, free_port, render_config};
+use floatover::devkit::seed;
+use floatover::engine::Engine;
+use floatover::leader::{LeaderState, Leadership};
+use floatover::metrics::Metrics;
+use floatover::model::{Epoch, GroupName, Health, TargetId};
+use floatover::probe::{self, Checker, HealthBoard, TargetKey};
+use floatover::provider::aws::AwsProvider;
+use floatover::status::StatusStore;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub struct EipResult {
+    pub overhead: Series,
+    pub total: Series,
+}
+
+pub async fn run(endpoint: &str, trials: usize) -> Result<EipResult, String> {
+    let world = seed::world(
+        endpoint,
+        "us-east-1",
+        2,
+        &format!("bench-{}", std::process::id()),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let clients = seed::clients(endpoint, "us-east-1").await;
+    let mut health = vec![
+        HealthServer::start().await.map_err(|e| e.to_string())?,
+        HealthServer::start().await.map_err(|e| e.to_string())?,
+    ];
+    let sc = Scenario {
+        s3_lease: false,
+        preempt: false,
+        min_hold_ms: 0,
+        interval_ms: 200,
+        fall: 3,
+        rise: 2,
+        resync_ms: 10_000,
+        ..Default::default()
+    };
+    let urls: Vec<String> = health.iter().map(|h| h.url()).collect();
+    let spec = Arc::new(
+        config::from_yaml(&render_config(&world, &sc, &urls, free_port(), "bench"))
+            .map_err(|e| e.to_string())?,
+    );
+    let metrics = Arc::new(Metrics::new());
+    let board = Arc::new(HealthBoard::new(&spec, Instant::now()));
+    let status = Arc::new(StatusStore::default());
+    let provider = Arc::new(
+        AwsProvider::connect(&spec.aws, &["us-east-1".to_string()], metrics.clone()).await,
+    );
+    let leadership = Leadership::fixed(LeaderState {
+        identity: "bench".into(),
+        is_leader: true,
+        epoch: Epoch(1),
+        holder: Some("bench".into()),
+        fence_deadline: Some(Instant::now() + Duration::from_secs(24 * 3600)),
+    });
+    let stop = CancellationToken::new();
+    let checker = Checker::new().map_err(|e| e.to_string())?;
+    let _probes = probe::spawn_all(&spec, board.clone(), checker, metrics.clone(), stop.clone());
+    let (_tx, rx) = tokio::sync::mpsc::channel(1);
+    let engine = Engine {
+        spec: spec.clone(),
+        provider,
+        board: board.clone(),
+        leadership,
+        metrics,
+        status: status.clone(),
+        commands: rx,
+    };
+    let task = tokio::spawn(engine.run(stop.clone()));
+
+    let names = ["primary", "standby"];
+    let key = |i: usize| TargetKey {
+        group: GroupName("web".into()),
+        target: TargetId(names[i].into()),
+    };
+    let wait = |pred: Box<dyn Fn() -> bool + Send>, secs: u64| async move {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(secs) {
+            if pred() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        false
+    };
+    let st = status.clone();
+    if !wait(Box::new(move || st.audit().iter().any(|e| e.ok)), 20).await {
+        return Err("initial assignment did not happen".into());
+    }
+    let mut holder = 0usize;
+    let (mut overhead, mut total) = (vec![], vec![]);
+    for _ in 0..trials {
+        let before = status.audit().len();
+        let killed = Instant::now();
+        health[holder].stop().await;
+        let st = status.clone();
+        if !wait(Box::new(move || st.audit().len() > before), 10).await {
+            return Err("no failover within 10 s".into());
+        }
+        let ev = status.audit().pop().ok_or("no audit event")?;
+        if !ev.ok {
+            return Err(format!("failover failed: {:?}", ev.error));
+        }
+        overhead.push(ev.decision_ms.unwrap_or(f64::NAN) + ev.call_ms);
+        // Kill to the new holder being visible through the EC2 API (includes detection).
+        let want = world.instances[1 - holder].instance_id.clone();
+        while clients.eip_holder(&world.allocation_id).await.as_deref() != Some(want.as_str())
+            && killed.elapsed() < Duration::from_secs(10)
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        total.push(ms(killed.elapsed()));
+        health[holder].restart().await.map_err(|e| e.to_string())?;
+        let (b, k) = (board.clone(), key(holder));
+        if !wait(Box::new(move || b.get(&k) == Health::Up), 10).await {
+            return Err("restarted endpoint never came back up".into());
+        }
+        holder = 1 - holder;
+    }
+    stop.cancel();
+    let _ = task.await;
+    Ok(EipResult {
+        overhead: Series {
+            name: "EIP failover overhead above detection floor (LocalStack)".into(),
+            samples_ms: overhead,
+            p99_target_ms: Some(100.0),
+            note: "fall-threshold crossing -> CreateTags + AssociateAddress returned".into(),
+        },
+        total: Series {
+            name: "EIP failover, kill -> new holder visible in DescribeAddresses".into(),
+            samples_ms: total,
+            p99_target_ms: None,
+            note: "includes the detection floor: 2-3 probe intervals of 200 ms depending on probe phase".into(),
+        },
+    })
+}
