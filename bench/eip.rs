@@ -35,7 +35,7 @@ pub async fn run(endpoint: &str, trials: usize) -> Result<EipResult, String> {
     .await
     .map_err(|e| e.to_string())?;
     let clients = seed::clients(endpoint, "us-east-1").await;
-    let mut health = vec![
+    let mut health = [
         HealthServer::start().await.map_err(|e| e.to_string())?,
         HealthServer::start().await.map_err(|e| e.to_string())?,
     ];

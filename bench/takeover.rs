@@ -28,7 +28,7 @@ pub async fn run(endpoint: &str, trials: usize) -> Result<Series, String> {
     )
     .await
     .map_err(|e| e.to_string())?;
-    let health = vec![
+    let health = [
         HealthServer::start().await.map_err(|e| e.to_string())?,
         HealthServer::start().await.map_err(|e| e.to_string())?,
     ];
