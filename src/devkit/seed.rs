@@ -164,6 +164,7 @@ impl Clients {
         r.addresses()
             .first()
             .and_then(|a| a.instance_id())
+            .filter(|s| !s.is_empty())
             .map(str::to_string)
     }
 

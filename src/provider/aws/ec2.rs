@@ -38,7 +38,12 @@ fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
         .and_then(|t| t.value())
 }
 
+/// Emulators report "not attached" as empty strings rather than absent fields.
 fn holder(instance: Option<&str>, eni: Option<&str>) -> Option<ProviderHolder> {
+    let (instance, eni) = (
+        instance.filter(|s| !s.is_empty()),
+        eni.filter(|s| !s.is_empty()),
+    );
     if instance.is_none() && eni.is_none() {
         return None;
     }

@@ -213,3 +213,26 @@ impl FloatProvider for AwsProvider {
         self.mutations.load(Ordering::Relaxed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bucket gives out its burst, then refuses until it refills (checked without
+    /// waiting, so the test does not depend on timing).
+    #[test]
+    fn pacer_allows_burst_then_refuses() {
+        let p = pacer(3, 1);
+        for _ in 0..3 {
+            assert!(p.check().is_ok());
+        }
+        assert!(p.check().is_err());
+    }
+
+    #[test]
+    fn throttle_codes() {
+        assert!(is_throttle("RequestLimitExceeded"));
+        assert!(is_throttle("Throttling"));
+        assert!(!is_throttle("InvalidAllocationID.NotFound"));
+    }
+}
