@@ -5,9 +5,9 @@
 use crate::stats::Series;
 use floatover::config;
 use floatover::engine::Engine;
-use floatover::leader::{Fence, LeaderState, Leadership};
+use floatover::leader::{Fence, Leadership};
 use floatover::metrics::Metrics;
-use floatover::model::{Epoch, FloatRef, GroupName, ProviderHolder, TargetId};
+use floatover::model::{FloatRef, GroupName, ProviderHolder, TargetId};
 use floatover::probe::{HealthBoard, Outcome, TargetKey};
 use floatover::provider::{FloatProvider, MoveOrder, Observation, ProviderError, ReleaseOrder};
 use floatover::status::StatusStore;
@@ -88,13 +88,7 @@ pub async fn run(trials: usize) -> Series {
         state: Mutex::new(initial),
         calls: tx,
     });
-    let leadership = Leadership::fixed(LeaderState {
-        identity: "bench".into(),
-        is_leader: true,
-        epoch: Epoch(1),
-        holder: Some("bench".into()),
-        fence_deadline: Some(Instant::now() + Duration::from_secs(24 * 3600)),
-    });
+    let leadership = Leadership::always_leader("bench");
     let (_cmd_tx, cmd_rx) = mpsc::channel(1);
     let engine = Engine {
         spec: spec.clone(),

@@ -9,9 +9,9 @@ use floatover::devkit::health::HealthServer;
 use floatover::devkit::replica::{Scenario, free_port, render_config};
 use floatover::devkit::seed;
 use floatover::engine::Engine;
-use floatover::leader::{LeaderState, Leadership};
+use floatover::leader::Leadership;
 use floatover::metrics::Metrics;
-use floatover::model::{Epoch, GroupName, Health, TargetId};
+use floatover::model::{GroupName, Health, TargetId};
 use floatover::probe::{self, Checker, HealthBoard, TargetKey};
 use floatover::provider::aws::AwsProvider;
 use floatover::status::StatusStore;
@@ -60,13 +60,7 @@ pub async fn run(endpoint: &str, trials: usize) -> Result<EipResult, String> {
     let provider = Arc::new(
         AwsProvider::connect(&spec.aws, &["us-east-1".to_string()], metrics.clone()).await,
     );
-    let leadership = Leadership::fixed(LeaderState {
-        identity: "bench".into(),
-        is_leader: true,
-        epoch: Epoch(1),
-        holder: Some("bench".into()),
-        fence_deadline: Some(Instant::now() + Duration::from_secs(24 * 3600)),
-    });
+    let leadership = Leadership::always_leader("bench");
     let stop = CancellationToken::new();
     let checker = Checker::new().map_err(|e| e.to_string())?;
     let _probes = probe::spawn_all(&spec, board.clone(), checker, metrics.clone(), stop.clone());

@@ -248,11 +248,7 @@ impl Replica {
 
     /// Audit events this replica logged (survives kill -9: read from its log file).
     pub fn audit_events(&self) -> Vec<serde_json::Value> {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["message"] == "audit")
-            .collect()
+        self.log_events("audit")
     }
 
     /// Log lines (JSON) whose message equals `msg`.

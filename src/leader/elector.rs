@@ -31,6 +31,18 @@ impl Leadership {
         }
     }
 
+    /// A handle that always leads under epoch 1 (benches and in-process experiments that
+    /// measure the engine without an election).
+    pub fn always_leader(identity: &str) -> Self {
+        Self::fixed(LeaderState {
+            identity: identity.to_string(),
+            is_leader: true,
+            epoch: Epoch(1),
+            holder: Some(identity.to_string()),
+            fence_deadline: Some(Instant::now() + Duration::from_secs(24 * 3600)),
+        })
+    }
+
     /// A handle fixed to one state, for tests and benches.
     pub fn fixed(state: LeaderState) -> Self {
         let (tx, rx) = watch::channel(state);
