@@ -112,3 +112,141 @@ impl Checker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+
+    async fn server(status: StatusCode, body: &'static str) -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let app = axum::Router::new().fallback(move || async move { (status, body) });
+        tokio::spawn(async move { axum::serve(l, app).await });
+        format!("http://{addr}/health")
+    }
+
+    fn http(url: &str, expect: &[u16], body: Option<&str>) -> ProbeKind {
+        ProbeKind::Http {
+            url: url.into(),
+            expect_status: expect.to_vec(),
+            body_contains: body.map(Into::into),
+            insecure: false,
+        }
+    }
+
+    const T: Duration = Duration::from_secs(2);
+
+    #[tokio::test]
+    async fn http_status_and_body_rules() {
+        let c = Checker::new().expect("checker");
+        let ok = server(StatusCode::OK, "status: ok").await;
+        assert_eq!(c.run(&http(&ok, &[], None), T).await, Outcome::Ok);
+        assert_eq!(c.run(&http(&ok, &[], Some("ok")), T).await, Outcome::Ok);
+        assert!(
+            matches!(c.run(&http(&ok, &[], Some("ready")), T).await, Outcome::Fail(m) if m.contains("body lacks"))
+        );
+        assert!(
+            matches!(c.run(&http(&ok, &[204], None), T).await, Outcome::Fail(m) if m.contains("200"))
+        );
+        let down = server(StatusCode::SERVICE_UNAVAILABLE, "draining").await;
+        assert!(matches!(
+            c.run(&http(&down, &[], None), T).await,
+            Outcome::Fail(_)
+        ));
+        assert_eq!(
+            c.run(&http(&down, &[503], None), T).await,
+            Outcome::Ok,
+            "expect_status overrides 2xx"
+        );
+    }
+
+    #[tokio::test]
+    async fn refused_and_hanging_servers_fail() {
+        let c = Checker::new().expect("checker");
+        // A port nobody listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        assert!(matches!(
+            c.run(&http(&format!("http://127.0.0.1:{port}/"), &[], None), T)
+                .await,
+            Outcome::Fail(_)
+        ));
+        assert!(matches!(
+            c.run(
+                &ProbeKind::Tcp {
+                    address: format!("127.0.0.1:{port}")
+                },
+                T
+            )
+            .await,
+            Outcome::Fail(_)
+        ));
+        // Accepts but never answers: the timeout decides.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let mut held = vec![];
+            while let Ok((s, _)) = l.accept().await {
+                held.push(s);
+            }
+        });
+        let out = c
+            .run(
+                &http(&format!("http://{addr}/"), &[], None),
+                Duration::from_millis(200),
+            )
+            .await;
+        assert!(matches!(out, Outcome::Fail(m) if m.contains("timed out")));
+        assert_eq!(
+            c.run(
+                &ProbeKind::Tcp {
+                    address: addr.to_string()
+                },
+                T
+            )
+            .await,
+            Outcome::Ok
+        );
+    }
+
+    #[tokio::test]
+    async fn exec_uses_the_exit_code() {
+        let c = Checker::new().expect("checker");
+        assert_eq!(
+            c.run(
+                &ProbeKind::Exec {
+                    command: vec!["true".into()]
+                },
+                T
+            )
+            .await,
+            Outcome::Ok
+        );
+        assert!(matches!(
+            c.run(
+                &ProbeKind::Exec {
+                    command: vec!["false".into()]
+                },
+                T
+            )
+            .await,
+            Outcome::Fail(_)
+        ));
+        assert!(
+            matches!(c.run(&ProbeKind::Exec { command: vec!["/nonexistent/prog".into()] }, T).await, Outcome::Fail(m) if m.contains("cannot run"))
+        );
+        let slow = ProbeKind::Exec {
+            command: vec!["sleep".into(), "5".into()],
+        };
+        assert!(
+            matches!(c.run(&slow, Duration::from_millis(100)).await, Outcome::Fail(m) if m.contains("timed out"))
+        );
+    }
+}
