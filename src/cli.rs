@@ -62,7 +62,9 @@ pub enum Cmd {
     /// Ask the leader to move GROUP's floats to TARGET now (a person's decision: it is not
     /// undone by failback; it ends when TARGET becomes unhealthy or by another switchover).
     Switchover {
+        /// Group name, as in the config (`groups[].name`).
         group: String,
+        /// Target to move to (`groups[].targets[].name`); must be healthy.
         target: String,
         /// Base URL of the leader's API.
         #[arg(long, env = "FLOATOVER_API", default_value = "http://127.0.0.1:9090")]
