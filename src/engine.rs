@@ -73,6 +73,8 @@ struct State {
     pending: Vec<Pending>,
     next_wake: Option<Instant>,
     leading: Option<Epoch>,
+    /// Configured floats the provider does not know (logged when this changes).
+    missing: Vec<String>,
 }
 
 pub fn holder_of(g: &GroupSpec, h: &Option<crate::model::ProviderHolder>) -> Holder {
@@ -171,6 +173,20 @@ impl Engine {
         let (floats, enis) = self.floats_and_enis();
         match self.provider.observe(&floats, &enis).await {
             Ok(o) => {
+                let missing: Vec<String> = floats
+                    .iter()
+                    .filter(|f| !o.contains_key(&f.id))
+                    .map(|f| f.id.clone())
+                    .collect();
+                if missing != st.missing {
+                    if !missing.is_empty() {
+                        tracing::warn!(
+                            ?missing,
+                            "configured floats not found at the provider; they are left alone"
+                        );
+                    }
+                    st.missing = missing;
+                }
                 st.cache = Some(o);
                 true
             }

@@ -90,6 +90,21 @@ async fn no_mutating_call_without_the_fence() {
     assert_eq!(obs[&float.id].holder, None);
     assert_eq!(obs[&float.id].stamp, None, "nothing was written");
 
+    // A float that does not exist (stale config) does not hide the others.
+    let ghost_kind = FloatKind::Eip {
+        allocation_id: "eipalloc-doesnotexist".into(),
+    };
+    let ghost = FloatRef {
+        id: ghost_kind.id(),
+        region: "us-east-1".into(),
+        kind: ghost_kind,
+    };
+    let obs = p
+        .observe(&[float.clone(), ghost.clone()], &[])
+        .await
+        .expect("observe with an unknown float");
+    assert!(obs.contains_key(&float.id) && !obs.contains_key(&ghost.id));
+
     // The fence closes after the stamp: the stamp is there, the float did not move.
     let r = p.move_float(&order, &Countdown(AtomicU32::new(1))).await;
     assert!(

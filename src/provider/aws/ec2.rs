@@ -14,7 +14,7 @@ use crate::model::{FloatKind, FloatRef, MoveStamp, ProviderHolder, RouteVia};
 use crate::provider::aws::stamp;
 use crate::provider::{MoveOrder, Observation, ProviderError, ReleaseOrder};
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::types::Tag;
+use aws_sdk_ec2::types::{Filter, Tag};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +30,13 @@ pub struct Ec2Region {
     pub call_timeout: Duration,
     pub metrics: Arc<Metrics>,
     pub mutations: Arc<AtomicU64>,
+}
+
+fn filter(name: &str, values: &[String]) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.to_vec()))
+        .build()
 }
 
 fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
@@ -152,7 +159,7 @@ impl Ec2Region {
                 "DescribeAddresses",
                 self.client
                     .describe_addresses()
-                    .set_allocation_ids(Some(allocs.clone()))
+                    .filters(filter("allocation-id", &allocs))
                     .send(),
             )
             .await
@@ -166,7 +173,7 @@ impl Ec2Region {
                 "DescribeNetworkInterfaces",
                 self.client
                     .describe_network_interfaces()
-                    .set_network_interface_ids(Some(enis.to_vec()))
+                    .filters(filter("network-interface-id", enis))
                     .send(),
             )
             .await
@@ -181,7 +188,7 @@ impl Ec2Region {
                 "DescribeRouteTables",
                 self.client
                     .describe_route_tables()
-                    .set_route_table_ids(Some(ids))
+                    .filters(filter("route-table-id", &ids))
                     .send(),
             )
             .await
