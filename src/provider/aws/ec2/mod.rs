@@ -7,15 +7,17 @@
 //! next leader simply moves again (idempotent). All moves use the reassociation /
 //! reassignment flags, so they are idempotent and never need a detach first.
 
+mod release;
+
 use super::{Pacer, classify};
 use crate::leader::Fence;
 use crate::metrics::Metrics;
 use crate::model::{FloatKind, FloatRef, MoveStamp, ProviderHolder, RouteVia};
 use crate::provider::aws::stamp;
-use crate::provider::{MoveOrder, Observation, ProviderError, ReleaseOrder};
+use crate::provider::{MoveOrder, Observation, ProviderError};
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{Filter, Tag};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -421,93 +423,6 @@ impl Ec2Region {
             .await;
         if let Err(e) = r {
             tracing::debug!(error = %e, eni, address, "leftover address not removed");
-        }
-    }
-
-    pub async fn release_float(
-        &self,
-        o: &ReleaseOrder,
-        fence: &dyn Fence,
-    ) -> Result<(), ProviderError> {
-        let st = &o.stamp;
-        match &o.float.kind {
-            FloatKind::Eip { allocation_id } => {
-                self.tag(allocation_id, stamp::key(None), st, fence).await?;
-                let d = self
-                    .timed(
-                        "DescribeAddresses",
-                        self.client
-                            .describe_addresses()
-                            .allocation_ids(allocation_id)
-                            .send(),
-                    )
-                    .await?;
-                let assocs: HashSet<String> = d
-                    .addresses()
-                    .iter()
-                    .filter_map(|a| a.association_id().map(str::to_string))
-                    .collect();
-                for assoc in assocs {
-                    self.gate("DisassociateAddress", fence, st).await?;
-                    match self
-                        .timed(
-                            "DisassociateAddress",
-                            self.client
-                                .disassociate_address()
-                                .association_id(assoc)
-                                .send(),
-                        )
-                        .await
-                    {
-                        Ok(_) => {}
-                        Err(ProviderError::Api { code, .. })
-                            if code == "InvalidAssociationID.NotFound" => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok(())
-            }
-            FloatKind::SecondaryIp { address } => {
-                let Some(eni) = o.from.as_ref().and_then(|h| h.eni_id.clone()) else {
-                    return Ok(());
-                };
-                self.tag(&eni, stamp::key(Some(address)), st, fence).await?;
-                self.gate("UnassignPrivateIpAddresses", fence, st).await?;
-                self.timed(
-                    "UnassignPrivateIpAddresses",
-                    self.client
-                        .unassign_private_ip_addresses()
-                        .network_interface_id(eni)
-                        .private_ip_addresses(address)
-                        .send(),
-                )
-                .await
-                .map(|_| ())
-            }
-            FloatKind::Route {
-                route_table_id,
-                destination,
-                ..
-            } => {
-                self.tag(route_table_id, stamp::key(Some(destination)), st, fence)
-                    .await?;
-                self.gate("DeleteRoute", fence, st).await?;
-                match self
-                    .timed(
-                        "DeleteRoute",
-                        self.client
-                            .delete_route()
-                            .route_table_id(route_table_id)
-                            .destination_cidr_block(destination)
-                            .send(),
-                    )
-                    .await
-                {
-                    Ok(_) => Ok(()),
-                    Err(ProviderError::Api { code, .. }) if code.contains("NotFound") => Ok(()),
-                    Err(e) => Err(e),
-                }
-            }
         }
     }
 }
