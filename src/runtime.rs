@@ -9,13 +9,12 @@ use crate::engine::Engine;
 use crate::leader::s3::{LeaseTiming, S3Lease};
 use crate::leader::{Elector, LeaseBackend, SingleLease, default_identity};
 use crate::metrics::Metrics;
-use crate::model::{Epoch, Health, TargetId};
-use crate::plan::{self, GroupMemory, HealthView};
-use crate::probe::{self, Checker, HealthBoard, TargetKey};
+use crate::model::{Epoch, Health};
+use crate::plan::{self, GroupMemory};
+use crate::probe::{self, Checker, HealthBoard};
 use crate::provider::FloatProvider;
 use crate::provider::aws::{AwsProvider, sdk_config};
 use crate::status::StatusStore;
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -242,40 +241,8 @@ pub async fn plan(path: &Path, json: bool) -> ExitCode {
     let snap = board.snapshot();
     let mut out = Vec::new();
     for g in &spec.groups {
-        let health: HashMap<TargetId, HealthView> = g
-            .targets
-            .iter()
-            .filter_map(|t| {
-                snap.get(&TargetKey {
-                    group: g.name.clone(),
-                    target: t.id.clone(),
-                })
-                .map(|h| {
-                    (
-                        t.id.clone(),
-                        HealthView {
-                            health: h.health,
-                            since: h.since,
-                        },
-                    )
-                })
-            })
-            .collect();
-        let obs: HashMap<String, plan::ObservedFloat> = g
-            .floats
-            .iter()
-            .filter_map(|f| {
-                observed.get(&f.id).map(|o| {
-                    (
-                        f.id.clone(),
-                        plan::ObservedFloat {
-                            holder: crate::engine::holder_of(g, &o.holder),
-                            stamp: o.stamp.clone(),
-                        },
-                    )
-                })
-            })
-            .collect();
+        let health = crate::engine::health_view(g, &snap);
+        let obs = crate::engine::observed_view(g, &observed);
         // Plan as the newest leader would: no stamp fences it. Failback timing is judged as
         // if the current health had held for the whole probing window.
         let epoch = obs

@@ -15,7 +15,7 @@ use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::model::{Epoch, GroupName, Holder, TargetId};
 use crate::plan::{self, Action, GroupMemory, GroupPlan, HealthView, Note, ObservedFloat};
-use crate::probe::{HealthBoard, TargetKey};
+use crate::probe::{HealthBoard, TargetHealth, TargetKey};
 use crate::provider::{FloatProvider, Observation};
 use crate::status::{AuditEvent, StatusStore};
 use std::collections::HashMap;
@@ -97,6 +97,54 @@ pub fn holder_of(g: &GroupSpec, h: &Option<crate::model::ProviderHolder>) -> Hol
                 )
             }),
     }
+}
+
+/// The planner's view of a group's target health, from the health board's snapshot.
+/// Shared by the engine and `floatover plan`, so the dry run decides exactly as the
+/// controller would.
+pub fn health_view(
+    g: &GroupSpec,
+    snapshot: &HashMap<TargetKey, TargetHealth>,
+) -> HashMap<TargetId, HealthView> {
+    g.targets
+        .iter()
+        .filter_map(|t| {
+            let key = TargetKey {
+                group: g.name.clone(),
+                target: t.id.clone(),
+            };
+            snapshot.get(&key).map(|h| {
+                (
+                    t.id.clone(),
+                    HealthView {
+                        health: h.health,
+                        since: h.since,
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
+/// The planner's view of a group's floats, from the provider's observation.
+pub fn observed_view(
+    g: &GroupSpec,
+    observations: &HashMap<String, Observation>,
+) -> HashMap<String, ObservedFloat> {
+    g.floats
+        .iter()
+        .filter_map(|f| {
+            observations.get(&f.id).map(|o| {
+                (
+                    f.id.clone(),
+                    ObservedFloat {
+                        holder: holder_of(g, &o.holder),
+                        stamp: o.stamp.clone(),
+                    },
+                )
+            })
+        })
+        .collect()
 }
 
 impl Engine {
@@ -202,27 +250,6 @@ impl Engine {
         }
     }
 
-    fn observed_for(
-        &self,
-        g: &GroupSpec,
-        cache: &HashMap<String, Observation>,
-    ) -> HashMap<String, ObservedFloat> {
-        g.floats
-            .iter()
-            .filter_map(|f| {
-                cache.get(&f.id).map(|o| {
-                    (
-                        f.id.clone(),
-                        ObservedFloat {
-                            holder: holder_of(g, &o.holder),
-                            stamp: o.stamp.clone(),
-                        },
-                    )
-                })
-            })
-            .collect()
-    }
-
     async fn reconcile(&self, st: &mut State) {
         let started = Instant::now();
         let leader = self.leadership.state();
@@ -244,27 +271,8 @@ impl Engine {
 
         let mut plans: Vec<(usize, GroupPlan, HashMap<String, ObservedFloat>)> = Vec::new();
         for (gi, g) in self.spec.groups.iter().enumerate() {
-            let hv: HashMap<TargetId, HealthView> = g
-                .targets
-                .iter()
-                .filter_map(|t| {
-                    health
-                        .get(&TargetKey {
-                            group: g.name.clone(),
-                            target: t.id.clone(),
-                        })
-                        .map(|h| {
-                            (
-                                t.id.clone(),
-                                HealthView {
-                                    health: h.health,
-                                    since: h.since,
-                                },
-                            )
-                        })
-                })
-                .collect();
-            let observed = self.observed_for(g, cache);
+            let hv = health_view(g, &health);
+            let observed = observed_view(g, cache);
             let memory = st.memory.entry(g.name.clone()).or_default();
             let p = plan::plan_group(&plan::Input {
                 spec: g,
