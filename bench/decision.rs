@@ -9,7 +9,9 @@ use floatover::leader::{Fence, Leadership};
 use floatover::metrics::Metrics;
 use floatover::model::{FloatRef, GroupName, ProviderHolder, TargetId};
 use floatover::probe::{HealthBoard, Outcome, TargetKey};
-use floatover::provider::{FloatProvider, MoveOrder, Observation, ProviderError, ReleaseOrder};
+use floatover::provider::{
+    FloatProvider, MoveDone, MoveOrder, Observation, ProviderError, ReleaseOrder, StampOrder,
+};
 use floatover::status::StatusStore;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -48,7 +50,14 @@ impl FloatProvider for Recorder {
     ) -> Result<HashMap<String, Observation>, ProviderError> {
         Ok(self.state.lock().map(|s| s.clone()).unwrap_or_default())
     }
-    async fn move_float(&self, o: &MoveOrder, fence: &dyn Fence) -> Result<(), ProviderError> {
+    async fn stamp_float(&self, _: &StampOrder, _: &dyn Fence) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    async fn move_float(
+        &self,
+        o: &MoveOrder,
+        fence: &dyn Fence,
+    ) -> Result<MoveDone, ProviderError> {
         fence
             .permit(o.stamp.epoch, Duration::from_millis(1500))
             .map_err(|source| ProviderError::Fenced {
@@ -65,11 +74,15 @@ impl FloatProvider for Recorder {
                         eni_id: None,
                     }),
                     stamp: Some(o.stamp.clone()),
+                    version: None,
                 },
             );
         }
         let _ = self.calls.send(at);
-        Ok(())
+        Ok(MoveDone {
+            calls_to_move: 1,
+            ..MoveDone::default()
+        })
     }
     async fn release_float(&self, _: &ReleaseOrder, _: &dyn Fence) -> Result<(), ProviderError> {
         Ok(())
@@ -90,15 +103,15 @@ pub async fn run(trials: usize) -> Series {
     });
     let leadership = Leadership::always_leader("bench");
     let (_cmd_tx, cmd_rx) = mpsc::channel(1);
-    let engine = Engine {
-        spec: spec.clone(),
+    let engine = Engine::new(
+        spec.clone(),
         provider,
-        board: board.clone(),
+        board.clone(),
         leadership,
-        metrics: Arc::new(Metrics::new()),
-        status: Arc::new(StatusStore::default()),
-        commands: cmd_rx,
-    };
+        Arc::new(Metrics::new()),
+        Arc::new(StatusStore::default()),
+        cmd_rx,
+    );
     let stop = CancellationToken::new();
     let task = tokio::spawn(engine.run(stop.clone()));
     let key = |t: &str| TargetKey {

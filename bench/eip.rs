@@ -65,15 +65,15 @@ pub async fn run(endpoint: &str, trials: usize) -> Result<EipResult, String> {
     let checker = Checker::new().map_err(|e| e.to_string())?;
     let _probes = probe::spawn_all(&spec, board.clone(), checker, metrics.clone(), stop.clone());
     let (_tx, rx) = tokio::sync::mpsc::channel(1);
-    let engine = Engine {
-        spec: spec.clone(),
+    let engine = Engine::new(
+        spec.clone(),
         provider,
-        board: board.clone(),
+        board.clone(),
         leadership,
         metrics,
-        status: status.clone(),
-        commands: rx,
-    };
+        status.clone(),
+        rx,
+    );
     let task = tokio::spawn(engine.run(stop.clone()));
 
     let names = ["primary", "standby"];

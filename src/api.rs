@@ -1,10 +1,15 @@
 //! HTTP API: `/healthz`, `/readyz`, `/metrics`, `GET /api/v1/status`,
 //! `POST /api/v1/groups/{group}/switchover`. Every replica serves it; a switchover sent to
-//! a standby is answered 503 with the leader's identity.
+//! a standby is answered 503 with the leader's identity and API address.
+//!
+//! Hardened for a hostile network: a client that does not finish its request headers
+//! within 5 s is dropped, bodies over 8 KiB get 413, a body that is not JSON gets 415, and
+//! no answer echoes more than a short prefix of what the client sent.
 
 use crate::config::Spec;
 use crate::engine::{Command, SwitchoverError};
 use crate::leader::{LeaderState, Leadership};
+use crate::liveness::Liveness;
 use crate::metrics::Metrics;
 use crate::model::{GroupName, Health, TargetId};
 use crate::probe::{HealthBoard, TargetKey};
@@ -28,6 +33,22 @@ pub struct ApiState {
     pub leadership: Leadership,
     pub board: Arc<HealthBoard>,
     pub commands: mpsc::Sender<Command>,
+    /// `/healthz` and `/readyz` answer 503 while any loop is stalled.
+    pub liveness: Arc<Liveness>,
+}
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 8 * 1024;
+/// A client must send its request headers within this time.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// At most `n` characters of client input in an answer.
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
 }
 
 /// `GET /api/v1/status` body.
@@ -35,6 +56,9 @@ pub struct ApiState {
 pub struct StatusBody {
     pub ready: bool,
     pub leader: LeaderView,
+    pub lease: LeaseView,
+    /// Process-wide problems (overload, a stalled loop).
+    pub warnings: Vec<String>,
     pub observe_error: Option<String>,
     pub groups: Vec<serde_json::Value>,
     pub audit: Vec<serde_json::Value>,
@@ -46,6 +70,33 @@ pub struct LeaderView {
     pub is_leader: bool,
     pub epoch: u64,
     pub holder: Option<String>,
+}
+
+/// How the lease store answers, as seen by this replica.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LeaseView {
+    /// API address of the current holder (from the lease record).
+    pub holder_api: Option<String>,
+    /// Milliseconds since the lease store last answered successfully.
+    pub last_ok_ms_ago: Option<u64>,
+    pub last_error: Option<String>,
+}
+
+impl From<&LeaderState> for LeaseView {
+    fn from(s: &LeaderState) -> Self {
+        LeaseView {
+            holder_api: s.holder_api.clone(),
+            last_ok_ms_ago: s.store.last_ok.map(|t| {
+                u64::try_from(
+                    tokio::time::Instant::now()
+                        .saturating_duration_since(t)
+                        .as_millis(),
+                )
+                .unwrap_or(u64::MAX)
+            }),
+            last_error: s.store.last_error.clone(),
+        }
+    }
 }
 
 impl From<LeaderState> for LeaderView {
@@ -77,15 +128,30 @@ fn err(code: StatusCode, msg: impl Into<String>) -> Response {
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/status", get(status))
         .route("/api/v1/groups/{group}/switchover", post(switchover))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
+async fn healthz(State(s): State<ApiState>) -> Response {
+    match s.liveness.check() {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("stalled: {e}\n")).into_response(),
+    }
+}
+
 async fn readyz(State(s): State<ApiState>) -> Response {
+    if let Err(e) = s.liveness.check() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: stalled: {e}\n"),
+        )
+            .into_response();
+    }
     if s.status.ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
@@ -118,9 +184,12 @@ async fn status(State(s): State<ApiState>) -> Json<StatusBody> {
     let groups: Vec<GroupStatus> = s.status.groups();
     let audit: Vec<AuditEvent> = s.status.audit();
     let skip = audit.len().saturating_sub(100);
+    let leader = s.leadership.state();
     Json(StatusBody {
-        ready: s.status.ready(),
-        leader: s.leadership.state().into(),
+        ready: s.status.ready() && s.liveness.check().is_ok(),
+        lease: (&leader).into(),
+        warnings: s.status.warnings(),
+        leader: leader.into(),
         observe_error: s.status.observe_error(),
         groups: to_values(groups),
         audit: to_values(audit.into_iter().skip(skip).collect()),
@@ -161,16 +230,24 @@ async fn switchover(
     let Json(body) = match body {
         Ok(b) => b,
         Err(e) => {
+            let code = e.status();
+            let why = match code {
+                StatusCode::PAYLOAD_TOO_LARGE => format!("body larger than {MAX_BODY} bytes"),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                    "send the body as JSON (Content-Type: application/json)".to_string()
+                }
+                _ => clip(&e.body_text(), 160),
+            };
             return err(
-                StatusCode::BAD_REQUEST,
-                format!("body must be {{\"to\": \"<target>\"}}: {e}"),
+                code,
+                format!("body must be {{\"to\": \"<target>\"}}: {why}"),
             );
         }
     };
     let Some(g) = s.spec.groups.iter().find(|g| g.name.0 == group) else {
         return err(
             StatusCode::NOT_FOUND,
-            SwitchoverError::UnknownGroup(group).to_string(),
+            SwitchoverError::UnknownGroup(clip(&group, 64)).to_string(),
         );
     };
     let to = TargetId(body.to.clone());
@@ -179,10 +256,26 @@ async fn switchover(
             StatusCode::NOT_FOUND,
             SwitchoverError::UnknownTarget {
                 group,
-                target: body.to,
+                target: clip(&body.to, 64),
             }
             .to_string(),
         );
+    }
+    let leader = s.leadership.state();
+    if !leader.is_leader {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "error": format!(
+                    "this replica is not the leader; send the switchover to the leader {} at {}",
+                    leader.holder.as_deref().unwrap_or("(unknown)"),
+                    leader.holder_api.as_deref().unwrap_or("(unknown address)")
+                ),
+                "leader": leader.holder,
+                "leader_api": leader.holder_api,
+            })),
+        )
+            .into_response();
     }
     let health = s.board.get(&TargetKey {
         group: g.name.clone(),
@@ -206,7 +299,11 @@ async fn switchover(
             "controller is shutting down",
         );
     }
-    match tokio::time::timeout(Duration::from_secs(35), rx).await {
+    let wait = s
+        .spec
+        .switchover_timeout
+        .saturating_add(Duration::from_secs(5));
+    match tokio::time::timeout(wait, rx).await {
         Ok(Ok(Ok(events))) => {
             (StatusCode::OK, Json(serde_json::json!({ "moved": events }))).into_response()
         }
@@ -223,18 +320,53 @@ async fn switchover(
         }
         _ => err(
             StatusCode::GATEWAY_TIMEOUT,
-            "no answer from the controller within 35s",
+            format!(
+                "no answer from the controller within {}",
+                humantime::format_duration(wait)
+            ),
         ),
     }
 }
 
-/// Bind and serve until `stop` is cancelled.
+/// Serve until `stop` is cancelled. Each connection must send its request headers within
+/// [`HEADER_TIMEOUT`] (slow-header clients are dropped); on stop, open connections finish
+/// their current request (at most 2 s).
 pub async fn serve(
     state: ApiState,
     listener: tokio::net::TcpListener,
     stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let app = router(state);
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "API accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let svc = TowerToHyperService::new(app.clone());
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut b = hyper::server::conn::http1::Builder::new();
+            b.timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            let conn = b.serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+                }
+            }
+        });
+    }
 }

@@ -2,7 +2,8 @@
 //! `run` and `plan` live in [`crate::runtime`].
 
 use crate::config;
-use clap::{Parser, Subcommand, ValueEnum};
+pub use crate::logging::LogFormat;
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -21,29 +22,25 @@ pub struct Cli {
     pub cmd: Cmd,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Run the controller: probe targets, elect a leader, move floats on failure.
     /// SIGTERM/SIGINT stops mutating, then releases the lease so a standby takes over at once.
     Run {
-        /// Config file (YAML).
+        /// Config file (YAML); see examples/floatover.yaml.
         #[arg(short, long, env = "FLOATOVER_CONFIG")]
         config: PathBuf,
     },
     /// Validate a config file and print every problem with its field path (exit 1 if any).
     Check {
+        /// Config file (YAML) to validate.
         #[arg(short, long, env = "FLOATOVER_CONFIG")]
         config: PathBuf,
     },
     /// Dry run: probe every target, read provider state, print what would change now.
     /// Never mutates anything.
     Plan {
+        /// Config file (YAML) to plan for.
         #[arg(short, long, env = "FLOATOVER_CONFIG")]
         config: PathBuf,
         /// Print JSON instead of text.
@@ -52,7 +49,7 @@ pub enum Cmd {
     },
     /// Show a running controller's view: leader, target health, float holders, recent moves.
     Status {
-        /// Base URL of any replica's API.
+        /// Any replica's API: a URL or host:port.
         #[arg(long, env = "FLOATOVER_API", default_value = "http://127.0.0.1:9090")]
         api: String,
         /// Print the raw JSON.
@@ -66,7 +63,7 @@ pub enum Cmd {
         group: String,
         /// Target to move to (`groups[].targets[].name`); must be healthy.
         target: String,
-        /// Base URL of the leader's API.
+        /// The leader's API: a URL or host:port.
         #[arg(long, env = "FLOATOVER_API", default_value = "http://127.0.0.1:9090")]
         api: String,
         /// Bearer token (api.token of the controller).
@@ -89,7 +86,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    rt.block_on(dispatch(cli))
+    let code = rt.block_on(dispatch(cli));
+    // Do not wait for blocking work (a DNS lookup, a stuck exec probe) after "stopped".
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    code
 }
 
 async fn dispatch(cli: Cli) -> ExitCode {
@@ -128,7 +128,7 @@ fn check(path: &std::path::Path) -> ExitCode {
 
 fn http() -> Result<reqwest::Client, ExitCode> {
     reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(40))
+        .timeout(std::time::Duration::from_secs(90))
         .build()
         .map_err(|e| {
             eprintln!("error: cannot build HTTP client: {e}");
@@ -136,13 +136,62 @@ fn http() -> Result<reqwest::Client, ExitCode> {
         })
 }
 
+/// `host:port` or a URL → a base URL; path segments are appended URL-encoded.
+pub fn api_url(api: &str, segments: &[&str]) -> Result<reqwest::Url, String> {
+    let base = if api.contains("://") {
+        api.to_string()
+    } else {
+        format!("http://{api}")
+    };
+    let mut url = reqwest::Url::parse(&base)
+        .map_err(|e| format!("--api {api:?} is not a URL or host:port: {e}"))?;
+    if url.cannot_be_a_base() || !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "--api {api:?} must be http(s)://host:port or host:port"
+        ));
+    }
+    {
+        let mut p = url
+            .path_segments_mut()
+            .map_err(|_| format!("--api {api:?} cannot take a path"))?;
+        p.pop_if_empty();
+        for s in segments {
+            p.push(s);
+        }
+    }
+    Ok(url)
+}
+
+/// A transport error in words: the usual cause is that nothing listens there.
+fn unreachable(url: &reqwest::Url, e: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut cause: &dyn Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let text = cause.to_string();
+    if e.is_connect() && text.to_lowercase().contains("refused") {
+        format!("connection refused at {url}: is floatover running? (--api URL)")
+    } else if e.is_timeout() {
+        format!("no answer from {url} in time")
+    } else {
+        format!("cannot reach {url}: {text}")
+    }
+}
+
 async fn status(api: &str, json: bool) -> ExitCode {
     let client = match http() {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let url = format!("{}/api/v1/status", api.trim_end_matches('/'));
-    let body: serde_json::Value = match client.get(&url).send().await {
+    let url = match api_url(api, &["api", "v1", "status"]) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let body: serde_json::Value = match client.get(url.clone()).send().await {
         Ok(r) => match r.json().await {
             Ok(v) => v,
             Err(e) => {
@@ -151,7 +200,7 @@ async fn status(api: &str, json: bool) -> ExitCode {
             }
         },
         Err(e) => {
-            eprintln!("error: cannot reach {url}: {e}");
+            eprintln!("error: {}", unreachable(&url, &e));
             return ExitCode::from(3);
         }
     };
@@ -175,12 +224,15 @@ async fn switchover(api: &str, group: &str, target: &str, token: Option<String>)
         Ok(c) => c,
         Err(code) => return code,
     };
-    let url = format!(
-        "{}/api/v1/groups/{group}/switchover",
-        api.trim_end_matches('/')
-    );
+    let url = match api_url(api, &["api", "v1", "groups", group, "switchover"]) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let resp = client
-        .post(&url)
+        .post(url.clone())
         .bearer_auth(token)
         .json(&serde_json::json!({ "to": target }))
         .send()
@@ -212,8 +264,27 @@ async fn switchover(api: &str, group: &str, target: &str, token: Option<String>)
             }
         }
         Err(e) => {
-            eprintln!("error: cannot reach {url}: {e}");
+            eprintln!("error: {}", unreachable(&url, &e));
             ExitCode::from(3)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::api_url;
+
+    #[test]
+    fn api_urls() {
+        let u = api_url("127.0.0.1:9090", &["api", "v1", "status"]).expect("url");
+        assert_eq!(u.as_str(), "http://127.0.0.1:9090/api/v1/status");
+        let u = api_url(
+            "http://h:1/",
+            &["api", "v1", "groups", "a b/c", "switchover"],
+        )
+        .expect("url");
+        assert_eq!(u.as_str(), "http://h:1/api/v1/groups/a%20b%2Fc/switchover");
+        assert!(api_url("ftp://h:1", &[]).is_err());
+        assert!(api_url("http://", &[]).is_err());
     }
 }

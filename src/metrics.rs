@@ -39,6 +39,14 @@ pub struct Metrics {
     provider_calls: Family<Labels, Counter>,
     provider_errors: Family<Labels, Counter>,
     provider_throttles: Family<Labels, Counter>,
+    provider_attempts: Family<Labels, Counter>,
+    log_dropped: Counter,
+    probe_skipped: Family<Labels, Counter>,
+    probe_lag: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
+    overloaded: Gauge,
+    stalled: Gauge,
+    drift: Family<Labels, Counter>,
+    claims: Counter,
     provider_duration: Family<Labels, Histogram, fn() -> Histogram>,
     pub fenced: Counter,
     reconcile_duration: Histogram,
@@ -64,6 +72,14 @@ impl Metrics {
             provider_calls: Family::default(),
             provider_errors: Family::default(),
             provider_throttles: Family::default(),
+            provider_attempts: Family::default(),
+            log_dropped: Counter::default(),
+            probe_skipped: Family::default(),
+            probe_lag: Default::default(),
+            overloaded: Gauge::default(),
+            stalled: Gauge::default(),
+            drift: Family::default(),
+            claims: Counter::default(),
             provider_duration: Family::new_with_constructor(seconds_histogram),
             fenced: Counter::default(),
             reconcile_duration: seconds_histogram(),
@@ -116,6 +132,46 @@ impl Metrics {
             m.provider_throttles.clone(),
         );
         registry.register(
+            "provider_attempts",
+            "Every provider API attempt, retries included, by outcome (ok, throttled, server_error, client_error, transport_error)",
+            m.provider_attempts.clone(),
+        );
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because stderr could not take them (closed or full)",
+            m.log_dropped.clone(),
+        );
+        registry.register(
+            "probe_skipped",
+            "Probe results discarded because this process could not run the probe on time (local overload), by reason",
+            m.probe_skipped.clone(),
+        );
+        registry.register(
+            "probe_scheduling_lag_seconds",
+            "How late this process wakes its timers (local CPU starvation)",
+            m.probe_lag.clone(),
+        );
+        registry.register(
+            "overloaded",
+            "1 while probes cannot run on schedule and are being shed",
+            m.overloaded.clone(),
+        );
+        registry.register(
+            "stalled",
+            "1 while the engine or a probe loop makes no progress (the lease is not renewed)",
+            m.stalled.clone(),
+        );
+        registry.register(
+            "drift",
+            "Floats found changed by someone else, by group and action taken",
+            m.drift.clone(),
+        );
+        registry.register(
+            "claims",
+            "Floats re-stamped with a new leader's epoch at takeover",
+            m.claims.clone(),
+        );
+        registry.register(
             "provider_call_duration_seconds",
             "Provider API operation latency incl. retries",
             m.provider_duration.clone(),
@@ -135,6 +191,11 @@ impl Metrics {
 
     /// Text exposition format.
     pub fn encode(&self) -> String {
+        let dropped = crate::logging::dropped_lines();
+        let seen = self.log_dropped.get();
+        if dropped > seen {
+            self.log_dropped.inc_by(dropped - seen);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
@@ -214,6 +275,38 @@ impl Metrics {
                 .get_or_create(&l)
                 .inc_by(u64::from(throttled));
         }
+    }
+
+    /// One SDK attempt (retries included) and its outcome.
+    pub fn provider_attempt(&self, op: &str, outcome: &str) {
+        self.provider_attempts
+            .get_or_create(&labels(&[("op", op), ("outcome", outcome)]))
+            .inc();
+    }
+
+    pub fn probe_skipped(&self, reason: &str) {
+        self.probe_skipped
+            .get_or_create(&labels(&[("reason", reason)]))
+            .inc();
+    }
+
+    pub fn set_probe_lag(&self, lag: Duration, overloaded: bool) {
+        self.probe_lag.set(lag.as_secs_f64());
+        self.overloaded.set(i64::from(overloaded));
+    }
+
+    pub fn set_stalled(&self, stalled: bool) {
+        self.stalled.set(i64::from(stalled));
+    }
+
+    pub fn count_drift(&self, group: &str, action: &str) {
+        self.drift
+            .get_or_create(&labels(&[("group", group), ("action", action)]))
+            .inc();
+    }
+
+    pub fn count_claims(&self, n: u64) {
+        self.claims.inc_by(n);
     }
 
     pub fn observe_reconcile(&self, took: Duration) {

@@ -156,6 +156,12 @@ pub enum Reason {
     Switchover,
     /// Every target is down and the policy says `release`.
     Release,
+    /// Someone else changed a float (a person, a script, a stale leader's late write):
+    /// recorded when found, and the reason of the move that reverts or adopts it.
+    Drift,
+    /// A new leader re-stamped a float with its epoch when it took over (no move), so
+    /// that later moves need a single provider call and older leaders stay fenced.
+    Claim,
 }
 
 impl Reason {
@@ -165,6 +171,8 @@ impl Reason {
             Reason::Failback => "failback",
             Reason::Switchover => "switchover",
             Reason::Release => "release",
+            Reason::Drift => "drift",
+            Reason::Claim => "claim",
         }
     }
 
@@ -174,6 +182,8 @@ impl Reason {
             "failback" => Some(Reason::Failback),
             "switchover" => Some(Reason::Switchover),
             "release" => Some(Reason::Release),
+            "drift" => Some(Reason::Drift),
+            "claim" => Some(Reason::Claim),
             _ => None,
         }
     }

@@ -6,7 +6,7 @@
 use crate::config::{GroupSpec, OnAllUnhealthy, TargetSpec};
 use crate::model::{Epoch, FloatRef, GroupName, Health, Holder, MoveStamp, Reason, TargetId};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -33,6 +33,13 @@ pub struct GroupMemory {
     pub last_move: HashMap<String, Instant>,
     /// A switchover asked for by a person, pending until every float is on that target.
     pub switchover: Option<TargetId>,
+    /// After drift: the owner the group must return to (`on_drift: revert`, the owner we
+    /// had) or follow (`on_drift: adopt`, the target someone moved a float to). Cleared by
+    /// the engine once every float is there or the target is no longer up.
+    pub drift_owner: Option<TargetId>,
+    /// Floats someone attached outside the group, left alone under `on_drift: adopt`
+    /// until their holder changes again.
+    pub adopted: HashSet<String>,
 }
 
 /// One thing to do.
@@ -91,6 +98,8 @@ pub enum Note {
     Settling { remaining_ms: u64 },
     /// The requested switchover target is no longer healthy; the request was dropped.
     SwitchoverDropped { to: TargetId },
+    /// Someone attached the float outside the group; `on_drift: adopt` leaves it there.
+    Adopted { float: String, holder: Holder },
 }
 
 /// The outcome of planning one group.
@@ -178,8 +187,11 @@ pub fn plan_group(i: &Input) -> GroupPlan {
             notes.push(Note::SwitchoverDropped { to: to.clone() });
         }
     }
+    let drift_owner = i.memory.drift_owner.clone().filter(|t| is_up(i, t));
     let (desired, reason): (Option<TargetId>, Reason) = if let Some(to) = switchover {
         (Some(to), Reason::Switchover)
+    } else if let Some(to) = drift_owner {
+        (Some(to), Reason::Drift)
     } else {
         match current {
             Some((cur, stamp)) if health_of(i, cur).health != Health::Down => {
@@ -238,6 +250,13 @@ pub fn plan_group(i: &Input) -> GroupPlan {
         let Some(obs) = i.observed.get(&f.id) else {
             continue;
         };
+        if i.memory.adopted.contains(&f.id) && matches!(obs.holder, Holder::Foreign(_)) {
+            notes.push(Note::Adopted {
+                float: f.id.clone(),
+                holder: obs.holder.clone(),
+            });
+            continue;
+        }
         let want = match &desired {
             Some(t) if obs.holder != Holder::Target(t.clone()) => Some(t),
             Some(_) => continue, // converged
@@ -292,8 +311,9 @@ pub fn plan_group(i: &Input) -> GroupPlan {
             }
         };
         // Flap damping: automatic moves of one float are at least min_hold apart. A person's
-        // switchover is not damped.
-        if action.reason() != Reason::Switchover
+        // switchover is not damped, nor is putting a float back where this leader put it
+        // (drift revert): that is not a new decision, and a stale write must not stick.
+        if !matches!(action.reason(), Reason::Switchover | Reason::Drift)
             && let Some(last) = i.memory.last_move.get(&f.id)
         {
             let until = *last + pol.min_hold;

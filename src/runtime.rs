@@ -3,15 +3,17 @@
 //! abandon in-flight calls, then release the lease.
 
 use crate::api::{self, ApiState};
-use crate::cli::LogFormat;
 use crate::config::{self, LeaderBackend, Spec};
 use crate::engine::Engine;
+use crate::faults::Faults;
 use crate::leader::s3::{LeaseTiming, S3Lease};
-use crate::leader::{Elector, LeaseBackend, SingleLease, default_identity};
+use crate::leader::{Elector, EpochFloor, LeaseBackend, SingleLease, default_identity};
+use crate::liveness::Liveness;
+use crate::logging::{self, LogFormat};
 use crate::metrics::Metrics;
 use crate::model::{Epoch, Health};
 use crate::plan::{self, GroupMemory};
-use crate::probe::{self, Checker, HealthBoard};
+use crate::probe::{self, Checker, HealthBoard, ProbeDeps};
 use crate::provider::FloatProvider;
 use crate::provider::aws::{AwsProvider, sdk_config};
 use crate::status::StatusStore;
@@ -19,22 +21,9 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-pub fn init_tracing(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("FLOATOVER_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn")
-        });
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => b.json().flatten_event(true).try_init(),
-        LogFormat::Text => b.try_init(),
-    };
-}
 
 fn regions(spec: &Spec) -> Vec<String> {
     let mut r: Vec<String> = spec
@@ -74,41 +63,96 @@ pub async fn lease_backend(spec: &Spec) -> Box<dyn LeaseBackend> {
             let conf = aws_sdk_s3::config::Builder::from(&base)
                 .force_path_style(endpoint_url.is_some())
                 .build();
-            Box::new(S3Lease::new(
-                aws_sdk_s3::Client::from_conf(conf),
-                bucket.clone(),
-                key.clone(),
-                identity,
-                LeaseTiming {
-                    lease: spec.leader.lease_duration,
-                    renew_deadline: spec.leader.renew_deadline,
-                    retry: spec.leader.retry_period,
-                },
-            ))
+            Box::new(
+                S3Lease::new(
+                    aws_sdk_s3::Client::from_conf(conf),
+                    bucket.clone(),
+                    key.clone(),
+                    identity,
+                    LeaseTiming {
+                        lease: spec.leader.lease_duration,
+                        renew_deadline: spec.leader.renew_deadline,
+                        retry: spec.leader.retry_period,
+                    },
+                )
+                .advertise(Some(spec.api.advertise.clone())),
+            )
         }
     }
 }
 
+/// First SIGTERM/SIGINT: orderly shutdown. A second one: exit at once.
 async fn shutdown_signal(stop: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM");
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        _ => {
+            tracing::error!("cannot listen for SIGTERM/SIGINT");
             return;
         }
     };
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
         _ = stop.cancelled() => {}
     }
     stop.cancel();
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::warn!("second signal: exiting at once");
+    logging::drain(Duration::from_millis(100));
+    std::process::exit(130);
+}
+
+/// A panic anywhere ends the process (exit 70) after logging it: a half-dead controller
+/// that keeps its lease is worse than a dead one, which a standby replaces.
+fn exit_on_panic() {
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!(panic = %info, "fatal: a task panicked; exiting so that a standby takes over");
+        logging::emergency_line(&format!("floatover: fatal: {info}"));
+        logging::drain(Duration::from_millis(300));
+        std::process::exit(70);
+    }));
+}
+
+/// One line that says what to set when the SDK finds no credentials.
+pub async fn check_credentials(spec: &Spec) -> Result<(), String> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let conf = sdk_config(
+        &spec.aws.default_region,
+        spec.aws.endpoint_url.as_deref(),
+        spec.aws.call_timeout,
+        1,
+    )
+    .await;
+    let hint = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (LocalStack accepts test / test), or AWS_PROFILE, or run with an instance or pod role (IRSA)";
+    let Some(p) = conf.credentials_provider() else {
+        return Err(format!("no AWS credentials: {hint}"));
+    };
+    match tokio::time::timeout(Duration::from_secs(10), p.provide_credentials()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(_)) => Err(format!("no AWS credentials found: {hint}")),
+        Err(_) => Err(format!(
+            "no AWS credentials within 10s (the credential chain is still looking): {hint}"
+        )),
+    }
 }
 
 /// `floatover run`.
 pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
-    init_tracing(log);
+    logging::init(log);
+    let faults = match Faults::from_env() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let spec = match config::load(path) {
         Ok(s) => Arc::new(s),
         Err(e) => {
@@ -116,6 +160,10 @@ pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    exit_on_panic();
+    if let Some(f) = faults.armed_fault() {
+        tracing::warn!(fault = ?f, "FAULT INJECTION ARMED: SIGUSR1 will break this process on purpose (tests only)");
+    }
     // Bind first: a port conflict must fail before anything else starts.
     let listener = match tokio::net::TcpListener::bind(spec.api.listen).await {
         Ok(l) => l,
@@ -124,6 +172,10 @@ pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Err(e) = check_credentials(&spec).await {
+        eprintln!("error: {e}");
+        return ExitCode::from(3);
+    }
     let checker = match Checker::new() {
         Ok(c) => c,
         Err(e) => {
@@ -134,57 +186,154 @@ pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
     let metrics = Arc::new(Metrics::new());
     let board = Arc::new(HealthBoard::new(&spec, Instant::now()));
     let status = Arc::new(StatusStore::default());
+    let liveness = Arc::new(Liveness::new());
+    let floor = Arc::new(EpochFloor::default());
     let provider: Arc<dyn FloatProvider> =
         Arc::new(AwsProvider::connect(&spec.aws, &regions(&spec), metrics.clone()).await);
     let backend = lease_backend(&spec).await;
-    tracing::info!(identity = backend.identity(), listen = %spec.api.listen, groups = spec.groups.len(), "floatover starting");
+    tracing::info!(identity = backend.identity(), listen = %spec.api.listen, advertise = %spec.api.advertise, groups = spec.groups.len(), "floatover starting");
 
     let stop = CancellationToken::new();
     tokio::spawn(shutdown_signal(stop.clone()));
-    let mut probes = probe::spawn_all(&spec, board.clone(), checker, metrics.clone(), stop.clone());
+    faults.listen();
+    let mut probes = probe::spawn(
+        &spec,
+        ProbeDeps {
+            board: board.clone(),
+            checker,
+            metrics: metrics.clone(),
+            status: status.clone(),
+            liveness: Some(liveness.clone()),
+            faults: faults.clone(),
+            concurrency: probe::DEFAULT_CONCURRENCY,
+        },
+        stop.clone(),
+    );
+    // Take the lease only after every group's stamps were seen, or after this long (a
+    // region whose API hangs must not keep the other groups without a leader).
+    let settle_by = Instant::now()
+        + spec
+            .aws
+            .call_timeout
+            .saturating_mul(2)
+            .max(spec.leader.lease_duration);
     let (elector, leadership) = Elector::new(backend);
+    let elector = elector.guarded(liveness.clone(), floor.clone(), settle_by);
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     let engine = Engine {
-        spec: spec.clone(),
-        provider,
-        board: board.clone(),
-        leadership: leadership.clone(),
-        metrics: metrics.clone(),
-        status: status.clone(),
-        commands: rx,
+        floor,
+        liveness: liveness.clone(),
+        faults,
+        ..Engine::new(
+            spec.clone(),
+            provider,
+            board.clone(),
+            leadership.clone(),
+            metrics.clone(),
+            status.clone(),
+            rx,
+        )
     };
+    let mut tasks: JoinSet<&'static str> = JoinSet::new();
     let (engine_done_tx, engine_done_rx) = tokio::sync::oneshot::channel::<()>();
     let engine_stop = stop.clone();
-    let engine_task = tokio::spawn(async move {
+    tasks.spawn(async move {
         engine.run(engine_stop).await;
         let _ = engine_done_tx.send(());
+        "engine"
     });
-    let elector_task = elector.spawn(stop.clone(), async move {
-        let _ = engine_done_rx.await;
+    let elector_stop = stop.clone();
+    tasks.spawn(async move {
+        elector
+            .run(elector_stop, async move {
+                let _ = engine_done_rx.await;
+            })
+            .await;
+        "elector"
     });
     let api_state = ApiState {
         spec: spec.clone(),
-        status,
-        metrics,
+        status: status.clone(),
+        metrics: metrics.clone(),
         leadership,
         board,
         commands: tx,
+        liveness: liveness.clone(),
     };
-    let api_task = tokio::spawn(api::serve(api_state, listener, stop.clone()));
+    let api_stop = stop.clone();
+    tasks.spawn(async move {
+        if let Err(e) = api::serve(api_state, listener, api_stop).await {
+            tracing::error!(error = %e, "API server failed");
+        }
+        "api"
+    });
+    let watch_stop = stop.clone();
+    let (watch_metrics, watch_status) = (metrics.clone(), status.clone());
+    tasks.spawn(async move {
+        let mut was = false;
+        loop {
+            tokio::select! {
+                _ = watch_stop.cancelled() => return "stall watch",
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+            let stalled = liveness.check().err();
+            watch_metrics.set_stalled(stalled.is_some());
+            if stalled.is_some() != was {
+                was = stalled.is_some();
+                watch_status.set_warning("stall", stalled.map(|s| format!("stalled: {s}")));
+            }
+        }
+    });
 
-    stop.cancelled().await;
-    let _ = engine_task.await;
-    let _ = elector_task.await;
-    probes.shutdown().await;
-    let _ = api_task.await;
+    // Supervise: any task that ends before a shutdown was asked for is fatal.
+    let mut failure: Option<String> = None;
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        Some(r) = tasks.join_next() => {
+            failure = Some(match r {
+                Ok(name) => format!("the {name} task ended unexpectedly"),
+                Err(e) => format!("a task failed: {e}"),
+            });
+        }
+        Some(r) = probes.join_next() => {
+            failure = Some(match r {
+                Ok(()) => "a probe task ended unexpectedly".to_string(),
+                Err(e) => format!("a probe task failed: {e}"),
+            });
+        }
+    }
+    if let Some(why) = &failure {
+        tracing::error!(reason = %why, "fatal: stopping so that a standby takes over");
+        stop.cancel();
+    }
+    // Orderly shutdown (engine finishes in-flight calls, then the lease is released), but
+    // never longer than a deadline.
+    let deadline = spec
+        .aws
+        .call_timeout
+        .saturating_add(spec.leader.retry_period)
+        .saturating_add(Duration::from_secs(3));
+    let orderly = async {
+        while tasks.join_next().await.is_some() {}
+        probes.shutdown().await;
+    };
+    if tokio::time::timeout(deadline, orderly).await.is_err() {
+        tracing::error!(deadline = %humantime::format_duration(deadline), "shutdown did not finish in time; exiting anyway");
+        failure.get_or_insert_with(|| "shutdown deadline passed".into());
+    }
     tracing::info!("floatover stopped");
-    ExitCode::SUCCESS
+    logging::drain(Duration::from_millis(300));
+    if failure.is_some() {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// `floatover plan`: probe long enough for every threshold to be crossed, observe, plan,
 /// print. Never mutates (it does not even hold a fence).
 pub async fn plan(path: &Path, json: bool) -> ExitCode {
-    init_tracing(LogFormat::Text);
+    logging::init(LogFormat::Text);
     let spec = match config::load(path) {
         Ok(s) => s,
         Err(e) => {
@@ -207,7 +356,12 @@ pub async fn plan(path: &Path, json: bool) -> ExitCode {
         .groups
         .iter()
         .flat_map(|g| g.targets.iter().flat_map(|t| t.probes.iter()))
-        .map(|p| p.interval * p.rise.max(p.fall) + p.timeout)
+        .map(|p| {
+            p.interval
+                .checked_mul(p.rise.max(p.fall))
+                .and_then(|d| d.checked_add(p.timeout))
+                .unwrap_or(Duration::from_secs(60))
+        })
         .max()
         .unwrap_or_default()
         .min(Duration::from_secs(60));
@@ -215,6 +369,10 @@ pub async fn plan(path: &Path, json: bool) -> ExitCode {
         "probing targets for {} ...",
         humantime::format_duration(settle)
     );
+    if let Err(e) = check_credentials(&spec).await {
+        eprintln!("error: {e}");
+        return ExitCode::from(3);
+    }
     let provider = AwsProvider::connect(&spec.aws, &regions(&spec), metrics).await;
     let floats: Vec<_> = spec
         .groups
@@ -237,6 +395,27 @@ pub async fn plan(path: &Path, json: bool) -> ExitCode {
             return ExitCode::from(3);
         }
     };
+    let mut missing_instances = Vec::new();
+    for r in regions(&spec) {
+        let ids: Vec<String> = spec
+            .groups
+            .iter()
+            .flat_map(|g| g.targets.iter())
+            .filter(|t| t.region == r)
+            .filter_map(|t| t.binding.instance_id.clone())
+            .collect();
+        match provider.missing_instances(&r, &ids).await {
+            Ok(m) => missing_instances.extend(m),
+            Err(e) => {
+                eprintln!("error: cannot read provider state: {e}");
+                return ExitCode::from(3);
+            }
+        }
+    }
+    let mut any_missing = !missing_instances.is_empty();
+    for i in &missing_instances {
+        eprintln!("error: instance {i} (a target's instance_id) does not exist at the provider");
+    }
     let now = Instant::now();
     let snap = board.snapshot();
     let mut out = Vec::new();
@@ -264,6 +443,7 @@ pub async fn plan(path: &Path, json: bool) -> ExitCode {
             .filter(|f| !observed.contains_key(&f.id))
             .map(|f| f.id.as_str())
             .collect();
+        any_missing |= !missing.is_empty();
         out.push(serde_json::json!({
             "group": g.name.0,
             "targets": g.targets.iter().map(|t| serde_json::json!({"name": t.id.0, "priority": t.priority, "health": health.get(&t.id).map(|h| h.health).unwrap_or(Health::Unknown).as_str()})).collect::<Vec<_>>(),
@@ -293,7 +473,7 @@ pub async fn plan(path: &Path, json: bool) -> ExitCode {
             }
             for m in g["missing_floats"].as_array().into_iter().flatten() {
                 println!(
-                    "  WARNING float {} was not found at the provider",
+                    "  ERROR float {} does not exist at the provider",
                     m.as_str().unwrap_or("?")
                 );
             }
@@ -317,6 +497,10 @@ pub async fn plan(path: &Path, json: bool) -> ExitCode {
                 println!("  note: {n}");
             }
         }
+    }
+    if any_missing {
+        eprintln!("error: the config names resources that do not exist (see above)");
+        return ExitCode::from(1);
     }
     ExitCode::SUCCESS
 }

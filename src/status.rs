@@ -30,10 +30,15 @@ pub struct AuditEvent {
     /// provider call issued, in milliseconds. None when the trigger is not known (a move
     /// found necessary on resync).
     pub decision_ms: Option<f64>,
-    /// Duration of the provider calls (stamp + move), milliseconds.
+    /// Time until the float was on its new holder (the move call, plus the stamp when it
+    /// is written first), milliseconds.
     pub call_ms: f64,
+    /// Mutating round trips until the float was on its new holder.
+    pub calls: u32,
     pub ok: bool,
     pub error: Option<String>,
+    /// What was found (drift) or what else happened (a stamp not written after a move).
+    pub detail: Option<String>,
 }
 
 /// Observed state of one float.
@@ -58,6 +63,8 @@ pub struct TargetStatus {
 pub struct GroupStatus {
     pub name: String,
     pub desired: Option<TargetId>,
+    /// Who holds the group's floats now (the first float held by a target).
+    pub owner: Option<TargetId>,
     pub targets: Vec<TargetStatus>,
     pub floats: Vec<FloatStatus>,
     pub notes: Vec<Note>,
@@ -65,8 +72,9 @@ pub struct GroupStatus {
 
 #[derive(Debug, Default)]
 struct Inner {
-    ready: bool,
-    observe_error: Option<String>,
+    expected_groups: usize,
+    observe_errors: BTreeMap<String, String>,
+    warnings: BTreeMap<String, String>,
     groups: BTreeMap<String, GroupStatus>,
     audit: VecDeque<AuditEvent>,
 }
@@ -93,22 +101,31 @@ impl StatusStore {
         self.inner.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Ready once the first full observation succeeded.
+    /// How many groups must publish before the replica is ready.
+    pub fn expect_groups(&self, n: usize) {
+        self.write().expected_groups = n;
+    }
+
+    /// Ready once every group has been observed and planned once.
     pub fn ready(&self) -> bool {
-        self.read().ready
+        let r = self.read();
+        r.expected_groups > 0 && r.groups.len() >= r.expected_groups
     }
 
-    pub fn set_observed(&self, groups: Vec<GroupStatus>) {
+    /// Publish one group's view.
+    pub fn set_group(&self, g: GroupStatus) {
+        self.write().groups.insert(g.name.clone(), g);
+    }
+
+    pub fn set_observe_error(&self, group: &str, e: String) {
+        self.write().observe_errors.insert(group.to_string(), e);
+    }
+
+    pub fn clear_observe_error(&self, group: &str) {
         let mut w = self.write();
-        w.ready = true;
-        w.observe_error = None;
-        for g in groups {
-            w.groups.insert(g.name.clone(), g);
+        if w.observe_errors.contains_key(group) {
+            w.observe_errors.remove(group);
         }
-    }
-
-    pub fn set_observe_error(&self, e: String) {
-        self.write().observe_error = Some(e);
     }
 
     pub fn record(&self, ev: AuditEvent) {
@@ -119,7 +136,8 @@ impl StatusStore {
             reason = %ev.reason, epoch = ev.epoch.0, replica = %ev.replica,
             decision_ms = ev.decision_ms, call_ms = ev.call_ms,
             started_unix_ms = ev.started_unix_ms, finished_unix_ms = ev.finished_unix_ms,
-            ok = ev.ok, error = ev.error.as_deref().unwrap_or(""),
+            calls = ev.calls, ok = ev.ok, error = ev.error.as_deref().unwrap_or(""),
+            detail = ev.detail.as_deref().unwrap_or(""),
             "audit"
         );
         let mut w = self.write();
@@ -137,7 +155,35 @@ impl StatusStore {
         self.read().groups.values().cloned().collect()
     }
 
+    /// Set or clear a process-wide warning shown in status (overload, stalls).
+    pub fn set_warning(&self, key: &str, msg: Option<String>) {
+        let mut w = self.write();
+        match msg {
+            Some(m) => {
+                w.warnings.insert(key.to_string(), m);
+            }
+            None => {
+                w.warnings.remove(key);
+            }
+        }
+    }
+
+    pub fn warnings(&self) -> Vec<String> {
+        self.read().warnings.values().cloned().collect()
+    }
+
+    /// Groups whose observation is failing, as "group: error" lines.
     pub fn observe_error(&self) -> Option<String> {
-        self.read().observe_error.clone()
+        let r = self.read();
+        if r.observe_errors.is_empty() {
+            return None;
+        }
+        Some(
+            r.observe_errors
+                .iter()
+                .map(|(g, e)| format!("group {g}: {e}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
     }
 }

@@ -8,7 +8,7 @@ use floatover::leader::{Fence, FenceError};
 use floatover::metrics::Metrics;
 use floatover::model::{Binding, Epoch, FloatKind, FloatRef, MoveStamp, Reason, TargetId};
 use floatover::provider::aws::AwsProvider;
-use floatover::provider::{FloatProvider, MoveOrder, ProviderError};
+use floatover::provider::{FloatProvider, MoveOrder, ProviderError, StampWhen};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -69,6 +69,8 @@ async fn no_mutating_call_without_the_fence() {
             reason: Reason::Failover,
             target: TargetId("a".into()),
         },
+        stamp_when: StampWhen::Before,
+        strict: None,
     };
 
     let r = p.move_float(&order, &Countdown(AtomicU32::new(0))).await;
@@ -145,4 +147,150 @@ async fn no_mutating_call_without_the_fence() {
         Some(w.instances[0].instance_id.clone())
     );
     assert_eq!(p.mutating_calls(), 3);
+}
+
+async fn provider_and_world(tag: &str, instances: usize) -> (LocalStack, seed::World, AwsProvider) {
+    use_test_credentials();
+    let ls = LocalStack::start_or_reuse().expect("localstack");
+    let w = seed::world(
+        &ls.endpoint,
+        "us-east-1",
+        instances,
+        &format!("{tag}-{}-{}", std::process::id(), rand::random::<u32>()),
+    )
+    .await
+    .expect("seed");
+    let aws = AwsSpec {
+        default_region: "us-east-1".into(),
+        endpoint_url: Some(ls.endpoint.clone()),
+        call_timeout: Duration::from_millis(1500),
+        max_attempts: 3,
+        mutate_burst: 50,
+        mutate_per_second: 5,
+    };
+    let p = AwsProvider::connect(&aws, &["us-east-1".into()], Arc::new(Metrics::new())).await;
+    (ls, w, p)
+}
+
+fn eip(w: &seed::World) -> FloatRef {
+    let kind = FloatKind::Eip {
+        allocation_id: w.allocation_id.clone(),
+    };
+    FloatRef {
+        id: kind.id(),
+        region: "us-east-1".into(),
+        kind,
+    }
+}
+
+fn to(w: &seed::World, i: usize, when: StampWhen, strict: Option<Option<String>>) -> MoveOrder {
+    MoveOrder {
+        float: eip(w),
+        to: Binding {
+            instance_id: Some(w.instances[i].instance_id.clone()),
+            eni_id: None,
+        },
+        from: None,
+        stamp: MoveStamp {
+            epoch: Epoch(5),
+            reason: Reason::Failover,
+            target: TargetId(format!("t{i}")),
+        },
+        stamp_when: when,
+        strict,
+    }
+}
+
+/// An automatic move is one call on the failover path: the move goes first (the fence is
+/// asked before it), the stamp after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_moves_take_one_call_then_stamp() {
+    let (_ls, w, p) = provider_and_world("after", 2).await;
+    let r = p
+        .move_float(
+            &to(&w, 0, StampWhen::After, None),
+            &Countdown(AtomicU32::new(0)),
+        )
+        .await;
+    assert!(
+        matches!(
+            r,
+            Err(ProviderError::Fenced {
+                op: "AssociateAddress",
+                ..
+            })
+        ),
+        "the move itself is the first mutating call: {r:?}"
+    );
+    let done = p
+        .move_float(
+            &to(&w, 0, StampWhen::After, None),
+            &Countdown(AtomicU32::new(10)),
+        )
+        .await
+        .expect("move");
+    assert_eq!(done.calls_to_move, 1, "one round trip on the failover path");
+    assert_eq!(done.stamp_error, None);
+    let obs = p.observe(&[eip(&w)], &[]).await.expect("observe");
+    let o = &obs[&eip(&w).id];
+    assert_eq!(
+        o.stamp.as_ref().map(|s| s.epoch),
+        Some(Epoch(5)),
+        "stamp written after"
+    );
+    assert!(o.version.is_some(), "the association id is observed");
+}
+
+/// Strict fencing: a move based on a stale view of the association is refused by EC2
+/// itself, and a move based on the current view takes two calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_fencing_refuses_a_move_based_on_a_stale_view() {
+    let (_ls, w, p) = provider_and_world("strict", 3).await;
+    let open = Countdown(AtomicU32::new(100));
+    p.move_float(&to(&w, 0, StampWhen::After, None), &open)
+        .await
+        .expect("initial");
+    let stale = p.observe(&[eip(&w)], &[]).await.expect("observe")[&eip(&w).id]
+        .version
+        .clone();
+    assert!(stale.is_some());
+    // Someone else moves it (a successor leader, a person): the association changes.
+    p.move_float(&to(&w, 1, StampWhen::After, None), &open)
+        .await
+        .expect("moved by someone else");
+    // A stale leader, acting on its old view, is refused at EC2.
+    let r = p
+        .move_float(&to(&w, 2, StampWhen::After, Some(stale)), &open)
+        .await;
+    assert!(
+        matches!(r, Err(ProviderError::Conflict { .. })),
+        "stale strict move must be refused: {r:?}"
+    );
+    let seed = seed::clients(&_ls.endpoint, "us-east-1").await;
+    assert_eq!(
+        seed.eip_holder(&w.allocation_id).await.as_deref(),
+        Some(w.instances[1].instance_id.as_str()),
+        "the stale write did not land"
+    );
+    // With the current view, the strict move works: disassociate + associate.
+    let current = p.observe(&[eip(&w)], &[]).await.expect("observe")[&eip(&w).id]
+        .version
+        .clone();
+    let done = p
+        .move_float(&to(&w, 2, StampWhen::After, Some(current)), &open)
+        .await
+        .expect("strict move");
+    assert_eq!(done.calls_to_move, 2);
+    assert_eq!(
+        seed.eip_holder(&w.allocation_id).await.as_deref(),
+        Some(w.instances[2].instance_id.as_str())
+    );
+    // An unassociated EIP under strict fencing: AssociateAddress without reassociation.
+    let err_if_associated = p
+        .move_float(&to(&w, 0, StampWhen::After, Some(None)), &open)
+        .await;
+    assert!(
+        matches!(err_if_associated, Err(ProviderError::Conflict { code, .. }) if code == "Resource.AlreadyAssociated"),
+        "strict move of an EIP believed unassociated is refused when it is associated"
+    );
 }

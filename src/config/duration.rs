@@ -8,6 +8,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Dur(pub Duration);
 
+/// Longest duration accepted anywhere in a config.
+pub const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
+
 impl Dur {
     pub const fn ms(ms: u64) -> Dur {
         Dur(Duration::from_millis(ms))
@@ -19,9 +22,17 @@ impl<'de> Deserialize<'de> for Dur {
         let s = String::deserialize(d).map_err(|_| {
             serde::de::Error::custom("expected a duration string such as \"250ms\" or \"5s\"")
         })?;
-        humantime::parse_duration(s.trim())
-            .map(Dur)
-            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
+        let d = humantime::parse_duration(s.trim())
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))?;
+        // Every duration floatover reads is a timeout, an interval or a delay: nothing
+        // needs more than a year, and a bound here keeps deadline arithmetic from
+        // overflowing. Fields have tighter bounds of their own (validation).
+        if d > MAX {
+            return Err(serde::de::Error::custom(format!(
+                "duration {s:?} is too long (at most 365 days)"
+            )));
+        }
+        Ok(Dur(d))
     }
 }
 

@@ -5,7 +5,7 @@
 //! their path), then [`validate::resolve`] checks meaning (references, ranges, cross-field
 //! rules) and reports *every* problem at once before producing the resolved [`Spec`].
 
-mod duration;
+pub mod duration;
 pub mod spec;
 mod validate;
 
@@ -78,11 +78,21 @@ pub fn from_yaml(text: &str) -> Result<Spec, ConfigError> {
 /// Parse config text into the raw (unvalidated) form.
 pub fn parse_raw(text: &str) -> Result<RawConfig, ConfigError> {
     let value: serde_json::Value =
-        serde_saphyr::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
-    if value.is_null() {
+        serde_saphyr::from_str(text).map_err(|e| ConfigError::Yaml(humane_yaml(&e.to_string())))?;
+    let found = match &value {
+        serde_json::Value::Object(_) => None,
+        serde_json::Value::Null => Some("nothing (the config is empty)"),
+        serde_json::Value::Array(_) => Some("a list"),
+        serde_json::Value::String(_) => Some("a single string"),
+        serde_json::Value::Number(_) => Some("a number"),
+        serde_json::Value::Bool(_) => Some("a boolean"),
+    };
+    if let Some(found) = found {
         return Err(ConfigError::Invalid(vec![Issue {
             path: "(document)".into(),
-            reason: "the config is empty".into(),
+            reason: format!(
+                "the config must be a mapping of keys (leader:, groups:, ...), but the file holds {found}"
+            ),
         }]));
     }
     let mut track = serde_path_to_error::Track::new();
@@ -95,9 +105,59 @@ pub fn parse_raw(text: &str) -> Result<RawConfig, ConfigError> {
             } else {
                 path
             },
-            reason: e.to_string(),
+            reason: humane_serde(&e.to_string()),
         }])
     })
+}
+
+/// The YAML parser's messages, in the words of someone editing a config file (no parser
+/// internals such as policy or budget type names).
+fn humane_yaml(msg: &str) -> String {
+    let lower = msg.to_lowercase();
+    let at = location(msg);
+    if lower.contains("duplicate") {
+        format!("a key appears twice in the same mapping{at}; remove one of them")
+    } else if lower.contains("from_str_multiple") || lower.contains("multiple documents") {
+        "the file holds more than one YAML document (a `---` line); a config is exactly one document".into()
+    } else if lower.contains("budget") {
+        "the document is too large or uses too many aliases (&anchor / *alias) to be a config"
+            .into()
+    } else {
+        format!("not valid YAML: {}", strip_internals(msg))
+    }
+}
+
+/// " at line L, column C" if the message carries a position.
+fn location(msg: &str) -> String {
+    let Some(i) = msg.find("line ") else {
+        return String::new();
+    };
+    let tail: String = msg[i..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | ','))
+        .collect();
+    format!(" (at {})", tail.trim_end_matches([',', ' ']))
+}
+
+/// Type errors from serde name Rust types (`struct RawApi`); say "a mapping" instead.
+fn humane_serde(msg: &str) -> String {
+    strip_internals(msg)
+}
+
+fn strip_internals(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find("struct Raw") {
+        out.push_str(&rest[..i]);
+        out.push_str("a mapping");
+        let after = &rest[i + "struct Raw".len()..];
+        let end = after
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(after.len());
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out.replace("enum Raw", "one of the listed keys")
 }
 
 #[cfg(test)]

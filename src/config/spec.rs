@@ -25,7 +25,22 @@ pub struct RawConfig {
     /// How often the observed provider state is re-read even when nothing changed.
     #[serde(default = "default_resync")]
     pub resync_interval: Dur,
+    /// How often the leader re-reads its floats to find changes made by someone else
+    /// (drift) and late writes of a stale leader.
+    #[serde(default = "default_drift_check")]
+    pub drift_check: Dur,
+    /// How long a switchover may take before the API answers that it did not complete.
+    #[serde(default = "default_switchover_timeout")]
+    pub switchover_timeout: Dur,
     pub groups: Vec<RawGroup>,
+}
+
+fn default_switchover_timeout() -> Dur {
+    Dur::ms(30_000)
+}
+
+fn default_drift_check() -> Dur {
+    Dur::ms(2_000)
 }
 
 fn default_resync() -> Dur {
@@ -41,6 +56,10 @@ pub struct RawApi {
     pub token: Option<String>,
     /// Name of an environment variable holding the bearer token.
     pub token_env: Option<String>,
+    /// URL other replicas and clients use to reach this API (default: `http://` + listen,
+    /// or the hostname when listening on all addresses). Written into the lease so that a
+    /// standby can name the leader's API.
+    pub advertise: Option<String>,
 }
 
 fn default_listen() -> String {
@@ -53,6 +72,7 @@ impl Default for RawApi {
             listen: default_listen(),
             token: None,
             token_env: None,
+            advertise: None,
         }
     }
 }
@@ -162,6 +182,10 @@ fn default_lease_key() -> String {
 pub struct RawProbeDefaults {
     #[serde(default = "default_interval")]
     pub interval: Dur,
+    /// After a failed probe, probe again this often until rise or fall decides (HAProxy's
+    /// `fastinter`): faster detection at the same steady-state probe rate. Default: the
+    /// interval.
+    pub fast_interval: Option<Dur>,
     #[serde(default = "default_timeout")]
     pub timeout: Dur,
     #[serde(default = "default_rise")]
@@ -187,6 +211,7 @@ impl Default for RawProbeDefaults {
     fn default() -> Self {
         RawProbeDefaults {
             interval: default_interval(),
+            fast_interval: None,
             timeout: default_timeout(),
             rise: default_rise(),
             fall: default_fall(),
@@ -238,6 +263,38 @@ pub struct RawPolicy {
     pub min_hold: Dur,
     #[serde(default)]
     pub on_all_unhealthy: OnAllUnhealthy,
+    /// What to do when someone else changed a float.
+    #[serde(default)]
+    pub on_drift: OnDrift,
+    /// `strict`: Elastic IPs move only from the association that was observed, so that EC2
+    /// itself refuses a write based on a stale view.
+    #[serde(default)]
+    pub fencing: Fencing,
+}
+
+/// What the leader does when it finds a float changed by someone else.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDrift {
+    /// Put the float back on the owner it had (if that owner is up), at once.
+    #[default]
+    Revert,
+    /// Accept the change: a target of the group becomes the owner (the group's other
+    /// floats follow it); a holder outside the group keeps the float until it changes.
+    Adopt,
+}
+
+/// How Elastic IP moves are fenced at the provider.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Fencing {
+    /// One call per move (AssociateAddress with reassociation); stale writes are found by
+    /// the drift check and corrected.
+    #[default]
+    Standard,
+    /// DisassociateAddress of the observed association, then AssociateAddress without
+    /// reassociation: a write based on a stale view fails at EC2. Two calls per move.
+    Strict,
 }
 
 fn default_true() -> bool {
@@ -258,6 +315,8 @@ impl Default for RawPolicy {
             failback_delay: default_failback_delay(),
             min_hold: default_min_hold(),
             on_all_unhealthy: OnAllUnhealthy::Keep,
+            on_drift: OnDrift::Revert,
+            fencing: Fencing::Standard,
         }
     }
 }
@@ -287,6 +346,7 @@ pub struct RawProbe {
     pub tcp: Option<RawTcpProbe>,
     pub exec: Option<RawExecProbe>,
     pub interval: Option<Dur>,
+    pub fast_interval: Option<Dur>,
     pub timeout: Option<Dur>,
     pub rise: Option<u32>,
     pub fall: Option<u32>,
@@ -361,12 +421,16 @@ pub struct Spec {
     pub aws: AwsSpec,
     pub leader: LeaderSpec,
     pub resync_interval: Duration,
+    pub drift_check: Duration,
+    pub switchover_timeout: Duration,
     pub groups: Vec<GroupSpec>,
 }
 
 #[derive(Debug, Clone)]
 pub struct ApiSpec {
     pub listen: SocketAddr,
+    /// URL written into the lease for standbys to name (see `RawApi::advertise`).
+    pub advertise: String,
     /// None: mutating API calls are refused (403).
     pub token: Option<String>,
 }
@@ -408,6 +472,8 @@ pub struct Policy {
     pub failback_delay: Duration,
     pub min_hold: Duration,
     pub on_all_unhealthy: OnAllUnhealthy,
+    pub on_drift: OnDrift,
+    pub fencing: Fencing,
 }
 
 #[derive(Debug, Clone)]
@@ -443,6 +509,8 @@ pub struct TargetSpec {
 pub struct ProbeSpec {
     pub kind: ProbeKind,
     pub interval: Duration,
+    /// Interval while a failure streak is being confirmed or cleared (<= interval).
+    pub fast_interval: Duration,
     pub timeout: Duration,
     pub rise: u32,
     pub fall: u32,

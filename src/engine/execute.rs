@@ -1,27 +1,28 @@
-//! Executing a plan's actions: concurrently across floats, each through the provider
-//! (which paces, then asks the fence), each recorded as an audit event.
+//! Executing a group's actions: concurrently across floats, each through the provider
+//! (which paces, then asks the fence), each recorded as an audit event. Automatic moves
+//! stamp after the move (one call on the failover path); a switchover stamps first.
 
-use super::{Engine, State};
-use crate::config::GroupSpec;
+use super::group::{State, Worker};
+use crate::config::{Fencing, GroupSpec};
 use crate::leader::Fence;
-use crate::model::{Binding, Epoch, Holder, MoveStamp, Reason, TargetId};
+use crate::model::{Binding, Epoch, FloatKind, Holder, MoveStamp, Reason, TargetId};
 use crate::plan::Action;
 use crate::probe::{TargetHealth, TargetKey};
-use crate::provider::{MoveOrder, Observation, ReleaseOrder};
+use crate::provider::{MoveOrder, Observation, ProviderError, ReleaseOrder, StampWhen};
 use crate::status::{AuditEvent, unix_ms};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
-impl Engine {
+impl Worker {
     /// When did the condition that triggered this action become true?
-    pub(super) fn trigger_instant(
+    fn trigger_instant(
         &self,
-        g: &GroupSpec,
         a: &Action,
         health: &HashMap<TargetKey, TargetHealth>,
         st: &State,
     ) -> Option<Instant> {
+        let g = self.g();
         let since = |t: &TargetId| {
             health
                 .get(&TargetKey {
@@ -45,16 +46,12 @@ impl Engine {
                 reason: Reason::Failback,
                 to,
                 ..
-            } => since(to).map(|s| s + g.policy.failback_delay),
+            } => since(to).and_then(|s| s.checked_add(g.policy.failback_delay)),
             Action::Move {
                 reason: Reason::Switchover,
                 to,
                 ..
-            } => st
-                .pending
-                .iter()
-                .find(|p| p.group == g.name && &p.to == to)
-                .map(|p| p.since),
+            } => st.pending.iter().find(|p| &p.to == to).map(|p| p.since),
             Action::Move { .. } => None,
             Action::Release {
                 from: Holder::Target(f),
@@ -64,104 +61,144 @@ impl Engine {
         }
     }
 
+    fn order(
+        g: &GroupSpec,
+        a: &Action,
+        cache: &HashMap<String, Observation>,
+        epoch: Epoch,
+    ) -> (Option<MoveOrder>, Option<ReleaseOrder>) {
+        let observed = cache.get(&a.float().id);
+        let from = observed.and_then(|o| o.holder.clone());
+        match a {
+            Action::Move {
+                to, reason, float, ..
+            } => {
+                let b = g.target(to).map(|t| t.binding.clone()).unwrap_or_default();
+                let strict = (g.policy.fencing == Fencing::Strict
+                    && matches!(float.kind, FloatKind::Eip { .. }))
+                .then(|| observed.and_then(|o| o.version.clone()));
+                (
+                    Some(MoveOrder {
+                        float: float.clone(),
+                        to: b,
+                        from,
+                        stamp: MoveStamp {
+                            epoch,
+                            reason: *reason,
+                            target: to.clone(),
+                        },
+                        stamp_when: if *reason == Reason::Switchover {
+                            StampWhen::Before
+                        } else {
+                            StampWhen::After
+                        },
+                        strict,
+                    }),
+                    None,
+                )
+            }
+            Action::Release { from: h, float, .. } => (
+                None,
+                Some(ReleaseOrder {
+                    float: float.clone(),
+                    from,
+                    stamp: MoveStamp {
+                        epoch,
+                        reason: Reason::Release,
+                        target: match h {
+                            Holder::Target(t) => t.clone(),
+                            _ => TargetId("-".into()),
+                        },
+                    },
+                }),
+            ),
+        }
+    }
+
     pub(super) async fn execute(
         &self,
         st: &mut State,
-        actions: Vec<(usize, Action)>,
+        actions: Vec<Action>,
         health: &HashMap<TargetKey, TargetHealth>,
         epoch: Epoch,
         me: &str,
     ) {
-        let fence: &dyn Fence = &self.leadership;
-        let cache = st.cache.clone().unwrap_or_default();
-        let jobs = actions.iter().map(|(gi, a)| {
-            let g = &self.spec.groups[*gi];
-            let trigger = self.trigger_instant(g, a, health, st);
-            let from = cache.get(&a.float().id).and_then(|o| o.holder.clone());
+        let g = self.g();
+        let fence: &dyn Fence = &self.ctx.leadership;
+        let cache = st.belief.clone().unwrap_or_default();
+        let jobs = actions.iter().map(|a| {
+            let trigger = self.trigger_instant(a, health, st);
+            let (mv, rel) = Self::order(g, a, &cache, epoch);
             async move {
                 let started_unix_ms = unix_ms();
                 let issued = Instant::now();
-                let (to, to_binding, stamp_target) = match a {
-                    Action::Move { to, .. } => {
-                        let b = g.target(to).map(|t| t.binding.clone()).unwrap_or_default();
-                        (Some(to.clone()), Some(b), to.clone())
+                let (res, calls, move_time, detail) = match (&mv, &rel) {
+                    (Some(o), _) => match self.ctx.provider.move_float(o, fence).await {
+                        Ok(d) => (
+                            Ok(()),
+                            d.calls_to_move,
+                            d.move_time,
+                            d.stamp_error
+                                .map(|e| format!("moved; stamp not written: {e}")),
+                        ),
+                        Err(e) => (Err(e), 0, issued.elapsed(), None),
+                    },
+                    (None, Some(o)) => {
+                        let r = self.ctx.provider.release_float(o, fence).await;
+                        (r, 1, issued.elapsed(), None)
                     }
-                    Action::Release { from, .. } => (
-                        None,
-                        None,
-                        match from {
-                            Holder::Target(t) => t.clone(),
-                            _ => TargetId(String::new()),
-                        },
-                    ),
+                    (None, None) => (Ok(()), 0, Duration::ZERO, None),
                 };
-                let stamp = MoveStamp {
-                    epoch,
-                    reason: a.reason(),
-                    target: stamp_target,
+                let (from, to) = match a {
+                    Action::Move { from, to, .. } => (from.clone(), Some(to.clone())),
+                    Action::Release { from, .. } => (from.clone(), None),
                 };
-                let res = match &to_binding {
-                    Some(b) => {
-                        self.provider
-                            .move_float(
-                                &MoveOrder {
-                                    float: a.float().clone(),
-                                    to: b.clone(),
-                                    from: from.clone(),
-                                    stamp: stamp.clone(),
-                                },
-                                fence,
-                            )
-                            .await
-                    }
-                    None => {
-                        self.provider
-                            .release_float(
-                                &ReleaseOrder {
-                                    float: a.float().clone(),
-                                    from: from.clone(),
-                                    stamp: stamp.clone(),
-                                },
-                                fence,
-                            )
-                            .await
-                    }
-                };
-                let from_holder = match a {
-                    Action::Move { from, .. } | Action::Release { from, .. } => from.clone(),
-                };
+                let conflict = matches!(res, Err(ProviderError::Conflict { .. }));
                 let ev = AuditEvent {
                     started_unix_ms,
                     finished_unix_ms: unix_ms(),
                     replica: me.to_string(),
                     group: g.name.clone(),
                     float: a.float().id.clone(),
-                    from: from_holder,
-                    to: to.clone(),
+                    from,
+                    to,
                     reason: a.reason(),
                     epoch,
                     decision_ms: trigger
                         .map(|t| issued.saturating_duration_since(t).as_secs_f64() * 1e3),
-                    call_ms: issued.elapsed().as_secs_f64() * 1e3,
+                    call_ms: move_time.as_secs_f64() * 1e3,
+                    calls,
                     ok: res.is_ok(),
                     error: res.as_ref().err().map(|e| e.to_string()),
+                    detail,
                 };
-                (g, a.float().id.clone(), to_binding, stamp, ev)
+                let binding: Option<Binding> = mv.as_ref().map(|o| o.to.clone());
+                let stamp = mv
+                    .as_ref()
+                    .map(|o| o.stamp.clone())
+                    .or(rel.map(|o| o.stamp));
+                (a.float().id.clone(), binding, stamp, conflict, ev)
             }
         });
-        let results = futures::future::join_all(jobs).await;
+        // Budget: pacing for this batch plus a few calls each; beyond it, a stall.
+        let per_s = u64::from(self.ctx.spec.aws.mutate_per_second.max(1));
+        let pacing = Duration::from_secs((actions.len() as u64).saturating_mul(2) / per_s + 1);
+        let budget = self
+            .ctx
+            .spec
+            .aws
+            .call_timeout
+            .saturating_mul(4)
+            .saturating_add(pacing);
+        let results = self.beating(budget, futures::future::join_all(jobs)).await;
         let now = Instant::now();
         let mut failed = false;
-        for (g, float, to_binding, stamp, ev) in results {
+        for (float, binding, stamp, conflict, ev) in results {
             if ev.ok {
-                self.metrics.count_move(&g.name.0, ev.reason);
-                st.memory
-                    .entry(g.name.clone())
-                    .or_default()
-                    .last_move
-                    .insert(float.clone(), now);
-                if let Some(c) = st.cache.as_mut() {
-                    let holder = to_binding.map(|b: Binding| crate::model::ProviderHolder {
+                self.ctx.metrics.count_move(&g.name.0, ev.reason);
+                st.memory.last_move.insert(float.clone(), now);
+                if let Some(c) = st.belief.as_mut() {
+                    let holder = binding.map(|b| crate::model::ProviderHolder {
                         instance_id: b.instance_id,
                         eni_id: b.eni_id,
                     });
@@ -169,23 +206,33 @@ impl Engine {
                         float,
                         Observation {
                             holder,
-                            stamp: Some(stamp),
+                            stamp,
+                            version: None,
                         },
                     );
                 }
             } else {
                 failed = true;
-                tracing::error!(group = %g.name, float = %ev.float, error = ?ev.error, "move failed; will re-observe and retry");
+                if conflict {
+                    tracing::warn!(group = %g.name, float = %ev.float, error = ev.error.as_deref().unwrap_or(""), "the provider refused a move based on a stale view; re-reading");
+                } else {
+                    tracing::error!(group = %g.name, float = %ev.float, error = ev.error.as_deref().unwrap_or(""), "move failed; will re-observe and retry");
+                }
             }
-            self.status.record(ev);
+            self.ctx.status.record(ev);
         }
+        // Read back at once: verify our own moves (and learn new association ids). After a
+        // failure the outcome is unknown (a timed-out call may have landed), so the next
+        // observation is not judged as drift.
+        st.observe_now = true;
         if failed {
-            st.cache = None;
-            let retry = Instant::now() + Duration::from_millis(500);
-            st.next_wake = Some(st.next_wake.map_or(retry, |w| w.min(retry)));
-        } else {
-            // Moves succeeded: re-plan at once so that follow-up steps and status are current.
-            st.next_wake = Some(now);
+            st.belief_epoch = None;
         }
+        let next = if failed {
+            Instant::now() + Duration::from_millis(500)
+        } else {
+            now
+        };
+        st.next_wake = Some(st.next_wake.map_or(next, |w| w.min(next)));
     }
 }

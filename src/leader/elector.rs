@@ -1,7 +1,9 @@
 //! Drives a [`LeaseBackend`] on time and publishes its state.
 
-use super::{Fence, FenceError, LeaderState, LeaseBackend};
+use super::{EpochFloor, Fence, FenceError, LeaderState, LeaseBackend, RoundCtx, StoreHealth};
+use crate::liveness::Liveness;
 use crate::model::Epoch;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -39,6 +41,8 @@ impl Leadership {
             is_leader: true,
             epoch: Epoch(1),
             holder: Some(identity.to_string()),
+            holder_api: None,
+            store: StoreHealth::default(),
             fence_deadline: Some(Instant::now() + Duration::from_secs(24 * 3600)),
         })
     }
@@ -80,6 +84,11 @@ impl Fence for Leadership {
 pub struct Elector {
     backend: Box<dyn LeaseBackend>,
     tx: watch::Sender<LeaderState>,
+    liveness: Option<Arc<Liveness>>,
+    floor: Arc<EpochFloor>,
+    /// Take the lease even if the floor has not settled after this (a region whose API
+    /// hangs must not keep every other group without a leader).
+    settle_by: Instant,
 }
 
 impl Elector {
@@ -89,9 +98,43 @@ impl Elector {
             is_leader: false,
             epoch: Epoch(0),
             holder: None,
+            holder_api: None,
+            store: StoreHealth::default(),
             fence_deadline: None,
         });
-        (Elector { backend, tx }, Leadership { rx })
+        (
+            Elector {
+                backend,
+                tx,
+                liveness: None,
+                floor: Arc::new(EpochFloor::default()),
+                settle_by: Instant::now(),
+            },
+            Leadership { rx },
+        )
+    }
+
+    /// Tie leadership to progress and to the epochs seen on the floats: no renewal while
+    /// `liveness` reports a stall; no acquisition before `floor` has settled or
+    /// `settle_by` has passed; every new epoch above the floor.
+    pub fn guarded(
+        mut self,
+        liveness: Arc<Liveness>,
+        floor: Arc<EpochFloor>,
+        settle_by: Instant,
+    ) -> Self {
+        self.liveness = Some(liveness);
+        self.floor = floor;
+        self.settle_by = settle_by;
+        self
+    }
+
+    /// Publish "not leader" at once, keeping what we know about the holder.
+    fn step_down(&self) {
+        let mut s = self.tx.borrow().clone();
+        s.is_leader = false;
+        s.fence_deadline = None;
+        self.tx.send_replace(s);
     }
 
     /// Run rounds until `stop` is cancelled. Then, if leader: `mutations_stopped` must
@@ -103,21 +146,55 @@ impl Elector {
         mutations_stopped: impl std::future::Future<Output = ()>,
     ) {
         let mut was_leader = false;
+        let mut stall_reported = false;
         loop {
+            let stalled = self.liveness.as_ref().and_then(|l| l.check().err());
+            match &stalled {
+                Some(s) if !stall_reported => {
+                    tracing::error!(stall = %s, leader = was_leader, "this replica is not making progress: it stops renewing its lease and will not take one");
+                    stall_reported = true;
+                }
+                None if stall_reported => {
+                    tracing::info!("progress resumed: this replica may lead again");
+                    stall_reported = false;
+                }
+                _ => {}
+            }
+            if stalled.is_some() && was_leader {
+                // Do not renew: the lease runs out and a healthy standby takes over.
+                self.step_down();
+                was_leader = false;
+                tracing::warn!("stepped down: lease left to expire");
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(self.backend.retry_period()) => {}
+                }
+                continue;
+            }
+            let ctx = RoundCtx {
+                may_acquire: stalled.is_none()
+                    && (self.floor.settled() || Instant::now() >= self.settle_by),
+                epoch_floor: self.floor.get(),
+            };
             let round = tokio::select! {
                 _ = stop.cancelled() => break,
-                r = self.backend.round() => r,
+                r = self.backend.round(ctx) => r,
             };
             let s = round.state;
             if s.is_leader != was_leader {
                 if s.is_leader {
-                    tracing::info!(identity = %s.identity, epoch = %s.epoch, "became leader");
+                    tracing::info!(identity = %s.identity, epoch = s.epoch.0, "became leader");
                 } else {
-                    tracing::warn!(identity = %s.identity, epoch = %s.epoch, holder = ?s.holder, "lost leadership");
+                    tracing::warn!(identity = %s.identity, epoch = s.epoch.0, holder = s.holder.as_deref().unwrap_or(""), "lost leadership");
                 }
                 was_leader = s.is_leader;
             }
             let deadline = s.fence_deadline;
+            let mut s = s;
+            if stalled.is_some() {
+                s.is_leader = false;
+                s.fence_deadline = None;
+            }
             self.tx.send_replace(s);
             // Sleep until the next round, but wake at the fence deadline to publish the
             // loss of leadership at once if renewals keep failing.

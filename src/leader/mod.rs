@@ -15,8 +15,60 @@ pub use single::SingleLease;
 
 use crate::model::Epoch;
 use serde::Serialize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// The highest epoch this replica has seen anywhere: in the lease record and in the
+/// stamps on the floats. A new holder always takes an epoch above it, so epochs never go
+/// backwards even when the lease object is deleted or moved to a new bucket
+/// (DESIGN.md guarantee 8). The engine raises it from every observation; the elector
+/// hands it to the lease store on every round.
+#[derive(Debug, Default)]
+pub struct EpochFloor {
+    value: AtomicU64,
+    settled: AtomicBool,
+}
+
+impl EpochFloor {
+    /// Raise the floor to `e` (never lowers it).
+    pub fn raise(&self, e: Epoch) {
+        self.value.fetch_max(e.0, Ordering::SeqCst);
+    }
+
+    pub fn get(&self) -> Epoch {
+        Epoch(self.value.load(Ordering::SeqCst))
+    }
+
+    /// Every group has been observed once: the floor includes every stamp.
+    pub fn mark_settled(&self) {
+        self.settled.store(true, Ordering::SeqCst);
+    }
+
+    pub fn settled(&self) -> bool {
+        self.settled.load(Ordering::SeqCst)
+    }
+}
+
+/// What the elector tells the lease store before a round.
+#[derive(Debug, Clone, Copy)]
+pub struct RoundCtx {
+    /// False while this replica must not take the lease (its engine or probes are stalled,
+    /// or it has not yet seen the floats' stamps): it still reads the lease to know the
+    /// holder, but never creates or takes it over.
+    pub may_acquire: bool,
+    /// Take or keep an epoch strictly above this.
+    pub epoch_floor: Epoch,
+}
+
+/// How the lease store has been answering, for `status` and alerts.
+#[derive(Debug, Clone, Default)]
+pub struct StoreHealth {
+    /// Last successful read or write of the lease.
+    pub last_ok: Option<Instant>,
+    /// The last failure, as `op in region: Code: message`, until the next success.
+    pub last_error: Option<String>,
+}
 
 /// What a replica knows about leadership right now.
 #[derive(Debug, Clone, Serialize)]
@@ -29,6 +81,12 @@ pub struct LeaderState {
     pub epoch: Epoch,
     /// Current lease holder as last seen (None: nobody / unknown).
     pub holder: Option<String>,
+    /// The holder's advertised API URL (from the lease record), so that a standby can
+    /// tell a client where the leader is.
+    pub holder_api: Option<String>,
+    /// How the lease store answers.
+    #[serde(skip)]
+    pub store: StoreHealth,
     /// Monotonic deadline after which this replica must not mutate (renew time + renew
     /// deadline). Meaningless when not leader.
     #[serde(skip)]
@@ -46,8 +104,14 @@ pub struct Round {
 /// Errors of this module.
 #[derive(Debug, thiserror::Error)]
 pub enum LeaderError {
-    #[error("lease store {op} failed: {message}")]
-    Store { op: &'static str, message: String },
+    /// Rendered like provider errors: `op in region: Code: message`.
+    #[error("{op} in {region}: {code}: {message}")]
+    Store {
+        op: &'static str,
+        region: String,
+        code: String,
+        message: String,
+    },
     #[error("lease record at {location} is not readable: {message}")]
     Corrupt { location: String, message: String },
 }
@@ -74,7 +138,9 @@ pub trait Fence: Send + Sync {
 /// A leader election backend: one round acquires, renews or observes the lease.
 #[async_trait::async_trait]
 pub trait LeaseBackend: Send + Sync {
-    async fn round(&mut self) -> Round;
+    async fn round(&mut self, ctx: RoundCtx) -> Round;
+    /// How often rounds run (the elector's pace while it skips rounds).
+    fn retry_period(&self) -> Duration;
     /// Give the lease up (only called while leader, after mutations have stopped).
     async fn release(&mut self) -> Result<(), LeaderError>;
     /// Stop acting as leader without touching the store (used when a round could not reach

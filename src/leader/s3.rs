@@ -9,10 +9,14 @@
 //! - The holder may mutate until `last successful renewal send time + renew_deadline`,
 //!   which is earlier than anybody can take over (`>= write time + lease_duration`).
 //! - Release writes `released: true`, so a standby takes over on its next round.
+//! - Epochs never go backwards: a new holder takes `max(record, floor) + 1`, where the floor
+//!   is the highest epoch stamped on any float; a holder that learns of a stamp at or above
+//!   its own epoch raises its epoch in its next renewal (still a conditional write, so only
+//!   the true holder can).
 
-use super::{LeaderError, LeaderState, LeaseBackend, Round};
+use super::{LeaderError, LeaderState, LeaseBackend, Round, RoundCtx, StoreHealth};
 use crate::model::Epoch;
-use aws_sdk_s3::error::ProvideErrorMetadata;
+use crate::provider::aws::{Failure, failure};
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -28,6 +32,9 @@ pub struct LeaseRecord {
     pub renewals: u64,
     #[serde(default)]
     pub released: bool,
+    /// The holder's API URL, so that standbys can point clients at the leader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
 }
 
 /// Timing of the election.
@@ -42,7 +49,11 @@ pub struct S3Lease {
     client: aws_sdk_s3::Client,
     bucket: String,
     key: String,
+    region: String,
     identity: String,
+    /// Our advertised API URL, written into the record while we hold it.
+    api: Option<String>,
+    store: StoreHealth,
     timing: LeaseTiming,
     /// ETag of our own last successful write while we hold the lease.
     mine: Option<String>,
@@ -67,17 +78,53 @@ impl S3Lease {
         identity: String,
         timing: LeaseTiming,
     ) -> Self {
+        let region = client
+            .config()
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "(no region)".into());
         S3Lease {
             client,
             bucket,
             key,
+            region,
             identity,
+            api: None,
+            store: StoreHealth::default(),
             timing,
             mine: None,
             record: None,
             renewed_at: None,
             seen: None,
             last_epoch: Epoch(0),
+        }
+    }
+
+    /// Advertise this API URL in the record while we hold the lease.
+    pub fn advertise(mut self, api: Option<String>) -> Self {
+        self.api = api;
+        self
+    }
+
+    fn store_error<E, R>(
+        &self,
+        op: &'static str,
+        e: &aws_sdk_s3::error::SdkError<E, R>,
+    ) -> LeaderError
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + crate::provider::aws::HttpStatus + 'static,
+    {
+        let (code, message) = match failure(e) {
+            Failure::Transport { code, message }
+            | Failure::Throttled { code, message }
+            | Failure::Api { code, message } => (code, message),
+        };
+        LeaderError::Store {
+            op,
+            region: self.region.clone(),
+            code,
+            message: format!("{message} ({})", self.location()),
         }
     }
 
@@ -97,17 +144,14 @@ impl S3Lease {
         let out = match res {
             Ok(o) => o,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => {
-                return Err(LeaderError::Store {
-                    op: "GetObject",
-                    message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-                });
-            }
+            Err(e) => return Err(self.store_error("GetObject", &e)),
         };
         let etag = out.e_tag().unwrap_or_default().to_string();
         let body = out.body.collect().await.map_err(|e| LeaderError::Store {
             op: "GetObject",
-            message: e.to_string(),
+            region: self.region.clone(),
+            code: "ConnectionError".into(),
+            message: format!("reading the lease body: {e}"),
         })?;
         let rec: LeaseRecord =
             serde_json::from_slice(&body.into_bytes()).map_err(|e| LeaderError::Corrupt {
@@ -138,6 +182,7 @@ impl S3Lease {
         match req.send().await {
             Ok(o) => Ok(Put::Ok(o.e_tag().unwrap_or_default().to_string())),
             Err(e) => {
+                use aws_sdk_s3::error::ProvideErrorMetadata;
                 let code = e.code().unwrap_or_default();
                 let status = e.raw_response().map(|r| r.status().as_u16());
                 if code == "PreconditionFailed"
@@ -147,10 +192,7 @@ impl S3Lease {
                 {
                     Ok(Put::Conflict)
                 } else {
-                    Err(LeaderError::Store {
-                        op: "PutObject",
-                        message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-                    })
+                    Err(self.store_error("PutObject", &e))
                 }
             }
         }
@@ -170,6 +212,12 @@ impl S3Lease {
                 .as_ref()
                 .filter(|r| !r.released)
                 .map(|r| r.holder.clone()),
+            holder_api: self
+                .record
+                .as_ref()
+                .filter(|r| !r.released)
+                .and_then(|r| r.api.clone()),
+            store: self.store.clone(),
             fence_deadline: if leading {
                 self.renewed_at.map(|t| t + self.timing.renew_deadline)
             } else {
@@ -192,14 +240,21 @@ impl S3Lease {
     }
 
     /// One round; errors leave the state as it was (the fence deadline decides).
-    async fn try_round(&mut self) -> Result<Instant, LeaderError> {
+    async fn try_round(&mut self, ctx: RoundCtx) -> Result<Instant, LeaderError> {
         let retry = self.timing.retry;
+        let floor = ctx.epoch_floor.max(self.last_epoch);
         // Fast path: renew our own lease without reading it first.
         if let (Some(etag), Some(rec)) = (self.mine.clone(), self.record.clone()) {
-            let next = LeaseRecord {
-                renewals: rec.renewals + 1,
+            let mut next = LeaseRecord {
+                renewals: rec.renewals.saturating_add(1),
                 ..rec
             };
+            if ctx.epoch_floor.0 >= next.epoch {
+                // A float carries a stamp at or above our epoch, and we still hold the
+                // lease: the stamp outlived an older lease object. Move above it.
+                next.epoch = ctx.epoch_floor.0.saturating_add(1);
+                tracing::warn!(lease = %self.location(), from = rec.epoch, to = next.epoch, "a float carries an epoch at or above ours; raising our epoch above it");
+            }
             let sent = Instant::now();
             return match self.put(&next, Some(&etag)).await? {
                 Put::Ok(new) => {
@@ -215,13 +270,21 @@ impl S3Lease {
         }
         let now = Instant::now();
         let Some((rec, etag)) = self.get().await? else {
+            self.record = None;
+            if !ctx.may_acquire {
+                return Ok(now + retry);
+            }
             let fresh = LeaseRecord {
                 holder: self.identity.clone(),
-                epoch: self.last_epoch.0 + 1,
-                lease_ms: self.timing.lease.as_millis() as u64,
+                epoch: floor.0.saturating_add(1),
+                lease_ms: duration_ms(self.timing.lease),
                 renewals: 0,
                 released: false,
+                api: self.api.clone(),
             };
+            if floor > Epoch(0) {
+                tracing::info!(lease = %self.location(), epoch = fresh.epoch, "no lease object: creating one above the highest epoch seen");
+            }
             let sent = Instant::now();
             if let Put::Ok(new) = self.put(&fresh, None).await? {
                 self.won(fresh, new, sent);
@@ -232,10 +295,11 @@ impl S3Lease {
         self.record = Some(rec.clone());
         let take = |me: &Self| LeaseRecord {
             holder: me.identity.clone(),
-            epoch: rec.epoch + 1,
-            lease_ms: me.timing.lease.as_millis() as u64,
+            epoch: floor.0.max(rec.epoch).saturating_add(1),
+            lease_ms: duration_ms(me.timing.lease),
             renewals: 0,
             released: false,
+            api: me.api.clone(),
         };
         // A record naming our identity that we did not write in this process (a restart
         // with a fixed identity, a lost response, or a second process misconfigured with
@@ -246,7 +310,7 @@ impl S3Lease {
         } else {
             match &self.seen {
                 Some((e, first)) if *e == etag => {
-                    let expires = *first + Duration::from_millis(rec.lease_ms);
+                    let expires = *first + record_lease(&rec);
                     if now >= expires {
                         tracing::info!(lease = %self.location(), holder = %rec.holder, "lease expired; taking over");
                         Some(take(self))
@@ -256,11 +320,11 @@ impl S3Lease {
                 }
                 _ => {
                     self.seen = Some((etag.clone(), now));
-                    return Ok((now + Duration::from_millis(rec.lease_ms)).min(now + retry));
+                    return Ok((now + record_lease(&rec)).min(now + retry));
                 }
             }
         };
-        if let Some(candidate) = next_try {
+        if let Some(candidate) = next_try.filter(|_| ctx.may_acquire) {
             let sent = Instant::now();
             match self.put(&candidate, Some(&etag)).await? {
                 Put::Ok(new) => self.won(candidate, new, sent),
@@ -273,11 +337,16 @@ impl S3Lease {
 
 #[async_trait::async_trait]
 impl LeaseBackend for S3Lease {
-    async fn round(&mut self) -> Round {
-        let next = match self.try_round().await {
-            Ok(next) => next,
+    async fn round(&mut self, ctx: RoundCtx) -> Round {
+        let next = match self.try_round(ctx).await {
+            Ok(next) => {
+                self.store.last_ok = Some(Instant::now());
+                self.store.last_error = None;
+                next
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "lease round failed");
+                self.store.last_error = Some(e.to_string());
                 Instant::now() + self.timing.retry
             }
         };
@@ -287,13 +356,17 @@ impl LeaseBackend for S3Lease {
         }
     }
 
+    fn retry_period(&self) -> Duration {
+        self.timing.retry
+    }
+
     async fn release(&mut self) -> Result<(), LeaderError> {
         let (Some(etag), Some(rec)) = (self.mine.clone(), self.record.clone()) else {
             return Ok(());
         };
         let released = LeaseRecord {
             released: true,
-            renewals: rec.renewals + 1,
+            renewals: rec.renewals.saturating_add(1),
             ..rec
         };
         let r = self.put(&released, Some(&etag)).await;
@@ -306,4 +379,15 @@ impl LeaseBackend for S3Lease {
     fn identity(&self) -> &str {
         &self.identity
     }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The lease duration a record claims, capped at one hour: the record comes from outside
+/// the process, and a corrupt or hostile value must not overflow a deadline (or stall a
+/// takeover forever).
+fn record_lease(rec: &LeaseRecord) -> Duration {
+    Duration::from_millis(rec.lease_ms.min(3_600_000))
 }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::Policy;
+use crate::config::{Fencing, OnDrift, Policy};
 use crate::model::{Binding, FloatKind};
 use proptest::prelude::*;
 
@@ -25,6 +25,8 @@ fn group(prios: &[u32], floats: usize, preempt: bool, release: bool) -> GroupSpe
             } else {
                 OnAllUnhealthy::Keep
             },
+            on_drift: OnDrift::Revert,
+            fencing: Fencing::Standard,
         },
         targets: prios
             .iter()

@@ -83,9 +83,8 @@ impl HealthBoard {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
             let entry = entries.get_mut(key)?;
             let machine = entry.probes.get_mut(probe)?;
-            match &outcome {
-                Outcome::Ok => {}
-                Outcome::Fail(why) => entry.view.last_error = Some(why.clone()),
+            if let Some(why) = outcome.failure() {
+                entry.view.last_error = Some(why);
             }
             machine.record(outcome == Outcome::Ok);
             let new = combine(entry.probes.iter().map(RiseFall::state));
@@ -104,6 +103,17 @@ impl HealthBoard {
             self.changed.send_modify(|g| *g += 1);
         }
         changed
+    }
+
+    /// True while this probe's last result has not yet been confirmed by rise or fall (a
+    /// failure while not down, a success while not up): the time to re-probe at
+    /// `fast_interval`.
+    pub fn transitional(&self, key: &TargetKey, probe: usize) -> bool {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(key)
+            .and_then(|e| e.probes.get(probe))
+            .is_some_and(RiseFall::transitional)
     }
 
     /// Copy of every target's health.

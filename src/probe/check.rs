@@ -9,6 +9,23 @@ use tokio::process::Command;
 pub enum Outcome {
     Ok,
     Fail(String),
+    /// No answer within the probe's timeout. Kept apart from other failures because a
+    /// starved controller can cause it too (see `probe::overload`).
+    TimedOut(Duration),
+}
+
+impl Outcome {
+    /// The failure reason, if any (for status and logs).
+    pub fn failure(&self) -> Option<String> {
+        match self {
+            Outcome::Ok => None,
+            Outcome::Fail(why) => Some(why.clone()),
+            Outcome::TimedOut(t) => Some(format!(
+                "timed out after {}",
+                humantime::format_duration(*t)
+            )),
+        }
+    }
 }
 
 /// Executes probes. Holds the HTTP clients so connections and TLS setup are reused.
@@ -45,10 +62,7 @@ impl Checker {
     pub async fn run(&self, kind: &ProbeKind, timeout: Duration) -> Outcome {
         match tokio::time::timeout(timeout, self.run_inner(kind)).await {
             Ok(o) => o,
-            Err(_) => Outcome::Fail(format!(
-                "timed out after {}",
-                humantime::format_duration(timeout)
-            )),
+            Err(_) => Outcome::TimedOut(timeout),
         }
     }
 
@@ -203,7 +217,7 @@ mod tests {
                 Duration::from_millis(200),
             )
             .await;
-        assert!(matches!(out, Outcome::Fail(m) if m.contains("timed out")));
+        assert!(matches!(out, Outcome::TimedOut(_)));
         assert_eq!(
             c.run(
                 &ProbeKind::Tcp {
@@ -245,8 +259,9 @@ mod tests {
         let slow = ProbeKind::Exec {
             command: vec!["sleep".into(), "5".into()],
         };
-        assert!(
-            matches!(c.run(&slow, Duration::from_millis(100)).await, Outcome::Fail(m) if m.contains("timed out"))
-        );
+        assert!(matches!(
+            c.run(&slow, Duration::from_millis(100)).await,
+            Outcome::TimedOut(_)
+        ));
     }
 }

@@ -1,20 +1,32 @@
 //! Health probing: every replica runs every probe, so a standby that becomes leader already
 //! knows the world. Probe results go through the rise/fall machine into the [`HealthBoard`],
 //! which wakes the engine only on a health transition.
+//!
+//! Each probe loop re-probes at `fast_interval` while its last result is unconfirmed
+//! (HAProxy's `fastinter`), beats a heart so that a stopped loop takes the lease away from
+//! this replica, and defers to [`overload`] so that a starved controller never blames its
+//! targets.
 
 mod board;
 mod check;
+pub mod overload;
 mod state;
 
 pub use board::{HealthBoard, TargetHealth, TargetKey};
 pub use check::{Checker, CheckerError, Outcome};
 pub use state::{RiseFall, combine};
 
-use crate::config::{ProbeKind, Spec};
+use crate::config::{ProbeKind, ProbeSpec, Spec};
+use crate::faults::{Fault, Faults};
+use crate::liveness::Liveness;
 use crate::metrics::Metrics;
+use crate::status::StatusStore;
+use overload::Load;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 fn kind_name(k: &ProbeKind) -> &'static str {
@@ -25,15 +37,57 @@ fn kind_name(k: &ProbeKind) -> &'static str {
     }
 }
 
-/// Spawn one task per probe. They stop when `stop` is cancelled.
-pub fn spawn_all(
-    spec: &Spec,
-    board: Arc<HealthBoard>,
-    checker: Checker,
-    metrics: Arc<Metrics>,
-    stop: CancellationToken,
-) -> JoinSet<()> {
+/// Probes in flight at once, at most (more wait for a slot; the timeout of a probe starts
+/// when it runs, so waiting never counts against the target).
+pub const DEFAULT_CONCURRENCY: usize = 512;
+
+/// What the probe loops share.
+#[derive(Clone)]
+pub struct ProbeDeps {
+    pub board: Arc<HealthBoard>,
+    pub checker: Checker,
+    pub metrics: Arc<Metrics>,
+    pub status: Arc<StatusStore>,
+    /// Each loop registers a heart here (None: nobody watches, e.g. `floatover plan`).
+    pub liveness: Option<Arc<Liveness>>,
+    pub faults: Faults,
+    pub concurrency: usize,
+}
+
+impl ProbeDeps {
+    pub fn new(board: Arc<HealthBoard>, checker: Checker, metrics: Arc<Metrics>) -> Self {
+        ProbeDeps {
+            board,
+            checker,
+            metrics,
+            status: Arc::new(StatusStore::default()),
+            liveness: None,
+            faults: Faults::default(),
+            concurrency: DEFAULT_CONCURRENCY,
+        }
+    }
+}
+
+/// Longest silence of a probe loop that is still normal: its stretched interval, its
+/// timeout and a margin for waiting on a probe slot.
+pub fn max_gap(p: &ProbeSpec) -> Duration {
+    p.interval
+        .saturating_mul(8)
+        .saturating_add(p.timeout)
+        .saturating_add(Duration::from_secs(2))
+}
+
+/// Spawn one task per probe plus the load monitor. They stop when `stop` is cancelled.
+pub fn spawn(spec: &Spec, deps: ProbeDeps, stop: CancellationToken) -> JoinSet<()> {
     let mut set = JoinSet::new();
+    let load = Arc::new(Load::default());
+    let slots = Arc::new(Semaphore::new(deps.concurrency.max(1)));
+    set.spawn(overload::monitor(
+        load.clone(),
+        deps.metrics.clone(),
+        deps.status.clone(),
+        stop.clone(),
+    ));
     for g in &spec.groups {
         for t in &g.targets {
             for (idx, p) in t.probes.iter().enumerate() {
@@ -41,36 +95,85 @@ pub fn spawn_all(
                     group: g.name.clone(),
                     target: t.id.clone(),
                 };
-                let (board, checker, metrics, stop, p) = (
-                    board.clone(),
-                    checker.clone(),
-                    metrics.clone(),
+                let heart = deps
+                    .liveness
+                    .as_ref()
+                    .map(|l| l.register(format!("probe {}/{} #{idx}", g.name, t.id), max_gap(p)));
+                let (deps, load, slots, stop, p) = (
+                    deps.clone(),
+                    load.clone(),
+                    slots.clone(),
                     stop.clone(),
                     p.clone(),
                 );
                 set.spawn(async move {
-                    let mut tick = tokio::time::interval(p.interval);
-                    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
                     let kind = kind_name(&p.kind);
+                    let beat = || {
+                        if let Some(h) = &heart {
+                            h.beat();
+                        }
+                    };
+                    // Spread the first probes a little so a thousand loops do not fire as one.
+                    let spread = p.interval.min(Duration::from_millis(100));
+                    let mut next = Instant::now()
+                        + spread.mul_f64(f64::from(rand::random::<u16>()) / f64::from(u16::MAX));
                     loop {
                         tokio::select! {
                             _ = stop.cancelled() => return,
-                            _ = tick.tick() => {}
+                            _ = tokio::time::sleep_until(next) => {}
                         }
+                        beat();
+                        if deps.faults.active(Fault::ProbeStall) {
+                            tracing::warn!(group = %key.group, target_name = %key.target, "injected fault: probe loop stops (FLOATOVER_FAULT)");
+                            // Stopped, but still obeys shutdown.
+                            stop.cancelled().await;
+                            return;
+                        }
+                        let permit = tokio::select! {
+                            _ = stop.cancelled() => return,
+                            p = slots.acquire() => p,
+                        };
+                        beat();
                         let started = Instant::now();
-                        let outcome = checker.run(&p.kind, p.timeout).await;
-                        metrics.observe_probe(&key, kind, started.elapsed(), outcome == Outcome::Ok);
-                        if let Outcome::Fail(why) = &outcome {
-                            tracing::debug!(group = %key.group, target = %key.target, probe = idx, %why, "probe failed");
-                        }
-                        if let Some(h) = board.record(&key, idx, outcome, Instant::now()) {
-                            tracing::info!(group = %key.group, target = %key.target, health = h.as_str(), "target health changed");
-                            metrics.set_target_health(&key, h);
-                        }
+                        let outcome = deps.checker.run(&p.kind, p.timeout).await;
+                        drop(permit);
+                        let now = Instant::now();
+                        beat();
+                        let base = if matches!(outcome, Outcome::TimedOut(_)) && load.overloaded_since(started) {
+                            // Our lateness, not the target's: no result.
+                            deps.metrics.probe_skipped("local_lag");
+                            p.interval
+                        } else {
+                            deps.metrics.observe_probe(&key, kind, now.saturating_duration_since(started), outcome == Outcome::Ok);
+                            if let Some(why) = outcome.failure() {
+                                tracing::debug!(group = %key.group, target_name = %key.target, probe = idx, why, "probe failed");
+                            }
+                            if let Some(h) = deps.board.record(&key, idx, outcome, now) {
+                                tracing::info!(group = %key.group, target_name = %key.target, health = h.as_str(), "target health changed");
+                                deps.metrics.set_target_health(&key, h);
+                            }
+                            if deps.board.transitional(&key, idx) {
+                                p.fast_interval
+                            } else {
+                                p.interval
+                            }
+                        };
+                        next = (started + base.saturating_mul(load.stretch())).max(now);
                     }
                 });
             }
         }
     }
     set
+}
+
+/// [`spawn`] without liveness, faults or status (`floatover plan`, benches).
+pub fn spawn_all(
+    spec: &Spec,
+    board: Arc<HealthBoard>,
+    checker: Checker,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) -> JoinSet<()> {
+    spawn(spec, ProbeDeps::new(board, checker, metrics), stop)
 }

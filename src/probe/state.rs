@@ -30,6 +30,16 @@ impl RiseFall {
         self.state
     }
 
+    /// The last result points away from the current state but has not crossed the
+    /// threshold yet (or nothing is decided yet).
+    pub fn transitional(&self) -> bool {
+        match self.state {
+            Health::Unknown => true,
+            Health::Up => self.fail_streak > 0,
+            Health::Down => self.ok_streak > 0,
+        }
+    }
+
     /// Feed one result; returns the new state when it changed.
     pub fn record(&mut self, ok: bool) -> Option<Health> {
         if ok {

@@ -30,18 +30,39 @@ pub fn resolve(raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<
     let mut is = Issues(Vec::new());
 
     let api = resolve_api(&raw.api, env, &mut is);
+    for (path, v) in [
+        ("aws.region", &raw.aws.region),
+        ("api.token_env", &raw.api.token_env),
+        ("api.advertise", &raw.api.advertise),
+        ("aws.endpoint_url", &raw.aws.endpoint_url),
+    ] {
+        not_blank(path, v.as_deref(), &mut is);
+    }
     let default_region = raw
         .aws
         .region
         .clone()
-        .or_else(|| env("AWS_REGION"))
-        .or_else(|| env("AWS_DEFAULT_REGION"));
+        .filter(|r| !r.trim().is_empty())
+        .or_else(|| env("AWS_REGION").filter(|r| !r.trim().is_empty()))
+        .or_else(|| env("AWS_DEFAULT_REGION").filter(|r| !r.trim().is_empty()));
     let aws = resolve_aws(&raw.aws, &mut is);
     let leader = resolve_leader(&raw.leader, &raw.aws, default_region.as_deref(), &mut is);
     check_probe_defaults(&raw.probe_defaults, &mut is);
-    if raw.resync_interval.0 < Duration::from_millis(100) {
-        is.add("resync_interval", "must be at least 100ms");
-    }
+    bounded(
+        "resync_interval",
+        raw.resync_interval.0,
+        ms(100),
+        hours(1),
+        &mut is,
+    );
+    bounded("drift_check", raw.drift_check.0, ms(100), hours(1), &mut is);
+    bounded(
+        "switchover_timeout",
+        raw.switchover_timeout.0,
+        ms(100),
+        hours(1),
+        &mut is,
+    );
 
     if raw.groups.is_empty() {
         is.add("groups", "at least one group is required");
@@ -90,6 +111,8 @@ pub fn resolve(raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<
                 aws,
                 leader,
                 resync_interval: raw.resync_interval.0,
+                drift_check: raw.drift_check.0,
+                switchover_timeout: raw.switchover_timeout.0,
                 groups,
             })
         }
@@ -97,6 +120,34 @@ pub fn resolve(raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<
             path: "(document)".into(),
             reason: "internal: incomplete resolution".into(),
         }])),
+    }
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn hours(n: u64) -> Duration {
+    Duration::from_secs(n * 3600)
+}
+
+/// A duration between `min` and `max`, inclusive.
+fn bounded(path: &str, d: Duration, min: Duration, max: Duration, is: &mut Issues) {
+    let f = |d| humantime::format_duration(d).to_string();
+    if d < min {
+        is.add(path, format!("must be at least {}", f(min)));
+    } else if d > max {
+        is.add(path, format!("must be at most {}", f(max)));
+    }
+}
+
+/// A value that, when given, must not be empty or blank.
+fn not_blank(path: &str, v: Option<&str>, is: &mut Issues) {
+    if v.is_some_and(|v| v.trim().is_empty()) {
+        is.add(
+            path,
+            "must not be empty (remove the key to use the default)",
+        );
     }
 }
 
@@ -117,10 +168,26 @@ fn resolve_api(
         Err(_) => {
             is.add(
                 "api.listen",
-                format!("{:?} is not an address like 127.0.0.1:9090", raw.listen),
+                format!(
+                    "{:?} is not an address like 127.0.0.1:9090 or [::]:9090",
+                    raw.listen
+                ),
             );
             None
         }
+    };
+    check_endpoint("api.advertise", &raw.advertise, is);
+    let advertise = |l: SocketAddr| match &raw.advertise {
+        Some(a) => a.trim_end_matches('/').to_string(),
+        None if l.ip().is_unspecified() => {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".into());
+            format!("http://{host}:{}", l.port())
+        }
+        None => format!("http://{l}"),
     };
     let token = match (&raw.token, &raw.token_env) {
         (Some(_), Some(_)) => {
@@ -155,7 +222,11 @@ fn resolve_api(
         },
         (None, None) => None,
     };
-    listen.map(|listen| ApiSpec { listen, token })
+    listen.map(|listen| ApiSpec {
+        listen,
+        advertise: advertise(listen),
+        token,
+    })
 }
 
 fn check_endpoint(path: &str, url: &Option<String>, is: &mut Issues) {
@@ -169,17 +240,21 @@ fn check_endpoint(path: &str, url: &Option<String>, is: &mut Issues) {
 
 fn resolve_aws(raw: &RawAws, is: &mut Issues) -> Option<AwsSpec> {
     check_endpoint("aws.endpoint_url", &raw.endpoint_url, is);
-    if raw.call_timeout.0 < Duration::from_millis(50) {
-        is.add("aws.call_timeout", "must be at least 50ms");
-    }
+    bounded(
+        "aws.call_timeout",
+        raw.call_timeout.0,
+        ms(50),
+        ms(60_000),
+        is,
+    );
     if !(1..=10).contains(&raw.max_attempts) {
         is.add("aws.max_attempts", "must be between 1 and 10");
     }
-    if raw.mutate_burst == 0 {
-        is.add("aws.mutate_burst", "must be at least 1");
+    if !(1..=10_000).contains(&raw.mutate_burst) {
+        is.add("aws.mutate_burst", "must be between 1 and 10000");
     }
-    if raw.mutate_per_second == 0 {
-        is.add("aws.mutate_per_second", "must be at least 1");
+    if !(1..=1_000).contains(&raw.mutate_per_second) {
+        is.add("aws.mutate_per_second", "must be between 1 and 1000");
     }
     Some(AwsSpec {
         default_region: String::new(),
@@ -202,9 +277,9 @@ fn resolve_leader(
         raw.renew_deadline.0,
         raw.retry_period.0,
     );
-    if retry.is_zero() {
-        is.add("leader.retry_period", "must be greater than 0");
-    }
+    bounded("leader.retry_period", retry, ms(10), ms(60_000), is);
+    bounded("leader.renew_deadline", renew, ms(20), ms(300_000), is);
+    bounded("leader.lease_duration", lease, ms(30), ms(600_000), is);
     if renew <= retry {
         is.add(
             "leader.renew_deadline",
@@ -217,7 +292,7 @@ fn resolve_leader(
             "must be greater than leader.renew_deadline (the margin protects against clock-rate differences)",
         );
     }
-    if aws.call_timeout.0 + retry >= renew {
+    if aws.call_timeout.0.saturating_add(retry) >= renew {
         is.add(
             "aws.call_timeout",
             format!(
@@ -244,6 +319,8 @@ fn resolve_leader(
             return None;
         }
         (LeaderBackendKind::S3, Some(s3)) => {
+            not_blank("leader.s3.region", s3.region.as_deref(), is);
+            not_blank("leader.s3.endpoint_url", s3.endpoint_url.as_deref(), is);
             if s3.bucket.len() < 3 || s3.bucket.len() > 63 || s3.bucket.contains('/') {
                 is.add(
                     "leader.s3.bucket",
@@ -257,7 +334,11 @@ fn resolve_leader(
                 );
             }
             check_endpoint("leader.s3.endpoint_url", &s3.endpoint_url, is);
-            let region = s3.region.clone().or(default_region.map(str::to_string));
+            let region = s3
+                .region
+                .clone()
+                .filter(|r| !r.trim().is_empty())
+                .or(default_region.map(str::to_string));
             if region.is_none() {
                 is.add(
                     "leader.s3.region",
@@ -289,7 +370,12 @@ fn resolve_group(
     is: &mut Issues,
 ) -> Option<GroupSpec> {
     let before = is.0.len();
-    let group_region = g.region.clone().or(default_region.map(str::to_string));
+    not_blank(&format!("{p}.region"), g.region.as_deref(), is);
+    let group_region = g
+        .region
+        .clone()
+        .filter(|r| !r.trim().is_empty())
+        .or(default_region.map(str::to_string));
     if group_region.is_none() {
         is.add(
             format!("{p}.region"),
@@ -298,9 +384,20 @@ fn resolve_group(
     }
     let region = group_region.unwrap_or_default();
     let pol = &g.policy;
-    if pol.min_hold.0 > Duration::from_secs(3600) {
-        is.add(format!("{p}.policy.min_hold"), "must be at most 1h");
-    }
+    bounded(
+        &format!("{p}.policy.min_hold"),
+        pol.min_hold.0,
+        ms(0),
+        hours(1),
+        is,
+    );
+    bounded(
+        &format!("{p}.policy.failback_delay"),
+        pol.failback_delay.0,
+        ms(0),
+        hours(24),
+        is,
+    );
     if g.targets.is_empty() {
         is.add(format!("{p}.targets"), "at least one target is required");
     }
@@ -420,7 +517,12 @@ fn resolve_group(
                 "required (or eni_id): the group has an eip float",
             );
         }
-        let tregion = t.region.clone().unwrap_or_else(|| region.clone());
+        not_blank(&format!("{tp}.region"), t.region.as_deref(), is);
+        let tregion = t
+            .region
+            .clone()
+            .filter(|r| !r.trim().is_empty())
+            .unwrap_or_else(|| region.clone());
         if tregion != region {
             is.add(
                 format!("{tp}.region"),
@@ -456,10 +558,17 @@ fn resolve_group(
     if is.0.len() != before {
         return None;
     }
+    // Bounded above (interval <= 1h, rise/fall <= 100), but computed with checked
+    // arithmetic anyway: a config must never be able to panic the controller.
     let settle = targets
         .iter()
         .flat_map(|t| t.probes.iter())
-        .map(|p| p.interval * p.rise.max(p.fall) + p.timeout)
+        .map(|p| {
+            p.interval
+                .checked_mul(p.rise.max(p.fall))
+                .and_then(|d| d.checked_add(p.timeout))
+                .unwrap_or(crate::config::duration::MAX)
+        })
         .max()
         .unwrap_or_default();
     Some(GroupSpec {
@@ -470,6 +579,8 @@ fn resolve_group(
             failback_delay: pol.failback_delay.0,
             min_hold: pol.min_hold.0,
             on_all_unhealthy: pol.on_all_unhealthy,
+            on_drift: pol.on_drift,
+            fencing: pol.fencing,
         },
         targets,
         floats,

@@ -6,12 +6,41 @@ use crate::config::spec::{ProbeKind, ProbeSpec, RawProbe, RawProbeDefaults};
 use std::time::Duration;
 
 pub(super) fn check_probe_defaults(d: &RawProbeDefaults, is: &mut Issues) {
-    check_timing("probe_defaults", d.interval, d.timeout, d.rise, d.fall, is);
+    let fast = d.fast_interval.unwrap_or(d.interval);
+    check_timing(
+        "probe_defaults",
+        d.interval,
+        fast,
+        d.timeout,
+        d.rise,
+        d.fall,
+        is,
+    );
 }
 
-fn check_timing(p: &str, interval: Dur, timeout: Dur, rise: u32, fall: u32, is: &mut Issues) {
+const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
+fn check_timing(
+    p: &str,
+    interval: Dur,
+    fast: Dur,
+    timeout: Dur,
+    rise: u32,
+    fall: u32,
+    is: &mut Issues,
+) {
     if interval.0 < Duration::from_millis(10) {
         is.add(format!("{p}.interval"), "must be at least 10ms");
+    } else if interval.0 > MAX_INTERVAL {
+        is.add(format!("{p}.interval"), "must be at most 1h");
+    }
+    if fast.0 < Duration::from_millis(10) {
+        is.add(format!("{p}.fast_interval"), "must be at least 10ms");
+    } else if fast.0 > interval.0 {
+        is.add(
+            format!("{p}.fast_interval"),
+            "must not exceed the interval (it is the faster re-probe after a failure)",
+        );
     }
     if timeout.0.is_zero() {
         is.add(format!("{p}.timeout"), "must be greater than 0");
@@ -33,11 +62,14 @@ pub(super) fn resolve_probe(
     is: &mut Issues,
 ) -> Option<ProbeSpec> {
     let interval = pr.interval.unwrap_or(d.interval);
-    // An inherited timeout never exceeds this probe's own interval.
+    // An inherited timeout or fast interval never exceeds this probe's own interval.
     let timeout = pr.timeout.unwrap_or(d.timeout.min(interval));
+    let fast = pr
+        .fast_interval
+        .unwrap_or(d.fast_interval.unwrap_or(interval).min(interval));
     let rise = pr.rise.unwrap_or(d.rise);
     let fall = pr.fall.unwrap_or(d.fall);
-    check_timing(pp, interval, timeout, rise, fall, is);
+    check_timing(pp, interval, fast, timeout, rise, fall, is);
     let set = [pr.http.is_some(), pr.tcp.is_some(), pr.exec.is_some()];
     if set.iter().filter(|x| **x).count() != 1 {
         is.add(pp, "exactly one of http, tcp, exec must be set");
@@ -66,16 +98,8 @@ pub(super) fn resolve_probe(
             insecure: h.insecure,
         }
     } else if let Some(t) = &pr.tcp {
-        let ok = t
-            .address
-            .rsplit_once(':')
-            .map(|(h, port)| !h.is_empty() && port.parse::<u16>().map(|p| p > 0).unwrap_or(false))
-            .unwrap_or(false);
-        if !ok {
-            is.add(
-                format!("{pp}.tcp.address"),
-                format!("{:?} is not host:port", t.address),
-            );
+        if let Err(why) = check_host_port(&t.address) {
+            is.add(format!("{pp}.tcp.address"), why);
         }
         ProbeKind::Tcp {
             address: t.address.clone(),
@@ -100,8 +124,62 @@ pub(super) fn resolve_probe(
     Some(ProbeSpec {
         kind,
         interval: interval.0,
+        fast_interval: fast.0,
         timeout: timeout.0,
         rise,
         fall,
     })
+}
+
+/// `host:port`, `1.2.3.4:port` or `[v6]:port`. A bare IPv6 address with a port is
+/// ambiguous (`2001:db8::1:80`), so it is refused with the bracketed form to use.
+pub(super) fn check_host_port(a: &str) -> Result<(), String> {
+    let port_ok = |p: &str| p.parse::<u16>().map(|p| p > 0).unwrap_or(false);
+    if let Some(rest) = a.strip_prefix('[') {
+        return match rest.split_once("]:") {
+            Some((ip, port)) if ip.parse::<std::net::Ipv6Addr>().is_ok() && port_ok(port) => Ok(()),
+            _ => Err(format!("{a:?} is not [IPv6]:port, e.g. [2001:db8::1]:80")),
+        };
+    }
+    match a.rsplit_once(':') {
+        Some((h, _)) if h.contains(':') => Err(format!(
+            "{a:?} is ambiguous: write an IPv6 address in brackets, e.g. [2001:db8::1]:80"
+        )),
+        Some((h, p)) if !h.trim().is_empty() && port_ok(p) => Ok(()),
+        _ => Err(format!("{a:?} is not host:port, e.g. 10.0.0.5:443")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_host_port;
+
+    #[test]
+    fn tcp_addresses() {
+        for ok in [
+            "10.0.0.5:80",
+            "db.internal:5432",
+            "[2001:db8::1]:80",
+            "[::1]:9",
+        ] {
+            assert_eq!(check_host_port(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "2001:db8::1:80",
+            "[2001:db8::1]",
+            "[nope]:80",
+            ":80",
+            "host:0",
+            "host",
+            "host:99999",
+            "",
+        ] {
+            assert!(check_host_port(bad).is_err(), "{bad}");
+        }
+        assert!(
+            check_host_port("2001:db8::1:80")
+                .unwrap_err()
+                .contains("brackets")
+        );
+    }
 }

@@ -1,12 +1,15 @@
 //! AWS providers. SDK types stay in here; the rest of floatover sees domain types.
 //!
-//! Retries: the SDK's standard retry mode (exponential backoff with full jitter on
-//! throttling, 5xx and transport errors), bounded by `aws.max_attempts` and by an
-//! operation timeout (`aws.call_timeout`) that also bounds the fence check.
+//! Retries: the SDK's adaptive retry mode (exponential backoff with full jitter on
+//! throttling, 5xx and transport errors, plus a client-side rate limiter that slows every
+//! call down while the service keeps throttling), bounded by `aws.max_attempts` and by an
+//! operation timeout (`aws.call_timeout`) that also bounds the fence check. Every attempt
+//! is counted ([`attempts`]).
 //! Pacing: a client-side token bucket per region for mutating calls (default burst 50,
 //! 5/s: EC2's documented mutating-action bucket), so a bulk move slows down instead of
 //! being throttled.
 
+pub mod attempts;
 pub mod ec2;
 pub mod stamp;
 
@@ -14,7 +17,9 @@ use crate::config::AwsSpec;
 use crate::leader::Fence;
 use crate::metrics::Metrics;
 use crate::model::FloatRef;
-use crate::provider::{FloatProvider, MoveOrder, Observation, ProviderError, ReleaseOrder};
+use crate::provider::{
+    FloatProvider, MoveDone, MoveOrder, Observation, ProviderError, ReleaseOrder, StampOrder,
+};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -51,7 +56,7 @@ pub async fn sdk_config(
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
         .retry_config(
-            RetryConfig::standard()
+            RetryConfig::adaptive()
                 .with_max_attempts(max_attempts.max(1))
                 .with_initial_backoff(Duration::from_millis(50))
                 .with_max_backoff(Duration::from_millis(500)),
@@ -70,7 +75,7 @@ pub async fn sdk_config(
 }
 
 /// Codes AWS uses for throttling across services.
-fn is_throttle(code: &str) -> bool {
+pub fn is_throttle(code: &str) -> bool {
     matches!(
         code,
         "Throttling"
@@ -79,7 +84,84 @@ fn is_throttle(code: &str) -> bool {
             | "RequestThrottled"
             | "TooManyRequestsException"
             | "SlowDown"
+            | "PriorRequestNotComplete"
     )
+}
+
+/// How an SDK call failed, in a person's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// No answer: timeout, connection refused, DNS, TLS. `code` is `Timeout` or
+    /// `ConnectionError`.
+    Transport { code: String, message: String },
+    /// The service answered with a throttling code.
+    Throttled { code: String, message: String },
+    /// The service answered with another error code.
+    Api { code: String, message: String },
+}
+
+/// The innermost cause of an error chain: "Connection refused (os error 111)" rather than
+/// three layers of wrapper Debug output.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// Classify any AWS SDK error (every service shares the same `SdkError`).
+pub fn failure<E, R>(e: &aws_sdk_ec2::error::SdkError<E, R>) -> Failure
+where
+    E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + HttpStatus + 'static,
+{
+    use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+    match e {
+        SdkError::TimeoutError(_) => Failure::Transport {
+            code: "Timeout".into(),
+            message: "no answer within the call timeout".into(),
+        },
+        SdkError::DispatchFailure(d) => Failure::Transport {
+            code: "ConnectionError".into(),
+            message: d
+                .as_connector_error()
+                .map(|c| root_cause(c))
+                .unwrap_or_else(|| "could not send the request".into()),
+        },
+        SdkError::ConstructionFailure(_) => Failure::Api {
+            code: "RequestNotBuilt".into(),
+            message: root_cause(e),
+        },
+        _ => {
+            let status = e.raw_response().map(HttpStatus::status_code);
+            let code = e
+                .code()
+                .map(str::to_string)
+                .or_else(|| status.map(|s| format!("HTTP{s}")))
+                .unwrap_or_else(|| "Unknown".into());
+            let message = e
+                .message()
+                .map(str::to_string)
+                .unwrap_or_else(|| root_cause(e));
+            if is_throttle(&code) || status == Some(429) {
+                Failure::Throttled { code, message }
+            } else {
+                Failure::Api { code, message }
+            }
+        }
+    }
+}
+
+/// The HTTP status of a raw response, whatever the SDK's response type.
+pub trait HttpStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HttpStatus for aws_smithy_runtime_api::http::Response {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
 }
 
 /// Turn an SDK error into a [`ProviderError`] with the operation and region in it.
@@ -90,33 +172,28 @@ pub fn classify<E, R>(
 ) -> ProviderError
 where
     E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + HttpStatus + 'static,
 {
-    use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
-    let message = aws_sdk_ec2::error::DisplayErrorContext(&e).to_string();
-    match &e {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => ProviderError::Transport {
+    let region = region.to_string();
+    match failure(&e) {
+        Failure::Transport { code, message } => ProviderError::Transport {
             op,
-            region: region.into(),
+            region,
+            code,
             message,
         },
-        _ => {
-            let code = e.code().unwrap_or("Unknown").to_string();
-            if is_throttle(&code) {
-                ProviderError::Throttled {
-                    op,
-                    region: region.into(),
-                    message,
-                }
-            } else {
-                ProviderError::Api {
-                    op,
-                    region: region.into(),
-                    code,
-                    message: e.message().unwrap_or(&message).to_string(),
-                }
-            }
-        }
+        Failure::Throttled { code, message } => ProviderError::Throttled {
+            op,
+            region,
+            code,
+            message,
+        },
+        Failure::Api { code, message } => ProviderError::Api {
+            op,
+            region,
+            code,
+            message,
+        },
     }
 }
 
@@ -141,6 +218,9 @@ impl AwsProvider {
         for r in regions {
             let conf = aws_sdk_ec2::config::Builder::from(&base)
                 .region(Region::new(r.clone()))
+                .interceptor(attempts::AttemptCounter {
+                    metrics: metrics.clone(),
+                })
                 .build();
             map.insert(
                 r.clone(),
@@ -158,6 +238,18 @@ impl AwsProvider {
             regions: map,
             mutations,
         }
+    }
+
+    /// Instance ids among `ids` that EC2 does not know in `region` (`floatover plan`).
+    pub async fn missing_instances(
+        &self,
+        region: &str,
+        ids: &[String],
+    ) -> Result<Vec<String>, ProviderError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.region(region)?.missing_instances(ids).await
     }
 
     fn region(&self, r: &str) -> Result<&Ec2Region, ProviderError> {
@@ -193,9 +285,23 @@ impl FloatProvider for AwsProvider {
         Ok(out)
     }
 
-    async fn move_float(&self, order: &MoveOrder, fence: &dyn Fence) -> Result<(), ProviderError> {
+    async fn move_float(
+        &self,
+        order: &MoveOrder,
+        fence: &dyn Fence,
+    ) -> Result<MoveDone, ProviderError> {
         self.region(&order.float.region)?
             .move_float(order, fence)
+            .await
+    }
+
+    async fn stamp_float(
+        &self,
+        order: &StampOrder,
+        fence: &dyn Fence,
+    ) -> Result<(), ProviderError> {
+        self.region(&order.float.region)?
+            .stamp_float(order, fence)
             .await
     }
 

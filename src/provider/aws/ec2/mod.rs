@@ -1,11 +1,13 @@
 //! EC2 floats: Elastic IPs, secondary private IPs, route-table entries.
 //!
-//! Observation uses one Describe call per resource type per region. Each move is two
-//! mutating calls, in this order: stamp the resource with the epoch (CreateTags), then
-//! move (AssociateAddress / AssignPrivateIpAddresses / ReplaceRoute). Stamping first means
-//! a crash between the two leaves a stamp that fences older leaders and a float that the
-//! next leader simply moves again (idempotent). All moves use the reassociation /
-//! reassignment flags, so they are idempotent and never need a detach first.
+//! Observation uses one Describe call per resource type per region. An automatic move is
+//! one mutating call (AssociateAddress / AssignPrivateIpAddresses / ReplaceRoute) followed
+//! by its stamp (CreateTags): the float was claimed for the epoch when leadership was
+//! gained, so the stamp that fences older leaders is already there. A switchover stamps
+//! first, so its pin exists before the float moves. Moves use the reassociation /
+//! reassignment flags, so they are idempotent and never need a detach first, except
+//! under strict fencing (EIPs): DisassociateAddress of the observed association, then
+//! AssociateAddress without reassociation, so EC2 refuses a move based on a stale view.
 
 mod release;
 
@@ -14,7 +16,7 @@ use crate::leader::Fence;
 use crate::metrics::Metrics;
 use crate::model::{FloatKind, FloatRef, MoveStamp, ProviderHolder, RouteVia};
 use crate::provider::aws::stamp;
-use crate::provider::{MoveOrder, Observation, ProviderError};
+use crate::provider::{MoveDone, MoveOrder, Observation, ProviderError, StampOrder, StampWhen};
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{Filter, Tag};
 use std::collections::HashMap;
@@ -71,7 +73,7 @@ impl Ec2Region {
     ) -> Result<T, ProviderError>
     where
         E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug,
+        R: std::fmt::Debug + super::HttpStatus + 'static,
     {
         let started = Instant::now();
         let res = fut
@@ -123,6 +125,30 @@ impl Ec2Region {
         )
         .await
         .map(|_| ())
+    }
+
+    /// Instance ids EC2 does not know (filters, so one unknown id does not fail the call).
+    pub async fn missing_instances(&self, ids: &[String]) -> Result<Vec<String>, ProviderError> {
+        let resp = self
+            .timed(
+                "DescribeInstances",
+                self.client
+                    .describe_instances()
+                    .filters(filter("instance-id", ids))
+                    .send(),
+            )
+            .await?;
+        let found: std::collections::HashSet<&str> = resp
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter_map(|i| i.instance_id())
+            .collect();
+        Ok(ids
+            .iter()
+            .filter(|i| !found.contains(i.as_str()))
+            .cloned()
+            .collect())
     }
 
     /// Observe the given floats (all in this region).
@@ -211,6 +237,10 @@ impl Ec2Region {
                     Observation {
                         holder: holder(a.instance_id(), a.network_interface_id()),
                         stamp: tag_value(a.tags(), stamp::PREFIX).and_then(stamp::decode),
+                        version: a
+                            .association_id()
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string),
                     },
                 );
             }
@@ -238,6 +268,7 @@ impl Ec2Region {
                                     ),
                                     stamp: tag_value(n.tag_set(), &stamp::key(Some(addr)))
                                         .and_then(stamp::decode),
+                                    version: None,
                                 },
                             );
                         }
@@ -265,6 +296,7 @@ impl Ec2Region {
                                 .and_then(|r| holder(r.instance_id(), r.network_interface_id())),
                             stamp: tag_value(t.tags(), &stamp::key(Some(dest)))
                                 .and_then(stamp::decode),
+                            version: None,
                         },
                     );
                 }
@@ -273,17 +305,112 @@ impl Ec2Region {
         Ok(out)
     }
 
-    pub async fn move_float(&self, o: &MoveOrder, fence: &dyn Fence) -> Result<(), ProviderError> {
+    /// Where a float's stamp lives: (resource, tag key). None: nowhere to write it (a
+    /// secondary IP that no interface holds).
+    fn stamp_site(kind: &FloatKind, eni: Option<&str>) -> Option<(String, String)> {
+        match kind {
+            FloatKind::Eip { allocation_id } => Some((allocation_id.clone(), stamp::key(None))),
+            FloatKind::SecondaryIp { address } => {
+                eni.map(|e| (e.to_string(), stamp::key(Some(address))))
+            }
+            FloatKind::Route {
+                route_table_id,
+                destination,
+                ..
+            } => Some((route_table_id.clone(), stamp::key(Some(destination)))),
+        }
+    }
+
+    pub async fn stamp_float(
+        &self,
+        o: &StampOrder,
+        fence: &dyn Fence,
+    ) -> Result<(), ProviderError> {
+        let eni = o.holder.as_ref().and_then(|h| h.eni_id.as_deref());
+        match Self::stamp_site(&o.float.kind, eni) {
+            Some((resource, key)) => self.tag(&resource, key, &o.stamp, fence).await,
+            None => Ok(()),
+        }
+    }
+
+    pub async fn move_float(
+        &self,
+        o: &MoveOrder,
+        fence: &dyn Fence,
+    ) -> Result<MoveDone, ProviderError> {
+        let st = &o.stamp;
+        let dest_eni = o.to.eni_id.as_deref();
+        let site = Self::stamp_site(&o.float.kind, dest_eni);
+        if o.stamp_when == StampWhen::Before
+            && let Some((resource, key)) = &site
+        {
+            self.tag(resource, key.clone(), st, fence).await?;
+        }
+        let started = Instant::now();
+        let calls = self.move_only(o, fence).await?;
+        let mut done = MoveDone {
+            calls_to_move: calls,
+            move_time: started.elapsed(),
+            stamp_error: None,
+        };
+        if o.stamp_when == StampWhen::After
+            && let Some((resource, key)) = site
+            && let Err(e) = self.tag(&resource, key, st, fence).await
+        {
+            done.stamp_error = Some(e.to_string());
+        }
+        Ok(done)
+    }
+
+    /// The move itself; returns the number of mutating round trips it took.
+    async fn move_only(&self, o: &MoveOrder, fence: &dyn Fence) -> Result<u32, ProviderError> {
         let st = &o.stamp;
         match &o.float.kind {
             FloatKind::Eip { allocation_id } => {
-                self.tag(allocation_id, stamp::key(None), st, fence).await?;
+                let mut calls = 0;
+                let reassociate = match &o.strict {
+                    None => true,
+                    Some(observed) => {
+                        if let Some(assoc) = observed {
+                            self.gate("DisassociateAddress", fence, st).await?;
+                            calls += 1;
+                            let r = self
+                                .timed(
+                                    "DisassociateAddress",
+                                    self.client
+                                        .disassociate_address()
+                                        .association_id(assoc)
+                                        .send(),
+                                )
+                                .await;
+                            match r {
+                                Ok(_) => {}
+                                Err(ProviderError::Api {
+                                    code,
+                                    message,
+                                    region,
+                                    ..
+                                }) if code == "InvalidAssociationID.NotFound" => {
+                                    return Err(ProviderError::Conflict {
+                                        op: "DisassociateAddress",
+                                        region,
+                                        code,
+                                        message,
+                                    });
+                                }
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        false
+                    }
+                };
                 self.gate("AssociateAddress", fence, st).await?;
+                calls += 1;
                 let mut req = self
                     .client
                     .associate_address()
                     .allocation_id(allocation_id)
-                    .allow_reassociation(true);
+                    .allow_reassociation(reassociate);
                 req = match (&o.to.instance_id, &o.to.eni_id) {
                     (Some(i), _) => req.instance_id(i),
                     (None, Some(e)) => req.network_interface_id(e),
@@ -291,14 +418,29 @@ impl Ec2Region {
                         return Err(ProviderError::MissingBinding("instance_id or eni_id"));
                     }
                 };
-                self.timed("AssociateAddress", req.send()).await.map(|_| ())
+                match self.timed("AssociateAddress", req.send()).await {
+                    Ok(_) => Ok(calls),
+                    Err(ProviderError::Api {
+                        code,
+                        message,
+                        region,
+                        ..
+                    }) if !reassociate && code == "Resource.AlreadyAssociated" => {
+                        Err(ProviderError::Conflict {
+                            op: "AssociateAddress",
+                            region,
+                            code,
+                            message,
+                        })
+                    }
+                    Err(e) => Err(e),
+                }
             }
             FloatKind::SecondaryIp { address } => {
                 let eni =
                     o.to.eni_id
                         .as_deref()
                         .ok_or(ProviderError::MissingBinding("eni_id"))?;
-                self.tag(eni, stamp::key(Some(address)), st, fence).await?;
                 self.gate("AssignPrivateIpAddresses", fence, st).await?;
                 self.timed(
                     "AssignPrivateIpAddresses",
@@ -320,15 +462,13 @@ impl Ec2Region {
                 {
                     self.unassign_leftover(old, address, fence, st).await;
                 }
-                Ok(())
+                Ok(1)
             }
             FloatKind::Route {
                 route_table_id,
                 destination,
                 via,
             } => {
-                self.tag(route_table_id, stamp::key(Some(destination)), st, fence)
-                    .await?;
                 let (inst, eni) = match via {
                     RouteVia::Instance => (
                         Some(
@@ -361,7 +501,7 @@ impl Ec2Region {
                     )
                     .await;
                 match replaced {
-                    Ok(_) => Ok(()),
+                    Ok(_) => Ok(1),
                     Err(ProviderError::Api { code, .. })
                         if code.contains("NotFound") || code == "InvalidParameterValue" =>
                     {
@@ -377,7 +517,7 @@ impl Ec2Region {
                                 .send(),
                         )
                         .await
-                        .map(|_| ())
+                        .map(|_| 2)
                     }
                     Err(e) => Err(e),
                 }

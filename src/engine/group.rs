@@ -1,0 +1,465 @@
+//! One group's worker: its own observation, memory, timers and heartbeat.
+
+use super::{Command, Ctx, SwitchoverError, holder_of, observed_view};
+use crate::config::{GroupSpec, OnDrift};
+use crate::faults::Fault;
+use crate::leader::{Fence, LeaderState};
+use crate::liveness::Heart;
+use crate::model::{Epoch, FloatRef, Holder, MoveStamp, Reason, TargetId};
+use crate::plan::{self, GroupMemory, Note};
+use crate::provider::{Observation, StampOrder};
+use crate::status::{AuditEvent, unix_ms};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How often an idle worker beats.
+const BEAT: Duration = Duration::from_millis(250);
+
+pub(super) struct Pending {
+    pub to: TargetId,
+    pub since: Instant,
+    pub audit_from: usize,
+    pub reply: oneshot::Sender<Result<Vec<AuditEvent>, SwitchoverError>>,
+}
+
+/// Worker-local state: none of it decides where a float goes (the provider's state does).
+pub(super) struct State {
+    /// What we believe the provider holds: the last observation plus our own moves since.
+    pub belief: Option<HashMap<String, Observation>>,
+    /// The epoch we led under when the belief was built (drift is judged only against a
+    /// belief of the current term).
+    pub belief_epoch: Option<Epoch>,
+    /// Re-read the provider now (read-back, takeover, failed call).
+    pub observe_now: bool,
+    /// Scheduled re-read (drift check while leading, resync as standby).
+    pub observe_at: Instant,
+    pub memory: GroupMemory,
+    pub pending: Vec<Pending>,
+    pub next_wake: Option<Instant>,
+    pub leading: Option<Epoch>,
+    /// Epoch whose claims are all written.
+    pub claimed: Option<Epoch>,
+    pub observed_once: bool,
+    /// Configured floats the provider does not know (logged when this changes).
+    pub missing: Vec<String>,
+}
+
+pub(super) struct Worker {
+    pub ctx: Arc<Ctx>,
+    pub gi: usize,
+    commands: mpsc::Receiver<Command>,
+    heart: Heart,
+}
+
+impl Worker {
+    pub fn new(ctx: Arc<Ctx>, gi: usize, commands: mpsc::Receiver<Command>, heart: Heart) -> Self {
+        Worker {
+            ctx,
+            gi,
+            commands,
+            heart,
+        }
+    }
+
+    pub fn g(&self) -> &GroupSpec {
+        &self.ctx.spec.groups[self.gi]
+    }
+
+    pub async fn run(mut self, stop: CancellationToken) {
+        let mut health_rx = self.ctx.board.subscribe();
+        let mut leader_rx = self.ctx.leadership.clone();
+        let mut beat = tokio::time::interval(BEAT);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let now = Instant::now();
+        let mut st = State {
+            belief: None,
+            belief_epoch: None,
+            observe_now: true,
+            observe_at: now,
+            memory: GroupMemory::default(),
+            pending: Vec::new(),
+            next_wake: None,
+            leading: None,
+            claimed: None,
+            observed_once: false,
+            missing: Vec::new(),
+        };
+        loop {
+            let far = Instant::now() + Duration::from_secs(3600);
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                // A closed channel disables this branch (no busy loop).
+                Some(c) = self.commands.recv() => self.accept(c, &mut st),
+                r = health_rx.changed() => if r.is_err() { break },
+                _ = leader_rx.changed() => {},
+                _ = tokio::time::sleep_until(st.observe_at) => st.observe_now = true,
+                _ = beat.tick() => { self.heart.beat(); continue; }
+                _ = tokio::time::sleep_until(st.next_wake.unwrap_or(far)) => st.next_wake = None,
+            }
+            self.heart.beat();
+            self.reconcile(&mut st).await;
+            self.heart.beat();
+        }
+        for p in st.pending.drain(..) {
+            let _ = p.reply.send(Err(SwitchoverError::Failed(
+                "controller is shutting down".into(),
+            )));
+        }
+    }
+
+    /// Run `fut`, beating while it runs for at most `budget`: a provider call that takes
+    /// its normal time is progress; one that hangs past its budget is a stall.
+    pub async fn beating<T>(
+        &self,
+        budget: Duration,
+        fut: impl std::future::Future<Output = T>,
+    ) -> T {
+        let until = Instant::now() + budget;
+        let heart = self.heart.clone();
+        let pulse = async move {
+            let mut t = tokio::time::interval(BEAT);
+            loop {
+                t.tick().await;
+                if Instant::now() > until {
+                    std::future::pending::<()>().await;
+                }
+                heart.beat();
+            }
+        };
+        tokio::pin!(fut);
+        tokio::select! {
+            v = &mut fut => v,
+            _ = pulse => unreachable!("the pulse never ends"),
+        }
+    }
+
+    fn accept(&self, cmd: Command, st: &mut State) {
+        let Command::Switchover { group, to, reply } = cmd;
+        let leader = self.ctx.leadership.state();
+        if !leader.is_leader {
+            let _ = reply.send(Err(SwitchoverError::NotLeader(
+                leader.holder.unwrap_or_else(|| "unknown".into()),
+            )));
+            return;
+        }
+        tracing::info!(%group, %to, "switchover requested");
+        st.memory.switchover = Some(to.clone());
+        st.memory.drift_owner = None;
+        st.pending.push(Pending {
+            to,
+            since: Instant::now(),
+            audit_from: self.ctx.status.audit().len(),
+            reply,
+        });
+    }
+
+    fn refs(&self) -> (Vec<FloatRef>, Vec<(String, String)>) {
+        let g = self.g();
+        let mut enis: Vec<(String, String)> = g
+            .targets
+            .iter()
+            .filter_map(|t| t.binding.eni_id.clone().map(|e| (t.region.clone(), e)))
+            .collect();
+        enis.sort();
+        enis.dedup();
+        (g.floats.clone(), enis)
+    }
+
+    /// Re-read the provider; judge drift against the belief of this term.
+    async fn observe(&self, st: &mut State, leader: &LeaderState) -> bool {
+        let (floats, enis) = self.refs();
+        let budget = self
+            .ctx
+            .spec
+            .aws
+            .call_timeout
+            .saturating_add(Duration::from_secs(1));
+        let res = self
+            .beating(budget, self.ctx.provider.observe(&floats, &enis))
+            .await;
+        let now = Instant::now();
+        let g = self.g();
+        match res {
+            Ok(o) => {
+                if let Some(max) = o
+                    .values()
+                    .filter_map(|x| x.stamp.as_ref().map(|s| s.epoch))
+                    .max()
+                {
+                    self.ctx.floor.raise(max);
+                }
+                if !st.observed_once {
+                    st.observed_once = true;
+                    if self.ctx.unobserved.fetch_sub(1, Ordering::SeqCst) == 1 {
+                        self.ctx.floor.mark_settled();
+                    }
+                }
+                let missing: Vec<String> = floats
+                    .iter()
+                    .filter(|f| !o.contains_key(&f.id))
+                    .map(|f| f.id.clone())
+                    .collect();
+                if missing != st.missing {
+                    if !missing.is_empty() {
+                        tracing::warn!(group = %g.name, ?missing, "configured floats not found at the provider; they are left alone");
+                    }
+                    st.missing = missing;
+                }
+                let leading = leader.is_leader.then_some(leader.epoch);
+                if leading.is_some()
+                    && st.belief_epoch == leading
+                    && let Some(before) = &st.belief
+                {
+                    self.find_drift(&mut st.memory, before, &o, leader);
+                }
+                // Adopted foreign holders are let go once the float moves again.
+                st.memory.adopted.retain(|f| {
+                    o.get(f)
+                        .is_some_and(|x| matches!(holder_of(g, &x.holder), Holder::Foreign(_)))
+                });
+                st.belief = Some(o);
+                st.belief_epoch = leading;
+                st.observe_now = false;
+                let every = if leading.is_some() {
+                    self.ctx.spec.drift_check.min(self.ctx.spec.resync_interval)
+                } else {
+                    self.ctx.spec.resync_interval
+                };
+                st.observe_at = now + every;
+                self.ctx.status.clear_observe_error(&g.name.0);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(group = %g.name, error = %e, "observation failed; retrying in 1s");
+                self.ctx.status.set_observe_error(&g.name.0, e.to_string());
+                st.observe_at = now + Duration::from_secs(1);
+                false
+            }
+        }
+    }
+
+    /// Compare a fresh observation with what this leader believes: any float whose holder
+    /// differs was changed by someone else (a person, a script, a stale leader's late
+    /// write, or a move of ours that did not stick).
+    fn find_drift(
+        &self,
+        memory: &mut GroupMemory,
+        before: &HashMap<String, Observation>,
+        after: &HashMap<String, Observation>,
+        leader: &LeaderState,
+    ) {
+        let g = self.g();
+        for f in &g.floats {
+            let (Some(b), Some(a)) = (before.get(&f.id), after.get(&f.id)) else {
+                continue;
+            };
+            if b.holder == a.holder {
+                continue;
+            }
+            let expected = holder_of(g, &b.holder);
+            let found = holder_of(g, &a.holder);
+            let stamp = a
+                .stamp
+                .as_ref()
+                .map(|s| format!("stamp epoch {} ({} to {})", s.epoch, s.reason, s.target))
+                .unwrap_or_else(|| "no stamp".into());
+            let action = match (g.policy.on_drift, &expected, &found) {
+                (OnDrift::Revert, Holder::Target(t), _) => {
+                    memory.drift_owner = Some(t.clone());
+                    "revert"
+                }
+                (OnDrift::Revert, _, _) => "revert",
+                (OnDrift::Adopt, _, Holder::Target(t)) => {
+                    memory.drift_owner = Some(t.clone());
+                    "adopt"
+                }
+                (OnDrift::Adopt, _, Holder::Foreign(_)) => {
+                    memory.adopted.insert(f.id.clone());
+                    "adopt"
+                }
+                (OnDrift::Adopt, _, Holder::Nobody) => "adopt",
+            };
+            let detail =
+                format!("expected on {expected}, found on {found} ({stamp}); on_drift: {action}");
+            tracing::warn!(group = %g.name, float = %f.id, expected = %expected, found = %found, action, "drift: float changed by someone else");
+            self.ctx.metrics.count_drift(&g.name.0, action);
+            let now_ms = unix_ms();
+            self.ctx.status.record(AuditEvent {
+                started_unix_ms: now_ms,
+                finished_unix_ms: now_ms,
+                replica: leader.identity.clone(),
+                group: g.name.clone(),
+                float: f.id.clone(),
+                from: expected,
+                to: match found {
+                    Holder::Target(t) => Some(t),
+                    _ => None,
+                },
+                reason: Reason::Drift,
+                epoch: leader.epoch,
+                decision_ms: None,
+                call_ms: 0.0,
+                calls: 0,
+                ok: true,
+                error: None,
+                detail: Some(detail),
+            });
+        }
+    }
+
+    /// A new leader stamps every float it may act on with its epoch, keeping the reason and
+    /// target of the previous stamp (a switchover pin survives). Floats about to move are
+    /// skipped: their move writes the stamp.
+    async fn claim(&self, st: &mut State, epoch: Epoch, moving: &[String]) {
+        if st.claimed == Some(epoch) {
+            return;
+        }
+        let g = self.g();
+        let Some(belief) = st.belief.clone() else {
+            return;
+        };
+        let fence: &dyn Fence = &self.ctx.leadership;
+        let orders: Vec<StampOrder> = g
+            .floats
+            .iter()
+            .filter(|f| !moving.contains(&f.id))
+            .filter_map(|f| {
+                let o = belief.get(&f.id)?;
+                if o.stamp.as_ref().is_some_and(|s| s.epoch >= epoch) {
+                    return None;
+                }
+                let (reason, target) = match (&o.stamp, holder_of(g, &o.holder)) {
+                    (Some(s), _) => (s.reason, s.target.clone()),
+                    (None, Holder::Target(t)) => (Reason::Claim, t),
+                    (None, _) => (Reason::Claim, TargetId("-".into())),
+                };
+                Some(StampOrder {
+                    float: f.clone(),
+                    holder: o.holder.clone(),
+                    stamp: MoveStamp {
+                        epoch,
+                        reason,
+                        target,
+                    },
+                })
+            })
+            .collect();
+        if orders.is_empty() {
+            st.claimed = Some(epoch);
+            return;
+        }
+        let budget = self.ctx.spec.aws.call_timeout.saturating_mul(2);
+        let calls = orders
+            .iter()
+            .map(|o| async move { (o, self.ctx.provider.stamp_float(o, fence).await) });
+        let results = self.beating(budget, futures::future::join_all(calls)).await;
+        let mut all = true;
+        let mut n = 0;
+        for (o, r) in results {
+            match r {
+                Ok(()) => {
+                    n += 1;
+                    if let Some(b) = st.belief.as_mut().and_then(|b| b.get_mut(&o.float.id)) {
+                        b.stamp = Some(o.stamp.clone());
+                    }
+                }
+                Err(e) => {
+                    all = false;
+                    tracing::warn!(group = %g.name, float = %o.float.id, error = %e, "could not claim the float for this epoch; retrying");
+                }
+            }
+        }
+        self.ctx.metrics.count_claims(n);
+        if all {
+            st.claimed = Some(epoch);
+            tracing::info!(group = %g.name, epoch = epoch.0, floats = n, "claimed floats for this epoch");
+        } else {
+            let retry = Instant::now() + Duration::from_secs(1);
+            st.next_wake = Some(st.next_wake.map_or(retry, |w| w.min(retry)));
+        }
+    }
+
+    async fn reconcile(&self, st: &mut State) {
+        let started = Instant::now();
+        let leader = self.ctx.leadership.state();
+        if self.ctx.faults.active(Fault::EnginePanic) {
+            panic!("injected fault: engine panic inside a reconcile (FLOATOVER_FAULT)");
+        }
+        if self.ctx.faults.active(Fault::EngineStall) {
+            tracing::warn!("injected fault: engine stalls inside a reconcile (FLOATOVER_FAULT)");
+            std::future::pending::<()>().await;
+        }
+        self.ctx.metrics.set_leader(leader.is_leader, leader.epoch);
+        let g = self.g();
+        let now_leading = leader.is_leader.then_some(leader.epoch);
+        if now_leading.is_some() && now_leading != st.leading {
+            tracing::info!(group = %g.name, epoch = leader.epoch.0, "leading: re-reading provider state before acting");
+            st.observe_now = true;
+            st.belief_epoch = None;
+            // The previous leader's last call may still land (it was sent before its fence
+            // closed and may take up to a call timeout): read again once it could have.
+            let recheck =
+                Instant::now() + self.ctx.spec.aws.call_timeout + Duration::from_millis(250);
+            st.observe_at = st.observe_at.min(recheck);
+        }
+        st.leading = now_leading;
+        if (st.observe_now || st.belief.is_none()) && !self.observe(st, &leader).await {
+            return;
+        }
+        let Some(belief) = st.belief.as_ref() else {
+            return;
+        };
+        let health = self.ctx.board.snapshot();
+        let now = Instant::now();
+        let hv = super::health_view(g, &health);
+        let observed = observed_view(g, belief);
+        let p = plan::plan_group(&plan::Input {
+            spec: g,
+            health: &hv,
+            observed: &observed,
+            memory: &st.memory,
+            epoch: leader.epoch,
+            now,
+        });
+        if leader.is_leader {
+            for n in &p.notes {
+                if let Note::Fenced { .. } = n {
+                    tracing::warn!(group = %g.name, note = ?n, "not acting on a float stamped with a newer epoch; raising our epoch above it");
+                }
+            }
+        }
+        st.next_wake = p.next_wake;
+        if leader.is_leader {
+            // Moves first (one call each: the failover path), then the claims of the
+            // floats that stay, so a takeover that must fail over is not delayed by them.
+            let moving: Vec<String> = p.actions.iter().map(|a| a.float().id.clone()).collect();
+            if !p.actions.is_empty() {
+                self.execute(
+                    st,
+                    p.actions.clone(),
+                    &health,
+                    leader.epoch,
+                    &leader.identity,
+                )
+                .await;
+            }
+            self.claim(st, leader.epoch, &moving).await;
+        }
+        // Drift handled: forget the target once everything is there or it is not up.
+        if let Some(t) = &st.memory.drift_owner
+            && p.desired.as_ref() != Some(t)
+        {
+            st.memory.drift_owner = None;
+        }
+        // Status and metrics after the provider calls: they must not delay a failover.
+        self.publish(&p, &observed, &health, now);
+        self.finish_switchovers(st, &p);
+        self.ctx.metrics.observe_reconcile(started.elapsed());
+    }
+}
