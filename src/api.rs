@@ -230,7 +230,12 @@ async fn switchover(
     let Json(body) = match body {
         Ok(b) => b,
         Err(e) => {
-            let code = e.status();
+            // Malformed and ill-shaped JSON are both a bad request here (axum says 422 for
+            // the latter); size and content type keep their own codes.
+            let code = match e.status() {
+                StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+                c => c,
+            };
             let why = match code {
                 StatusCode::PAYLOAD_TOO_LARGE => format!("body larger than {MAX_BODY} bytes"),
                 StatusCode::UNSUPPORTED_MEDIA_TYPE => {

@@ -288,6 +288,7 @@ pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
     // Supervise: any task that ends before a shutdown was asked for is fatal.
     let mut failure: Option<String> = None;
     tokio::select! {
+        biased;
         _ = stop.cancelled() => {}
         Some(r) = tasks.join_next() => {
             failure = Some(match r {
@@ -301,6 +302,10 @@ pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
                 Err(e) => format!("a probe task failed: {e}"),
             });
         }
+    }
+    // A task that ended because a shutdown was asked for in the meantime is no failure.
+    if stop.is_cancelled() {
+        failure = None;
     }
     if let Some(why) = &failure {
         tracing::error!(reason = %why, "fatal: stopping so that a standby takes over");

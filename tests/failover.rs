@@ -187,5 +187,8 @@ async fn converged_world_makes_no_mutating_calls() {
         "expected >= 10 resyncs (3 describes each), saw {}",
         desc2 - desc1
     );
+    if mut1 != mut2 {
+        env.dump_logs();
+    }
     assert_eq!(mut1, mut2, "a converged world must not be touched");
 }

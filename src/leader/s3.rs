@@ -10,8 +10,8 @@
 //!   which is earlier than anybody can take over (`>= write time + lease_duration`).
 //! - Release writes `released: true`, so a standby takes over on its next round.
 //! - Epochs never go backwards: a new holder takes `max(record, floor) + 1`, where the floor
-//!   is the highest epoch stamped on any float; a holder that learns of a stamp at or above
-//!   its own epoch raises its epoch in its next renewal (still a conditional write, so only
+//!   is the highest epoch stamped on any float; a holder that learns of a stamp above its
+//!   own epoch raises its epoch in its next renewal (still a conditional write, so only
 //!   the true holder can).
 
 use super::{LeaderError, LeaderState, LeaseBackend, Round, RoundCtx, StoreHealth};
@@ -249,11 +249,12 @@ impl S3Lease {
                 renewals: rec.renewals.saturating_add(1),
                 ..rec
             };
-            if ctx.epoch_floor.0 >= next.epoch {
-                // A float carries a stamp at or above our epoch, and we still hold the
-                // lease: the stamp outlived an older lease object. Move above it.
+            if ctx.epoch_floor.0 > next.epoch {
+                // A float carries a stamp above our epoch, and we still hold the lease:
+                // the stamp outlived an older lease object. Move above it. (Stamps equal
+                // to our epoch are our own.)
                 next.epoch = ctx.epoch_floor.0.saturating_add(1);
-                tracing::warn!(lease = %self.location(), from = rec.epoch, to = next.epoch, "a float carries an epoch at or above ours; raising our epoch above it");
+                tracing::warn!(lease = %self.location(), from = rec.epoch, to = next.epoch, "a float carries an epoch above ours; raising our epoch above it");
             }
             let sent = Instant::now();
             return match self.put(&next, Some(&etag)).await? {

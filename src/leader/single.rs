@@ -26,7 +26,7 @@ impl LeaseBackend for SingleLease {
     async fn round(&mut self, ctx: RoundCtx) -> Round {
         let now = Instant::now();
         // Epochs never go backwards: stay above every stamp seen on the floats.
-        if ctx.epoch_floor >= self.epoch {
+        if ctx.epoch_floor > self.epoch {
             self.epoch = Epoch(ctx.epoch_floor.0.saturating_add(1));
         }
         Round {
