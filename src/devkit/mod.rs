@@ -2,7 +2,9 @@
 //! LocalStack lifecycle, seeding EC2 resources, killable health servers and controller
 //! replicas as child processes. Not used by the controller itself.
 
+pub mod faultproxy;
 pub mod health;
+pub mod invariants;
 pub mod replica;
 pub mod seed;
 

@@ -49,6 +49,18 @@ pub struct Scenario {
     pub s3_lease: bool,
     pub floats: Floats,
     pub token: String,
+    /// EC2 endpoint for this replica (default: LocalStack itself; a fault proxy in tests).
+    pub ec2_endpoint: Option<String>,
+    /// S3 endpoint of the lease (default: the EC2 endpoint).
+    pub s3_endpoint: Option<String>,
+    pub fencing: &'static str,
+    pub on_drift: &'static str,
+    pub drift_check_ms: u64,
+    pub fast_interval_ms: Option<u64>,
+    pub mutate_burst: u32,
+    pub mutate_per_second: u32,
+    /// Extra top-level YAML (other groups), appended verbatim.
+    pub extra_yaml: String,
 }
 
 impl Default for Scenario {
@@ -64,6 +76,15 @@ impl Default for Scenario {
             s3_lease: true,
             floats: Floats::EipOnly,
             token: "demo-token-0123456789".into(),
+            ec2_endpoint: None,
+            s3_endpoint: None,
+            fencing: "standard",
+            on_drift: "revert",
+            drift_check_ms: 2_000,
+            fast_interval_ms: None,
+            mutate_burst: 50,
+            mutate_per_second: 5,
+            extra_yaml: String::new(),
         }
     }
 }
@@ -82,33 +103,40 @@ pub fn render_config(
         "api: {{ listen: \"127.0.0.1:{api_port}\", token: \"{}\" }}",
         s.token
     );
+    let ec2 = s.ec2_endpoint.as_deref().unwrap_or(&w.endpoint);
     let _ = writeln!(
         y,
-        "aws: {{ region: {}, endpoint_url: \"{}\" }}",
-        w.region, w.endpoint
+        "aws: {{ region: {}, endpoint_url: \"{ec2}\", mutate_burst: {}, mutate_per_second: {} }}",
+        w.region, s.mutate_burst, s.mutate_per_second
     );
     if s.s3_lease {
+        let s3 = s.s3_endpoint.as_deref().unwrap_or(ec2);
         let _ = writeln!(
             y,
-            "leader: {{ backend: s3, identity: {identity}, s3: {{ bucket: {}, key: leader.json }} }}",
+            "leader: {{ backend: s3, identity: {identity}, s3: {{ bucket: {}, key: leader.json, endpoint_url: \"{s3}\" }} }}",
             w.bucket
         );
     } else {
         let _ = writeln!(y, "leader: {{ backend: single, identity: {identity} }}");
     }
+    let fast = s
+        .fast_interval_ms
+        .map(|f| format!(", fast_interval: {f}ms"))
+        .unwrap_or_default();
     let _ = writeln!(
         y,
-        "probe_defaults: {{ interval: {}ms, timeout: {}ms, rise: {}, fall: {} }}",
+        "probe_defaults: {{ interval: {}ms, timeout: {}ms, rise: {}, fall: {}{fast} }}",
         s.interval_ms,
         s.interval_ms.min(500),
         s.rise,
         s.fall
     );
     let _ = writeln!(y, "resync_interval: {}ms", s.resync_ms);
+    let _ = writeln!(y, "drift_check: {}ms", s.drift_check_ms);
     let _ = writeln!(
         y,
-        "groups:\n  - name: web\n    policy: {{ preempt: {}, failback_delay: {}ms, min_hold: {}ms }}",
-        s.preempt, s.failback_delay_ms, s.min_hold_ms
+        "groups:\n  - name: web\n    policy: {{ preempt: {}, failback_delay: {}ms, min_hold: {}ms, fencing: {}, on_drift: {} }}",
+        s.preempt, s.failback_delay_ms, s.min_hold_ms, s.fencing, s.on_drift
     );
     let _ = writeln!(y, "    targets:");
     for (i, (inst, url)) in w.instances.iter().zip(health).enumerate() {
@@ -136,7 +164,17 @@ pub fn render_config(
             w.route_table_id, w.route_destination
         );
     }
+    y.push_str(&s.extra_yaml);
     y
+}
+
+/// Where a replica's stderr goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stderr {
+    /// Into its log file (JSON lines).
+    LogFile,
+    /// A pipe whose reading end is closed at once: every write fails with EPIPE.
+    ClosedPipe,
 }
 
 /// One controller process.
@@ -144,7 +182,11 @@ pub struct Replica {
     pub name: String,
     pub api: String,
     pub log: PathBuf,
-    child: Option<Child>,
+    /// Behind a lock so that status checks work through a shared reference (tests poll it
+    /// from closures that borrow the whole environment).
+    child: std::sync::Mutex<Option<Child>>,
+    pid: Option<u32>,
+    status: std::sync::Mutex<Option<std::process::ExitStatus>>,
 }
 
 impl Replica {
@@ -156,11 +198,30 @@ impl Replica {
         config: &str,
         api_port: u16,
     ) -> std::io::Result<Replica> {
+        Self::spawn_with(bin, dir, name, config, api_port, &[], Stderr::LogFile)
+    }
+
+    /// [`Replica::spawn`] with extra environment variables and a choice of stderr.
+    pub fn spawn_with(
+        bin: &Path,
+        dir: &Path,
+        name: &str,
+        config: &str,
+        api_port: u16,
+        env: &[(&str, &str)],
+        stderr: Stderr,
+    ) -> std::io::Result<Replica> {
         let cfg = dir.join(format!("{name}.yaml"));
         std::fs::write(&cfg, config)?;
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log)?;
-        let child = Command::new(bin)
+        let mut cmd = Command::new(bin);
+        cmd.envs(env.iter().copied());
+        let err = match stderr {
+            Stderr::LogFile => Stdio::from(out),
+            Stderr::ClosedPipe => Stdio::piped(),
+        };
+        let mut child = cmd
             .args(["--log-format", "json", "run", "-c"])
             .arg(&cfg)
             .env(
@@ -171,29 +232,67 @@ impl Replica {
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .stdout(Stdio::null())
-            .stderr(out)
+            .stderr(err)
             .spawn()?;
+        // Closing our end of the pipe makes every later write by the child fail.
+        drop(child.stderr.take());
         Ok(Replica {
             name: name.into(),
             api: format!("http://127.0.0.1:{api_port}"),
             log,
-            child: Some(child),
+            pid: Some(child.id()),
+            child: std::sync::Mutex::new(Some(child)),
+            status: std::sync::Mutex::new(None),
         })
     }
 
+    /// Send a signal by name (STOP, CONT, USR1, TERM) without waiting.
+    pub fn signal(&self, sig: &str) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(pid.to_string())
+                .status();
+        }
+    }
+
+    fn child(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
+        self.child.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Exit status if the process has ended (None while it runs).
+    pub fn child_status(&self) -> Option<std::process::ExitStatus> {
+        let mut st = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if st.is_none()
+            && let Some(c) = self.child().as_mut()
+        {
+            *st = c.try_wait().ok().flatten();
+        }
+        *st
+    }
+
+    /// GET a path of the API; (status, body) or None when it does not answer.
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let c = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .ok()?;
+        let r = c.get(format!("{}{path}", self.api)).send().await.ok()?;
+        let code = r.status().as_u16();
+        Some((code, r.text().await.unwrap_or_default()))
+    }
+
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.pid
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child().is_some() && self.child_status().is_none()
     }
 
     /// kill -9: no chance to release the lease.
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
+        if let Some(mut c) = self.child().take() {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -201,7 +300,7 @@ impl Replica {
 
     /// SIGTERM and wait (up to 10 s) for a clean exit.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        let mut c = self.child.take()?;
+        let mut c = self.child().take()?;
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(c.id().to_string())

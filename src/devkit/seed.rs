@@ -129,11 +129,16 @@ pub async fn world(
         .await
         .map_err(seed_err("CreateRouteTable"))?;
     let bucket = format!("floatover-{tag}");
-    c.s3.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .map_err(seed_err("CreateBucket"))?;
+    let mut cb = c.s3.create_bucket().bucket(&bucket);
+    if region != "us-east-1" {
+        // Outside us-east-1, S3 wants the region named in the request body.
+        cb = cb.create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+                .build(),
+        );
+    }
+    cb.send().await.map_err(seed_err("CreateBucket"))?;
     Ok(World {
         region: region.to_string(),
         endpoint: endpoint.to_string(),

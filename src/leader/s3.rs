@@ -243,6 +243,13 @@ impl S3Lease {
     async fn try_round(&mut self, ctx: RoundCtx) -> Result<Instant, LeaderError> {
         let retry = self.timing.retry;
         let floor = ctx.epoch_floor.max(self.last_epoch);
+        if !ctx.may_acquire && self.mine.is_some() {
+            // This replica must not lead (stalled): never renew; let the lease run out so a
+            // healthy standby takes over. Forget our claim: if we recover, we wait for the
+            // lease like anybody else and take a new epoch.
+            tracing::warn!(lease = %self.location(), "not renewing the lease: this replica is not making progress");
+            self.lost();
+        }
         // Fast path: renew our own lease without reading it first.
         if let (Some(etag), Some(rec)) = (self.mine.clone(), self.record.clone()) {
             let mut next = LeaseRecord {

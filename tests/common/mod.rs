@@ -120,3 +120,73 @@ impl Env {
         }
     }
 }
+
+/// Per-replica fault proxies (EC2 and the S3 lease), for the fault tests.
+pub struct Proxies {
+    pub ec2: floatover::devkit::faultproxy::FaultProxy,
+    pub s3: floatover::devkit::faultproxy::FaultProxy,
+}
+
+impl Env {
+    /// Start a replica whose EC2 and lease calls go through fault proxies, with extra
+    /// environment variables and a choice of stderr. Returns its index.
+    pub async fn spawn_proxied(
+        &mut self,
+        env: &[(&str, &str)],
+        stderr: floatover::devkit::replica::Stderr,
+    ) -> (usize, Proxies) {
+        use floatover::devkit::faultproxy::FaultProxy;
+        let ec2 = FaultProxy::start(&self.ls.endpoint)
+            .await
+            .expect("ec2 proxy");
+        let s3 = FaultProxy::start(&self.ls.endpoint)
+            .await
+            .expect("s3 proxy");
+        let mut sc = self.scenario.clone();
+        sc.ec2_endpoint = Some(ec2.url.clone());
+        sc.s3_endpoint = Some(s3.url.clone());
+        let port = free_port();
+        let name = format!("r{}", self.replicas.len());
+        let urls: Vec<String> = self.health.iter().map(|h| h.url()).collect();
+        let cfg = render_config(&self.world, &sc, &urls, port, &name);
+        self.replicas.push(
+            Replica::spawn_with(&bin(), self.dir.path(), &name, &cfg, port, env, stderr)
+                .expect("spawn floatover"),
+        );
+        (self.replicas.len() - 1, Proxies { ec2, s3 })
+    }
+
+    /// Poll `f` every 25 ms until it holds; the time it took, or None.
+    pub async fn until<F, Fut>(&self, timeout: Duration, mut f: F) -> Option<Duration>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if f().await {
+                return Some(start.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        None
+    }
+
+    /// Is replica `i` the leader by its own account?
+    pub async fn leads(&self, i: usize) -> bool {
+        self.replicas[i]
+            .status()
+            .await
+            .is_some_and(|s| s["leader"]["is_leader"] == true)
+    }
+
+    /// Epoch replica `i` reports.
+    pub async fn epoch(&self, i: usize) -> Option<u64> {
+        self.replicas[i].status().await?["leader"]["epoch"].as_u64()
+    }
+}
+
+/// Wall-clock milliseconds (to compare with proxy logs and audit events).
+pub fn now_ms() -> u64 {
+    floatover::status::unix_ms()
+}
