@@ -38,8 +38,18 @@ fn every_bad_config_is_rejected_naming_its_field() {
         let out = check(&path);
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         n += 1;
-        if out.status.code() != Some(1) || !stderr.contains(&expect) || stderr.contains("panicked")
-        {
+        // Messages speak the user's words, never the parser's.
+        let leaked = [
+            "panicked",
+            "DuplicateKeyPolicy",
+            "from_str_multiple",
+            "budget breached",
+            "Raw",
+            "serde",
+        ]
+        .iter()
+        .find(|w| stderr.contains(*w));
+        if out.status.code() != Some(1) || !stderr.contains(&expect) || leaked.is_some() {
             failures.push(format!(
                 "{}: exit {:?}, expected {expect:?} in:\n{stderr}",
                 path.display(),
@@ -47,7 +57,7 @@ fn every_bad_config_is_rejected_naming_its_field() {
             ));
         }
     }
-    assert!(n >= 30, "corpus too small: {n}");
+    assert!(n >= 50, "corpus too small: {n}");
     assert!(
         failures.is_empty(),
         "{} of {n} bad configs not rejected properly:\n{}",
@@ -56,13 +66,16 @@ fn every_bad_config_is_rejected_naming_its_field() {
     );
 }
 
+/// A newcomer's first command passes as shipped, with nothing set in the environment.
 #[test]
 fn example_config_is_valid() {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/floatover.yaml");
     let out = Command::new(env!("CARGO_BIN_EXE_floatover"))
         .args(["check", "-c"])
         .arg(&p)
-        .env("FLOATOVER_TOKEN", "0123456789abcdef-example")
+        .env_remove("FLOATOVER_TOKEN")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
         .output()
         .expect("run floatover");
     assert!(

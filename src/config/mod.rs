@@ -37,7 +37,7 @@ pub enum ConfigError {
         path: String,
         source: std::io::Error,
     },
-    #[error("config is not valid YAML: {0}")]
+    #[error("{0}")]
     Yaml(String),
     #[error("config has {} problem(s):\n{}", .0.len(), .0.iter().map(|i| format!("  - {i}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Issue>),
@@ -123,7 +123,10 @@ fn humane_yaml(msg: &str) -> String {
         "the document is too large or uses too many aliases (&anchor / *alias) to be a config"
             .into()
     } else {
-        format!("not valid YAML: {}", strip_internals(msg))
+        format!(
+            "not valid YAML: {}",
+            strip_internals(msg.trim_start_matches("error: "))
+        )
     }
 }
 
