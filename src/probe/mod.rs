@@ -137,9 +137,19 @@ pub fn spawn(spec: &Spec, deps: ProbeDeps, stop: CancellationToken) -> JoinSet<(
                         let started = Instant::now();
                         let outcome = deps.checker.run(&p.kind, p.timeout).await;
                         drop(permit);
-                        let now = Instant::now();
+                        let mut now = Instant::now();
+                        let excused = if matches!(outcome, Outcome::TimedOut(_)) {
+                            // Judge after the monitor's next tick: a starved monitor may
+                            // not have measured this window yet.
+                            load.next_tick(Duration::from_secs(1)).await;
+                            let e = load.excuses_timeout(started, now, p.timeout);
+                            now = Instant::now();
+                            e
+                        } else {
+                            false
+                        };
                         beat();
-                        let base = if matches!(outcome, Outcome::TimedOut(_)) && load.overloaded_since(started) {
+                        let base = if excused {
                             // Our lateness, not the target's: no result.
                             deps.metrics.probe_skipped("local_lag");
                             p.interval

@@ -4,19 +4,26 @@
 //! container), a probe's timeout can fire because *we* were late, not because the target
 //! was slow. Blaming the target then causes false failovers everywhere at once. So:
 //!
-//! - a monitor task measures how late the runtime wakes timers (scheduling lag);
-//! - while lag is high the process is *overloaded*: probe timeouts that overlap an
-//!   overloaded moment count as no result (a refused connection still counts: that is the
-//!   target's answer, not our lateness), intervals are stretched (×2 per overloaded tick,
-//!   up to ×8, back to ×1 when calm) and the number of probes in flight is bounded;
+//! - a monitor task measures how late the runtime wakes timers (scheduling lag) and keeps
+//!   the last two seconds of it;
+//! - a probe that timed out is judged only after the monitor's next tick (the starved
+//!   monitor may not have run yet when the timeout fires): if this process woke timers
+//!   late by a quarter of the probe's timeout or more at any moment of the probe's
+//!   window, the timeout counts as no result (a refused connection still counts: that is
+//!   the target's answer, not our lateness);
+//! - while lag is high the process is *overloaded*: intervals are stretched (×2 per
+//!   overloaded tick, up to ×8, back to ×1 when calm) and the number of probes in flight
+//!   is bounded;
 //! - `floatover_probe_scheduling_lag_seconds`, `floatover_overloaded`,
 //!   `floatover_probe_skipped_total{reason}` and a status warning say so.
 
 use crate::metrics::Metrics;
 use crate::status::StatusStore;
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 pub const LAG_LIMIT: Duration = Duration::from_millis(50);
 const TICK: Duration = Duration::from_millis(50);
 const MAX_STRETCH: u32 = 8;
+/// How much lag history is kept (ticks).
+const HISTORY: usize = 64;
 
 /// Shared load state, written by the monitor, read by every probe loop.
 pub struct Load {
@@ -32,6 +41,9 @@ pub struct Load {
     /// Milliseconds since `base` of the last overloaded tick (0: never).
     last_overloaded_ms: AtomicU64,
     stretch: AtomicU32,
+    /// (tick time in ms since `base`, lag measured at that tick), newest last.
+    history: Mutex<VecDeque<(u64, Duration)>>,
+    ticks: watch::Sender<u64>,
 }
 
 impl Default for Load {
@@ -41,6 +53,8 @@ impl Default for Load {
             lag_us: AtomicU64::new(0),
             last_overloaded_ms: AtomicU64::new(0),
             stretch: AtomicU32::new(1),
+            history: Mutex::new(VecDeque::with_capacity(HISTORY)),
+            ticks: watch::channel(0).0,
         }
     }
 }
@@ -67,8 +81,46 @@ impl Load {
         last > 0 && last.saturating_add(u64::try_from(TICK.as_millis()).unwrap_or(0)) >= self.ms(t)
     }
 
+    /// The worst lag measured by a tick that covers any moment of `[from, to]` (a tick at
+    /// time T measured the interval `[T - TICK - lag, T]`).
+    pub fn worst_lag(&self, from: Instant, to: Instant) -> Duration {
+        let (from, to) = (self.ms(from), self.ms(to));
+        let tick = u64::try_from(TICK.as_millis()).unwrap_or(50);
+        let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        h.iter()
+            .filter(|(t, lag)| {
+                let start = t.saturating_sub(tick + u64::try_from(lag.as_millis()).unwrap_or(0));
+                start <= to && *t >= from
+            })
+            .map(|(_, lag)| *lag)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Wait for the monitor's next tick (at most `cap`): after it, the lag of every moment
+    /// up to now is known.
+    pub async fn next_tick(&self, cap: Duration) {
+        let mut rx = self.ticks.subscribe();
+        let _ = tokio::time::timeout(cap, rx.changed()).await;
+    }
+
+    /// Should a probe timeout between `started` and `ended` (with this timeout) count as
+    /// no result? Call after [`Load::next_tick`].
+    pub fn excuses_timeout(&self, started: Instant, ended: Instant, timeout: Duration) -> bool {
+        let worst = self.worst_lag(started, ended);
+        worst >= (timeout / 4).min(LAG_LIMIT) || self.overloaded_since(started)
+    }
+
     /// Feed one measured lag (the monitor; tests).
     pub fn observe(&self, lag: Duration, now: Instant) -> bool {
+        {
+            let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+            if h.len() == HISTORY {
+                h.pop_front();
+            }
+            h.push_back((self.ms(now), lag));
+        }
+        self.ticks.send_modify(|n| *n = n.wrapping_add(1));
         // Fast attack, slow decay: one bad tick counts at once, calm must last.
         let prev = self.lag();
         let smoothed = lag.max(prev / 2);
@@ -166,5 +218,34 @@ mod tests {
         }
         assert_eq!(l.stretch(), 1, "calm brings the interval back");
         assert!(l.lag() < LAG_LIMIT / 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_is_excused_only_by_lag_inside_its_window() {
+        let l = Load::default();
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            tokio::time::advance(TICK).await;
+            l.observe(Duration::from_millis(1), Instant::now());
+        }
+        let probe_start = Instant::now();
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let probe_end = Instant::now();
+        assert!(
+            !l.excuses_timeout(probe_start, probe_end, Duration::from_millis(100)),
+            "calm: a timeout is the target's"
+        );
+        // The monitor's next tick reports 40 ms of lag covering the probe's window.
+        l.observe(Duration::from_millis(40), probe_end);
+        assert!(l.excuses_timeout(probe_start, probe_end, Duration::from_millis(100)));
+        assert!(
+            !l.excuses_timeout(probe_start, probe_end, Duration::from_secs(1)),
+            "40 ms of lag does not excuse a 1 s timeout"
+        );
+        assert!(!l.excuses_timeout(
+            t0,
+            t0 + Duration::from_millis(10),
+            Duration::from_millis(100)
+        ));
     }
 }
