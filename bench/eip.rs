@@ -1,7 +1,9 @@
-//! EIP failover on LocalStack with 200 ms × 3 HTTP probes: the real engine, probes and
-//! EC2 provider in-process (as `floatover run` wires them), real health endpoints killed
-//! one after the other. Overhead above the detection floor = from the fall-threshold
-//! crossing to the end of the provider calls (stamp + AssociateAddress).
+//! EIP failover on LocalStack: the real engine, probes and EC2 provider in-process (as
+//! `floatover run` wires them), real health endpoints killed one after the other. Overhead
+//! above the detection floor = from the fall-threshold crossing to the float being on the
+//! new holder (AssociateAddress; under strict fencing DisassociateAddress +
+//! AssociateAddress). Variants: probe timing (with and without `fast_interval`) and
+//! fencing mode.
 
 use crate::stats::{Series, ms};
 use floatover::config;
@@ -23,9 +25,19 @@ use tokio_util::sync::CancellationToken;
 pub struct EipResult {
     pub overhead: Series,
     pub total: Series,
+    /// Mean provider round trips until the float was on the new holder.
+    pub calls: f64,
 }
 
-pub async fn run(endpoint: &str, trials: usize) -> Result<EipResult, String> {
+/// One benchmark configuration.
+pub struct Variant {
+    pub label: &'static str,
+    pub interval_ms: u64,
+    pub fast_interval_ms: Option<u64>,
+    pub fencing: &'static str,
+}
+
+pub async fn run(endpoint: &str, trials: usize, v: &Variant) -> Result<EipResult, String> {
     let world = seed::world(
         endpoint,
         "us-east-1",
@@ -43,7 +55,9 @@ pub async fn run(endpoint: &str, trials: usize) -> Result<EipResult, String> {
         s3_lease: false,
         preempt: false,
         min_hold_ms: 0,
-        interval_ms: 200,
+        interval_ms: v.interval_ms,
+        fast_interval_ms: v.fast_interval_ms,
+        fencing: v.fencing,
         fall: 3,
         rise: 2,
         resync_ms: 10_000,
@@ -96,7 +110,7 @@ pub async fn run(endpoint: &str, trials: usize) -> Result<EipResult, String> {
         return Err("initial assignment did not happen".into());
     }
     let mut holder = 0usize;
-    let (mut overhead, mut total) = (vec![], vec![]);
+    let (mut overhead, mut total, mut calls) = (vec![], vec![], vec![]);
     for _ in 0..trials {
         let before = status.audit().len();
         let killed = Instant::now();
@@ -110,6 +124,7 @@ pub async fn run(endpoint: &str, trials: usize) -> Result<EipResult, String> {
             return Err(format!("failover failed: {:?}", ev.error));
         }
         overhead.push(ev.decision_ms.unwrap_or(f64::NAN) + ev.call_ms);
+        calls.push(f64::from(ev.calls));
         // Kill to the new holder being visible through the EC2 API (includes detection).
         let want = world.instances[1 - holder].instance_id.clone();
         while clients.eip_holder(&world.allocation_id).await.as_deref() != Some(want.as_str())
@@ -127,18 +142,26 @@ pub async fn run(endpoint: &str, trials: usize) -> Result<EipResult, String> {
     }
     stop.cancel();
     let _ = task.await;
+    let mean_calls = calls.iter().sum::<f64>() / calls.len().max(1) as f64;
+    let probes = match v.fast_interval_ms {
+        Some(f) => format!("{} ms x 3, fast_interval {f} ms", v.interval_ms),
+        None => format!("{} ms x 3", v.interval_ms),
+    };
     Ok(EipResult {
         overhead: Series {
-            name: "EIP failover overhead above detection floor (LocalStack)".into(),
+            name: format!("EIP failover overhead above detection floor, {} ({probes}, fencing {})", v.label, v.fencing),
             samples_ms: overhead,
             p99_target_ms: Some(100.0),
-            note: "fall-threshold crossing -> CreateTags + AssociateAddress returned".into(),
+            note: format!(
+                "fall-threshold crossing -> float on the new holder; {mean_calls:.1} provider round trips on the failover path (the stamp is written after the move)"
+            ),
         },
         total: Series {
-            name: "EIP failover, kill -> new holder visible in DescribeAddresses".into(),
+            name: format!("EIP failover, kill -> new holder visible, {} ({probes}, fencing {})", v.label, v.fencing),
             samples_ms: total,
             p99_target_ms: None,
-            note: "includes the detection floor: 2-3 probe intervals of 200 ms depending on probe phase".into(),
+            note: "includes the detection floor: the probe phase, then fall - 1 further probes (at fast_interval when set)".into(),
         },
+        calls: mean_calls,
     })
 }

@@ -4,6 +4,7 @@
 
 mod decision;
 mod eip;
+mod probes;
 mod stats;
 mod takeover;
 
@@ -72,14 +73,52 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    eprintln!("EIP failover on LocalStack: {n_eip} trials ...");
-    match eip::run(&ls.endpoint, n_eip).await {
-        Ok(r) => {
-            eprintln!("{}\n{}", r.overhead.row(), r.total.row());
-            all.push(r.overhead);
-            all.push(r.total);
+    let variants = [
+        eip::Variant {
+            label: "standard",
+            interval_ms: 200,
+            fast_interval_ms: None,
+            fencing: "standard",
+        },
+        eip::Variant {
+            label: "strict fencing",
+            interval_ms: 200,
+            fast_interval_ms: None,
+            fencing: "strict",
+        },
+        eip::Variant {
+            label: "slow probes without fast_interval",
+            interval_ms: 1_000,
+            fast_interval_ms: None,
+            fencing: "standard",
+        },
+        eip::Variant {
+            label: "slow probes with fast_interval",
+            interval_ms: 1_000,
+            fast_interval_ms: Some(100),
+            fencing: "standard",
+        },
+    ];
+    let mut eip_series = 0;
+    let mut calls_lines = Vec::new();
+    for v in &variants {
+        eprintln!(
+            "EIP failover on LocalStack, {}: {n_eip} trials ...",
+            v.label
+        );
+        match eip::run(&ls.endpoint, n_eip, v).await {
+            Ok(r) => {
+                eprintln!("{}\n{}", r.overhead.row(), r.total.row());
+                calls_lines.push(format!(
+                    "| {} (fencing {}) | {:.1} |",
+                    v.label, v.fencing, r.calls
+                ));
+                all.push(r.overhead);
+                all.push(r.total);
+                eip_series += 2;
+            }
+            Err(e) => eprintln!("EIP failover bench ({}) failed: {e}", v.label),
         }
-        Err(e) => eprintln!("EIP failover bench failed: {e}"),
     }
     eprintln!("leader takeover after kill -9: {n_take} trials ...");
     match takeover::run(&ls.endpoint, n_take).await {
@@ -89,6 +128,8 @@ async fn main() -> ExitCode {
         }
         Err(e) => eprintln!("takeover bench failed: {e}"),
     }
+    eprintln!("probe throughput: 1,000 HTTP targets at 100 ms for 20 s ...");
+    let throughput = probes::run(&ls.endpoint, 1_000, std::time::Duration::from_secs(20)).await;
     drop(ls);
 
     let mut md = String::new();
@@ -107,12 +148,35 @@ async fn main() -> ExitCode {
     for s in &all {
         let _ = writeln!(md, "{}", s.row());
     }
+    let _ = writeln!(
+        md,
+        "\nProvider round trips until the float is on the new holder (mean over the trials):\n"
+    );
+    let _ = writeln!(md, "| variant | round trips |\n|---|---|");
+    for l in &calls_lines {
+        let _ = writeln!(md, "{l}");
+    }
+    let _ = writeln!(
+        md,
+        "\nProbe throughput and memory (`floatover run`, release, both cores, server in the bench process):\n"
+    );
+    match &throughput {
+        Ok(t) => {
+            let _ = writeln!(md, "{}", t.table());
+        }
+        Err(e) => {
+            let _ = writeln!(md, "probe throughput bench failed: {e}");
+        }
+    }
     let _ = writeln!(md, "\nWhat each line measures:\n");
     for s in &all {
         let _ = writeln!(md, "- **{}**: {}.", s.name, s.note);
     }
     println!("\n{md}");
-    let failed = all.iter().any(|s| s.passed() == Some(false)) || all.len() < 4;
+    let failed = all.iter().any(|s| s.passed() == Some(false))
+        || eip_series < 2 * variants.len()
+        || all.len() < 2 + 2 * variants.len()
+        || throughput.as_ref().map_or(true, |t| !t.passed());
     if !quick {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/RESULTS.md");
         if let Err(e) = std::fs::write(&path, &md) {

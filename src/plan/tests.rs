@@ -425,3 +425,39 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn drift_revert_returns_to_the_owner_at_once_and_adopted_floats_are_left_alone() {
+    let mut w = World::new(group(&[200, 100], 1, false, false));
+    w.set(0, Health::Up);
+    w.set(1, Health::Up);
+    // Someone moved the float to t1 right after our own move (min_hold not over).
+    w.hold_all(1);
+    w.memory.last_move.insert("eip:eipalloc-0".into(), w.now);
+    w.memory.drift_owner = Some(t(0));
+    let p = w.plan();
+    assert!(
+        matches!(&p.actions[..], [Action::Move { to, reason: Reason::Drift, .. }] if *to == t(0)),
+        "revert is not damped by min_hold: {p:?}"
+    );
+    // The drift owner is not up: no revert onto it (guarantee 1).
+    w.set(0, Health::Down);
+    let p = w.plan();
+    assert!(p.actions.is_empty(), "{p:?}");
+    // Adopted foreign holder: left alone, with a note.
+    let mut w = World::new(group(&[200, 100], 1, false, false));
+    w.set(0, Health::Up);
+    for o in w.observed.values_mut() {
+        o.holder = Holder::Foreign("i-elsewhere".into());
+    }
+    w.memory.adopted.insert("eip:eipalloc-0".into());
+    let p = w.plan();
+    assert!(p.actions.is_empty());
+    assert!(p.notes.iter().any(|n| matches!(n, Note::Adopted { .. })));
+    w.memory.adopted.clear();
+    assert_eq!(
+        w.plan().actions.len(),
+        1,
+        "not adopted: a foreign holder is replaced"
+    );
+}

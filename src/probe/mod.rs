@@ -77,6 +77,27 @@ pub fn max_gap(p: &ProbeSpec) -> Duration {
         .saturating_add(Duration::from_secs(2))
 }
 
+/// When a probe runs next: `fast_interval` after `started` while its last result is not
+/// yet confirmed by rise or fall (HAProxy's `fastinter`), else `interval`; stretched while
+/// the process sheds load; never in the past. The steady-state rate is the interval's.
+pub fn next_run(
+    p: &ProbeSpec,
+    started: Instant,
+    now: Instant,
+    transitional: bool,
+    stretch: u32,
+) -> Instant {
+    let base = if transitional {
+        p.fast_interval
+    } else {
+        p.interval
+    };
+    started
+        .checked_add(base.saturating_mul(stretch.max(1)))
+        .unwrap_or(now)
+        .max(now)
+}
+
 /// Spawn one task per probe plus the load monitor. They stop when `stop` is cancelled.
 pub fn spawn(spec: &Spec, deps: ProbeDeps, stop: CancellationToken) -> JoinSet<()> {
     let mut set = JoinSet::new();
@@ -149,10 +170,10 @@ pub fn spawn(spec: &Spec, deps: ProbeDeps, stop: CancellationToken) -> JoinSet<(
                             false
                         };
                         beat();
-                        let base = if excused {
+                        let transitional = if excused {
                             // Our lateness, not the target's: no result.
                             deps.metrics.probe_skipped("local_lag");
-                            p.interval
+                            false
                         } else {
                             deps.metrics.observe_probe(&key, kind, now.saturating_duration_since(started), outcome == Outcome::Ok);
                             if let Some(why) = outcome.failure() {
@@ -162,13 +183,9 @@ pub fn spawn(spec: &Spec, deps: ProbeDeps, stop: CancellationToken) -> JoinSet<(
                                 tracing::info!(group = %key.group, target_name = %key.target, health = h.as_str(), "target health changed");
                                 deps.metrics.set_target_health(&key, h);
                             }
-                            if deps.board.transitional(&key, idx) {
-                                p.fast_interval
-                            } else {
-                                p.interval
-                            }
+                            deps.board.transitional(&key, idx)
                         };
-                        next = (started + base.saturating_mul(load.stretch())).max(now);
+                        next = next_run(&p, started, now, transitional, load.stretch());
                     }
                 });
             }
@@ -186,4 +203,59 @@ pub fn spawn_all(
     stop: CancellationToken,
 ) -> JoinSet<()> {
     spawn(spec, ProbeDeps::new(board, checker, metrics), stop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(interval: u64, fast: u64) -> ProbeSpec {
+        ProbeSpec {
+            kind: ProbeKind::Tcp {
+                address: "127.0.0.1:9".into(),
+            },
+            interval: Duration::from_millis(interval),
+            fast_interval: Duration::from_millis(fast),
+            timeout: Duration::from_millis(100),
+            rise: 2,
+            fall: 3,
+        }
+    }
+
+    /// Detection with `fast_interval`: the first failure comes at the steady rate, the
+    /// confirming ones at the fast rate; a confirmed state goes back to the steady rate.
+    #[test]
+    fn fast_interval_only_while_unconfirmed() {
+        let p = spec(1_000, 100);
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(next_run(&p, t, t + ms(5), false, 1), t + ms(1_000));
+        assert_eq!(next_run(&p, t, t + ms(5), true, 1), t + ms(100));
+        assert_eq!(
+            next_run(&p, t, t + ms(5), true, 4),
+            t + ms(400),
+            "stretched under load"
+        );
+        assert_eq!(
+            next_run(&p, t, t + ms(300), true, 1),
+            t + ms(300),
+            "never in the past"
+        );
+        // A whole failure: up (steady) -> fail, fail, fail at 100 ms -> down at +200 ms
+        // after the first failure, instead of +2 s.
+        let mut m = RiseFall::new(2, 3);
+        m.record(true);
+        m.record(true);
+        let mut at = t;
+        let mut times = vec![];
+        for _ in 0..3 {
+            m.record(false);
+            times.push(at);
+            at = next_run(&p, at, at, m.transitional(), 1);
+        }
+        assert_eq!(m.state(), crate::model::Health::Down);
+        assert_eq!(times[2] - times[0], ms(200));
+        assert!(!m.transitional(), "confirmed: back to the steady rate");
+        assert_eq!(next_run(&p, at, at, m.transitional(), 1), at + ms(1_000));
+    }
 }
