@@ -55,6 +55,28 @@ async fn plan_prints_the_move_and_mutates_nothing() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v[0]["actions"][0]["to"], "primary");
     assert_eq!(env.eip_holder().await, None, "plan must not mutate");
+
+    // A config naming a float and an instance that do not exist: exit 1, both named.
+    let text = render_config(&env.world, &env.scenario, &urls, free_port(), "planner")
+        .replace(&env.world.allocation_id, "eipalloc-0000doesnotexist")
+        .replace(&env.world.instances[1].instance_id, "i-0000doesnotexist");
+    std::fs::write(&cfg, text).expect("write");
+    let out = Command::new(bin())
+        .args(["plan", "-c"])
+        .arg(&cfg)
+        .output()
+        .expect("run plan");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("eip:eipalloc-0000doesnotexist does not exist")
+            && all.contains("instance i-0000doesnotexist"),
+        "{all}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -450,6 +450,42 @@ async fn a_blackholed_region_does_not_delay_another_group() {
     );
 }
 
+/// (8b) The leader is cut off from the lease store: it stops mutating before anyone else
+/// can start, reports standby, and the successor acts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_lease_store_stops_before_a_successor_starts() {
+    let mut env = Env::new(2, Scenario::default(), "partition").await;
+    let (a, pa, b, pb) = two_replicas(&mut env, &[]).await;
+    pa.s3.set_all(Mode::Blackhole);
+    let cut = Instant::now();
+    let (mut down_at, mut up_at) = (None, None);
+    while cut.elapsed() < Duration::from_secs(12) && up_at.is_none() {
+        if down_at.is_none() && !env.leads(a).await {
+            down_at = Some(cut.elapsed());
+        }
+        if env.leads(b).await {
+            up_at = Some(cut.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("partitioned leader stood down after {down_at:?}; successor after {up_at:?}");
+    let (down_at, up_at) = (down_at.expect("stood down"), up_at.expect("successor"));
+    assert!(
+        down_at < up_at,
+        "the old leader stood down before the successor started"
+    );
+    assert!(
+        down_at <= RENEW + RETRY,
+        "fenced within the renew deadline: {down_at:?}"
+    );
+    env.health[0].stop().await;
+    assert!(
+        env.wait_eip_on(1, Duration::from_secs(5)).await.is_some(),
+        "successor acted"
+    );
+    check_fencing(&env, &[(a, &pa), (b, &pb)]);
+}
+
 /// (9) A frozen leader (SIGSTOP past its lease, then SIGCONT) makes no mutation after it
 /// resumes and reports standby.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
