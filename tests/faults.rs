@@ -40,6 +40,21 @@ fn check_fencing(env: &Env, proxies: &[(usize, &Proxies)]) {
     }
 }
 
+/// The EIP, the secondary IP and the route all on instance `i` (of two).
+async fn all_floats_on(env: &Env, i: usize) -> bool {
+    let w = &env.world;
+    let enis = [w.instances[0].eni_id.clone(), w.instances[1].eni_id.clone()];
+    let inst = w.instances[i].instance_id.as_str();
+    env.eip_holder().await.as_deref() == Some(inst)
+        && env.clients.ip_holders(&enis, &w.secondary_ip).await == vec![enis[i].clone()]
+        && env
+            .clients
+            .route_target(&w.route_table_id, &w.route_destination)
+            .await
+            .as_deref()
+            == Some(inst)
+}
+
 async fn two_replicas(
     env: &mut Env,
     first_env: &[(&str, &str)],
@@ -559,24 +574,8 @@ async fn kill9_in_the_middle_of_a_multi_float_move_converges() {
     assert!(held.is_some(), "the other two moves are in flight");
     env.replicas[a].kill9();
     pa.ec2.drop_held();
-    let w = env.world.clone();
-    let eni1 = w.instances[1].eni_id.clone();
     let done = env
-        .until(LEASE + Duration::from_secs(6), || async {
-            let ip = env
-                .clients
-                .ip_holders(
-                    &[w.instances[0].eni_id.clone(), eni1.clone()],
-                    &w.secondary_ip,
-                )
-                .await;
-            let route = env
-                .clients
-                .route_target(&w.route_table_id, &w.route_destination)
-                .await;
-            ip == vec![eni1.clone()]
-                && route.as_deref() == Some(w.instances[1].instance_id.as_str())
-        })
+        .until(LEASE + Duration::from_secs(6), || all_floats_on(&env, 1))
         .await;
     assert!(done.is_some(), "the successor converged every float");
     assert!(env.leads(b).await);
@@ -602,26 +601,8 @@ async fn sustained_throttling_converges_and_respects_the_bucket() {
     env.health[0].stop().await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     p.ec2.pass();
-    let w = env.world.clone();
-    let eni1 = w.instances[1].eni_id.clone();
     let done = env
-        .until(Duration::from_secs(15), || async {
-            let eip = env.eip_holder().await;
-            let ip = env
-                .clients
-                .ip_holders(
-                    &[w.instances[0].eni_id.clone(), eni1.clone()],
-                    &w.secondary_ip,
-                )
-                .await;
-            let route = env
-                .clients
-                .route_target(&w.route_table_id, &w.route_destination)
-                .await;
-            eip.as_deref() == Some(w.instances[1].instance_id.as_str())
-                && ip == vec![eni1.clone()]
-                && route.as_deref() == Some(w.instances[1].instance_id.as_str())
-        })
+        .until(Duration::from_secs(15), || all_floats_on(&env, 1))
         .await;
     if done.is_none() {
         env.dump_logs();

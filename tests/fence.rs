@@ -29,26 +29,8 @@ impl Fence for Countdown {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_mutating_call_without_the_fence() {
-    use_test_credentials();
-    let ls = LocalStack::start_or_reuse().expect("localstack");
-    let w = seed::world(
-        &ls.endpoint,
-        "us-east-1",
-        1,
-        &format!("fence-{}", std::process::id()),
-    )
-    .await
-    .expect("seed");
+    let (ls, w, p) = provider_and_world("fence", 1).await;
     let clients = seed::clients(&ls.endpoint, "us-east-1").await;
-    let aws = AwsSpec {
-        default_region: "us-east-1".into(),
-        endpoint_url: Some(ls.endpoint.clone()),
-        call_timeout: Duration::from_millis(1500),
-        max_attempts: 3,
-        mutate_burst: 50,
-        mutate_per_second: 5,
-    };
-    let p = AwsProvider::connect(&aws, &["us-east-1".into()], Arc::new(Metrics::new())).await;
     let kind = FloatKind::Eip {
         allocation_id: w.allocation_id.clone(),
     };

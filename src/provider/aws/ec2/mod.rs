@@ -372,33 +372,14 @@ impl Ec2Region {
                     None => true,
                     Some(observed) => {
                         if let Some(assoc) = observed {
-                            self.gate("DisassociateAddress", fence, st).await?;
                             calls += 1;
-                            let r = self
-                                .timed(
-                                    "DisassociateAddress",
-                                    self.client
-                                        .disassociate_address()
-                                        .association_id(assoc)
-                                        .send(),
-                                )
-                                .await;
-                            match r {
-                                Ok(_) => {}
-                                Err(ProviderError::Api {
-                                    code,
-                                    message,
-                                    region,
-                                    ..
-                                }) if code == "InvalidAssociationID.NotFound" => {
-                                    return Err(ProviderError::Conflict {
-                                        op: "DisassociateAddress",
-                                        region,
-                                        code,
-                                        message,
-                                    });
-                                }
-                                Err(e) => return Err(e),
+                            if !self.disassociate(assoc, fence, st).await? {
+                                return Err(ProviderError::Conflict {
+                                    op: "DisassociateAddress",
+                                    region: self.region.clone(),
+                                    code: "InvalidAssociationID.NotFound".into(),
+                                    message: format!("association {assoc} no longer exists"),
+                                });
                             }
                         }
                         false

@@ -9,6 +9,33 @@ use crate::provider::{ProviderError, ReleaseOrder};
 use std::collections::HashSet;
 
 impl Ec2Region {
+    /// DisassociateAddress of one association, fenced. `Ok(false)` when EC2 no longer
+    /// knows it (`InvalidAssociationID.NotFound`): someone else changed the EIP since.
+    pub(super) async fn disassociate(
+        &self,
+        assoc: &str,
+        fence: &dyn Fence,
+        st: &crate::model::MoveStamp,
+    ) -> Result<bool, ProviderError> {
+        self.gate("DisassociateAddress", fence, st).await?;
+        match self
+            .timed(
+                "DisassociateAddress",
+                self.client
+                    .disassociate_address()
+                    .association_id(assoc)
+                    .send(),
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(ProviderError::Api { code, .. }) if code == "InvalidAssociationID.NotFound" => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn release_float(
         &self,
         o: &ReleaseOrder,
@@ -33,22 +60,8 @@ impl Ec2Region {
                     .filter_map(|a| a.association_id().map(str::to_string))
                     .collect();
                 for assoc in assocs {
-                    self.gate("DisassociateAddress", fence, st).await?;
-                    match self
-                        .timed(
-                            "DisassociateAddress",
-                            self.client
-                                .disassociate_address()
-                                .association_id(assoc)
-                                .send(),
-                        )
-                        .await
-                    {
-                        Ok(_) => {}
-                        Err(ProviderError::Api { code, .. })
-                            if code == "InvalidAssociationID.NotFound" => {}
-                        Err(e) => return Err(e),
-                    }
+                    // Already gone: the release is done either way.
+                    self.disassociate(&assoc, fence, st).await?;
                 }
                 Ok(())
             }
