@@ -115,8 +115,24 @@ impl Demo {
         None
     }
 
-    fn last_audit(&self, leader: usize) -> Option<serde_json::Value> {
-        self.replicas[leader].audit_events().pop()
+    /// The leader's newest move onto `to` (its audit line can trail the move itself by a
+    /// few milliseconds: the log is written after the call returns, so wait for it).
+    async fn last_audit(&self, leader: usize, to: &str) -> Option<serde_json::Value> {
+        let t = Instant::now();
+        loop {
+            let ev = self.replicas[leader]
+                .audit_events()
+                .into_iter()
+                .rev()
+                .find(|e| e["reason"] != "drift");
+            if let Some(e) = ev.filter(|e| e["to"] == to) {
+                return Some(e);
+            }
+            if t.elapsed() > Duration::from_secs(3) {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -219,9 +235,9 @@ async fn run() -> Result<(), String> {
         .await
         .ok_or("EIP never moved to the standby")?;
     let moved = killed.elapsed();
-    let ev = demo.last_audit(leader).unwrap_or_default();
+    let ev = demo.last_audit(leader, "standby").await.unwrap_or_default();
     demo.say(format!(
-        "EIP moved to standby {:.0} ms after the kill (decision {:.3} ms, AWS calls {:.1} ms, reason {}, epoch {})",
+        "EIP moved to standby {:.0} ms after the kill (decision {:.3} ms, AWS call {:.1} ms, reason {}, epoch {})",
         moved.as_secs_f64() * 1e3,
         ev["decision_ms"].as_f64().unwrap_or(f64::NAN),
         ev["call_ms"].as_f64().unwrap_or(f64::NAN),
@@ -241,9 +257,9 @@ async fn run() -> Result<(), String> {
     demo.wait_owner("primary", Duration::from_secs(15))
         .await
         .ok_or("no failback")?;
-    let ev = demo.last_audit(leader).unwrap_or_default();
+    let ev = demo.last_audit(leader, "primary").await.unwrap_or_default();
     demo.say(format!(
-        "EIP back on primary {:.0} ms after recovery (reason {}, AWS calls {:.1} ms)",
+        "EIP back on primary {:.0} ms after recovery (reason {}, AWS call {:.1} ms)",
         back.elapsed().as_secs_f64() * 1e3,
         ev["reason"].as_str().unwrap_or("?"),
         ev["call_ms"].as_f64().unwrap_or(f64::NAN)
@@ -265,7 +281,7 @@ async fn run() -> Result<(), String> {
     demo.wait_owner("standby", Duration::from_secs(10))
         .await
         .ok_or("new leader did not fail over")?;
-    let ev = demo.last_audit(nl).unwrap_or_default();
+    let ev = demo.last_audit(nl, "standby").await.unwrap_or_default();
     demo.say(format!(
         "EIP moved to standby {:.0} ms after the kill, by {} under epoch {}",
         killed.elapsed().as_secs_f64() * 1e3,
