@@ -221,6 +221,21 @@ impl Metrics {
             .set(v);
     }
 
+    /// One probe's metric handles, looked up once per probe loop (a probe records a result
+    /// many times a second; building label sets each time would cost more than the probe's
+    /// bookkeeping itself).
+    pub fn probe_handles(&self, key: &TargetKey, kind: &str) -> ProbeHandles {
+        let l = labels(&[
+            ("group", &key.group.0),
+            ("target", &key.target.0),
+            ("kind", kind),
+        ]);
+        ProbeHandles {
+            duration: self.probe_duration.get_or_create(&l).clone(),
+            failures: self.probe_failures.get_or_create(&l).clone(),
+        }
+    }
+
     pub fn observe_probe(&self, key: &TargetKey, kind: &str, took: Duration, ok: bool) {
         let l = labels(&[
             ("group", &key.group.0),
@@ -311,5 +326,21 @@ impl Metrics {
 
     pub fn observe_reconcile(&self, took: Duration) {
         self.reconcile_duration.observe(took.as_secs_f64());
+    }
+}
+
+/// Cached handles of one probe's series (cheap clones sharing the registry's values).
+#[derive(Clone)]
+pub struct ProbeHandles {
+    duration: Histogram,
+    failures: Counter,
+}
+
+impl ProbeHandles {
+    pub fn observe(&self, took: Duration, ok: bool) {
+        self.duration.observe(took.as_secs_f64());
+        if !ok {
+            self.failures.inc();
+        }
     }
 }

@@ -79,7 +79,20 @@ impl HealthBoard {
         outcome: Outcome,
         now: Instant,
     ) -> Option<Health> {
-        let changed = {
+        self.record_probe(key, probe, outcome, now).0
+    }
+
+    /// [`HealthBoard::record`], also saying whether this probe is now
+    /// [transitional](HealthBoard::transitional) (one lock instead of two).
+    pub fn record_probe(
+        &self,
+        key: &TargetKey,
+        probe: usize,
+        outcome: Outcome,
+        now: Instant,
+    ) -> (Option<Health>, bool) {
+        let mut transitional = false;
+        let changed = (|| {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
             let entry = entries.get_mut(key)?;
             let machine = entry.probes.get_mut(probe)?;
@@ -87,6 +100,7 @@ impl HealthBoard {
                 entry.view.last_error = Some(why);
             }
             machine.record(outcome == Outcome::Ok);
+            transitional = machine.transitional();
             let new = combine(entry.probes.iter().map(RiseFall::state));
             if new != entry.view.health {
                 entry.view.health = new;
@@ -98,11 +112,11 @@ impl HealthBoard {
             } else {
                 None
             }
-        };
+        })();
         if changed.is_some() {
             self.changed.send_modify(|g| *g += 1);
         }
-        changed
+        (changed, transitional)
     }
 
     /// True while this probe's last result has not yet been confirmed by rise or fall (a

@@ -128,7 +128,7 @@ pub fn spawn(spec: &Spec, deps: ProbeDeps, stop: CancellationToken) -> JoinSet<(
                     p.clone(),
                 );
                 set.spawn(async move {
-                    let kind = kind_name(&p.kind);
+                    let handles = deps.metrics.probe_handles(&key, kind_name(&p.kind));
                     let beat = || {
                         if let Some(h) = &heart {
                             h.beat();
@@ -175,15 +175,16 @@ pub fn spawn(spec: &Spec, deps: ProbeDeps, stop: CancellationToken) -> JoinSet<(
                             deps.metrics.probe_skipped("local_lag");
                             false
                         } else {
-                            deps.metrics.observe_probe(&key, kind, now.saturating_duration_since(started), outcome == Outcome::Ok);
+                            handles.observe(now.saturating_duration_since(started), outcome == Outcome::Ok);
                             if let Some(why) = outcome.failure() {
                                 tracing::debug!(group = %key.group, target_name = %key.target, probe = idx, why, "probe failed");
                             }
-                            if let Some(h) = deps.board.record(&key, idx, outcome, now) {
+                            let (changed, transitional) = deps.board.record_probe(&key, idx, outcome, now);
+                            if let Some(h) = changed {
                                 tracing::info!(group = %key.group, target_name = %key.target, health = h.as_str(), "target health changed");
                                 deps.metrics.set_target_health(&key, h);
                             }
-                            deps.board.transitional(&key, idx)
+                            transitional
                         };
                         next = next_run(&p, started, now, transitional, load.stretch());
                     }
