@@ -153,7 +153,12 @@ impl Worker {
                     Action::Move { from, to, .. } => (from.clone(), Some(to.clone())),
                     Action::Release { from, .. } => (from.clone(), None),
                 };
-                let conflict = matches!(res, Err(ProviderError::Conflict { .. }));
+                // A conflict (strict fencing) or a closed fence is expected when leadership
+                // changes: not an error of this replica.
+                let conflict = matches!(
+                    res,
+                    Err(ProviderError::Conflict { .. } | ProviderError::Fenced { .. })
+                );
                 let ev = AuditEvent {
                     started_unix_ms,
                     finished_unix_ms: unix_ms(),
@@ -214,7 +219,7 @@ impl Worker {
             } else {
                 failed = true;
                 if conflict {
-                    tracing::warn!(group = %g.name, float = %ev.float, error = ev.error.as_deref().unwrap_or(""), "the provider refused a move based on a stale view; re-reading");
+                    tracing::warn!(group = %g.name, float = %ev.float, error = ev.error.as_deref().unwrap_or(""), "move not done: the float changed since it was read, or this replica is no longer allowed to act; re-reading");
                 } else {
                     tracing::error!(group = %g.name, float = %ev.float, error = ev.error.as_deref().unwrap_or(""), "move failed; will re-observe and retry");
                 }
