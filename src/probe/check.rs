@@ -72,6 +72,14 @@ impl Checker {
                 url,
                 expect_status,
                 body_contains,
+                ..
+            } if url.starts_with("http://") => {
+                plain_http(url, expect_status, body_contains.as_deref()).await
+            }
+            ProbeKind::Http {
+                url,
+                expect_status,
+                body_contains,
                 insecure,
             } => {
                 let client = if *insecure {
@@ -84,12 +92,7 @@ impl Checker {
                     Err(e) => return Outcome::Fail(format!("request failed: {e}")),
                 };
                 let status = resp.status().as_u16();
-                let status_ok = if expect_status.is_empty() {
-                    (200..300).contains(&status)
-                } else {
-                    expect_status.contains(&status)
-                };
-                if !status_ok {
+                if !status_ok(status, expect_status) {
                     return Outcome::Fail(format!("unexpected status {status}"));
                 }
                 if let Some(needle) = body_contains {
@@ -124,6 +127,98 @@ impl Checker {
                 }
             }
         }
+    }
+}
+
+/// `expect_status` empty: any 2xx.
+fn status_ok(status: u16, expect: &[u16]) -> bool {
+    if expect.is_empty() {
+        (200..300).contains(&status)
+    } else {
+        expect.contains(&status)
+    }
+}
+
+/// Plain-HTTP probe on a fresh connection: one TCP connect, one HTTP/1.1 handshake, one
+/// GET, nothing pooled and no background task. A fresh connection per probe means a dead
+/// listener is never hidden behind a kept-alive connection; doing it without a pooled
+/// client costs a fraction of the CPU and memory, which matters at thousands of probes a
+/// second (bench/RESULTS.md).
+async fn plain_http(url: &str, expect: &[u16], body_contains: Option<&str>) -> Outcome {
+    use http_body_util::{BodyExt, Empty};
+    let parsed = match reqwest::Url::parse(url) {
+        Ok(u) => u,
+        Err(e) => return Outcome::Fail(format!("bad URL: {e}")),
+    };
+    let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default()) else {
+        return Outcome::Fail("URL has no host".into());
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let stream = match tokio::net::TcpStream::connect((host, port)).await {
+        Ok(s) => s,
+        Err(e) => return Outcome::Fail(format!("request failed: connect {host}:{port}: {e}")),
+    };
+    let _ = stream.set_nodelay(true);
+    let (mut sender, conn) =
+        match hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await {
+            Ok(x) => x,
+            Err(e) => return Outcome::Fail(format!("request failed: {e}")),
+        };
+    let path = match parsed.query() {
+        Some(q) => format!("{}?{q}", parsed.path()),
+        None => parsed.path().to_string(),
+    };
+    let authority = match parsed.port() {
+        Some(p) => format!("{}:{p}", parsed.host_str().unwrap_or(host)),
+        None => parsed.host_str().unwrap_or(host).to_string(),
+    };
+    let req = match hyper::Request::get(path)
+        .header(hyper::header::HOST, authority)
+        .header(
+            hyper::header::USER_AGENT,
+            concat!("floatover/", env!("CARGO_PKG_VERSION")),
+        )
+        .header(hyper::header::CONNECTION, "close")
+        .body(Empty::<axum::body::Bytes>::new())
+    {
+        Ok(r) => r,
+        Err(e) => return Outcome::Fail(format!("bad request: {e}")),
+    };
+    let exchange = async {
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("request failed: {e}"))?;
+        let status = resp.status().as_u16();
+        if !status_ok(status, expect) {
+            return Err(format!("unexpected status {status}"));
+        }
+        if let Some(needle) = body_contains {
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("reading body: {e}"))?
+                .to_bytes();
+            if !String::from_utf8_lossy(&body).contains(needle) {
+                return Err(format!("body lacks {needle:?}"));
+            }
+        }
+        Ok(())
+    };
+    // Drive the connection and the exchange together; dropping both closes the socket.
+    tokio::pin!(conn);
+    tokio::pin!(exchange);
+    let result = tokio::select! {
+        r = &mut exchange => r,
+        c = &mut conn => match c {
+            Err(e) => Err(format!("request failed: {e}")),
+            Ok(()) => exchange.await,
+        },
+    };
+    match result {
+        Ok(()) => Outcome::Ok,
+        Err(why) => Outcome::Fail(why),
     }
 }
 
