@@ -47,6 +47,7 @@ pub struct Metrics {
     stalled: Gauge,
     drift: Family<Labels, Counter>,
     claims: Counter,
+    backoff: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
     provider_duration: Family<Labels, Histogram, fn() -> Histogram>,
     pub fenced: Counter,
     reconcile_duration: Histogram,
@@ -80,6 +81,7 @@ impl Metrics {
             stalled: Gauge::default(),
             drift: Family::default(),
             claims: Counter::default(),
+            backoff: Default::default(),
             provider_duration: Family::new_with_constructor(seconds_histogram),
             fenced: Counter::default(),
             reconcile_duration: seconds_histogram(),
@@ -165,6 +167,11 @@ impl Metrics {
             "drift",
             "Floats found changed by someone else, by group and action taken",
             m.drift.clone(),
+        );
+        registry.register(
+            "provider_backoff_seconds",
+            "Extra wait before each mutating call while the provider keeps throttling (adaptive)",
+            m.backoff.clone(),
         );
         registry.register(
             "claims",
@@ -318,6 +325,10 @@ impl Metrics {
         self.drift
             .get_or_create(&labels(&[("group", group), ("action", action)]))
             .inc();
+    }
+
+    pub fn set_backoff(&self, d: Duration) {
+        self.backoff.set(d.as_secs_f64());
     }
 
     pub fn count_claims(&self, n: u64) {

@@ -13,7 +13,44 @@ use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorC
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Adaptive backoff for mutating calls under sustained throttling: each throttled attempt
+/// doubles a delay (100 ms .. 5 s), each successful one halves it (below 50 ms: none).
+/// The delay is waited *before* the client-side token bucket, so what reaches the provider
+/// never comes faster than the bucket allows. (The SDK's own adaptive mode delays requests
+/// after our bucket released them, which bunches them up on the wire.)
+#[derive(Debug, Default)]
+pub struct Backoff {
+    delay: Mutex<Duration>,
+}
+
+impl Backoff {
+    const MIN: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(5);
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Duration> {
+        self.delay.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn throttled(&self) {
+        let mut d = self.lock();
+        *d = (*d * 2).clamp(Self::MIN, Self::MAX);
+    }
+
+    pub fn succeeded(&self) {
+        let mut d = self.lock();
+        *d /= 2;
+        if *d < Duration::from_millis(50) {
+            *d = Duration::ZERO;
+        }
+    }
+
+    pub fn current(&self) -> Duration {
+        *self.lock()
+    }
+}
 
 /// Outcome label of one attempt.
 pub fn outcome(status: Option<u16>, body: Option<&[u8]>) -> &'static str {
@@ -41,10 +78,11 @@ pub fn outcome(status: Option<u16>, body: Option<&[u8]>) -> &'static str {
     }
 }
 
-/// Counts attempts into [`Metrics`].
+/// Counts attempts into [`Metrics`] and feeds the region's [`Backoff`].
 #[derive(Clone)]
 pub struct AttemptCounter {
     pub metrics: Arc<Metrics>,
+    pub backoff: Arc<Backoff>,
 }
 
 impl std::fmt::Debug for AttemptCounter {
@@ -74,13 +112,36 @@ impl Intercept for AttemptCounter {
             resp.and_then(|r| r.body().bytes()),
         );
         self.metrics.provider_attempt(&op, label);
+        match label {
+            "throttled" => self.backoff.throttled(),
+            "ok" => self.backoff.succeeded(),
+            _ => {}
+        }
+        self.metrics.set_backoff(self.backoff.current());
         Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::outcome;
+    use super::{Backoff, outcome};
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_on_throttling_and_decays_on_success() {
+        let b = Backoff::default();
+        assert_eq!(b.current(), Duration::ZERO);
+        b.throttled();
+        assert_eq!(b.current(), Duration::from_millis(100));
+        for _ in 0..10 {
+            b.throttled();
+        }
+        assert_eq!(b.current(), Duration::from_secs(5), "bounded");
+        for _ in 0..7 {
+            b.succeeded();
+        }
+        assert_eq!(b.current(), Duration::ZERO, "recovers");
+    }
 
     #[test]
     fn outcomes() {

@@ -1,10 +1,10 @@
 //! AWS providers. SDK types stay in here; the rest of floatover sees domain types.
 //!
-//! Retries: the SDK's adaptive retry mode (exponential backoff with full jitter on
-//! throttling, 5xx and transport errors, plus a client-side rate limiter that slows every
-//! call down while the service keeps throttling), bounded by `aws.max_attempts` and by an
+//! Retries: the SDK's standard retry mode (exponential backoff with full jitter on
+//! throttling, 5xx and transport errors), bounded by `aws.max_attempts` and by an
 //! operation timeout (`aws.call_timeout`) that also bounds the fence check. Every attempt
-//! is counted ([`attempts`]).
+//! is counted, and sustained throttling slows mutating calls down adaptively *before* the
+//! token bucket ([`attempts::Backoff`]).
 //! Pacing: a client-side token bucket per region for mutating calls (default burst 50,
 //! 5/s: EC2's documented mutating-action bucket), so a bulk move slows down instead of
 //! being throttled.
@@ -56,7 +56,7 @@ pub async fn sdk_config(
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
         .retry_config(
-            RetryConfig::adaptive()
+            RetryConfig::standard()
                 .with_max_attempts(max_attempts.max(1))
                 .with_initial_backoff(Duration::from_millis(50))
                 .with_max_backoff(Duration::from_millis(500)),
@@ -216,10 +216,12 @@ impl AwsProvider {
         .await;
         let mut map = HashMap::new();
         for r in regions {
+            let backoff = Arc::new(attempts::Backoff::default());
             let conf = aws_sdk_ec2::config::Builder::from(&base)
                 .region(Region::new(r.clone()))
                 .interceptor(attempts::AttemptCounter {
                     metrics: metrics.clone(),
+                    backoff: backoff.clone(),
                 })
                 .build();
             map.insert(
@@ -228,6 +230,7 @@ impl AwsProvider {
                     region: r.clone(),
                     client: aws_sdk_ec2::Client::from_conf(conf),
                     pacer: pacer(aws.mutate_burst, aws.mutate_per_second),
+                    backoff,
                     call_timeout: aws.call_timeout,
                     metrics: metrics.clone(),
                     mutations: mutations.clone(),

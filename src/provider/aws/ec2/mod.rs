@@ -31,6 +31,8 @@ pub struct Ec2Region {
     pub region: String,
     pub client: Client,
     pub pacer: Pacer,
+    /// Adaptive slow-down under sustained throttling, waited before the token bucket.
+    pub backoff: Arc<super::attempts::Backoff>,
     pub call_timeout: Duration,
     pub metrics: Arc<Metrics>,
     pub mutations: Arc<AtomicU64>,
@@ -101,6 +103,10 @@ impl Ec2Region {
         fence: &dyn Fence,
         st: &MoveStamp,
     ) -> Result<(), ProviderError> {
+        let slow = self.backoff.current();
+        if !slow.is_zero() {
+            tokio::time::sleep(slow).await;
+        }
         self.pacer.until_ready().await;
         if let Err(source) = fence.permit(st.epoch, self.call_timeout) {
             self.metrics.fenced.inc();
