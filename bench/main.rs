@@ -55,9 +55,40 @@ fn machine() -> String {
     )
 }
 
+/// `bench/run --probes`: the probe throughput bench alone (does not write RESULTS.md).
+async fn probes_only() -> ExitCode {
+    use_test_credentials();
+    let ls = match LocalStack::start_or_reuse() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cannot start LocalStack: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let r = probes::run(&ls.endpoint, 1_000, std::time::Duration::from_secs(20)).await;
+    drop(ls);
+    match r {
+        Ok(t) => {
+            println!("{}", t.table());
+            if t.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("probe throughput bench failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let quick = std::env::args().any(|a| a == "--quick");
+    if std::env::args().any(|a| a == "--probes") {
+        return probes_only().await;
+    }
     let (n_dec, n_eip, n_take) = if quick { (200, 5, 3) } else { (2_000, 30, 12) };
     use_test_credentials();
     let mut all: Vec<Series> = vec![];

@@ -1,8 +1,11 @@
 //! Probe throughput and memory: the release binary runs `targets` HTTP probes at 100 ms
 //! against one health endpoint in this process for `duration`; probes per second come
 //! from its own metrics, resident memory from /proc.
+//!
+//! The endpoint is a minimal HTTP/1.1 responder on one thread, not the devkit's axum
+//! server: the bench shares two cores with floatover, and it should measure floatover,
+//! not the cost of a web framework on the other side.
 
-use floatover::devkit::health::HealthServer;
 use floatover::devkit::replica::{Replica, Stderr, free_port, metric_sum};
 use std::fmt::Write;
 use std::time::Duration;
@@ -44,7 +47,8 @@ fn rss_kib(pid: u32, field: &str) -> Option<f64> {
 }
 
 pub async fn run(endpoint: &str, targets: usize, duration: Duration) -> Result<Throughput, String> {
-    let server = HealthServer::start().await.map_err(|e| e.to_string())?;
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let server = lean_server(served.clone()).map_err(|e| e.to_string())?;
     let port = free_port();
     let mut y = String::new();
     let _ = writeln!(
@@ -55,7 +59,7 @@ pub async fn run(endpoint: &str, targets: usize, duration: Duration) -> Result<T
         let _ = writeln!(
             y,
             "      - {{ name: t{i}, instance_id: i-{i:08x}, probes: [{{ http: {{ url: \"{}\" }} }}] }}",
-            server.url()
+            server
         );
     }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -73,16 +77,28 @@ pub async fn run(endpoint: &str, targets: usize, duration: Duration) -> Result<T
     let pid = r.pid().ok_or("no pid")?;
     // Warm up, then count over the window.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let count = |m: &str| {
-        (
+    let skipped = |m: &str| metric_sum(m, "floatover_probe_skipped_total", &|_| true);
+    // Probes are counted where they arrive (a metrics scrape of 1,000 histograms takes
+    // 50-150 ms, too coarse a clock for a 20 s window); discarded probes from metrics.
+    let served_now = || served.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    let m0 = r.metrics().await.ok_or("no metrics")?;
+    let s0 = skipped(&m0);
+    let diag = |m: &str| {
+        format!(
+            "late starts {}, probes {}, failures {}",
+            metric_sum(m, "floatover_probe_late_starts_total", &|_| true),
             metric_sum(m, "floatover_probe_duration_seconds_count", &|_| true),
-            metric_sum(m, "floatover_probe_skipped_total", &|_| true),
+            metric_sum(m, "floatover_probe_failures_total", &|_| true),
         )
     };
-    let (p0, s0) = count(&r.metrics().await.ok_or("no metrics")?);
+    eprintln!("before: {}", diag(&m0));
+    let (p0, t0) = (served_now(), std::time::Instant::now());
     tokio::time::sleep(duration).await;
-    let (p1, s1) = count(&r.metrics().await.ok_or("no metrics")?);
-    let secs = duration.as_secs_f64();
+    let (p1, t1) = (served_now(), std::time::Instant::now());
+    let m1 = r.metrics().await.ok_or("no metrics")?;
+    let s1 = skipped(&m1);
+    eprintln!("after: {}", diag(&m1));
+    let secs = (t1 - t0).as_secs_f64();
     let rss = rss_kib(pid, "VmRSS:").unwrap_or(f64::NAN) / 1024.0;
     let peak = rss_kib(pid, "VmHWM:").unwrap_or(f64::NAN) / 1024.0;
     drop(r);
@@ -93,4 +109,48 @@ pub async fn run(endpoint: &str, targets: usize, duration: Duration) -> Result<T
         rss_mib: rss,
         peak_rss_mib: peak,
     })
+}
+
+/// Answers every connection with `200 ok` and closes it, on its own single-threaded
+/// runtime; counts the requests it answered in `served`.
+fn lean_server(served: std::sync::Arc<std::sync::atomic::AtomicU64>) -> std::io::Result<String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    l.set_nonblocking(true)?;
+    let url = format!("http://{}/health", l.local_addr()?);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::spawn(move || {
+        rt.block_on(async move {
+            let Ok(l) = tokio::net::TcpListener::from_std(l) else {
+                return;
+            };
+            while let Ok((mut s, _)) = l.accept().await {
+                let served = served.clone();
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buf = [0u8; 1024];
+                    let mut seen = 0;
+                    while let Ok(n) = s.read(&mut buf[seen..]).await {
+                        if n == 0 {
+                            return;
+                        }
+                        seen += n;
+                        if buf[..seen].windows(4).any(|w| w == b"\r\n\r\n") || seen == buf.len() {
+                            break;
+                        }
+                    }
+                    if s.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n",
+                    )
+                    .await
+                    .is_ok()
+                    {
+                        served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+    });
+    Ok(url)
 }

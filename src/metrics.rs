@@ -44,6 +44,7 @@ pub struct Metrics {
     probe_skipped: Family<Labels, Counter>,
     probe_lag: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
     overloaded: Gauge,
+    probe_late: Counter,
     stalled: Gauge,
     drift: Family<Labels, Counter>,
     claims: Counter,
@@ -78,6 +79,7 @@ impl Metrics {
             probe_skipped: Family::default(),
             probe_lag: Default::default(),
             overloaded: Gauge::default(),
+            probe_late: Counter::default(),
             stalled: Gauge::default(),
             drift: Family::default(),
             claims: Counter::default(),
@@ -147,6 +149,11 @@ impl Metrics {
             "probe_skipped",
             "Probe results discarded because this process could not run the probe on time (local overload), by reason",
             m.probe_skipped.clone(),
+        );
+        registry.register(
+            "probe_late_starts",
+            "Probe runs that started more than half an interval after their schedule (the loop then counts its period from the late start)",
+            m.probe_late.clone(),
         );
         registry.register(
             "probe_scheduling_lag_seconds",
@@ -310,6 +317,10 @@ impl Metrics {
         self.probe_skipped
             .get_or_create(&labels(&[("reason", reason)]))
             .inc();
+    }
+
+    pub fn probe_late_start(&self) {
+        self.probe_late.inc();
     }
 
     pub fn set_probe_lag(&self, lag: Duration, overloaded: bool) {

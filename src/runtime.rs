@@ -176,7 +176,7 @@ pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(3);
     }
-    let checker = match Checker::new() {
+    let checker = match Checker::for_spec(&spec) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -346,7 +346,7 @@ pub async fn plan(path: &Path, json: bool) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let checker = match Checker::new() {
+    let checker = match Checker::for_spec(&spec) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

@@ -28,11 +28,18 @@ impl Outcome {
     }
 }
 
-/// Executes probes. Holds the HTTP clients so connections and TLS setup are reused.
+/// Executes probes. Holds the HTTPS clients so TLS setup is reused; plain HTTP, TCP and
+/// exec probes need no client.
 #[derive(Clone)]
 pub struct Checker {
-    http: reqwest::Client,
-    http_insecure: reqwest::Client,
+    /// None when no probe uses https: the clients and their root stores cost ~2 MiB.
+    tls: Option<TlsClients>,
+}
+
+#[derive(Clone)]
+struct TlsClients {
+    verified: reqwest::Client,
+    insecure: reqwest::Client,
 }
 
 /// Errors building a checker (TLS backend problems).
@@ -43,6 +50,7 @@ pub enum CheckerError {
 }
 
 impl Checker {
+    /// A checker for every probe kind, https included.
     pub fn new() -> Result<Self, CheckerError> {
         // No connection pooling: a pooled keep-alive connection can hide a dead listener
         // for one extra interval, and health endpoints are cheap to reconnect to.
@@ -53,14 +61,44 @@ impl Checker {
                 .user_agent(concat!("floatover/", env!("CARGO_PKG_VERSION")))
         };
         Ok(Checker {
-            http: base().build()?,
-            http_insecure: base().danger_accept_invalid_certs(true).build()?,
+            tls: Some(TlsClients {
+                verified: base().build()?,
+                insecure: base().danger_accept_invalid_certs(true).build()?,
+            }),
         })
+    }
+
+    /// A checker for the probes of `spec`: without TLS clients when none uses https.
+    pub fn for_spec(spec: &crate::config::Spec) -> Result<Self, CheckerError> {
+        let https = spec.groups.iter().any(|g| {
+            g.targets.iter().any(|t| {
+                t.probes.iter().any(|p| {
+                    matches!(&p.kind, ProbeKind::Http { url, .. } if !url.starts_with("http://"))
+                })
+            })
+        });
+        if https {
+            Self::new()
+        } else {
+            Ok(Checker { tls: None })
+        }
     }
 
     /// Run one probe, never longer than `timeout`.
     pub async fn run(&self, kind: &ProbeKind, timeout: Duration) -> Outcome {
-        match tokio::time::timeout(timeout, self.run_inner(kind)).await {
+        self.run_prepared(&Prepared::new(kind), timeout).await
+    }
+
+    /// Run a probe prepared once for its loop, never longer than `timeout`.
+    pub async fn run_prepared(&self, probe: &Prepared, timeout: Duration) -> Outcome {
+        let work = async {
+            match &probe.plain {
+                Some(Ok(plain)) => plain.run().await,
+                Some(Err(why)) => Outcome::Fail(why.clone()),
+                None => self.run_inner(&probe.kind).await,
+            }
+        };
+        match tokio::time::timeout(timeout, work).await {
             Ok(o) => o,
             Err(_) => Outcome::TimedOut(timeout),
         }
@@ -68,13 +106,11 @@ impl Checker {
 
     async fn run_inner(&self, kind: &ProbeKind) -> Outcome {
         match kind {
-            ProbeKind::Http {
-                url,
-                expect_status,
-                body_contains,
-                ..
-            } if url.starts_with("http://") => {
-                plain_http(url, expect_status, body_contains.as_deref()).await
+            ProbeKind::Http { url, .. } if url.starts_with("http://") => {
+                match PlainHttp::parse(kind) {
+                    Ok(plain) => plain.run().await,
+                    Err(why) => Outcome::Fail(why),
+                }
             }
             ProbeKind::Http {
                 url,
@@ -82,10 +118,13 @@ impl Checker {
                 body_contains,
                 insecure,
             } => {
+                let Some(tls) = &self.tls else {
+                    return Outcome::Fail("https probe without a TLS client".into());
+                };
                 let client = if *insecure {
-                    &self.http_insecure
+                    &tls.insecure
                 } else {
-                    &self.http
+                    &tls.verified
                 };
                 let resp = match client.get(url).send().await {
                     Ok(r) => r,
@@ -139,86 +178,208 @@ fn status_ok(status: u16, expect: &[u16]) -> bool {
     }
 }
 
-/// Plain-HTTP probe on a fresh connection: one TCP connect, one HTTP/1.1 handshake, one
-/// GET, nothing pooled and no background task. A fresh connection per probe means a dead
-/// listener is never hidden behind a kept-alive connection; doing it without a pooled
-/// client costs a fraction of the CPU and memory, which matters at thousands of probes a
-/// second (bench/RESULTS.md).
-async fn plain_http(url: &str, expect: &[u16], body_contains: Option<&str>) -> Outcome {
-    use http_body_util::{BodyExt, Empty};
-    let parsed = match reqwest::Url::parse(url) {
-        Ok(u) => u,
-        Err(e) => return Outcome::Fail(format!("bad URL: {e}")),
-    };
-    let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default()) else {
-        return Outcome::Fail("URL has no host".into());
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let stream = match tokio::net::TcpStream::connect((host, port)).await {
-        Ok(s) => s,
-        Err(e) => return Outcome::Fail(format!("request failed: connect {host}:{port}: {e}")),
-    };
-    let _ = stream.set_nodelay(true);
-    let (mut sender, conn) =
-        match hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await {
+/// A probe with what can be worked out once (the parsed plain-HTTP request) worked out,
+/// so that a loop running it thousands of times a second does not parse its URL each time.
+pub struct Prepared {
+    kind: ProbeKind,
+    /// Some for plain `http://` probes (Err: the URL cannot be probed, said every time).
+    plain: Option<Result<PlainHttp, String>>,
+}
+
+impl Prepared {
+    pub fn new(kind: &ProbeKind) -> Self {
+        let plain = match kind {
+            ProbeKind::Http { url, .. } if url.starts_with("http://") => {
+                Some(PlainHttp::parse(kind))
+            }
+            _ => None,
+        };
+        Prepared {
+            kind: kind.clone(),
+            plain,
+        }
+    }
+}
+
+/// A plain-HTTP probe, parsed.
+struct PlainHttp {
+    host: String,
+    port: u16,
+    /// The address when the host is an IP literal (no resolver call per probe).
+    addr: Option<std::net::SocketAddr>,
+    path: hyper::Uri,
+    authority: hyper::header::HeaderValue,
+    expect: Vec<u16>,
+    body_contains: Option<String>,
+}
+
+impl PlainHttp {
+    fn parse(kind: &ProbeKind) -> Result<Self, String> {
+        let ProbeKind::Http {
+            url,
+            expect_status,
+            body_contains,
+            ..
+        } = kind
+        else {
+            return Err("not an HTTP probe".into());
+        };
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad URL: {e}"))?;
+        let (Some(host_str), Some(port)) = (parsed.host_str(), parsed.port_or_known_default())
+        else {
+            return Err("URL has no host".into());
+        };
+        let host = host_str.trim_start_matches('[').trim_end_matches(']');
+        let path = match parsed.query() {
+            Some(q) => format!("{}?{q}", parsed.path()),
+            None => parsed.path().to_string(),
+        };
+        let authority = match parsed.port() {
+            Some(p) => format!("{host_str}:{p}"),
+            None => host_str.to_string(),
+        };
+        Ok(PlainHttp {
+            host: host.to_string(),
+            port,
+            addr: host
+                .parse::<std::net::IpAddr>()
+                .ok()
+                .map(|ip| std::net::SocketAddr::new(ip, port)),
+            path: path.parse().map_err(|e| format!("bad URL path: {e}"))?,
+            authority: hyper::header::HeaderValue::from_str(&authority)
+                .map_err(|e| format!("bad URL host: {e}"))?,
+            expect: expect_status.clone(),
+            body_contains: body_contains.clone(),
+        })
+    }
+
+    /// Plain-HTTP probe on a fresh connection: one TCP connect, one HTTP/1.1 handshake, one
+    /// GET, nothing pooled and no background task. A fresh connection per probe means a dead
+    /// listener is never hidden behind a kept-alive connection; doing it without a pooled
+    /// client costs a fraction of the CPU and memory, which matters at thousands of probes a
+    /// second (bench/RESULTS.md).
+    ///
+    /// The connection ends with a reset, not a FIN exchange (as HAProxy ends its checks): the
+    /// answer has been read by then, a graceful close would cost a `shutdown` and two more
+    /// packets per probe (15% of the CPU at 10,000 probes/s), and it would leave a TIME_WAIT
+    /// socket per probe: at thousands of probes a second to one address that runs the
+    /// ephemeral ports dry.
+    async fn run(&self) -> Outcome {
+        use http_body_util::{BodyExt, Empty};
+        let (host, port) = (self.host.as_str(), self.port);
+        let connect = match self.addr {
+            Some(a) => tokio::net::TcpStream::connect(a).await,
+            None => tokio::net::TcpStream::connect((host, port)).await,
+        };
+        let stream = match connect {
+            Ok(s) => s,
+            Err(e) => return Outcome::Fail(format!("request failed: connect {host}:{port}: {e}")),
+        };
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_zero_linger();
+        let io = NoShutdown(hyper_util::rt::TokioIo::new(stream));
+        let (mut sender, conn) = match hyper::client::conn::http1::handshake(io).await {
             Ok(x) => x,
             Err(e) => return Outcome::Fail(format!("request failed: {e}")),
         };
-    let path = match parsed.query() {
-        Some(q) => format!("{}?{q}", parsed.path()),
-        None => parsed.path().to_string(),
-    };
-    let authority = match parsed.port() {
-        Some(p) => format!("{}:{p}", parsed.host_str().unwrap_or(host)),
-        None => parsed.host_str().unwrap_or(host).to_string(),
-    };
-    let req = match hyper::Request::get(path)
-        .header(hyper::header::HOST, authority)
-        .header(
-            hyper::header::USER_AGENT,
-            concat!("floatover/", env!("CARGO_PKG_VERSION")),
-        )
-        .header(hyper::header::CONNECTION, "close")
-        .body(Empty::<axum::body::Bytes>::new())
-    {
-        Ok(r) => r,
-        Err(e) => return Outcome::Fail(format!("bad request: {e}")),
-    };
-    let exchange = async {
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("request failed: {e}"))?;
-        let status = resp.status().as_u16();
-        if !status_ok(status, expect) {
-            return Err(format!("unexpected status {status}"));
-        }
-        if let Some(needle) = body_contains {
-            let body = resp
-                .into_body()
-                .collect()
+        let req = match hyper::Request::get(self.path.clone())
+            .header(hyper::header::HOST, self.authority.clone())
+            .header(
+                hyper::header::USER_AGENT,
+                concat!("floatover/", env!("CARGO_PKG_VERSION")),
+            )
+            .header(hyper::header::CONNECTION, "close")
+            .body(Empty::<axum::body::Bytes>::new())
+        {
+            Ok(r) => r,
+            Err(e) => return Outcome::Fail(format!("bad request: {e}")),
+        };
+        let exchange = async {
+            let resp = sender
+                .send_request(req)
                 .await
-                .map_err(|e| format!("reading body: {e}"))?
-                .to_bytes();
-            if !String::from_utf8_lossy(&body).contains(needle) {
-                return Err(format!("body lacks {needle:?}"));
+                .map_err(|e| format!("request failed: {e}"))?;
+            let status = resp.status().as_u16();
+            if !status_ok(status, &self.expect) {
+                return Err(format!("unexpected status {status}"));
             }
+            if let Some(needle) = &self.body_contains {
+                let body = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| format!("reading body: {e}"))?
+                    .to_bytes();
+                if !String::from_utf8_lossy(&body).contains(needle.as_str()) {
+                    return Err(format!("body lacks {needle:?}"));
+                }
+            }
+            Ok(())
+        };
+        // Drive the connection and the exchange together; dropping both closes the socket.
+        tokio::pin!(conn);
+        tokio::pin!(exchange);
+        let result = tokio::select! {
+            r = &mut exchange => r,
+            c = &mut conn => match c {
+                Err(e) => Err(format!("request failed: {e}")),
+                Ok(()) => exchange.await,
+            },
+        };
+        match result {
+            Ok(()) => Outcome::Ok,
+            Err(why) => Outcome::Fail(why),
         }
-        Ok(())
-    };
-    // Drive the connection and the exchange together; dropping both closes the socket.
-    tokio::pin!(conn);
-    tokio::pin!(exchange);
-    let result = tokio::select! {
-        r = &mut exchange => r,
-        c = &mut conn => match c {
-            Err(e) => Err(format!("request failed: {e}")),
-            Ok(()) => exchange.await,
-        },
-    };
-    match result {
-        Ok(()) => Outcome::Ok,
-        Err(why) => Outcome::Fail(why),
+    }
+}
+
+/// A connection whose graceful shutdown is skipped: dropping it resets the socket (see
+/// [`plain_http`]).
+struct NoShutdown<T>(T);
+
+impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for NoShutdown<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for NoShutdown<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
     }
 }
 

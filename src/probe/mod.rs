@@ -13,7 +13,7 @@ pub mod overload;
 mod state;
 
 pub use board::{HealthBoard, TargetHealth, TargetKey};
-pub use check::{Checker, CheckerError, Outcome};
+pub use check::{Checker, CheckerError, Outcome, Prepared};
 pub use state::{RiseFall, combine};
 
 use crate::config::{ProbeKind, ProbeSpec, Spec};
@@ -77,11 +77,18 @@ pub fn max_gap(p: &ProbeSpec) -> Duration {
         .saturating_add(Duration::from_secs(2))
 }
 
-/// When a probe runs next: `fast_interval` after `started` while its last result is not
-/// yet confirmed by rise or fall (HAProxy's `fastinter`), else `interval`; stretched while
-/// the process sheds load; never in the past. The steady-state rate is the interval's.
+/// When a probe runs next: `fast_interval` after the last run while its last result is
+/// not yet confirmed by rise or fall (HAProxy's `fastinter`), else `interval`; stretched
+/// while the process sheds load; never in the past.
+///
+/// The period counts from when the last run was *scheduled* (`scheduled`), not from when
+/// it started: a timer wakes up to a millisecond late, and counting from the start would
+/// add that to every period (1,000 probes at 100 ms would run at ~9,900/s instead of
+/// 10,000/s). A run that started more than half a period late counts from its start
+/// instead, so a loop that fell behind drifts rather than catching up in a burst.
 pub fn next_run(
     p: &ProbeSpec,
+    scheduled: Instant,
     started: Instant,
     now: Instant,
     transitional: bool,
@@ -92,7 +99,13 @@ pub fn next_run(
     } else {
         p.interval
     };
-    started
+    let slack = base / 2;
+    let anchor = if started.saturating_duration_since(scheduled) <= slack {
+        scheduled
+    } else {
+        started
+    };
+    anchor
         .checked_add(base.saturating_mul(stretch.max(1)))
         .unwrap_or(now)
         .max(now)
@@ -129,6 +142,7 @@ pub fn spawn(spec: &Spec, deps: ProbeDeps, stop: CancellationToken) -> JoinSet<(
                 );
                 set.spawn(async move {
                     let handles = deps.metrics.probe_handles(&key, kind_name(&p.kind));
+                    let prepared = check::Prepared::new(&p.kind);
                     let beat = || {
                         if let Some(h) = &heart {
                             h.beat();
@@ -156,7 +170,10 @@ pub fn spawn(spec: &Spec, deps: ProbeDeps, stop: CancellationToken) -> JoinSet<(
                         };
                         beat();
                         let started = Instant::now();
-                        let outcome = deps.checker.run(&p.kind, p.timeout).await;
+                        if started.saturating_duration_since(next) > p.interval / 2 {
+                            deps.metrics.probe_late_start();
+                        }
+                        let outcome = deps.checker.run_prepared(&prepared, p.timeout).await;
                         drop(permit);
                         let mut now = Instant::now();
                         let excused = if matches!(outcome, Outcome::TimedOut(_)) {
@@ -186,7 +203,7 @@ pub fn spawn(spec: &Spec, deps: ProbeDeps, stop: CancellationToken) -> JoinSet<(
                             }
                             transitional
                         };
-                        next = next_run(&p, started, now, transitional, load.stretch());
+                        next = next_run(&p, next, started, now, transitional, load.stretch());
                     }
                 });
             }
@@ -230,15 +247,15 @@ mod tests {
         let p = spec(1_000, 100);
         let t = Instant::now();
         let ms = Duration::from_millis;
-        assert_eq!(next_run(&p, t, t + ms(5), false, 1), t + ms(1_000));
-        assert_eq!(next_run(&p, t, t + ms(5), true, 1), t + ms(100));
+        assert_eq!(next_run(&p, t, t, t + ms(5), false, 1), t + ms(1_000));
+        assert_eq!(next_run(&p, t, t, t + ms(5), true, 1), t + ms(100));
         assert_eq!(
-            next_run(&p, t, t + ms(5), true, 4),
+            next_run(&p, t, t, t + ms(5), true, 4),
             t + ms(400),
             "stretched under load"
         );
         assert_eq!(
-            next_run(&p, t, t + ms(300), true, 1),
+            next_run(&p, t, t, t + ms(300), true, 1),
             t + ms(300),
             "never in the past"
         );
@@ -252,11 +269,46 @@ mod tests {
         for _ in 0..3 {
             m.record(false);
             times.push(at);
-            at = next_run(&p, at, at, m.transitional(), 1);
+            at = next_run(&p, at, at, at, m.transitional(), 1);
         }
         assert_eq!(m.state(), crate::model::Health::Down);
         assert_eq!(times[2] - times[0], ms(200));
         assert!(!m.transitional(), "confirmed: back to the steady rate");
-        assert_eq!(next_run(&p, at, at, m.transitional(), 1), at + ms(1_000));
+        assert_eq!(
+            next_run(&p, at, at, at, m.transitional(), 1),
+            at + ms(1_000)
+        );
+    }
+
+    /// A run that woke a little late keeps the fixed period (no drift of the probe rate);
+    /// one that fell far behind counts from its start (no catch-up burst).
+    #[test]
+    fn period_counts_from_the_schedule_unless_far_behind() {
+        let p = spec(100, 100);
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        // Woke 1 ms late, ran 3 ms: the next run is still 100 ms after the scheduled time.
+        assert_eq!(next_run(&p, t, t + ms(1), t + ms(4), false, 1), t + ms(100));
+        // A thousand late wake-ups in a row do not slow the rate down.
+        let mut at = t;
+        for _ in 0..1_000 {
+            at = next_run(&p, at, at + ms(1), at + ms(2), false, 1);
+        }
+        assert_eq!(at, t + ms(100_000));
+        // 40 ms late: still on the period. 60 ms late (more than half of it): counted
+        // from the start.
+        assert_eq!(
+            next_run(&p, t, t + ms(40), t + ms(41), false, 1),
+            t + ms(100)
+        );
+        assert_eq!(
+            next_run(&p, t, t + ms(60), t + ms(61), false, 1),
+            t + ms(160)
+        );
+        // Never in the past, whatever the anchor.
+        assert_eq!(
+            next_run(&p, t, t + ms(1), t + ms(150), false, 1),
+            t + ms(150)
+        );
     }
 }
