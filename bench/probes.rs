@@ -114,16 +114,30 @@ pub async fn run(endpoint: &str, targets: usize, duration: Duration) -> Result<T
 /// Answers every connection with `200 ok` and closes it, on its own single-threaded
 /// runtime; counts the requests it answered in `served`.
 fn lean_server(served: std::sync::Arc<std::sync::atomic::AtomicU64>) -> std::io::Result<String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    l.set_nonblocking(true)?;
-    let url = format!("http://{}/health", l.local_addr()?);
+    // A deep accept queue: std's default backlog (128) drops SYNs when a thousand probes
+    // connect in a burst, and a dropped SYN is a 1 s retransmit, i.e. a probe timeout.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         rt.block_on(async move {
-            let Ok(l) = tokio::net::TcpListener::from_std(l) else {
-                return;
+            let bound = async {
+                let sock = tokio::net::TcpSocket::new_v4()?;
+                sock.bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
+                let l = sock.listen(4096)?;
+                let addr = l.local_addr()?;
+                Ok::<_, std::io::Error>((l, addr))
+            };
+            let l = match bound.await {
+                Ok((l, addr)) => {
+                    let _ = tx.send(Ok(addr));
+                    l
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
             };
             while let Ok((mut s, _)) = l.accept().await {
                 let served = served.clone();
@@ -152,5 +166,6 @@ fn lean_server(served: std::sync::Arc<std::sync::atomic::AtomicU64>) -> std::io:
             }
         });
     });
-    Ok(url)
+    let addr = rx.recv().map_err(std::io::Error::other)??;
+    Ok(format!("http://{addr}/health"))
 }
