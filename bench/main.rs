@@ -189,7 +189,7 @@ async fn main() -> ExitCode {
     }
     let _ = writeln!(
         md,
-        "\nProbe throughput and memory (`floatover run`, release, both cores, server in the bench process):\n"
+        "\nProbe throughput and memory (`floatover run`, release, both cores shared with a minimal HTTP responder in the bench process; probes counted where they arrive):\n"
     );
     match &throughput {
         Ok(t) => {

@@ -5,6 +5,7 @@
 //! decides, from the loop in [`engine`]. See DESIGN.md for the guarantees.
 
 pub mod api;
+pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod devkit;

@@ -2,8 +2,8 @@
 //! owns every family so that names and labels are defined in one place and documented in
 //! `/metrics` HELP lines.
 
+use crate::model::TargetKey;
 use crate::model::{Epoch, Health, Reason};
-use crate::probe::TargetKey;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

@@ -29,6 +29,13 @@ impl fmt::Display for GroupName {
     }
 }
 
+/// A target is identified by its group and name (health board, metrics labels, API).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct TargetKey {
+    pub group: GroupName,
+    pub target: TargetId,
+}
+
 /// A leadership term. Strictly increases with every new lease holder; every mutation is
 /// decided under one epoch and tags the float with it, so that a stale leader can be
 /// recognised and refused (DESIGN.md guarantee 2).
@@ -225,4 +232,24 @@ pub struct MoveStamp {
     pub reason: Reason,
     /// Target the move was heading to.
     pub target: TargetId,
+}
+
+/// How a group spreads its floats over its targets. Only `active-standby` exists today
+/// (one owner at a time); `active-active` (weights over healthy targets) arrives with DNS.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    #[default]
+    ActiveStandby,
+}
+
+/// What happens to a float when none of its group's targets is healthy.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnAllUnhealthy {
+    /// Leave the float where it is (clients may still reach a half-alive server).
+    #[default]
+    Keep,
+    /// Detach the float so that clients fail fast.
+    Release,
 }

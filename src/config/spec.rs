@@ -3,6 +3,7 @@
 
 use super::Dur;
 use crate::model::{Binding, FloatRef, GroupName, TargetId};
+pub use crate::model::{Mode, OnAllUnhealthy};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -230,23 +231,6 @@ pub struct RawGroup {
     pub floats: Vec<RawFloat>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    #[default]
-    ActiveStandby,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum OnAllUnhealthy {
-    /// Leave the float where it is (clients may still reach a half-alive server).
-    #[default]
-    Keep,
-    /// Detach the float so that clients fail fast.
-    Release,
-}
-
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPolicy {
@@ -468,6 +452,7 @@ pub struct LeaderSpec {
 /// Policy of an active-standby group.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
+    pub mode: Mode,
     pub preempt: bool,
     pub failback_delay: Duration,
     pub min_hold: Duration,

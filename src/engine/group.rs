@@ -6,7 +6,7 @@ use crate::faults::Fault;
 use crate::leader::{Fence, LeaderState};
 use crate::liveness::Heart;
 use crate::model::{Epoch, FloatRef, Holder, MoveStamp, Reason, TargetId};
-use crate::plan::{self, GroupMemory, Note};
+use crate::plan::{self, GroupMemory, GroupView, Note};
 use crate::provider::{Observation, StampOrder};
 use crate::status::{AuditEvent, unix_ms};
 use std::collections::HashMap;
@@ -54,11 +54,15 @@ pub(super) struct Worker {
     pub gi: usize,
     commands: mpsc::Receiver<Command>,
     heart: Heart,
+    /// The planner's view of this group (built once: the config does not change).
+    view: GroupView,
 }
 
 impl Worker {
     pub fn new(ctx: Arc<Ctx>, gi: usize, commands: mpsc::Receiver<Command>, heart: Heart) -> Self {
+        let view = super::group_view(&ctx.spec.groups[gi]);
         Worker {
+            view,
             ctx,
             gi,
             commands,
@@ -420,7 +424,7 @@ impl Worker {
         let hv = super::health_view(g, &health);
         let observed = observed_view(g, belief);
         let p = plan::plan_group(&plan::Input {
-            spec: g,
+            group: &self.view,
             health: &hv,
             observed: &observed,
             memory: &st.memory,

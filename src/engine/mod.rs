@@ -14,16 +14,18 @@
 mod execute;
 mod group;
 mod report;
+pub mod view;
 
-use crate::config::{GroupSpec, Spec};
+pub use view::{group_view, health_view, holder_of, observed_view};
+
+use crate::config::Spec;
 use crate::faults::Faults;
 use crate::leader::{EpochFloor, Leadership};
 use crate::liveness::Liveness;
 use crate::metrics::Metrics;
-use crate::model::{GroupName, Holder, TargetId};
-use crate::plan::{HealthView, ObservedFloat};
-use crate::probe::{HealthBoard, TargetHealth, TargetKey};
-use crate::provider::{FloatProvider, Observation};
+use crate::model::{GroupName, TargetId};
+use crate::probe::HealthBoard;
+use crate::provider::FloatProvider;
 use crate::status::{AuditEvent, StatusStore};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -177,73 +179,4 @@ impl Engine {
         while workers.join_next().await.is_some() {}
         tracing::info!("engine stopped");
     }
-}
-
-/// The domain holder of an observed provider holder: a target of the group, nobody, or
-/// something outside the group.
-pub fn holder_of(g: &GroupSpec, h: &Option<crate::model::ProviderHolder>) -> Holder {
-    match h {
-        None => Holder::Nobody,
-        Some(ph) => g
-            .targets
-            .iter()
-            .find(|t| t.binding.matches(ph))
-            .map(|t| Holder::Target(t.id.clone()))
-            .unwrap_or_else(|| {
-                Holder::Foreign(
-                    ph.instance_id
-                        .clone()
-                        .or(ph.eni_id.clone())
-                        .unwrap_or_default(),
-                )
-            }),
-    }
-}
-
-/// The planner's view of a group's target health, from the health board's snapshot.
-/// Shared by the engine and `floatover plan`, so the dry run decides exactly as the
-/// controller would.
-pub fn health_view(
-    g: &GroupSpec,
-    snapshot: &HashMap<TargetKey, TargetHealth>,
-) -> HashMap<TargetId, HealthView> {
-    g.targets
-        .iter()
-        .filter_map(|t| {
-            let key = TargetKey {
-                group: g.name.clone(),
-                target: t.id.clone(),
-            };
-            snapshot.get(&key).map(|h| {
-                (
-                    t.id.clone(),
-                    HealthView {
-                        health: h.health,
-                        since: h.since,
-                    },
-                )
-            })
-        })
-        .collect()
-}
-
-/// The planner's view of a group's floats, from the provider's observation.
-pub fn observed_view(
-    g: &GroupSpec,
-    observations: &HashMap<String, Observation>,
-) -> HashMap<String, ObservedFloat> {
-    g.floats
-        .iter()
-        .filter_map(|f| {
-            observations.get(&f.id).map(|o| {
-                (
-                    f.id.clone(),
-                    ObservedFloat {
-                        holder: holder_of(g, &o.holder),
-                        stamp: o.stamp.clone(),
-                    },
-                )
-            })
-        })
-        .collect()
 }

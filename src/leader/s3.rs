@@ -15,8 +15,8 @@
 //!   the true holder can).
 
 use super::{LeaderError, LeaderState, LeaseBackend, Round, RoundCtx, StoreHealth};
+use crate::aws::{Failure, failure};
 use crate::model::Epoch;
-use crate::provider::aws::{Failure, failure};
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -113,7 +113,7 @@ impl S3Lease {
     ) -> LeaderError
     where
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + crate::provider::aws::HttpStatus + 'static,
+        R: std::fmt::Debug + crate::aws::HttpStatus + 'static,
     {
         let (code, message) = match failure(e) {
             Failure::Transport { code, message }

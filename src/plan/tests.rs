@@ -1,22 +1,19 @@
 use super::*;
-use crate::config::{Fencing, OnDrift, Policy};
-use crate::model::{Binding, FloatKind};
+use crate::model::FloatKind;
 use proptest::prelude::*;
 
-fn target(name: &str, prio: u32) -> TargetSpec {
-    TargetSpec {
+fn target(name: &str, prio: u32) -> TargetView {
+    TargetView {
         id: TargetId(name.into()),
-        binding: Binding::default(),
-        region: "us-east-1".into(),
         priority: prio,
-        probes: vec![],
     }
 }
 
-fn group(prios: &[u32], floats: usize, preempt: bool, release: bool) -> GroupSpec {
-    GroupSpec {
+fn group(prios: &[u32], floats: usize, preempt: bool, release: bool) -> GroupView {
+    GroupView {
         name: GroupName("g".into()),
-        policy: Policy {
+        mode: Mode::ActiveStandby,
+        policy: PlanPolicy {
             preempt,
             failback_delay: ms(3_000),
             min_hold: ms(2_000),
@@ -25,8 +22,6 @@ fn group(prios: &[u32], floats: usize, preempt: bool, release: bool) -> GroupSpe
             } else {
                 OnAllUnhealthy::Keep
             },
-            on_drift: OnDrift::Revert,
-            fencing: Fencing::Standard,
         },
         targets: prios
             .iter()
@@ -54,7 +49,7 @@ fn t(n: usize) -> TargetId {
 }
 
 struct World {
-    spec: GroupSpec,
+    spec: GroupView,
     health: HashMap<TargetId, HealthView>,
     observed: HashMap<String, ObservedFloat>,
     memory: GroupMemory,
@@ -63,7 +58,7 @@ struct World {
 }
 
 impl World {
-    fn new(spec: GroupSpec) -> Self {
+    fn new(spec: GroupView) -> Self {
         let now = Instant::now();
         let observed = spec
             .floats
@@ -107,7 +102,7 @@ impl World {
     }
     fn plan(&self) -> GroupPlan {
         plan_group(&Input {
-            spec: &self.spec,
+            group: &self.spec,
             health: &self.health,
             observed: &self.observed,
             memory: &self.memory,

@@ -4,19 +4,11 @@
 use super::check::Outcome;
 use super::state::{RiseFall, combine};
 use crate::config::Spec;
-use crate::model::{GroupName, Health, TargetId};
-use serde::Serialize;
+use crate::model::{Health, TargetKey};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::watch;
 use tokio::time::Instant;
-
-/// A target is identified by its group and name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct TargetKey {
-    pub group: GroupName,
-    pub target: TargetId,
-}
 
 /// What the planner needs to know about one target.
 #[derive(Debug, Clone, PartialEq)]

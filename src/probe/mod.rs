@@ -9,10 +9,12 @@
 
 mod board;
 mod check;
+mod http;
 pub mod overload;
 mod state;
 
-pub use board::{HealthBoard, TargetHealth, TargetKey};
+pub use crate::model::TargetKey;
+pub use board::{HealthBoard, TargetHealth};
 pub use check::{Checker, CheckerError, Outcome, Prepared};
 pub use state::{RiseFall, combine};
 

@@ -575,6 +575,7 @@ fn resolve_group(
         settle,
         name: GroupName(g.name.clone()),
         policy: Policy {
+            mode: pol.mode,
             preempt: pol.preempt,
             failback_delay: pol.failback_delay.0,
             min_hold: pol.min_hold.0,

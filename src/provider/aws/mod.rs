@@ -9,10 +9,10 @@
 //! 5/s: EC2's documented mutating-action bucket), so a bulk move slows down instead of
 //! being throttled.
 
-pub mod attempts;
 pub mod ec2;
 pub mod stamp;
 
+pub use crate::aws::{Failure, HttpStatus, attempts, failure, is_throttle, sdk_config};
 use crate::config::AwsSpec;
 use crate::leader::Fence;
 use crate::metrics::Metrics;
@@ -20,16 +20,12 @@ use crate::model::FloatRef;
 use crate::provider::{
     FloatProvider, MoveDone, MoveOrder, Observation, ProviderError, ReleaseOrder, StampOrder,
 };
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
 use ec2::Ec2Region;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 /// Client-side token bucket for one account-region.
 pub type Pacer = Arc<DefaultDirectRateLimiter>;
@@ -41,127 +37,6 @@ pub fn pacer(burst: u32, per_second: u32) -> Pacer {
     Arc::new(RateLimiter::direct(
         Quota::per_second(rate).allow_burst(burst),
     ))
-}
-
-/// Shared SDK configuration: endpoint override, timeouts and retries.
-pub async fn sdk_config(
-    region: &str,
-    endpoint_url: Option<&str>,
-    call_timeout: Duration,
-    max_attempts: u32,
-) -> SdkConfig {
-    let attempt = (call_timeout / max_attempts.max(1))
-        .max(Duration::from_millis(200))
-        .min(call_timeout);
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(region.to_string()))
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(max_attempts.max(1))
-                .with_initial_backoff(Duration::from_millis(50))
-                .with_max_backoff(Duration::from_millis(500)),
-        )
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(attempt)
-                .operation_attempt_timeout(attempt)
-                .operation_timeout(call_timeout)
-                .build(),
-        );
-    if let Some(url) = endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    loader.load().await
-}
-
-/// Codes AWS uses for throttling across services.
-pub fn is_throttle(code: &str) -> bool {
-    matches!(
-        code,
-        "Throttling"
-            | "ThrottlingException"
-            | "RequestLimitExceeded"
-            | "RequestThrottled"
-            | "TooManyRequestsException"
-            | "SlowDown"
-            | "PriorRequestNotComplete"
-    )
-}
-
-/// How an SDK call failed, in a person's words.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// No answer: timeout, connection refused, DNS, TLS. `code` is `Timeout` or
-    /// `ConnectionError`.
-    Transport { code: String, message: String },
-    /// The service answered with a throttling code.
-    Throttled { code: String, message: String },
-    /// The service answered with another error code.
-    Api { code: String, message: String },
-}
-
-/// The innermost cause of an error chain: "Connection refused (os error 111)" rather than
-/// three layers of wrapper Debug output.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
-}
-
-/// Classify any AWS SDK error (every service shares the same `SdkError`).
-pub fn failure<E, R>(e: &aws_sdk_ec2::error::SdkError<E, R>) -> Failure
-where
-    E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + HttpStatus + 'static,
-{
-    use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
-    match e {
-        SdkError::TimeoutError(_) => Failure::Transport {
-            code: "Timeout".into(),
-            message: "no answer within the call timeout".into(),
-        },
-        SdkError::DispatchFailure(d) => Failure::Transport {
-            code: "ConnectionError".into(),
-            message: d
-                .as_connector_error()
-                .map(|c| root_cause(c))
-                .unwrap_or_else(|| "could not send the request".into()),
-        },
-        SdkError::ConstructionFailure(_) => Failure::Api {
-            code: "RequestNotBuilt".into(),
-            message: root_cause(e),
-        },
-        _ => {
-            let status = e.raw_response().map(HttpStatus::status_code);
-            let code = e
-                .code()
-                .map(str::to_string)
-                .or_else(|| status.map(|s| format!("HTTP{s}")))
-                .unwrap_or_else(|| "Unknown".into());
-            let message = e
-                .message()
-                .map(str::to_string)
-                .unwrap_or_else(|| root_cause(e));
-            if is_throttle(&code) || status == Some(429) {
-                Failure::Throttled { code, message }
-            } else {
-                Failure::Api { code, message }
-            }
-        }
-    }
-}
-
-/// The HTTP status of a raw response, whatever the SDK's response type.
-pub trait HttpStatus {
-    fn status_code(&self) -> u16;
-}
-
-impl HttpStatus for aws_smithy_runtime_api::http::Response {
-    fn status_code(&self) -> u16 {
-        self.status().as_u16()
-    }
 }
 
 /// Turn an SDK error into a [`ProviderError`] with the operation and region in it.
@@ -218,7 +93,7 @@ impl AwsProvider {
         for r in regions {
             let backoff = Arc::new(attempts::Backoff::default());
             let conf = aws_sdk_ec2::config::Builder::from(&base)
-                .region(Region::new(r.clone()))
+                .region(aws_config::Region::new(r.clone()))
                 .interceptor(attempts::AttemptCounter {
                     metrics: metrics.clone(),
                     backoff: backoff.clone(),

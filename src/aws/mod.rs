@@ -1,0 +1,132 @@
+//! What every AWS client of floatover shares, the EC2 provider and the S3 lease alike:
+//! the SDK configuration (timeouts, standard retries), attempt counting and adaptive
+//! backoff ([`attempts`]), and errors classified in a person's words (`op in region: Code:
+//! message`, never a Debug dump).
+
+pub mod attempts;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use std::time::Duration;
+
+/// Shared SDK configuration: endpoint override, timeouts and retries.
+pub async fn sdk_config(
+    region: &str,
+    endpoint_url: Option<&str>,
+    call_timeout: Duration,
+    max_attempts: u32,
+) -> SdkConfig {
+    let attempt = (call_timeout / max_attempts.max(1))
+        .max(Duration::from_millis(200))
+        .min(call_timeout);
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(max_attempts.max(1))
+                .with_initial_backoff(Duration::from_millis(50))
+                .with_max_backoff(Duration::from_millis(500)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(attempt)
+                .operation_attempt_timeout(attempt)
+                .operation_timeout(call_timeout)
+                .build(),
+        );
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+/// Codes AWS uses for throttling across services.
+pub fn is_throttle(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "RequestThrottled"
+            | "TooManyRequestsException"
+            | "SlowDown"
+            | "PriorRequestNotComplete"
+    )
+}
+
+/// How an SDK call failed, in a person's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// No answer: timeout, connection refused, DNS, TLS. `code` is `Timeout` or
+    /// `ConnectionError`.
+    Transport { code: String, message: String },
+    /// The service answered with a throttling code.
+    Throttled { code: String, message: String },
+    /// The service answered with another error code.
+    Api { code: String, message: String },
+}
+
+/// The innermost cause of an error chain: "Connection refused (os error 111)" rather than
+/// three layers of wrapper Debug output.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// Classify any AWS SDK error (every service shares the same `SdkError`).
+pub fn failure<E, R>(e: &aws_sdk_ec2::error::SdkError<E, R>) -> Failure
+where
+    E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + HttpStatus + 'static,
+{
+    use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+    match e {
+        SdkError::TimeoutError(_) => Failure::Transport {
+            code: "Timeout".into(),
+            message: "no answer within the call timeout".into(),
+        },
+        SdkError::DispatchFailure(d) => Failure::Transport {
+            code: "ConnectionError".into(),
+            message: d
+                .as_connector_error()
+                .map(|c| root_cause(c))
+                .unwrap_or_else(|| "could not send the request".into()),
+        },
+        SdkError::ConstructionFailure(_) => Failure::Api {
+            code: "RequestNotBuilt".into(),
+            message: root_cause(e),
+        },
+        _ => {
+            let status = e.raw_response().map(HttpStatus::status_code);
+            let code = e
+                .code()
+                .map(str::to_string)
+                .or_else(|| status.map(|s| format!("HTTP{s}")))
+                .unwrap_or_else(|| "Unknown".into());
+            let message = e
+                .message()
+                .map(str::to_string)
+                .unwrap_or_else(|| root_cause(e));
+            if is_throttle(&code) || status == Some(429) {
+                Failure::Throttled { code, message }
+            } else {
+                Failure::Api { code, message }
+            }
+        }
+    }
+}
+
+/// The HTTP status of a raw response, whatever the SDK's response type.
+pub trait HttpStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HttpStatus for aws_smithy_runtime_api::http::Response {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}

@@ -1,0 +1,271 @@
+//! `floatover plan`: probe long enough for every threshold to be crossed, observe, plan,
+//! print. Never mutates (it does not even hold a fence). It plans through the same
+//! adapters and planner as the engine, so the dry run decides exactly as the controller
+//! would.
+
+use crate::config;
+use crate::engine::{group_view, health_view, observed_view};
+use crate::logging::{self, LogFormat};
+use crate::metrics::Metrics;
+use crate::model::{Epoch, GroupName, Health, Holder, TargetId};
+use crate::plan::{self, Action, GroupMemory, Note};
+use crate::probe::{self, Checker, HealthBoard};
+use crate::provider::FloatProvider;
+use crate::provider::aws::AwsProvider;
+use crate::runtime::{check_credentials, regions};
+use serde::Serialize;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What `plan` found for one group (printed as text, or as JSON with `--json`).
+#[derive(Debug, Serialize)]
+struct GroupReport {
+    group: GroupName,
+    targets: Vec<TargetReport>,
+    floats: Vec<FloatReport>,
+    /// Configured floats the provider does not know.
+    missing_floats: Vec<String>,
+    desired: Option<TargetId>,
+    actions: Vec<Action>,
+    notes: Vec<Note>,
+}
+
+#[derive(Debug, Serialize)]
+struct TargetReport {
+    name: TargetId,
+    priority: u32,
+    health: Health,
+}
+
+#[derive(Debug, Serialize)]
+struct FloatReport {
+    id: String,
+    holder: String,
+}
+
+pub(super) async fn plan(path: &Path, json: bool) -> ExitCode {
+    logging::init(LogFormat::Text);
+    let spec = match config::load(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    };
+    let checker = match Checker::for_spec(&spec) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let metrics = Arc::new(Metrics::new());
+    let board = Arc::new(HealthBoard::new(&spec, Instant::now()));
+    let stop = CancellationToken::new();
+    let probes = probe::spawn_all(&spec, board.clone(), checker, metrics.clone(), stop.clone());
+    let settle = spec
+        .groups
+        .iter()
+        .flat_map(|g| g.targets.iter().flat_map(|t| t.probes.iter()))
+        .map(|p| {
+            p.interval
+                .checked_mul(p.rise.max(p.fall))
+                .and_then(|d| d.checked_add(p.timeout))
+                .unwrap_or(Duration::from_secs(60))
+        })
+        .max()
+        .unwrap_or_default()
+        .min(Duration::from_secs(60));
+    eprintln!(
+        "probing targets for {} ...",
+        humantime::format_duration(settle)
+    );
+    if let Err(e) = check_credentials(&spec).await {
+        eprintln!("error: {e}");
+        return ExitCode::from(3);
+    }
+    let provider = AwsProvider::connect(&spec.aws, &regions(&spec), metrics).await;
+    let floats: Vec<_> = spec
+        .groups
+        .iter()
+        .flat_map(|g| g.floats.iter().cloned())
+        .collect();
+    let enis: Vec<_> = spec
+        .groups
+        .iter()
+        .flat_map(|g| g.targets.iter())
+        .filter_map(|t| t.binding.eni_id.clone().map(|e| (t.region.clone(), e)))
+        .collect();
+    let (_, observed) = tokio::join!(tokio::time::sleep(settle), provider.observe(&floats, &enis));
+    stop.cancel();
+    drop(probes);
+    let observed = match observed {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: cannot read provider state: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let mut missing_instances = Vec::new();
+    for r in regions(&spec) {
+        let ids: Vec<String> = spec
+            .groups
+            .iter()
+            .flat_map(|g| g.targets.iter())
+            .filter(|t| t.region == r)
+            .filter_map(|t| t.binding.instance_id.clone())
+            .collect();
+        match provider.missing_instances(&r, &ids).await {
+            Ok(m) => missing_instances.extend(m),
+            Err(e) => {
+                eprintln!("error: cannot read provider state: {e}");
+                return ExitCode::from(3);
+            }
+        }
+    }
+    let mut any_missing = !missing_instances.is_empty();
+    for i in &missing_instances {
+        eprintln!("error: instance {i} (a target's instance_id) does not exist at the provider");
+    }
+    let now = Instant::now();
+    let snap = board.snapshot();
+    let mut reports = Vec::new();
+    for g in &spec.groups {
+        let health = health_view(g, &snap);
+        let obs = observed_view(g, &observed);
+        // Plan as the newest leader would: no stamp fences it. Failback timing is judged as
+        // if the current health had held for the whole probing window.
+        let epoch = obs
+            .values()
+            .filter_map(|o| o.stamp.as_ref().map(|s| s.epoch))
+            .max()
+            .unwrap_or(Epoch(1));
+        let view = group_view(g);
+        let p = plan::plan_group(&plan::Input {
+            group: &view,
+            health: &health,
+            observed: &obs,
+            memory: &GroupMemory::default(),
+            epoch,
+            now,
+        });
+        let missing_floats: Vec<String> = g
+            .floats
+            .iter()
+            .filter(|f| !observed.contains_key(&f.id))
+            .map(|f| f.id.clone())
+            .collect();
+        any_missing |= !missing_floats.is_empty();
+        reports.push(GroupReport {
+            group: g.name.clone(),
+            targets: g
+                .targets
+                .iter()
+                .map(|t| TargetReport {
+                    name: t.id.clone(),
+                    priority: t.priority,
+                    health: health.get(&t.id).map_or(Health::Unknown, |h| h.health),
+                })
+                .collect(),
+            floats: g
+                .floats
+                .iter()
+                .filter_map(|f| {
+                    obs.get(&f.id).map(|o| FloatReport {
+                        id: f.id.clone(),
+                        holder: o.holder.to_string(),
+                    })
+                })
+                .collect(),
+            missing_floats,
+            desired: p.desired,
+            actions: p.actions,
+            notes: p.notes,
+        });
+    }
+    if json {
+        match serde_json::to_string_pretty(&reports) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: cannot render the plan as JSON: {e}");
+                return ExitCode::from(3);
+            }
+        }
+    } else {
+        print!("{}", text(&reports));
+    }
+    if any_missing {
+        eprintln!("error: the config names resources that do not exist (see above)");
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+fn holder_text(h: &Holder) -> String {
+    match h {
+        Holder::Nobody => "nobody".into(),
+        Holder::Target(t) => t.0.clone(),
+        Holder::Foreign(id) => id.clone(),
+    }
+}
+
+/// The plan for people.
+fn text(reports: &[GroupReport]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for g in reports {
+        let desired = g
+            .desired
+            .as_ref()
+            .map_or("(none healthy)", |t| t.0.as_str());
+        let _ = writeln!(out, "group {}: desired owner {desired}", g.group);
+        for t in &g.targets {
+            let _ = writeln!(
+                out,
+                "  target {:<20} priority {:<5} {}",
+                t.name.0,
+                t.priority,
+                t.health.as_str()
+            );
+        }
+        for m in &g.missing_floats {
+            let _ = writeln!(out, "  ERROR float {m} does not exist at the provider");
+        }
+        if g.actions.is_empty() {
+            let _ = writeln!(out, "  no change");
+        }
+        for a in &g.actions {
+            let line = match a {
+                Action::Move {
+                    float,
+                    from,
+                    to,
+                    reason,
+                    ..
+                } => format!(
+                    "WOULD move {} from {} to {to} ({reason})",
+                    float.id,
+                    holder_text(from)
+                ),
+                Action::Release { float, from, .. } => format!(
+                    "WOULD release {} from {} to (nobody) (release)",
+                    float.id,
+                    holder_text(from)
+                ),
+            };
+            let _ = writeln!(out, "  {line}");
+        }
+        for n in &g.notes {
+            let _ = writeln!(
+                out,
+                "  note: {}",
+                serde_json::to_string(n).unwrap_or_else(|_| format!("{n:?}"))
+            );
+        }
+    }
+    out
+}

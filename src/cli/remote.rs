@@ -1,0 +1,171 @@
+//! The client commands: `status` and `switchover` talk to a running controller's API.
+
+use std::process::ExitCode;
+
+fn http() -> Result<reqwest::Client, ExitCode> {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(90))
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot build HTTP client: {e}");
+            ExitCode::from(3)
+        })
+}
+
+/// `host:port` or a URL → a base URL; path segments are appended URL-encoded.
+pub fn api_url(api: &str, segments: &[&str]) -> Result<reqwest::Url, String> {
+    let base = if api.contains("://") {
+        api.to_string()
+    } else {
+        format!("http://{api}")
+    };
+    let mut url = reqwest::Url::parse(&base)
+        .map_err(|e| format!("--api {api:?} is not a URL or host:port: {e}"))?;
+    if url.cannot_be_a_base() || !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "--api {api:?} must be http(s)://host:port or host:port"
+        ));
+    }
+    {
+        let mut p = url
+            .path_segments_mut()
+            .map_err(|_| format!("--api {api:?} cannot take a path"))?;
+        p.pop_if_empty();
+        for s in segments {
+            p.push(s);
+        }
+    }
+    Ok(url)
+}
+
+/// A transport error in words: the usual cause is that nothing listens there.
+fn unreachable(url: &reqwest::Url, e: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut cause: &dyn Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let text = cause.to_string();
+    if e.is_connect() && text.to_lowercase().contains("refused") {
+        format!("connection refused at {url}: is floatover running? (--api URL)")
+    } else if e.is_timeout() {
+        format!("no answer from {url} in time")
+    } else {
+        format!("cannot reach {url}: {text}")
+    }
+}
+
+pub(super) async fn status(api: &str, json: bool) -> ExitCode {
+    let client = match http() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let url = match api_url(api, &["api", "v1", "status"]) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let body: serde_json::Value = match client.get(url.clone()).send().await {
+        Ok(r) => match r.json().await {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("error: {url} did not return JSON: {e}");
+                return ExitCode::from(3);
+            }
+        },
+        Err(e) => {
+            eprintln!("error: {}", unreachable(&url, &e));
+            return ExitCode::from(3);
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&body).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    print!("{}", super::render::status(&body));
+    ExitCode::SUCCESS
+}
+
+pub(super) async fn switchover(
+    api: &str,
+    group: &str,
+    target: &str,
+    token: Option<String>,
+) -> ExitCode {
+    let Some(token) = token else {
+        eprintln!("error: --token (or $FLOATOVER_TOKEN) is required for switchover");
+        return ExitCode::from(1);
+    };
+    let client = match http() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let url = match api_url(api, &["api", "v1", "groups", group, "switchover"]) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let resp = client
+        .post(url.clone())
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "to": target }))
+        .send()
+        .await;
+    match resp {
+        Ok(r) => {
+            let code = r.status();
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            if code.is_success() {
+                let n = body["moved"].as_array().map(|a| a.len()).unwrap_or(0);
+                println!("switchover of {group} to {target}: done ({n} float move(s))");
+                for e in body["moved"].as_array().into_iter().flatten() {
+                    println!(
+                        "  {} {} -> {} in {:.1} ms (epoch {})",
+                        e["float"].as_str().unwrap_or("?"),
+                        e["from"]["id"].as_str().unwrap_or("-"),
+                        e["to"].as_str().unwrap_or("-"),
+                        e["call_ms"].as_f64().unwrap_or(0.0),
+                        e["epoch"]
+                    );
+                }
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "switchover refused ({code}): {}",
+                    body["error"].as_str().unwrap_or("no reason given")
+                );
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {}", unreachable(&url, &e));
+            ExitCode::from(3)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::api_url;
+
+    #[test]
+    fn api_urls() {
+        let u = api_url("127.0.0.1:9090", &["api", "v1", "status"]).expect("url");
+        assert_eq!(u.as_str(), "http://127.0.0.1:9090/api/v1/status");
+        let u = api_url(
+            "http://h:1/",
+            &["api", "v1", "groups", "a b/c", "switchover"],
+        )
+        .expect("url");
+        assert_eq!(u.as_str(), "http://h:1/api/v1/groups/a%20b%2Fc/switchover");
+        assert!(api_url("ftp://h:1", &[]).is_err());
+        assert!(api_url("http://", &[]).is_err());
+    }
+}
