@@ -6,10 +6,12 @@
 //! rules) and reports *every* problem at once before producing the resolved [`Spec`].
 
 pub mod duration;
+pub mod raw;
 pub mod spec;
 mod validate;
 
 pub use duration::Dur;
+pub use raw::*;
 pub use spec::*;
 
 use serde::Deserialize;

@@ -2,6 +2,8 @@
 //! provides it, else one per test), seeded world, health servers, controller replicas.
 #![allow(dead_code)]
 
+pub mod faults;
+
 use floatover::devkit::health::HealthServer;
 use floatover::devkit::replica::{Replica, Scenario, free_port, render_config};
 use floatover::devkit::seed::{self, Clients, World};

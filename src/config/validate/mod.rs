@@ -2,16 +2,19 @@
 //! and the reason; nothing stops at the first problem, so `floatover check` shows all of
 //! them in one go. Only a config without issues is turned into a [`Spec`].
 
+use super::raw::*;
 use super::spec::*;
 use super::{ConfigError, Issue};
 use crate::model::{Binding, FloatKind, FloatRef, GroupName, RouteVia, TargetId};
 use std::collections::HashSet;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 mod probe;
+mod service;
 
 use probe::{check_probe_defaults, resolve_probe};
+use service::{resolve_api, resolve_aws, resolve_leader};
 
 struct Issues(Vec<Issue>);
 
@@ -156,210 +159,6 @@ fn valid_name(s: &str) -> bool {
         && s.len() <= 63
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-}
-
-fn resolve_api(
-    raw: &RawApi,
-    env: &dyn Fn(&str) -> Option<String>,
-    is: &mut Issues,
-) -> Option<ApiSpec> {
-    let listen = match raw.listen.parse::<SocketAddr>() {
-        Ok(a) => Some(a),
-        Err(_) => {
-            is.add(
-                "api.listen",
-                format!(
-                    "{:?} is not an address like 127.0.0.1:9090 or [::]:9090",
-                    raw.listen
-                ),
-            );
-            None
-        }
-    };
-    check_endpoint("api.advertise", &raw.advertise, is);
-    let advertise = |l: SocketAddr| match &raw.advertise {
-        Some(a) => a.trim_end_matches('/').to_string(),
-        None if l.ip().is_unspecified() => {
-            let host = std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_string())
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "localhost".into());
-            format!("http://{host}:{}", l.port())
-        }
-        None => format!("http://{l}"),
-    };
-    let token = match (&raw.token, &raw.token_env) {
-        (Some(_), Some(_)) => {
-            is.add(
-                "api.token_env",
-                "set either api.token or api.token_env, not both",
-            );
-            None
-        }
-        (Some(t), None) => {
-            if t.len() < 16 {
-                is.add("api.token", "must be at least 16 characters");
-            }
-            Some(t.clone())
-        }
-        (None, Some(var)) => match env(var) {
-            Some(t) if t.len() >= 16 => Some(t),
-            Some(_) => {
-                is.add(
-                    "api.token_env",
-                    format!("${var} must hold at least 16 characters"),
-                );
-                None
-            }
-            None => {
-                is.add(
-                    "api.token_env",
-                    format!("environment variable ${var} is not set"),
-                );
-                None
-            }
-        },
-        (None, None) => None,
-    };
-    listen.map(|listen| ApiSpec {
-        listen,
-        advertise: advertise(listen),
-        token,
-    })
-}
-
-fn check_endpoint(path: &str, url: &Option<String>, is: &mut Issues) {
-    if let Some(u) = url {
-        match reqwest::Url::parse(u) {
-            Ok(p) if p.scheme() == "http" || p.scheme() == "https" => {}
-            _ => is.add(path, format!("{u:?} is not an http(s) URL")),
-        }
-    }
-}
-
-fn resolve_aws(raw: &RawAws, is: &mut Issues) -> Option<AwsSpec> {
-    check_endpoint("aws.endpoint_url", &raw.endpoint_url, is);
-    bounded(
-        "aws.call_timeout",
-        raw.call_timeout.0,
-        ms(50),
-        ms(60_000),
-        is,
-    );
-    if !(1..=10).contains(&raw.max_attempts) {
-        is.add("aws.max_attempts", "must be between 1 and 10");
-    }
-    if !(1..=10_000).contains(&raw.mutate_burst) {
-        is.add("aws.mutate_burst", "must be between 1 and 10000");
-    }
-    if !(1..=1_000).contains(&raw.mutate_per_second) {
-        is.add("aws.mutate_per_second", "must be between 1 and 1000");
-    }
-    Some(AwsSpec {
-        default_region: String::new(),
-        endpoint_url: raw.endpoint_url.clone(),
-        call_timeout: raw.call_timeout.0,
-        max_attempts: raw.max_attempts,
-        mutate_burst: raw.mutate_burst,
-        mutate_per_second: raw.mutate_per_second,
-    })
-}
-
-fn resolve_leader(
-    raw: &RawLeader,
-    aws: &RawAws,
-    default_region: Option<&str>,
-    is: &mut Issues,
-) -> Option<LeaderSpec> {
-    let (lease, renew, retry) = (
-        raw.lease_duration.0,
-        raw.renew_deadline.0,
-        raw.retry_period.0,
-    );
-    bounded("leader.retry_period", retry, ms(10), ms(60_000), is);
-    bounded("leader.renew_deadline", renew, ms(20), ms(300_000), is);
-    bounded("leader.lease_duration", lease, ms(30), ms(600_000), is);
-    if renew <= retry {
-        is.add(
-            "leader.renew_deadline",
-            "must be greater than leader.retry_period",
-        );
-    }
-    if lease <= renew {
-        is.add(
-            "leader.lease_duration",
-            "must be greater than leader.renew_deadline (the margin protects against clock-rate differences)",
-        );
-    }
-    if aws.call_timeout.0.saturating_add(retry) >= renew {
-        is.add(
-            "aws.call_timeout",
-            format!(
-                "aws.call_timeout ({}) + leader.retry_period ({}) must be less than leader.renew_deadline ({}), otherwise the fenced leader could never mutate",
-                humantime::format_duration(aws.call_timeout.0),
-                humantime::format_duration(retry),
-                humantime::format_duration(renew)
-            ),
-        );
-    }
-    if let Some(id) = &raw.identity
-        && (id.is_empty() || id.len() > 128)
-    {
-        is.add("leader.identity", "must be 1-128 characters");
-    }
-    let backend = match (raw.backend, &raw.s3) {
-        (LeaderBackendKind::Single, Some(_)) => {
-            is.add("leader.s3", "only allowed with backend: s3");
-            return None;
-        }
-        (LeaderBackendKind::Single, None) => LeaderBackend::Single,
-        (LeaderBackendKind::S3, None) => {
-            is.add("leader.s3", "required with backend: s3 (bucket, key)");
-            return None;
-        }
-        (LeaderBackendKind::S3, Some(s3)) => {
-            not_blank("leader.s3.region", s3.region.as_deref(), is);
-            not_blank("leader.s3.endpoint_url", s3.endpoint_url.as_deref(), is);
-            if s3.bucket.len() < 3 || s3.bucket.len() > 63 || s3.bucket.contains('/') {
-                is.add(
-                    "leader.s3.bucket",
-                    "must be a valid S3 bucket name (3-63 characters, no '/')",
-                );
-            }
-            if s3.key.is_empty() || s3.key.starts_with('/') {
-                is.add(
-                    "leader.s3.key",
-                    "must be a non-empty key that does not start with '/'",
-                );
-            }
-            check_endpoint("leader.s3.endpoint_url", &s3.endpoint_url, is);
-            let region = s3
-                .region
-                .clone()
-                .filter(|r| !r.trim().is_empty())
-                .or(default_region.map(str::to_string));
-            if region.is_none() {
-                is.add(
-                    "leader.s3.region",
-                    "no region: set leader.s3.region or aws.region",
-                );
-            }
-            LeaderBackend::S3 {
-                bucket: s3.bucket.clone(),
-                key: s3.key.clone(),
-                region: region.unwrap_or_default(),
-                endpoint_url: s3.endpoint_url.clone().or(aws.endpoint_url.clone()),
-            }
-        }
-    };
-    Some(LeaderSpec {
-        backend,
-        lease_duration: lease,
-        renew_deadline: renew,
-        retry_period: retry,
-        identity: raw.identity.clone(),
-    })
 }
 
 fn resolve_group(

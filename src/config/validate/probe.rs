@@ -2,7 +2,8 @@
 
 use super::Issues;
 use crate::config::Dur;
-use crate::config::spec::{ProbeKind, ProbeSpec, RawProbe, RawProbeDefaults};
+use crate::config::raw::{RawProbe, RawProbeDefaults};
+use crate::config::spec::{ProbeKind, ProbeSpec};
 use std::time::Duration;
 
 pub(super) fn check_probe_defaults(d: &RawProbeDefaults, is: &mut Issues) {

@@ -1,0 +1,397 @@
+//! The config as written (`Raw*`, serde): every key, its default and its serde shape.
+//! Validation turns it into the resolved [`super::spec::Spec`].
+
+use super::Dur;
+
+pub use crate::model::{Mode, OnAllUnhealthy};
+use serde::{Deserialize, Serialize};
+
+// ---------------------------------------------------------------------------------------
+// As written
+// ---------------------------------------------------------------------------------------
+
+/// Top-level config document.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub api: RawApi,
+    #[serde(default)]
+    pub aws: RawAws,
+    pub leader: RawLeader,
+    #[serde(default)]
+    pub probe_defaults: RawProbeDefaults,
+    /// How often the observed provider state is re-read even when nothing changed.
+    #[serde(default = "default_resync")]
+    pub resync_interval: Dur,
+    /// How often the leader re-reads its floats to find changes made by someone else
+    /// (drift) and late writes of a stale leader.
+    #[serde(default = "default_drift_check")]
+    pub drift_check: Dur,
+    /// How long a switchover may take before the API answers that it did not complete.
+    #[serde(default = "default_switchover_timeout")]
+    pub switchover_timeout: Dur,
+    pub groups: Vec<RawGroup>,
+}
+
+fn default_switchover_timeout() -> Dur {
+    Dur::ms(30_000)
+}
+
+fn default_drift_check() -> Dur {
+    Dur::ms(2_000)
+}
+
+fn default_resync() -> Dur {
+    Dur::ms(10_000)
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Bearer token for mutating API calls, literally. Prefer `token_env`.
+    pub token: Option<String>,
+    /// Name of an environment variable holding the bearer token.
+    pub token_env: Option<String>,
+    /// URL other replicas and clients use to reach this API (default: `http://` + listen,
+    /// or the hostname when listening on all addresses). Written into the lease so that a
+    /// standby can name the leader's API.
+    pub advertise: Option<String>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9090".into()
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        RawApi {
+            listen: default_listen(),
+            token: None,
+            token_env: None,
+            advertise: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAws {
+    /// Default region for groups and targets that do not name one.
+    pub region: Option<String>,
+    /// Endpoint override (LocalStack, VPC endpoints).
+    pub endpoint_url: Option<String>,
+    /// Upper bound for one provider operation including its retries.
+    #[serde(default = "default_call_timeout")]
+    pub call_timeout: Dur,
+    /// Attempts per provider operation (1 = no retry). Throttling and 5xx are retried
+    /// with exponential backoff and full jitter.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// Client-side token bucket for mutating EC2 calls, per region: burst size.
+    #[serde(default = "default_burst")]
+    pub mutate_burst: u32,
+    /// Client-side token bucket refill rate, calls per second.
+    #[serde(default = "default_rate")]
+    pub mutate_per_second: u32,
+}
+
+fn default_call_timeout() -> Dur {
+    Dur::ms(1_500)
+}
+fn default_attempts() -> u32 {
+    3
+}
+fn default_burst() -> u32 {
+    50
+}
+fn default_rate() -> u32 {
+    5
+}
+
+impl Default for RawAws {
+    fn default() -> Self {
+        RawAws {
+            region: None,
+            endpoint_url: None,
+            call_timeout: default_call_timeout(),
+            max_attempts: default_attempts(),
+            mutate_burst: default_burst(),
+            mutate_per_second: default_rate(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaderBackendKind {
+    /// S3 object lease with conditional writes (works on real S3 and LocalStack).
+    S3,
+    /// One replica, always leader. Not highly available.
+    Single,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLeader {
+    pub backend: LeaderBackendKind,
+    pub s3: Option<RawS3Lease>,
+    /// How long a lease stays valid without renewal, as seen by the other replicas.
+    #[serde(default = "default_lease")]
+    pub lease_duration: Dur,
+    /// The holder steps down if it could not renew for this long.
+    #[serde(default = "default_renew")]
+    pub renew_deadline: Dur,
+    /// Renew / retry period.
+    #[serde(default = "default_retry")]
+    pub retry_period: Dur,
+    /// This replica's identity (default: hostname-pid-random).
+    pub identity: Option<String>,
+}
+
+fn default_lease() -> Dur {
+    Dur::ms(4_000)
+}
+fn default_renew() -> Dur {
+    Dur::ms(2_500)
+}
+fn default_retry() -> Dur {
+    Dur::ms(500)
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawS3Lease {
+    pub bucket: String,
+    #[serde(default = "default_lease_key")]
+    pub key: String,
+    pub region: Option<String>,
+    /// Endpoint override for the lease only (defaults to `aws.endpoint_url`).
+    pub endpoint_url: Option<String>,
+}
+
+fn default_lease_key() -> String {
+    "floatover/leader.json".into()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbeDefaults {
+    #[serde(default = "default_interval")]
+    pub interval: Dur,
+    /// After a failed probe, probe again this often until rise or fall decides (HAProxy's
+    /// `fastinter`): faster detection at the same steady-state probe rate. Default: the
+    /// interval.
+    pub fast_interval: Option<Dur>,
+    #[serde(default = "default_timeout")]
+    pub timeout: Dur,
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    #[serde(default = "default_fall")]
+    pub fall: u32,
+}
+
+fn default_interval() -> Dur {
+    Dur::ms(1_000)
+}
+fn default_timeout() -> Dur {
+    Dur::ms(800)
+}
+fn default_rise() -> u32 {
+    2
+}
+fn default_fall() -> u32 {
+    3
+}
+
+impl Default for RawProbeDefaults {
+    fn default() -> Self {
+        RawProbeDefaults {
+            interval: default_interval(),
+            fast_interval: None,
+            timeout: default_timeout(),
+            rise: default_rise(),
+            fall: default_fall(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroup {
+    pub name: String,
+    pub region: Option<String>,
+    #[serde(default)]
+    pub policy: RawPolicy,
+    pub targets: Vec<RawTarget>,
+    pub floats: Vec<RawFloat>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    #[serde(default)]
+    pub mode: Mode,
+    /// Return to the highest-priority target once it is healthy again.
+    #[serde(default = "default_true")]
+    pub preempt: bool,
+    /// How long the preferred target must stay healthy before failback.
+    #[serde(default = "default_failback_delay")]
+    pub failback_delay: Dur,
+    /// Minimum time between two automatic moves of one float (flap damping).
+    #[serde(default = "default_min_hold")]
+    pub min_hold: Dur,
+    #[serde(default)]
+    pub on_all_unhealthy: OnAllUnhealthy,
+    /// What to do when someone else changed a float.
+    #[serde(default)]
+    pub on_drift: OnDrift,
+    /// `strict`: Elastic IPs move only from the association that was observed, so that EC2
+    /// itself refuses a write based on a stale view.
+    #[serde(default)]
+    pub fencing: Fencing,
+}
+
+/// What the leader does when it finds a float changed by someone else.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDrift {
+    /// Put the float back on the owner it had (if that owner is up), at once.
+    #[default]
+    Revert,
+    /// Accept the change: a target of the group becomes the owner (the group's other
+    /// floats follow it); a holder outside the group keeps the float until it changes.
+    Adopt,
+}
+
+/// How Elastic IP moves are fenced at the provider.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Fencing {
+    /// One call per move (AssociateAddress with reassociation); stale writes are found by
+    /// the drift check and corrected.
+    #[default]
+    Standard,
+    /// DisassociateAddress of the observed association, then AssociateAddress without
+    /// reassociation: a write based on a stale view fails at EC2. Two calls per move.
+    Strict,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_failback_delay() -> Dur {
+    Dur::ms(30_000)
+}
+fn default_min_hold() -> Dur {
+    Dur::ms(5_000)
+}
+
+impl Default for RawPolicy {
+    fn default() -> Self {
+        RawPolicy {
+            mode: Mode::ActiveStandby,
+            preempt: true,
+            failback_delay: default_failback_delay(),
+            min_hold: default_min_hold(),
+            on_all_unhealthy: OnAllUnhealthy::Keep,
+            on_drift: OnDrift::Revert,
+            fencing: Fencing::Standard,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub name: String,
+    pub instance_id: Option<String>,
+    pub eni_id: Option<String>,
+    pub region: Option<String>,
+    /// Higher wins. Ties are broken by the order in the config.
+    #[serde(default = "default_priority")]
+    pub priority: u32,
+    pub probes: Vec<RawProbe>,
+}
+
+fn default_priority() -> u32 {
+    100
+}
+
+/// Exactly one of `http`, `tcp`, `exec`, plus optional overrides of the defaults.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbe {
+    pub http: Option<RawHttpProbe>,
+    pub tcp: Option<RawTcpProbe>,
+    pub exec: Option<RawExecProbe>,
+    pub interval: Option<Dur>,
+    pub fast_interval: Option<Dur>,
+    pub timeout: Option<Dur>,
+    pub rise: Option<u32>,
+    pub fall: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpProbe {
+    pub url: String,
+    /// Accepted status codes (default: any 2xx).
+    #[serde(default)]
+    pub expect_status: Vec<u16>,
+    /// The body must contain this text.
+    pub body_contains: Option<String>,
+    /// Skip TLS certificate verification (self-signed health endpoints).
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTcpProbe {
+    /// `host:port`.
+    pub address: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExecProbe {
+    /// Program and arguments; exit code 0 means healthy. No shell is involved.
+    pub command: Vec<String>,
+}
+
+/// Exactly one of `eip`, `secondary_ip`, `route`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFloat {
+    pub eip: Option<RawEip>,
+    pub secondary_ip: Option<RawSecondaryIp>,
+    pub route: Option<RawRoute>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEip {
+    pub allocation_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecondaryIp {
+    pub address: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub route_table_id: String,
+    pub destination: String,
+    #[serde(default)]
+    pub via: crate::model::RouteVia,
+}
+
+// ---------------------------------------------------------------------------------------
+// Resolved
+// ---------------------------------------------------------------------------------------
