@@ -62,7 +62,7 @@ pub async fn lease_backend(spec: &Spec) -> Box<dyn LeaseBackend> {
                 .force_path_style(endpoint_url.is_some())
                 .build();
             Box::new(
-                S3Lease::new(
+                S3Lease::s3(
                     aws_sdk_s3::Client::from_conf(conf),
                     bucket.clone(),
                     key.clone(),

@@ -49,7 +49,7 @@ fn elect(
     id: &str,
     stop: &CancellationToken,
 ) -> Leadership {
-    let backend = S3Lease::new(
+    let backend = S3Lease::s3(
         client,
         bucket.into(),
         "leader.json".into(),

@@ -5,6 +5,7 @@
 pub mod faultproxy;
 pub mod health;
 pub mod invariants;
+pub mod memlease;
 pub mod replica;
 pub mod seed;
 

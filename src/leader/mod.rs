@@ -6,10 +6,12 @@
 //! [`Fence::permit`] right before each mutating call, which refuses once the lease could
 //! expire before that call returns (DESIGN.md guarantee 2).
 
+pub mod cas;
 mod elector;
 pub mod s3;
 mod single;
 
+pub use cas::{CasLease, LeaseRecord, LeaseStore, LeaseTiming, Precondition, Put};
 pub use elector::{Elector, Leadership};
 pub use single::SingleLease;
 

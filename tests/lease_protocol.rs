@@ -1,0 +1,315 @@
+//! The lease protocol (`leader::cas`) against the in-memory store, with paused time: every
+//! timing rule is checked on the virtual clock, so these tests are exact and take
+//! milliseconds. The same protocol runs over S3 (tests/lease.rs, LocalStack) and will run
+//! over a Kubernetes Lease.
+
+use floatover::devkit::memlease::MemLease;
+use floatover::leader::{
+    CasLease, LeaderState, LeaseBackend, LeaseRecord, LeaseStore, LeaseTiming, Precondition, Put,
+    RoundCtx,
+};
+use floatover::model::Epoch;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const TIMING: LeaseTiming = LeaseTiming {
+    lease: Duration::from_millis(4_000),
+    renew_deadline: Duration::from_millis(2_500),
+    retry: Duration::from_millis(500),
+};
+
+const GO: RoundCtx = RoundCtx {
+    may_acquire: true,
+    epoch_floor: Epoch(0),
+};
+
+/// One replica: its lease backend, when it runs next, what it knew after its last round.
+struct Replica {
+    lease: CasLease<MemLease>,
+    next: Instant,
+    state: Option<LeaderState>,
+    /// Stopped replicas run no rounds (a killed or frozen process).
+    running: bool,
+    ctx: RoundCtx,
+    /// When this replica first reported itself leader in its current term.
+    led_since: Option<Instant>,
+}
+
+impl Replica {
+    fn new(store: &MemLease, name: &'static str) -> Self {
+        Replica {
+            lease: CasLease::new(store.for_replica(name), name.into(), TIMING),
+            next: Instant::now(),
+            state: None,
+            running: true,
+            ctx: GO,
+            led_since: None,
+        }
+    }
+
+    fn leads(&self) -> bool {
+        self.state.as_ref().is_some_and(|s| s.is_leader)
+    }
+
+    fn epoch(&self) -> Epoch {
+        self.state.as_ref().map_or(Epoch(0), |s| s.epoch)
+    }
+}
+
+/// Run every running replica's rounds in time order until `until` (virtual time).
+async fn run_until(rs: &mut [Replica], until: Instant) {
+    while let Some(i) = (0..rs.len())
+        .filter(|i| rs[*i].running)
+        .min_by_key(|i| rs[*i].next)
+    {
+        if rs[i].next > until {
+            break;
+        }
+        tokio::time::sleep_until(rs[i].next).await;
+        let ctx = rs[i].ctx;
+        let round = rs[i].lease.round(ctx).await;
+        let now = Instant::now();
+        if round.state.is_leader && !rs[i].leads() {
+            rs[i].led_since = Some(now);
+        }
+        if !round.state.is_leader {
+            rs[i].led_since = None;
+        }
+        rs[i].state = Some(round.state);
+        // Never spin: a round always schedules the next one in the future.
+        rs[i].next = round.next.max(now + Duration::from_millis(1));
+    }
+    tokio::time::sleep_until(until).await;
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+/// Exactly one leader; epochs grow with every new holder; a dead holder is replaced only
+/// after its lease ran out unchanged on the successor's own clock; release hands over
+/// within one retry period.
+#[tokio::test(start_paused = true)]
+async fn one_leader_epochs_grow_and_takeover_waits_for_the_lease() {
+    let store = MemLease::new();
+    let mut rs = vec![Replica::new(&store, "a"), Replica::new(&store, "b")];
+    let t0 = Instant::now();
+    run_until(&mut rs, t0 + secs(10.0)).await;
+    assert!(rs[0].leads() && !rs[1].leads(), "a created the lease first");
+    assert_eq!(rs[0].epoch(), Epoch(1));
+    assert_eq!(
+        rs[1]
+            .state
+            .as_ref()
+            .and_then(|s| s.holder.clone())
+            .as_deref(),
+        Some("a")
+    );
+
+    // a dies. b takes over no earlier than a's last write + lease, and no later than one
+    // retry after that.
+    rs[0].running = false;
+    let killed = Instant::now();
+    run_until(&mut rs, killed + secs(10.0)).await;
+    assert!(rs[1].leads(), "b took over");
+    assert_eq!(rs[1].epoch(), Epoch(2), "a new holder takes a new epoch");
+    let last_a = store
+        .writes()
+        .iter()
+        .filter(|w| w.record.holder == "a")
+        .map(|w| w.at)
+        .max()
+        .expect("a wrote");
+    let took = rs[1].led_since.expect("b leads");
+    assert!(
+        took >= last_a + TIMING.lease,
+        "took over {:?} after a's last renewal",
+        took - last_a
+    );
+    assert!(took <= last_a + TIMING.lease + TIMING.retry);
+
+    // a comes back: it does not lead while b renews, however long it watches.
+    rs[0].running = true;
+    rs[0].next = Instant::now();
+    rs[0].state = None;
+    let back = Instant::now();
+    run_until(&mut rs, back + secs(60.0)).await;
+    assert!(
+        !rs[0].leads() && rs[1].leads(),
+        "a live holder keeps its lease"
+    );
+
+    // b releases: a takes over on its next round, with epoch 3.
+    rs[1].lease.release().await.expect("release");
+    rs[1].running = false;
+    let released = Instant::now();
+    run_until(&mut rs, released + TIMING.retry).await;
+    assert!(rs[0].leads(), "a released lease is taken within one retry");
+    assert_eq!(rs[0].epoch(), Epoch(3));
+}
+
+/// A leader cut off from the store stops mutating (its fence closes) before anybody can
+/// take the lease over: fence deadline = last renewal sent + renew_deadline, earliest
+/// takeover = that renewal written + lease.
+#[tokio::test(start_paused = true)]
+async fn the_fence_closes_before_anyone_can_take_over() {
+    let store = MemLease::new();
+    let mut rs = vec![Replica::new(&store, "a"), Replica::new(&store, "b")];
+    let t0 = Instant::now();
+    run_until(&mut rs, t0 + secs(5.0)).await;
+    assert!(rs[0].leads());
+    let fence = rs[0]
+        .state
+        .as_ref()
+        .and_then(|s| s.fence_deadline)
+        .expect("leader has a fence deadline");
+    assert!(fence > Instant::now());
+
+    store.cut_off("a", true);
+    let cut = Instant::now();
+    let mut fence_closed_at = None;
+    let mut step = cut;
+    while step < cut + secs(10.0) {
+        step += Duration::from_millis(50);
+        run_until(&mut rs, step).await;
+        if fence_closed_at.is_none() && !rs[0].leads() {
+            fence_closed_at = Some(Instant::now());
+        }
+    }
+    let closed = fence_closed_at.expect("a stopped leading");
+    let shows_error = rs[0]
+        .state
+        .as_ref()
+        .map(|s| s.store.last_error.is_some())
+        .unwrap_or(false);
+    assert!(shows_error, "status shows the store error");
+    let took = rs[1].led_since.expect("b took over");
+    assert!(
+        closed + (TIMING.lease - TIMING.renew_deadline) - TIMING.retry <= took,
+        "fence closed at +{:?}, takeover at +{:?}",
+        closed - cut,
+        took - cut
+    );
+    assert!(closed < took, "never two leaders at once");
+    assert_eq!(rs[1].epoch(), Epoch(2));
+}
+
+/// Epochs never go backwards: a new holder takes an epoch above the highest it has seen
+/// (the lease record and the floats' stamps), and a holder that learns of a stamp above
+/// its epoch raises its epoch in its next renewal.
+#[tokio::test(start_paused = true)]
+async fn epochs_stay_above_the_floor_when_the_lease_is_recreated() {
+    let store = MemLease::new();
+    let mut rs = vec![Replica::new(&store, "a")];
+    rs[0].ctx = RoundCtx {
+        may_acquire: true,
+        epoch_floor: Epoch(7),
+    };
+    let t0 = Instant::now();
+    run_until(&mut rs, t0 + secs(1.0)).await;
+    assert_eq!(rs[0].epoch(), Epoch(8), "created above the floats' stamps");
+
+    // The holder sees a stamp at 11 (an older, deleted lease object's term).
+    rs[0].ctx.epoch_floor = Epoch(11);
+    run_until(&mut rs, Instant::now() + secs(1.0)).await;
+    assert!(rs[0].leads());
+    assert_eq!(rs[0].epoch(), Epoch(12), "raised in a conditional renewal");
+
+    // The object is deleted while everybody restarts: the new holder starts above the
+    // stamps it sees, not at 1.
+    store.delete();
+    let mut rs = vec![Replica::new(&store, "b")];
+    rs[0].ctx.epoch_floor = Epoch(12);
+    run_until(&mut rs, Instant::now() + secs(1.0)).await;
+    assert_eq!(rs[0].epoch(), Epoch(13));
+}
+
+/// A replica that must not lead (stalled engine, floats not yet observed) reads the lease
+/// but never creates, takes or renews it; a holder that stalls drops its claim, and a
+/// standby takes over after the lease.
+#[tokio::test(start_paused = true)]
+async fn a_replica_that_may_not_acquire_never_holds_the_lease() {
+    let store = MemLease::new();
+    let mut rs = vec![Replica::new(&store, "a"), Replica::new(&store, "b")];
+    rs[0].ctx.may_acquire = false;
+    rs[1].ctx.may_acquire = false;
+    run_until(&mut rs, Instant::now() + secs(10.0)).await;
+    assert!(store.record().is_none(), "nobody created the lease");
+
+    rs[0].ctx.may_acquire = true;
+    run_until(&mut rs, Instant::now() + secs(2.0)).await;
+    assert!(rs[0].leads());
+
+    // a stalls: it stops renewing at once, and does not lead any more.
+    rs[0].ctx.may_acquire = false;
+    rs[1].ctx.may_acquire = true;
+    let stalled = Instant::now();
+    let writes_before = store.writes().len();
+    run_until(&mut rs, stalled + TIMING.retry * 2).await;
+    assert!(!rs[0].leads(), "a stalled holder drops its claim at once");
+    assert_eq!(
+        store.writes().len(),
+        writes_before,
+        "and writes nothing any more"
+    );
+    run_until(&mut rs, stalled + TIMING.lease + TIMING.retry * 2).await;
+    assert!(rs[1].leads(), "a standby takes over after the lease");
+    assert!(!rs[0].leads());
+}
+
+/// A record holding an absurd lease duration (corrupt or hostile) cannot stall a takeover
+/// for more than an hour, and never overflows a deadline.
+#[tokio::test(start_paused = true)]
+async fn a_hostile_lease_duration_is_capped() {
+    let store = MemLease::new();
+    store.plant(LeaseRecord {
+        holder: "ghost".into(),
+        epoch: 4,
+        lease_ms: u64::MAX,
+        renewals: 0,
+        released: false,
+        api: None,
+    });
+    let mut rs = vec![Replica::new(&store, "a")];
+    let t0 = Instant::now();
+    run_until(&mut rs, t0 + secs(3_599.0)).await;
+    assert!(!rs[0].leads());
+    run_until(&mut rs, t0 + secs(3_601.0)).await;
+    assert!(rs[0].leads(), "taken over after the one-hour cap");
+    assert_eq!(rs[0].epoch(), Epoch(5));
+}
+
+/// The store's conditional writes: of two writers that both read "no lease", exactly one
+/// creates it; a write against a stale version is refused.
+#[tokio::test(start_paused = true)]
+async fn conditional_writes_have_exactly_one_winner() {
+    let store = MemLease::new();
+    let (a, b) = (store.for_replica("a"), store.for_replica("b"));
+    let rec = |h: &str| LeaseRecord {
+        holder: h.into(),
+        epoch: 1,
+        lease_ms: 4_000,
+        renewals: 0,
+        released: false,
+        api: None,
+    };
+    assert!(a.get().await.expect("get").is_none());
+    assert!(b.get().await.expect("get").is_none());
+    let ra = a.put(&rec("a"), Precondition::Absent).await.expect("put");
+    let rb = b.put(&rec("b"), Precondition::Absent).await.expect("put");
+    assert!(matches!(ra, Put::Done(_)));
+    assert_eq!(rb, Put::Conflict);
+    let Put::Done(v1) = ra else { unreachable!() };
+    let r2 = a
+        .put(&rec("a"), Precondition::Matches(&v1))
+        .await
+        .expect("put");
+    assert!(matches!(r2, Put::Done(_)));
+    assert_eq!(
+        b.put(&rec("b"), Precondition::Matches(&v1))
+            .await
+            .expect("put"),
+        Put::Conflict,
+        "stale version refused"
+    );
+}
