@@ -6,6 +6,7 @@ pub mod faultproxy;
 pub mod health;
 pub mod invariants;
 pub mod memlease;
+pub mod memprovider;
 pub mod replica;
 pub mod seed;
 

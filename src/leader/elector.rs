@@ -47,6 +47,12 @@ impl Leadership {
         })
     }
 
+    /// A handle that follows whatever the test sends on the channel (deterministic engine
+    /// tests: gain, lose or change leadership at an exact virtual time).
+    pub fn follow(rx: watch::Receiver<LeaderState>) -> Self {
+        Leadership { rx }
+    }
+
     /// A handle fixed to one state, for tests and benches.
     pub fn fixed(state: LeaderState) -> Self {
         let (tx, rx) = watch::channel(state);

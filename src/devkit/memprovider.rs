@@ -1,0 +1,229 @@
+//! An in-memory float provider for deterministic engine tests with paused time. It keeps
+//! who holds each float and its stamp, obeys the fence like a real provider (checked right
+//! before each mutating call with the provider's call budget), logs every mutating call
+//! with its virtual time, and lets a test change a float behind the controller's back
+//! (out-of-band drift) or make calls fail.
+
+use crate::leader::Fence;
+use crate::model::{FloatRef, MoveStamp, ProviderHolder};
+use crate::provider::{
+    FloatProvider, MoveDone, MoveOrder, Observation, ProviderError, ReleaseOrder, StampOrder,
+};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The budget every mutating call asks the fence for (the default `aws.call_timeout`).
+pub const CALL_BUDGET: Duration = Duration::from_millis(1_500);
+
+/// One mutating call that reached the provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub at: Instant,
+    /// `move`, `stamp` or `release`.
+    pub op: &'static str,
+    pub float: String,
+    /// The instance the float went to (moves only).
+    pub to: Option<String>,
+    pub stamp: MoveStamp,
+}
+
+#[derive(Default)]
+struct Inner {
+    floats: HashMap<String, Observation>,
+    calls: Vec<Call>,
+    refused: u64,
+    /// Answer every mutating call with this error code while set.
+    failing: Option<String>,
+    /// How long each mutating call takes (after the fence check, before it lands).
+    latency: Duration,
+}
+
+/// See the module docs.
+#[derive(Default)]
+pub struct MemProvider {
+    inner: Mutex<Inner>,
+}
+
+impl MemProvider {
+    /// A provider that knows `floats`, each held by nobody.
+    pub fn new(floats: &[&str]) -> Self {
+        let p = MemProvider::default();
+        {
+            let mut g = p.lock();
+            for f in floats {
+                g.floats.insert((*f).to_string(), Observation::default());
+            }
+        }
+        p
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The instance holding `float` now.
+    pub fn holder(&self, float: &str) -> Option<String> {
+        self.lock()
+            .floats
+            .get(float)
+            .and_then(|o| o.holder.as_ref())
+            .and_then(|h| h.instance_id.clone())
+    }
+
+    pub fn stamp(&self, float: &str) -> Option<MoveStamp> {
+        self.lock().floats.get(float).and_then(|o| o.stamp.clone())
+    }
+
+    /// Move `float` to `instance` behind the controller's back (a person, a script, a
+    /// stale leader's late write), optionally with a stamp.
+    pub fn set(&self, float: &str, instance: Option<&str>, stamp: Option<MoveStamp>) {
+        let mut g = self.lock();
+        let o = g.floats.entry(float.to_string()).or_default();
+        o.holder = instance.map(|i| ProviderHolder {
+            instance_id: Some(i.to_string()),
+            eni_id: None,
+        });
+        if stamp.is_some() {
+            o.stamp = stamp;
+        }
+    }
+
+    /// Every mutating call that reached the provider, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    /// Mutating calls the fence refused.
+    pub fn refused(&self) -> u64 {
+        self.lock().refused
+    }
+
+    /// Fail every mutating call with `code` (None: succeed again).
+    pub fn fail_with(&self, code: Option<&str>) {
+        self.lock().failing = code.map(str::to_string);
+    }
+
+    /// Make every mutating call take `d` between the fence check and the moment it lands
+    /// (an in-flight call at shutdown, a slow API).
+    pub fn set_latency(&self, d: Duration) {
+        self.lock().latency = d;
+    }
+
+    async fn gate(
+        &self,
+        op: &'static str,
+        stamp: &MoveStamp,
+        fence: &dyn Fence,
+    ) -> Result<(), ProviderError> {
+        if let Err(source) = fence.permit(stamp.epoch, CALL_BUDGET) {
+            self.lock().refused += 1;
+            return Err(ProviderError::Fenced { op, source });
+        }
+        let (failing, latency) = {
+            let g = self.lock();
+            (g.failing.clone(), g.latency)
+        };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        if let Some(code) = failing {
+            return Err(ProviderError::Api {
+                op,
+                region: "memory".into(),
+                code,
+                message: "injected by the test".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl FloatProvider for MemProvider {
+    async fn observe(
+        &self,
+        floats: &[FloatRef],
+        _: &[(String, String)],
+    ) -> Result<HashMap<String, Observation>, ProviderError> {
+        let g = self.lock();
+        Ok(floats
+            .iter()
+            .filter_map(|f| g.floats.get(&f.id).map(|o| (f.id.clone(), o.clone())))
+            .collect())
+    }
+
+    async fn move_float(
+        &self,
+        o: &MoveOrder,
+        fence: &dyn Fence,
+    ) -> Result<MoveDone, ProviderError> {
+        self.gate("AssociateAddress", &o.stamp, fence).await?;
+        let mut g = self.lock();
+        let to = o.to.instance_id.clone();
+        g.floats.insert(
+            o.float.id.clone(),
+            Observation {
+                holder: Some(ProviderHolder {
+                    instance_id: to.clone(),
+                    eni_id: None,
+                }),
+                stamp: Some(o.stamp.clone()),
+                version: None,
+            },
+        );
+        g.calls.push(Call {
+            at: Instant::now(),
+            op: "move",
+            float: o.float.id.clone(),
+            to,
+            stamp: o.stamp.clone(),
+        });
+        Ok(MoveDone {
+            calls_to_move: 1,
+            ..MoveDone::default()
+        })
+    }
+
+    async fn stamp_float(&self, o: &StampOrder, fence: &dyn Fence) -> Result<(), ProviderError> {
+        self.gate("CreateTags", &o.stamp, fence).await?;
+        let mut g = self.lock();
+        if let Some(obs) = g.floats.get_mut(&o.float.id) {
+            obs.stamp = Some(o.stamp.clone());
+        }
+        g.calls.push(Call {
+            at: Instant::now(),
+            op: "stamp",
+            float: o.float.id.clone(),
+            to: None,
+            stamp: o.stamp.clone(),
+        });
+        Ok(())
+    }
+
+    async fn release_float(
+        &self,
+        o: &ReleaseOrder,
+        fence: &dyn Fence,
+    ) -> Result<(), ProviderError> {
+        self.gate("DisassociateAddress", &o.stamp, fence).await?;
+        let mut g = self.lock();
+        if let Some(obs) = g.floats.get_mut(&o.float.id) {
+            obs.holder = None;
+            obs.stamp = Some(o.stamp.clone());
+        }
+        g.calls.push(Call {
+            at: Instant::now(),
+            op: "release",
+            float: o.float.id.clone(),
+            to: None,
+            stamp: o.stamp.clone(),
+        });
+        Ok(())
+    }
+
+    fn mutating_calls(&self) -> u64 {
+        self.lock().calls.len() as u64
+    }
+}
