@@ -92,6 +92,13 @@ impl World {
         w
     }
 
+    /// Stop the engine; it must return promptly (in-flight calls finish, nothing hangs).
+    async fn shutdown(self) {
+        self.stop.cancel();
+        let done = tokio::time::timeout(Duration::from_secs(10), self.engine).await;
+        assert!(done.is_ok(), "the engine did not stop within 10 s");
+    }
+
     fn health(&self, target: &str, up: bool) {
         let key = TargetKey {
             group: GroupName("web".into()),
@@ -175,7 +182,7 @@ async fn failover_moves_every_float_at_the_threshold() {
         w.moves_since(after).is_empty(),
         "a converged world makes no moves"
     );
-    w.stop.cancel();
+    w.shutdown().await;
 }
 
 /// Failback waits for `failback_delay` after the preferred target came back, and for
@@ -204,7 +211,7 @@ async fn failback_waits_for_its_delay_and_the_hold() {
         assert!(at >= ms(3_500) && at < ms(3_510), "failback at +{at:?}");
         assert_eq!(c.stamp.reason, Reason::Failback);
     }
-    w.stop.cancel();
+    w.shutdown().await;
 }
 
 /// A float that just moved is not moved again automatically before `min_hold`, even when
@@ -227,7 +234,7 @@ async fn min_hold_damps_flapping() {
         let at = c.at - t;
         assert!(at >= ms(2_000) && at < ms(2_010), "moved at +{at:?}");
     }
-    w.stop.cancel();
+    w.shutdown().await;
 }
 
 /// A person's switchover is done at once (not damped), sticks against failback for as
@@ -257,7 +264,7 @@ async fn switchover_sticks_until_its_target_fails() {
     w.health("b", false);
     w.settle(ms(50)).await;
     assert!(w.on("i-a"));
-    w.stop.cancel();
+    w.shutdown().await;
 }
 
 /// A float stamped by a newer leader is never moved by us; the other float still is.
@@ -285,7 +292,7 @@ async fn a_float_stamped_by_a_newer_epoch_is_not_moved() {
         "fenced: left to the newer leader"
     );
     assert!(w.moves_since(t).iter().all(|c| c.float == F1));
-    w.stop.cancel();
+    w.shutdown().await;
 }
 
 /// Leadership lost (or its fence deadline passed): no mutating call reaches the
@@ -313,7 +320,7 @@ async fn no_mutation_without_leadership() {
     w.health("a", false);
     w.settle(ms(10_000)).await;
     assert!(w.moves_since(t).is_empty(), "refused by the fence");
-    w.stop.cancel();
+    w.shutdown().await;
 }
 
 /// Shutdown order: the lease is released only after the engine's in-flight calls have
