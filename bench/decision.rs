@@ -87,9 +87,6 @@ impl FloatProvider for Recorder {
     async fn release_float(&self, _: &ReleaseOrder, _: &dyn Fence) -> Result<(), ProviderError> {
         Ok(())
     }
-    fn mutating_calls(&self) -> u64 {
-        0
-    }
 }
 
 pub async fn run(trials: usize) -> Series {

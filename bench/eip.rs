@@ -7,9 +7,6 @@
 
 use crate::stats::{Series, ms};
 use floatover::config;
-use floatover::devkit::health::HealthServer;
-use floatover::devkit::replica::{Scenario, free_port, render_config};
-use floatover::devkit::seed;
 use floatover::engine::Engine;
 use floatover::leader::Leadership;
 use floatover::metrics::Metrics;
@@ -17,6 +14,9 @@ use floatover::model::{GroupName, Health, TargetId};
 use floatover::probe::{self, Checker, HealthBoard, TargetKey};
 use floatover::provider::aws::AwsProvider;
 use floatover::status::StatusStore;
+use floatover_devkit::health::HealthServer;
+use floatover_devkit::replica::{Scenario, free_port, render_config};
+use floatover_devkit::seed;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;

@@ -8,7 +8,7 @@ mod probes;
 mod stats;
 mod takeover;
 
-use floatover::devkit::{LocalStack, use_test_credentials};
+use floatover_devkit::{LocalStack, use_test_credentials};
 use stats::{HEADER, Series};
 use std::fmt::Write;
 use std::process::{Command, ExitCode};

@@ -6,7 +6,7 @@
 //! server: the bench shares two cores with floatover, and it should measure floatover,
 //! not the cost of a web framework on the other side.
 
-use floatover::devkit::replica::{Replica, Stderr, free_port, metric_sum};
+use floatover_devkit::replica::{Replica, Stderr, free_port, metric_sum};
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -63,7 +63,7 @@ pub async fn run(endpoint: &str, targets: usize, duration: Duration) -> Result<T
         );
     }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let bin = floatover::devkit::replica::floatover_bin();
+    let bin = floatover_devkit::replica::floatover_bin();
     let r = Replica::spawn_with(
         &bin,
         dir.path(),

@@ -3,9 +3,9 @@
 //! restart the killed replica under a new identity; repeat.
 
 use crate::stats::{Series, ms};
-use floatover::devkit::health::HealthServer;
-use floatover::devkit::replica::{Replica, Scenario, floatover_bin, free_port, render_config};
-use floatover::devkit::seed;
+use floatover_devkit::health::HealthServer;
+use floatover_devkit::replica::{Replica, Scenario, floatover_bin, free_port, render_config};
+use floatover_devkit::seed;
 use std::time::{Duration, Instant};
 
 async fn leader(rs: &[Replica]) -> Option<usize> {

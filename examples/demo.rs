@@ -3,10 +3,10 @@
 //! active instance's health endpoint, brings it back, kills the leader, and prints a
 //! timeline. Runs by itself, ends by itself, cleans up. `scripts/demo` builds and runs it.
 
-use floatover::devkit::health::HealthServer;
-use floatover::devkit::replica::{Replica, Scenario, floatover_bin, free_port, render_config};
-use floatover::devkit::seed::{self, Clients, World};
-use floatover::devkit::{LocalStack, use_test_credentials};
+use floatover_devkit::health::HealthServer;
+use floatover_devkit::replica::{Replica, Scenario, floatover_bin, free_port, render_config};
+use floatover_devkit::seed::{self, Clients, World};
+use floatover_devkit::{LocalStack, use_test_credentials};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 

@@ -1,8 +1,8 @@
 //! Fault injection for the test suite: a fault armed by `FLOATOVER_FAULT` fires when the
 //! process receives SIGUSR1, so a test decides exactly when a running controller breaks.
 //!
-//! These are the failures a controller must survive without going silent (DESIGN.md
-//! guarantee 7): a panic inside a reconcile, an engine that hangs, a probe loop that
+//! These are the failures a controller must survive without going silent (see
+//! `liveness`): a panic inside a reconcile, an engine that hangs, a probe loop that
 //! stops. Nothing is armed unless the variable is set, and an armed process says so loudly
 //! at start. Unknown values are refused at start rather than ignored.
 

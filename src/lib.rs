@@ -2,13 +2,12 @@
 //!
 //! Every replica probes targets ([`probe`]) and observes provider state ([`provider`]);
 //! one replica, elected and fenced ([`leader`]), executes what the pure planner ([`plan`])
-//! decides, from the loop in [`engine`]. See DESIGN.md for the guarantees.
+//! decides, from the loop in [`engine`]. The README says what it guarantees and how (sections "Policy" and "Leader election and fencing").
 
 pub mod api;
 pub mod aws;
 pub mod cli;
 pub mod config;
-pub mod devkit;
 pub mod engine;
 pub mod faults;
 pub mod leader;

@@ -1,7 +1,7 @@
 //! Heartbeats: how the process knows its own engine and probes are making progress.
 //!
 //! A failover controller whose engine is wedged must not keep its lease: it would hold the
-//! leadership that another replica needs, and nobody would notice (DESIGN.md guarantee 7).
+//! leadership that another replica needs, and nobody would notice (README, "Leader election and fencing").
 //! Every long-lived loop registers a [`Heart`] with the longest silence that is still
 //! normal for it and beats on every turn. The elector asks [`Liveness::check`] before each
 //! renewal and stops renewing while anything is stalled, so a standby takes over within

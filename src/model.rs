@@ -38,7 +38,7 @@ pub struct TargetKey {
 
 /// A leadership term. Strictly increases with every new lease holder; every mutation is
 /// decided under one epoch and tags the float with it, so that a stale leader can be
-/// recognised and refused (DESIGN.md guarantee 2).
+/// recognised and refused (README, "Leader election and fencing").
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
 )]
@@ -150,7 +150,7 @@ impl fmt::Display for Holder {
     }
 }
 
-/// Why a move happens. Three words, three code paths (DESIGN.md).
+/// Why a move happens. Three words, three code paths (README, "Policy").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {

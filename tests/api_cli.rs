@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Env, bin};
-use floatover::devkit::replica::{Scenario, free_port};
+use floatover_devkit::replica::{Scenario, free_port};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

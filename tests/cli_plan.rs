@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Env, bin};
-use floatover::devkit::replica::{Scenario, free_port, render_config};
+use floatover_devkit::replica::{Scenario, free_port, render_config};
 use std::process::Command;
 use std::time::Duration;
 

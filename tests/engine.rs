@@ -4,14 +4,14 @@
 //! switchover.rs, faults.rs) remain the end-to-end proof; these pin the rules exactly.
 
 use floatover::config;
-use floatover::devkit::memlease::MemLease;
-use floatover::devkit::memprovider::{Call, MemProvider};
 use floatover::engine::{Command, Engine};
 use floatover::leader::{CasLease, Elector, LeaderState, Leadership, LeaseTiming, StoreHealth};
 use floatover::metrics::Metrics;
 use floatover::model::{Epoch, GroupName, MoveStamp, Reason, TargetId, TargetKey};
 use floatover::probe::{HealthBoard, Outcome};
 use floatover::status::StatusStore;
+use floatover_devkit::memlease::MemLease;
+use floatover_devkit::memprovider::{Call, MemProvider};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};

@@ -3,7 +3,7 @@
 mod common;
 
 use common::Env;
-use floatover::devkit::replica::{Floats, Scenario, metric_sum};
+use floatover_devkit::replica::{Floats, Scenario, metric_sum};
 use std::time::{Duration, Instant};
 
 /// (a) The primary's health endpoint dies → the EIP is on the standby within

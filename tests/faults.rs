@@ -10,9 +10,9 @@ mod common;
 
 use common::faults::*;
 use common::{Env, now_ms};
-use floatover::devkit::faultproxy::{Mode, Ops, Rule};
-use floatover::devkit::invariants;
-use floatover::devkit::replica::{Floats, Scenario, Stderr, metric_sum};
+use floatover_devkit::faultproxy::{Mode, Ops, Rule};
+use floatover_devkit::invariants;
+use floatover_devkit::replica::{Floats, Scenario, Stderr, metric_sum};
 use std::time::{Duration, Instant};
 
 /// (1) A panic inside a reconcile ends the process (exit 70) and a standby takes over

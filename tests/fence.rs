@@ -3,12 +3,12 @@
 //! move leaves only the stamp (which fences older leaders) and an untouched float.
 
 use floatover::config::AwsSpec;
-use floatover::devkit::{LocalStack, seed, use_test_credentials};
 use floatover::leader::{Fence, FenceError};
 use floatover::metrics::Metrics;
 use floatover::model::{Binding, Epoch, FloatKind, FloatRef, MoveStamp, Reason, TargetId};
 use floatover::provider::aws::AwsProvider;
 use floatover::provider::{FloatProvider, MoveOrder, ProviderError, StampWhen};
+use floatover_devkit::{LocalStack, seed, use_test_credentials};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;

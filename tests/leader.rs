@@ -3,7 +3,7 @@
 mod common;
 
 use common::Env;
-use floatover::devkit::replica::Scenario;
+use floatover_devkit::replica::Scenario;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

@@ -2,10 +2,10 @@
 //! hands over at once, and a leader whose renewals are blocked stops mutating before
 //! anybody can take its lease.
 
-use floatover::devkit::{LocalStack, use_test_credentials};
 use floatover::leader::s3::{LeaseTiming, S3Lease};
 use floatover::leader::{Elector, Fence, Leadership};
 use floatover::provider::aws::sdk_config;
+use floatover_devkit::{LocalStack, use_test_credentials};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

@@ -3,12 +3,12 @@
 //! milliseconds. The same protocol runs over S3 (tests/lease.rs, LocalStack) and will run
 //! over a Kubernetes Lease.
 
-use floatover::devkit::memlease::MemLease;
 use floatover::leader::{
     CasLease, LeaderState, LeaseBackend, LeaseRecord, LeaseStore, LeaseTiming, Precondition, Put,
     RoundCtx,
 };
 use floatover::model::Epoch;
+use floatover_devkit::memlease::MemLease;
 use std::time::Duration;
 use tokio::time::Instant;
 

@@ -2,9 +2,9 @@
 //! against a perfectly healthy server give zero false downs, the overload is reported,
 //! and SIGTERM still stops the process within its shutdown deadline.
 
-use floatover::devkit::health::HealthServer;
-use floatover::devkit::replica::{Replica, Stderr, free_port, metric_sum};
-use floatover::devkit::{LocalStack, use_test_credentials};
+use floatover_devkit::health::HealthServer;
+use floatover_devkit::replica::{Replica, Stderr, free_port, metric_sum};
+use floatover_devkit::{LocalStack, use_test_credentials};
 use std::fmt::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -10,9 +10,9 @@ mod common;
 
 use common::faults::*;
 use common::{Env, Proxies, now_ms};
-use floatover::devkit::faultproxy::{Mode, Ops, Rule};
-use floatover::devkit::invariants;
-use floatover::devkit::replica::{Floats, Scenario, Stderr, metric_sum};
+use floatover_devkit::faultproxy::{Mode, Ops, Rule};
+use floatover_devkit::invariants;
+use floatover_devkit::replica::{Floats, Scenario, Stderr, metric_sum};
 use std::time::{Duration, Instant};
 
 /// Partition the leader from the lease store and hold its mutating calls, kill the
@@ -217,8 +217,8 @@ async fn out_of_band_changes_are_audited_and_follow_on_drift() {
 /// over within its usual budget.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blackholed_region_does_not_delay_another_group() {
-    use floatover::devkit::health::HealthServer;
-    use floatover::devkit::seed;
+    use floatover_devkit::health::HealthServer;
+    use floatover_devkit::seed;
     let mut sc = Scenario::default();
     let budget =
         Duration::from_millis(sc.interval_ms * u64::from(sc.fall)) + Duration::from_secs(1);

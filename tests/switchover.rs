@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Env, bin};
-use floatover::devkit::replica::Scenario;
+use floatover_devkit::replica::Scenario;
 use std::process::Command;
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! publishes [`LeaderState`] and, on shutdown, releases the lease so a standby takes over
 //! at once. [`Leadership`] is the handle everybody else uses: providers call
 //! [`Fence::permit`] right before each mutating call, which refuses once the lease could
-//! expire before that call returns (DESIGN.md guarantee 2).
+//! expire before that call returns (README, "Leader election and fencing").
 
 pub mod cas;
 mod elector;
@@ -24,7 +24,7 @@ use tokio::time::Instant;
 /// The highest epoch this replica has seen anywhere: in the lease record and in the
 /// stamps on the floats. A new holder always takes an epoch above it, so epochs never go
 /// backwards even when the lease object is deleted or moved to a new bucket
-/// (DESIGN.md guarantee 8). The engine raises it from every observation; the elector
+/// (README, "Leader election and fencing"). The engine raises it from every observation; the elector
 /// hands it to the lease store on every round.
 #[derive(Debug, Default)]
 pub struct EpochFloor {

@@ -152,8 +152,4 @@ pub trait FloatProvider: Send + Sync {
         order: &ReleaseOrder,
         fence: &dyn Fence,
     ) -> Result<(), ProviderError>;
-
-    /// Mutating API calls issued so far (stamps included): the number tests watch to prove
-    /// that a converged world is left alone.
-    fn mutating_calls(&self) -> u64;
 }

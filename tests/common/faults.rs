@@ -2,8 +2,8 @@
 //! invariants checked at the end of each test, two proxied replicas.
 
 use super::{Env, Proxies};
-use floatover::devkit::invariants;
-use floatover::devkit::replica::Stderr;
+use floatover_devkit::invariants;
+use floatover_devkit::replica::Stderr;
 use std::time::Duration;
 
 pub const LEASE: Duration = Duration::from_millis(4_000);

@@ -4,10 +4,10 @@
 
 pub mod faults;
 
-use floatover::devkit::health::HealthServer;
-use floatover::devkit::replica::{Replica, Scenario, free_port, render_config};
-use floatover::devkit::seed::{self, Clients, World};
-use floatover::devkit::{LocalStack, use_test_credentials};
+use floatover_devkit::health::HealthServer;
+use floatover_devkit::replica::{Replica, Scenario, free_port, render_config};
+use floatover_devkit::seed::{self, Clients, World};
+use floatover_devkit::{LocalStack, use_test_credentials};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -125,8 +125,8 @@ impl Env {
 
 /// Per-replica fault proxies (EC2 and the S3 lease), for the fault tests.
 pub struct Proxies {
-    pub ec2: floatover::devkit::faultproxy::FaultProxy,
-    pub s3: floatover::devkit::faultproxy::FaultProxy,
+    pub ec2: floatover_devkit::faultproxy::FaultProxy,
+    pub s3: floatover_devkit::faultproxy::FaultProxy,
 }
 
 impl Env {
@@ -135,9 +135,9 @@ impl Env {
     pub async fn spawn_proxied(
         &mut self,
         env: &[(&str, &str)],
-        stderr: floatover::devkit::replica::Stderr,
+        stderr: floatover_devkit::replica::Stderr,
     ) -> (usize, Proxies) {
-        use floatover::devkit::faultproxy::FaultProxy;
+        use floatover_devkit::faultproxy::FaultProxy;
         let ec2 = FaultProxy::start(&self.ls.endpoint)
             .await
             .expect("ec2 proxy");

@@ -79,6 +79,13 @@ pub struct AwsProvider {
 }
 
 impl AwsProvider {
+    /// Mutating API calls issued so far (stamps included). Not part of the provider
+    /// trait: the engine never needs it; tests use it to prove that a converged world is
+    /// left alone, and so could a status page.
+    pub fn mutating_calls(&self) -> u64 {
+        self.mutations.load(Ordering::Relaxed)
+    }
+
     /// Build one EC2 client per region, sharing credentials and settings.
     pub async fn connect(aws: &AwsSpec, regions: &[String], metrics: Arc<Metrics>) -> Self {
         let mutations = Arc::new(AtomicU64::new(0));
@@ -191,10 +198,6 @@ impl FloatProvider for AwsProvider {
         self.region(&order.float.region)?
             .release_float(order, fence)
             .await
-    }
-
-    fn mutating_calls(&self) -> u64 {
-        self.mutations.load(Ordering::Relaxed)
     }
 }
 

@@ -26,9 +26,10 @@ pub enum DevkitError {
     Other(String),
 }
 
-/// Repository root (where `localstack/` lives).
+/// Repository root (where `localstack/` lives): the parent of this crate.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.parent().unwrap_or(here).to_path_buf()
 }
 
 /// A running LocalStack: started by us (stopped on drop) or given by the environment

@@ -4,9 +4,9 @@
 //! with its virtual time, and lets a test change a float behind the controller's back
 //! (out-of-band drift) or make calls fail.
 
-use crate::leader::Fence;
-use crate::model::{FloatRef, MoveStamp, ProviderHolder};
-use crate::provider::{
+use floatover::leader::Fence;
+use floatover::model::{FloatRef, MoveStamp, ProviderHolder};
+use floatover::provider::{
     FloatProvider, MoveDone, MoveOrder, Observation, ProviderError, ReleaseOrder, StampOrder,
 };
 use std::collections::HashMap;
@@ -221,9 +221,5 @@ impl FloatProvider for MemProvider {
             stamp: o.stamp.clone(),
         });
         Ok(())
-    }
-
-    fn mutating_calls(&self) -> u64 {
-        self.lock().calls.len() as u64
     }
 }

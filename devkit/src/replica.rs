@@ -1,7 +1,7 @@
 //! Controller replicas as child processes (the real binary), their configs, status and
 //! audit trails.
 
-use super::seed::World;
+use crate::seed::World;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -2,11 +2,11 @@
 //! logs (what really reached the provider, and when) and the replicas' audit trails.
 //! Each returns a description of the first violation, so a failing test says what broke.
 
-use super::faultproxy::Seen;
+use crate::faultproxy::Seen;
 use std::time::Duration;
 
 /// Mutating calls that reached the provider from different replicas never overlap in
-/// time: at most one leader acts at a time (DESIGN.md guarantee 2). Windows are
+/// time: at most one leader acts at a time (README, "Leader election and fencing"). Windows are
 /// `[forwarded, answered]` (a call that never got an answer is open until the end).
 pub fn no_overlap_between_replicas(logs: &[(&str, &[Seen])]) -> Result<(), String> {
     let mut calls: Vec<(u64, u64, &str, &str)> = Vec::new();

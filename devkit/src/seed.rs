@@ -2,8 +2,8 @@
 //! a VPC and subnet, instances (each with its primary ENI), an Elastic IP, a route table
 //! and a lease bucket.
 
-use super::DevkitError;
-use crate::provider::aws::sdk_config;
+use crate::DevkitError;
+use floatover::provider::aws::sdk_config;
 use std::time::Duration;
 
 fn seed_err<E: std::fmt::Debug>(op: &'static str) -> impl Fn(E) -> DevkitError {
@@ -41,7 +41,7 @@ pub struct Clients {
 }
 
 pub async fn clients(endpoint: &str, region: &str) -> Clients {
-    super::use_test_credentials();
+    crate::use_test_credentials();
     let conf = sdk_config(region, Some(endpoint), Duration::from_secs(10), 3).await;
     let s3conf = aws_sdk_s3::config::Builder::from(&conf)
         .force_path_style(true)
