@@ -5,10 +5,12 @@
 //! decides, from the loop in [`engine`]. The README says what it guarantees and how (sections "Policy" and "Leader election and fencing").
 
 pub mod api;
+pub mod app;
 pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod exit;
 pub mod faults;
 pub mod leader;
 pub mod liveness;

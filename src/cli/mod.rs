@@ -9,6 +9,7 @@ mod render;
 pub use remote::api_url;
 
 use crate::config;
+use crate::exit::Exit;
 pub use crate::logging::LogFormat;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -80,7 +81,8 @@ pub enum Cmd {
 }
 
 /// Parse arguments and run; the exit code tells scripts what happened
-/// (0 ok, 1 invalid input or refused request, 2 usage error, 3 runtime failure).
+/// (see [`crate::exit::Exit`]: 0 ok, 1 invalid input or refused request, 2 usage error,
+/// 3 runtime failure, 70 panic, 130 second signal).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -90,7 +92,7 @@ pub fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(3);
+            return Exit::Failure.into();
         }
     };
     let code = rt.block_on(dispatch(cli));
@@ -128,7 +130,7 @@ fn check(path: &std::path::Path) -> ExitCode {
         }
         Err(e) => {
             eprintln!("{}: {e}", path.display());
-            ExitCode::from(1)
+            Exit::Invalid.into()
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::config;
 use crate::engine::{group_view, health_view, observed_view};
+use crate::exit::Exit;
 use crate::logging::{self, LogFormat};
 use crate::metrics::Metrics;
 use crate::model::{Epoch, GroupName, Health, Holder, TargetId};
@@ -53,14 +54,14 @@ pub(super) async fn plan(path: &Path, json: bool) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{}: {e}", path.display());
-            return ExitCode::from(1);
+            return Exit::Invalid.into();
         }
     };
     let checker = match Checker::for_spec(&spec) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(3);
+            return Exit::Failure.into();
         }
     };
     let metrics = Arc::new(Metrics::new());
@@ -86,7 +87,7 @@ pub(super) async fn plan(path: &Path, json: bool) -> ExitCode {
     );
     if let Err(e) = check_credentials(&spec).await {
         eprintln!("error: {e}");
-        return ExitCode::from(3);
+        return Exit::Failure.into();
     }
     let provider = AwsProvider::connect(&spec.aws, &regions(&spec), metrics).await;
     let floats: Vec<_> = spec
@@ -107,7 +108,7 @@ pub(super) async fn plan(path: &Path, json: bool) -> ExitCode {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: cannot read provider state: {e}");
-            return ExitCode::from(3);
+            return Exit::Failure.into();
         }
     };
     let mut missing_instances = Vec::new();
@@ -123,7 +124,7 @@ pub(super) async fn plan(path: &Path, json: bool) -> ExitCode {
             Ok(m) => missing_instances.extend(m),
             Err(e) => {
                 eprintln!("error: cannot read provider state: {e}");
-                return ExitCode::from(3);
+                return Exit::Failure.into();
             }
         }
     }
@@ -192,7 +193,7 @@ pub(super) async fn plan(path: &Path, json: bool) -> ExitCode {
             Ok(s) => println!("{s}"),
             Err(e) => {
                 eprintln!("error: cannot render the plan as JSON: {e}");
-                return ExitCode::from(3);
+                return Exit::Failure.into();
             }
         }
     } else {
@@ -200,7 +201,7 @@ pub(super) async fn plan(path: &Path, json: bool) -> ExitCode {
     }
     if any_missing {
         eprintln!("error: the config names resources that do not exist (see above)");
-        return ExitCode::from(1);
+        return Exit::Invalid.into();
     }
     ExitCode::SUCCESS
 }

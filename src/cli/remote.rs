@@ -1,5 +1,6 @@
 //! The client commands: `status` and `switchover` talk to a running controller's API.
 
+use crate::exit::Exit;
 use std::process::ExitCode;
 
 fn http() -> Result<reqwest::Client, ExitCode> {
@@ -8,7 +9,7 @@ fn http() -> Result<reqwest::Client, ExitCode> {
         .build()
         .map_err(|e| {
             eprintln!("error: cannot build HTTP client: {e}");
-            ExitCode::from(3)
+            Exit::Failure.into()
         })
 }
 
@@ -64,7 +65,7 @@ pub(super) async fn status(api: &str, json: bool) -> ExitCode {
         Ok(u) => u,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(1);
+            return Exit::Invalid.into();
         }
     };
     let body: serde_json::Value = match client.get(url.clone()).send().await {
@@ -72,12 +73,12 @@ pub(super) async fn status(api: &str, json: bool) -> ExitCode {
             Ok(v) => v,
             Err(e) => {
                 eprintln!("error: {url} did not return JSON: {e}");
-                return ExitCode::from(3);
+                return Exit::Failure.into();
             }
         },
         Err(e) => {
             eprintln!("error: {}", unreachable(&url, &e));
-            return ExitCode::from(3);
+            return Exit::Failure.into();
         }
     };
     if json {
@@ -99,7 +100,7 @@ pub(super) async fn switchover(
 ) -> ExitCode {
     let Some(token) = token else {
         eprintln!("error: --token (or $FLOATOVER_TOKEN) is required for switchover");
-        return ExitCode::from(1);
+        return Exit::Invalid.into();
     };
     let client = match http() {
         Ok(c) => c,
@@ -109,7 +110,7 @@ pub(super) async fn switchover(
         Ok(u) => u,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(1);
+            return Exit::Invalid.into();
         }
     };
     let resp = client
@@ -141,12 +142,12 @@ pub(super) async fn switchover(
                     "switchover refused ({code}): {}",
                     body["error"].as_str().unwrap_or("no reason given")
                 );
-                ExitCode::from(1)
+                Exit::Invalid.into()
             }
         }
         Err(e) => {
             eprintln!("error: {}", unreachable(&url, &e));
-            ExitCode::from(3)
+            Exit::Failure.into()
         }
     }
 }

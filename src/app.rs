@@ -1,0 +1,240 @@
+//! The controller as one value: an [`App`] is built from a resolved spec plus the provider
+//! and the lease backend it should use, and runs until its shutdown future resolves. The
+//! binary injects the AWS provider and the configured lease (`runtime::run`); a test can
+//! inject the in-memory provider and lease store and run the whole controller in one
+//! process.
+//!
+//! Inside: probes, the engine, the elector, the API and a stall watch run as supervised
+//! tasks. Any of them ending before shutdown was asked for is fatal (a standby takes
+//! over). Shutdown is orderly (the engine finishes its in-flight calls, then the lease is
+//! released) but bounded by a deadline.
+
+use crate::api::{self, ApiState};
+use crate::config::Spec;
+use crate::engine::Engine;
+use crate::faults::Faults;
+use crate::leader::{Elector, EpochFloor, LeaseBackend};
+use crate::liveness::Liveness;
+use crate::metrics::Metrics;
+use crate::probe::{self, Checker, HealthBoard, ProbeDeps};
+use crate::provider::FloatProvider;
+use crate::status::StatusStore;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Why a run ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A task ended on its own, or shutdown missed its deadline.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// See the module docs.
+pub struct App {
+    spec: Arc<Spec>,
+    provider: Arc<dyn FloatProvider>,
+    backend: Box<dyn LeaseBackend>,
+    checker: Checker,
+    faults: Faults,
+    metrics: Arc<Metrics>,
+}
+
+impl App {
+    pub fn new(
+        spec: Arc<Spec>,
+        provider: Arc<dyn FloatProvider>,
+        backend: Box<dyn LeaseBackend>,
+        checker: Checker,
+    ) -> Self {
+        App {
+            spec,
+            provider,
+            backend,
+            checker,
+            faults: Faults::default(),
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+
+    /// Arm test faults (`FLOATOVER_FAULT`).
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Use this metrics registry (shared with a provider built before the app).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Run until `shutdown` resolves (or a task fails), serving the API on `listener`.
+    pub async fn run(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let App {
+            spec,
+            provider,
+            backend,
+            checker,
+            faults,
+            metrics,
+        } = self;
+        let board = Arc::new(HealthBoard::new(&spec, Instant::now()));
+        let status = Arc::new(StatusStore::default());
+        let liveness = Arc::new(Liveness::new());
+        let floor = Arc::new(EpochFloor::default());
+        tracing::info!(identity = backend.identity(), listen = %spec.api.listen, advertise = %spec.api.advertise, groups = spec.groups.len(), "floatover starting");
+
+        let stop = CancellationToken::new();
+        let on_shutdown = stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = shutdown => on_shutdown.cancel(),
+                _ = on_shutdown.cancelled() => {}
+            }
+        });
+        faults.listen();
+        let mut probes = probe::spawn(
+            &spec,
+            ProbeDeps {
+                board: board.clone(),
+                checker,
+                metrics: metrics.clone(),
+                status: status.clone(),
+                liveness: Some(liveness.clone()),
+                faults: faults.clone(),
+                concurrency: probe::DEFAULT_CONCURRENCY,
+            },
+            stop.clone(),
+        );
+        // Take the lease only after every group's stamps were seen, or after this long (a
+        // region whose API hangs must not keep the other groups without a leader).
+        let settle_by = Instant::now()
+            + spec
+                .aws
+                .call_timeout
+                .saturating_mul(2)
+                .max(spec.leader.lease_duration);
+        let (elector, leadership) = Elector::new(backend);
+        let elector = elector.guarded(liveness.clone(), floor.clone(), settle_by);
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let engine = Engine {
+            floor,
+            liveness: liveness.clone(),
+            faults,
+            ..Engine::new(
+                spec.clone(),
+                provider,
+                board.clone(),
+                leadership.clone(),
+                metrics.clone(),
+                status.clone(),
+                rx,
+            )
+        };
+        let mut tasks: JoinSet<&'static str> = JoinSet::new();
+        let (engine_done_tx, engine_done_rx) = tokio::sync::oneshot::channel::<()>();
+        let engine_stop = stop.clone();
+        tasks.spawn(async move {
+            engine.run(engine_stop).await;
+            let _ = engine_done_tx.send(());
+            "engine"
+        });
+        let elector_stop = stop.clone();
+        tasks.spawn(async move {
+            elector
+                .run(elector_stop, async move {
+                    let _ = engine_done_rx.await;
+                })
+                .await;
+            "elector"
+        });
+        let api_state = ApiState {
+            spec: spec.clone(),
+            status: status.clone(),
+            metrics: metrics.clone(),
+            leadership,
+            board,
+            commands: tx,
+            liveness: liveness.clone(),
+        };
+        let api_stop = stop.clone();
+        tasks.spawn(async move {
+            if let Err(e) = api::serve(api_state, listener, api_stop).await {
+                tracing::error!(error = %e, "API server failed");
+            }
+            "api"
+        });
+        let watch_stop = stop.clone();
+        let (watch_metrics, watch_status) = (metrics.clone(), status.clone());
+        tasks.spawn(async move {
+            let mut was = false;
+            loop {
+                tokio::select! {
+                    _ = watch_stop.cancelled() => return "stall watch",
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                }
+                let stalled = liveness.check().err();
+                watch_metrics.set_stalled(stalled.is_some());
+                if stalled.is_some() != was {
+                    was = stalled.is_some();
+                    watch_status.set_warning("stall", stalled.map(|s| format!("stalled: {s}")));
+                }
+            }
+        });
+
+        // Supervise: any task that ends before a shutdown was asked for is fatal.
+        let mut failure: Option<String> = None;
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => {}
+            Some(r) = tasks.join_next() => {
+                failure = Some(match r {
+                    Ok(name) => format!("the {name} task ended unexpectedly"),
+                    Err(e) => format!("a task failed: {e}"),
+                });
+            }
+            Some(r) = probes.join_next() => {
+                failure = Some(match r {
+                    Ok(()) => "a probe task ended unexpectedly".to_string(),
+                    Err(e) => format!("a probe task failed: {e}"),
+                });
+            }
+        }
+        // A task that ended because a shutdown was asked for in the meantime is no failure.
+        if stop.is_cancelled() {
+            failure = None;
+        }
+        if let Some(why) = &failure {
+            tracing::error!(reason = %why, "fatal: stopping so that a standby takes over");
+            stop.cancel();
+        }
+        // Orderly shutdown (engine finishes in-flight calls, then the lease is released), but
+        // never longer than a deadline.
+        let deadline = spec
+            .aws
+            .call_timeout
+            .saturating_add(spec.leader.retry_period)
+            .saturating_add(Duration::from_secs(3));
+        let orderly = async {
+            while tasks.join_next().await.is_some() {}
+            probes.shutdown().await;
+        };
+        if tokio::time::timeout(deadline, orderly).await.is_err() {
+            tracing::error!(deadline = %humantime::format_duration(deadline), "shutdown did not finish in time; exiting anyway");
+            failure.get_or_insert_with(|| "shutdown deadline passed".into());
+        }
+        match failure {
+            Some(why) => Err(AppError::Failed(why)),
+            None => Ok(()),
+        }
+    }
+}
