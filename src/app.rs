@@ -126,20 +126,18 @@ impl App {
         let (elector, leadership) = Elector::new(backend);
         let elector = elector.guarded(liveness.clone(), floor.clone(), settle_by);
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        let engine = Engine {
-            floor,
-            liveness: liveness.clone(),
-            faults,
-            ..Engine::new(
-                spec.clone(),
-                provider,
-                board.clone(),
-                leadership.clone(),
-                metrics.clone(),
-                status.clone(),
-                rx,
-            )
-        };
+        let engine = Engine::new(
+            spec.clone(),
+            provider,
+            board.clone(),
+            leadership.clone(),
+            metrics.clone(),
+            status.clone(),
+            rx,
+        )
+        .with_floor(floor)
+        .with_liveness(liveness.clone())
+        .with_faults(faults);
         let mut tasks: JoinSet<&'static str> = JoinSet::new();
         let (engine_done_tx, engine_done_rx) = tokio::sync::oneshot::channel::<()>();
         let engine_stop = stop.clone();

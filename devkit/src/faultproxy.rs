@@ -156,32 +156,43 @@ fn op_of(method: &Method, params: &[(String, String)], path: &str) -> String {
     .to_string()
 }
 
-fn throttle_answer(s3: bool) -> Response {
+/// An error answer in the service's own format: S3's `<Error>` document or EC2's
+/// `<Response><Errors>` document, with the HTTP status the service uses for that code.
+fn error_answer(s3: bool, status: StatusCode, code: &str, message: &str) -> Response {
     let body = if s3 {
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+        )
     } else {
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>fault-proxy</RequestID></Response>"
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>fault-proxy</RequestID></Response>"
+        )
     };
-    (
+    (status, [("content-type", "text/xml")], body).into_response()
+}
+
+/// The service's own throttling answer (`SlowDown` for S3, `RequestLimitExceeded` for EC2).
+fn throttle_answer(s3: bool) -> Response {
+    let code = if s3 {
+        "SlowDown"
+    } else {
+        "RequestLimitExceeded"
+    };
+    error_answer(
+        s3,
         StatusCode::SERVICE_UNAVAILABLE,
-        [("content-type", "text/xml")],
-        body,
+        code,
+        "Please reduce your request rate.",
     )
-        .into_response()
 }
 
 fn server_error(s3: bool) -> Response {
-    let body = if s3 {
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>"
-    } else {
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>InternalError</Code><Message>An internal error has occurred</Message></Error></Errors><RequestID>fault-proxy</RequestID></Response>"
-    };
-    (
+    error_answer(
+        s3,
         StatusCode::INTERNAL_SERVER_ERROR,
-        [("content-type", "text/xml")],
-        body,
+        "InternalError",
+        "We encountered an internal error. Please try again.",
     )
-        .into_response()
 }
 
 impl FaultProxy {

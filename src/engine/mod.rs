@@ -59,20 +59,12 @@ pub enum Command {
     },
 }
 
-/// Everything the engine works with.
+/// The engine: its group workers' shared context, the command queue, and the liveness
+/// registry the workers beat into.
 pub struct Engine {
-    pub spec: Arc<Spec>,
-    pub provider: Arc<dyn FloatProvider>,
-    pub board: Arc<HealthBoard>,
-    pub leadership: Leadership,
-    pub metrics: Arc<Metrics>,
-    pub status: Arc<StatusStore>,
-    pub commands: mpsc::Receiver<Command>,
-    /// Raised with every stamp epoch observed (epochs never go backwards).
-    pub floor: Arc<EpochFloor>,
-    /// Each group worker registers a heart here.
-    pub liveness: Arc<Liveness>,
-    pub faults: Faults,
+    ctx: Ctx,
+    commands: mpsc::Receiver<Command>,
+    liveness: Arc<Liveness>,
 }
 
 /// What every group worker shares.
@@ -83,6 +75,7 @@ pub(crate) struct Ctx {
     pub leadership: Leadership,
     pub metrics: Arc<Metrics>,
     pub status: Arc<StatusStore>,
+    /// Raised with every stamp epoch observed (epochs never go backwards).
     pub floor: Arc<EpochFloor>,
     pub faults: Faults,
     /// Groups not yet observed once; the floor settles when it reaches zero.
@@ -100,18 +93,40 @@ impl Engine {
         status: Arc<StatusStore>,
         commands: mpsc::Receiver<Command>,
     ) -> Engine {
+        let groups = spec.groups.len();
         Engine {
-            spec,
-            provider,
-            board,
-            leadership,
-            metrics,
-            status,
+            ctx: Ctx {
+                spec,
+                provider,
+                board,
+                leadership,
+                metrics,
+                status,
+                floor: Arc::new(EpochFloor::default()),
+                faults: Faults::default(),
+                unobserved: AtomicUsize::new(groups),
+            },
             commands,
-            floor: Arc::new(EpochFloor::default()),
             liveness: Arc::new(Liveness::new()),
-            faults: Faults::default(),
         }
+    }
+
+    /// Share the epoch floor with the elector (every observed stamp raises it).
+    pub fn with_floor(mut self, floor: Arc<EpochFloor>) -> Self {
+        self.ctx.floor = floor;
+        self
+    }
+
+    /// Register the group workers' hearts here (the elector stops renewing on a stall).
+    pub fn with_liveness(mut self, liveness: Arc<Liveness>) -> Self {
+        self.liveness = liveness;
+        self
+    }
+
+    /// Arm test faults.
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.ctx.faults = faults;
+        self
     }
 
     /// How long a group worker may go without a heartbeat: as long as the lease renewal
@@ -127,24 +142,14 @@ impl Engine {
     /// caller may release the lease as soon as this returns. Returns early only if a
     /// group worker ended on its own, which the caller must treat as fatal.
     pub async fn run(mut self, stop: CancellationToken) {
-        let ctx = Arc::new(Ctx {
-            spec: self.spec.clone(),
-            provider: self.provider.clone(),
-            board: self.board.clone(),
-            leadership: self.leadership.clone(),
-            metrics: self.metrics.clone(),
-            status: self.status.clone(),
-            floor: self.floor.clone(),
-            faults: self.faults.clone(),
-            unobserved: AtomicUsize::new(self.spec.groups.len()),
-        });
-        self.status.expect_groups(self.spec.groups.len());
-        let gap = Self::max_gap(&self.spec);
+        let ctx = Arc::new(self.ctx);
+        ctx.status.expect_groups(ctx.spec.groups.len());
+        let gap = Self::max_gap(&ctx.spec);
         let mut routes: HashMap<GroupName, mpsc::Sender<Command>> = HashMap::new();
         let mut workers = JoinSet::new();
-        for gi in 0..self.spec.groups.len() {
+        for gi in 0..ctx.spec.groups.len() {
             let (tx, rx) = mpsc::channel(8);
-            let name = self.spec.groups[gi].name.clone();
+            let name = ctx.spec.groups[gi].name.clone();
             let heart = self
                 .liveness
                 .register(format!("engine (group {name})"), gap);
