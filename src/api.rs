@@ -60,8 +60,8 @@ pub struct StatusBody {
     /// Process-wide problems (overload, a stalled loop).
     pub warnings: Vec<String>,
     pub observe_error: Option<String>,
-    pub groups: Vec<serde_json::Value>,
-    pub audit: Vec<serde_json::Value>,
+    pub groups: Vec<GroupStatus>,
+    pub audit: Vec<AuditEvent>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -174,12 +174,6 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         .into_response()
 }
 
-fn to_values<T: Serialize>(v: Vec<T>) -> Vec<serde_json::Value> {
-    v.into_iter()
-        .filter_map(|x| serde_json::to_value(x).ok())
-        .collect()
-}
-
 async fn status(State(s): State<ApiState>) -> Json<StatusBody> {
     let groups: Vec<GroupStatus> = s.status.groups();
     let audit: Vec<AuditEvent> = s.status.audit();
@@ -191,8 +185,8 @@ async fn status(State(s): State<ApiState>) -> Json<StatusBody> {
         warnings: s.status.warnings(),
         leader: leader.into(),
         observe_error: s.status.observe_error(),
-        groups: to_values(groups),
-        audit: to_values(audit.into_iter().skip(skip).collect()),
+        groups,
+        audit: audit.into_iter().skip(skip).collect(),
     })
 }
 

@@ -2,9 +2,9 @@
 //! holder of every float, the plan's notes, and an audit trail of every decision.
 //! Written by the engine only; read by anyone.
 
-use crate::model::{Epoch, GroupName, Holder, MoveStamp, Reason, TargetId};
+use crate::model::{Epoch, GroupName, Health, Holder, MoveStamp, Reason, TargetId};
 use crate::plan::Note;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::RwLock;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub const AUDIT_KEEP: usize = 1000;
 
 /// One decision and what came of it. Also logged as one line with message `audit`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditEvent {
     /// Wall-clock times (for humans and cross-replica comparison), milliseconds since epoch.
     pub started_unix_ms: u64,
@@ -42,7 +42,7 @@ pub struct AuditEvent {
 }
 
 /// Observed state of one float.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FloatStatus {
     pub id: String,
     pub holder: Holder,
@@ -50,16 +50,16 @@ pub struct FloatStatus {
 }
 
 /// Health of one target for display.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TargetStatus {
     pub name: TargetId,
     pub priority: u32,
-    pub health: &'static str,
+    pub health: Health,
     pub for_ms: u64,
     pub last_error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct GroupStatus {
     pub name: String,
     pub desired: Option<TargetId>,

@@ -68,11 +68,11 @@ pub(super) async fn status(api: &str, json: bool) -> ExitCode {
             return Exit::Invalid.into();
         }
     };
-    let body: serde_json::Value = match client.get(url.clone()).send().await {
-        Ok(r) => match r.json().await {
-            Ok(v) => v,
+    let text = match client.get(url.clone()).send().await {
+        Ok(r) => match r.text().await {
+            Ok(t) => t,
             Err(e) => {
-                eprintln!("error: {url} did not return JSON: {e}");
+                eprintln!("error: reading the answer of {url}: {e}");
                 return Exit::Failure.into();
             }
         },
@@ -82,14 +82,26 @@ pub(super) async fn status(api: &str, json: bool) -> ExitCode {
         }
     };
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&body).unwrap_or_default()
-        );
+        // The server's own document, pretty-printed, whatever its version.
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(v) => println!("{}", serde_json::to_string_pretty(&v).unwrap_or(text)),
+            Err(e) => {
+                eprintln!("error: {url} did not return JSON: {e}");
+                return Exit::Failure.into();
+            }
+        }
         return ExitCode::SUCCESS;
     }
-    print!("{}", super::render::status(&body));
-    ExitCode::SUCCESS
+    match serde_json::from_str::<crate::api::StatusBody>(&text) {
+        Ok(body) => {
+            print!("{}", super::render::status(&body));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {url} did not return a floatover status ({e}); try --json to see it");
+            Exit::Failure.into()
+        }
+    }
 }
 
 pub(super) async fn switchover(

@@ -1,4 +1,9 @@
-//! What the CLI prints for people: the status of a running controller.
+//! What the CLI prints for people: the status of a running controller, rendered from the
+//! API's typed answer.
+
+use crate::api::StatusBody;
+use crate::model::{Holder, Reason};
+use crate::plan::Note;
 
 /// "1.2s", "3m 4s", "2h 5m": an age from milliseconds, for people.
 fn age(ms: Option<u64>) -> String {
@@ -19,60 +24,68 @@ fn age(ms: Option<u64>) -> String {
     }
 }
 
+fn holder_text(h: &Holder) -> &str {
+    match h {
+        Holder::Nobody => "nobody",
+        Holder::Target(t) => t.0.as_str(),
+        Holder::Foreign(id) => id.as_str(),
+    }
+}
+
+/// A planner note in a few words ("held", "failback pending").
+fn note_kind(n: &Note) -> String {
+    serde_json::to_value(n)
+        .ok()
+        .and_then(|v| v["note"].as_str().map(|k| k.replace('_', " ")))
+        .unwrap_or_else(|| "note".into())
+}
+
 /// Human rendering of `GET /api/v1/status`.
-pub(super) fn status(body: &serde_json::Value) -> String {
+pub(super) fn status(body: &StatusBody) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let l = &body["leader"];
-    let lease = &body["lease"];
+    let (l, lease) = (&body.leader, &body.lease);
     let _ = writeln!(
         s,
         "replica {} - {} (epoch {}, lease holder {}{})",
-        l["identity"].as_str().unwrap_or("?"),
-        if l["is_leader"].as_bool().unwrap_or(false) {
-            "LEADER"
-        } else {
-            "standby"
-        },
-        l["epoch"],
-        l["holder"].as_str().unwrap_or("none"),
-        lease["holder_api"]
-            .as_str()
+        l.identity,
+        if l.is_leader { "LEADER" } else { "standby" },
+        l.epoch,
+        l.holder.as_deref().unwrap_or("none"),
+        lease
+            .holder_api
+            .as_deref()
             .map(|a| format!(" at {a}"))
             .unwrap_or_default()
     );
     let _ = writeln!(
         s,
         "lease store: last answered {} ago{}",
-        age(lease["last_ok_ms_ago"].as_u64()),
-        lease["last_error"]
-            .as_str()
+        age(lease.last_ok_ms_ago),
+        lease
+            .last_error
+            .as_deref()
             .map(|e| format!(", last error: {e}"))
             .unwrap_or_default()
     );
-    for w in body["warnings"].as_array().into_iter().flatten() {
-        let _ = writeln!(s, "WARNING {}", w.as_str().unwrap_or("?"));
+    for w in &body.warnings {
+        let _ = writeln!(s, "WARNING {w}");
     }
-    if let Some(e) = body["observe_error"].as_str() {
+    if let Some(e) = &body.observe_error {
         let _ = writeln!(s, "provider observation failing: {e}");
     }
-    for g in body["groups"].as_array().into_iter().flatten() {
-        let desired = g["desired"].as_str();
-        let owner = g["owner"].as_str();
+    for g in &body.groups {
         let _ = writeln!(
             s,
             "group {}: owner {}, desired {}",
-            g["name"].as_str().unwrap_or("?"),
-            owner.unwrap_or("(none)"),
-            desired.unwrap_or("(none healthy)")
+            g.name,
+            g.owner.as_ref().map_or("(none)", |t| t.0.as_str()),
+            g.desired
+                .as_ref()
+                .map_or("(none healthy)", |t| t.0.as_str())
         );
-        if desired != owner {
-            let why: Vec<String> = g["notes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|n| n["note"].as_str().map(|k| k.replace('_', " ")))
-                .collect();
+        if g.desired != g.owner {
+            let why: Vec<String> = g.notes.iter().map(note_kind).collect();
             let _ = writeln!(
                 s,
                 "  not on its desired owner: {}",
@@ -83,67 +96,58 @@ pub(super) fn status(body: &serde_json::Value) -> String {
                 }
             );
         }
-        for t in g["targets"].as_array().into_iter().flatten() {
+        for t in &g.targets {
             let _ = writeln!(
                 s,
                 "  target {:<16} prio {:<4} {:<8} for {:<8} {}",
-                t["name"].as_str().unwrap_or("?"),
-                t["priority"],
-                t["health"].as_str().unwrap_or("?"),
-                age(t["for_ms"].as_u64()),
-                t["last_error"].as_str().unwrap_or("")
+                t.name.0,
+                t.priority,
+                t.health.as_str(),
+                age(Some(t.for_ms)),
+                t.last_error.as_deref().unwrap_or("")
             );
         }
-        for f in g["floats"].as_array().into_iter().flatten() {
-            let holder = f["holder"]["id"]
-                .as_str()
-                .unwrap_or(f["holder"]["kind"].as_str().unwrap_or("?"));
+        for f in &g.floats {
+            let _ = writeln!(s, "  float  {:<40} on {}", f.id, holder_text(&f.holder));
+        }
+        for n in &g.notes {
             let _ = writeln!(
                 s,
-                "  float  {:<40} on {}",
-                f["id"].as_str().unwrap_or("?"),
-                holder
+                "  note: {}",
+                serde_json::to_string(n).unwrap_or_else(|_| format!("{n:?}"))
             );
-        }
-        for n in g["notes"].as_array().into_iter().flatten() {
-            let _ = writeln!(s, "  note: {n}");
         }
     }
     let now = crate::status::unix_ms();
-    for e in body["audit"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .rev()
-        .take(10)
-    {
-        let ago = e["finished_unix_ms"]
-            .as_u64()
-            .map(|t| age(Some(now.saturating_sub(t))))
-            .unwrap_or_default();
+    for e in body.audit.iter().rev().take(10) {
+        let ago = age(Some(now.saturating_sub(e.finished_unix_ms)));
+        let from = match &e.from {
+            Holder::Nobody => "-",
+            h => holder_text(h),
+        };
         let _ = writeln!(
             s,
             "  {} {} {} -> {} ({}, epoch {}, {:.1} ms, {} ago){}{}",
-            if e["reason"] == "drift" {
+            if e.reason == Reason::Drift {
                 "drift"
             } else {
                 "move"
             },
-            e["float"].as_str().unwrap_or("?"),
-            e["from"]["id"].as_str().unwrap_or("-"),
-            e["to"].as_str().unwrap_or("(elsewhere)"),
-            e["reason"].as_str().unwrap_or("?"),
-            e["epoch"],
-            e["call_ms"].as_f64().unwrap_or(0.0),
+            e.float,
+            from,
+            e.to.as_ref().map_or("(elsewhere)", |t| t.0.as_str()),
+            e.reason,
+            e.epoch,
+            e.call_ms,
             ago,
-            e["detail"]
-                .as_str()
+            e.detail
+                .as_deref()
                 .map(|d| format!(": {d}"))
                 .unwrap_or_default(),
-            if e["ok"].as_bool().unwrap_or(false) {
+            if e.ok {
                 String::new()
             } else {
-                format!(" FAILED: {}", e["error"].as_str().unwrap_or(""))
+                format!(" FAILED: {}", e.error.as_deref().unwrap_or(""))
             }
         );
     }

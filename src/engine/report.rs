@@ -96,7 +96,7 @@ impl Worker {
                 TargetStatus {
                     name: t.id.clone(),
                     priority: t.priority,
-                    health: h.map(|h| h.health).unwrap_or(Health::Unknown).as_str(),
+                    health: h.map(|h| h.health).unwrap_or(Health::Unknown),
                     for_ms: h
                         .map(|h| {
                             u64::try_from(now.saturating_duration_since(h.since).as_millis())

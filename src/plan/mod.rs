@@ -13,7 +13,7 @@ mod standby;
 use crate::model::{
     Epoch, FloatRef, GroupName, Health, Holder, Mode, MoveStamp, OnAllUnhealthy, Reason, TargetId,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -85,7 +85,7 @@ impl Action {
 
 /// Why the planner did not act on something that is not converged. Shown by `plan` and
 /// `status` so that an operator never has to guess.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "note", rename_all = "snake_case")]
 pub enum Note {
     /// No target is healthy; the float stays (policy `keep`) or nothing holds it.
