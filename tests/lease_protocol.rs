@@ -313,3 +313,72 @@ async fn conditional_writes_have_exactly_one_winner() {
         "stale version refused"
     );
 }
+
+/// A lease backend whose rounds never return (a store call stuck past every timeout).
+struct Stuck;
+
+#[async_trait::async_trait]
+impl LeaseBackend for Stuck {
+    async fn round(&mut self, _: RoundCtx) -> floatover::leader::Round {
+        std::future::pending().await
+    }
+    fn retry_period(&self) -> Duration {
+        TIMING.retry
+    }
+    async fn release(&mut self) -> Result<(), floatover::leader::LeaderError> {
+        Ok(())
+    }
+    fn identity(&self) -> &str {
+        "stuck"
+    }
+}
+
+/// The elector beats a heart: a healthy elector never looks stalled, one stuck in a round
+/// shows as stalled (and so on /healthz) within its bound, instead of leaving a replica
+/// silently unable to lead.
+#[tokio::test(start_paused = true)]
+async fn a_stuck_elector_shows_as_stalled() {
+    use floatover::leader::{Elector, EpochFloor};
+    use floatover::liveness::Liveness;
+    use std::sync::Arc;
+    use tokio_util::sync::CancellationToken;
+
+    let stop = CancellationToken::new();
+    let healthy = Arc::new(Liveness::new());
+    let store = MemLease::new();
+    let (e, _l) = Elector::new(Box::new(CasLease::new(
+        store.for_replica("a"),
+        "a".into(),
+        TIMING,
+    )));
+    e.guarded(
+        healthy.clone(),
+        Arc::new(EpochFloor::default()),
+        Instant::now(),
+    )
+    .spawn(stop.clone(), async {});
+    let stuck = Arc::new(Liveness::new());
+    let (e, _l2) = Elector::new(Box::new(Stuck));
+    e.guarded(
+        stuck.clone(),
+        Arc::new(EpochFloor::default()),
+        Instant::now(),
+    )
+    .spawn(stop.clone(), async {});
+
+    tokio::time::sleep(secs(600.0)).await;
+    assert!(healthy.check().is_ok(), "{:?}", healthy.check().err());
+    let s = stuck.check().expect_err("stuck elector is reported");
+    assert_eq!(s.name, "elector");
+    // Bound: 5 retry periods + 2 s.
+    let t = Instant::now();
+    let stuck2 = Arc::new(Liveness::new());
+    let (e, _l3) = Elector::new(Box::new(Stuck));
+    e.guarded(stuck2.clone(), Arc::new(EpochFloor::default()), t)
+        .spawn(stop.clone(), async {});
+    tokio::time::sleep(secs(4.4)).await;
+    assert!(stuck2.check().is_ok(), "not before its bound");
+    tokio::time::sleep(secs(0.2)).await;
+    assert!(stuck2.check().is_err(), "stalled after 4.5 s");
+    stop.cancel();
+}

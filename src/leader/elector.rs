@@ -91,6 +91,10 @@ pub struct Elector {
     backend: Box<dyn LeaseBackend>,
     tx: watch::Sender<LeaderState>,
     liveness: Option<Arc<Liveness>>,
+    /// The elector's own heartbeat (registered by [`Elector::guarded`]): a round stuck
+    /// past its bounds shows on `/healthz` instead of leaving a replica silently unable
+    /// to lead.
+    heart: Option<crate::liveness::Heart>,
     floor: Arc<EpochFloor>,
     /// Take the lease even if the floor has not settled after this (a region whose API
     /// hangs must not keep every other group without a leader).
@@ -113,6 +117,7 @@ impl Elector {
                 backend,
                 tx,
                 liveness: None,
+                heart: None,
                 floor: Arc::new(EpochFloor::default()),
                 settle_by: Instant::now(),
             },
@@ -129,6 +134,13 @@ impl Elector {
         floor: Arc<EpochFloor>,
         settle_by: Instant,
     ) -> Self {
+        // A round makes at most two store calls, each bounded by about a retry period,
+        // and the elector sleeps at most one retry period between rounds.
+        let retry = self.backend.retry_period().max(Duration::from_millis(300));
+        let gap = retry
+            .saturating_mul(5)
+            .saturating_add(Duration::from_secs(2));
+        self.heart = Some(liveness.register("elector", gap));
         self.liveness = Some(liveness);
         self.floor = floor;
         self.settle_by = settle_by;
@@ -153,7 +165,13 @@ impl Elector {
     ) {
         let mut was_leader = false;
         let mut stall_reported = false;
+        let beat = |h: &Option<crate::liveness::Heart>| {
+            if let Some(h) = h {
+                h.beat();
+            }
+        };
         loop {
+            beat(&self.heart);
             let stalled = self.liveness.as_ref().and_then(|l| l.check().err());
             match &stalled {
                 Some(s) if !stall_reported => {
@@ -186,6 +204,7 @@ impl Elector {
                 _ = stop.cancelled() => break,
                 r = self.backend.round(ctx) => r,
             };
+            beat(&self.heart);
             let s = round.state;
             if s.is_leader != was_leader {
                 if s.is_leader {
