@@ -3,9 +3,15 @@
 use crate::exit::Exit;
 use std::process::ExitCode;
 
+/// How long `status` waits for an answer.
+const STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// No total timeout on the client: a switchover answers within the controller's own
+/// `switchover_timeout` (the one setting for how long a switchover may take), so the CLI
+/// never gives up before the server does. Connecting is bounded.
 fn http() -> Result<reqwest::Client, ExitCode> {
     reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(90))
+        .connect_timeout(std::time::Duration::from_secs(5))
         .build()
         .map_err(|e| {
             eprintln!("error: cannot build HTTP client: {e}");
@@ -68,7 +74,7 @@ pub(super) async fn status(api: &str, json: bool) -> ExitCode {
             return Exit::Invalid.into();
         }
     };
-    let text = match client.get(url.clone()).send().await {
+    let text = match client.get(url.clone()).timeout(STATUS_TIMEOUT).send().await {
         Ok(r) => match r.text().await {
             Ok(t) => t,
             Err(e) => {
