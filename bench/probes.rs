@@ -2,7 +2,7 @@
 //! against one health endpoint in this process for `duration`; probes per second come
 //! from its own metrics, resident memory from /proc.
 //!
-//! The endpoint is a minimal HTTP/1.1 responder on one thread, not the devkit's axum
+//! The endpoint is the devkit's minimal HTTP/1.1 responder on one thread, not its axum
 //! server: the bench shares two cores with floatover, and it should measure floatover,
 //! not the cost of a web framework on the other side.
 
@@ -48,7 +48,8 @@ fn rss_kib(pid: u32, field: &str) -> Option<f64> {
 
 pub async fn run(endpoint: &str, targets: usize, duration: Duration) -> Result<Throughput, String> {
     let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let server = lean_server(served.clone()).map_err(|e| e.to_string())?;
+    let server =
+        floatover_devkit::health::lean_responder(served.clone()).map_err(|e| e.to_string())?;
     let port = free_port();
     let mut y = String::new();
     let _ = writeln!(
@@ -109,63 +110,4 @@ pub async fn run(endpoint: &str, targets: usize, duration: Duration) -> Result<T
         rss_mib: rss,
         peak_rss_mib: peak,
     })
-}
-
-/// Answers every connection with `200 ok` and closes it, on its own single-threaded
-/// runtime; counts the requests it answered in `served`.
-fn lean_server(served: std::sync::Arc<std::sync::atomic::AtomicU64>) -> std::io::Result<String> {
-    // A deep accept queue: std's default backlog (128) drops SYNs when a thousand probes
-    // connect in a burst, and a dropped SYN is a 1 s retransmit, i.e. a probe timeout.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        rt.block_on(async move {
-            let bound = async {
-                let sock = tokio::net::TcpSocket::new_v4()?;
-                sock.bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
-                let l = sock.listen(4096)?;
-                let addr = l.local_addr()?;
-                Ok::<_, std::io::Error>((l, addr))
-            };
-            let l = match bound.await {
-                Ok((l, addr)) => {
-                    let _ = tx.send(Ok(addr));
-                    l
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            };
-            while let Ok((mut s, _)) = l.accept().await {
-                let served = served.clone();
-                tokio::spawn(async move {
-                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                    let mut buf = [0u8; 1024];
-                    let mut seen = 0;
-                    while let Ok(n) = s.read(&mut buf[seen..]).await {
-                        if n == 0 {
-                            return;
-                        }
-                        seen += n;
-                        if buf[..seen].windows(4).any(|w| w == b"\r\n\r\n") || seen == buf.len() {
-                            break;
-                        }
-                    }
-                    if s.write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n",
-                    )
-                    .await
-                    .is_ok()
-                    {
-                        served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                });
-            }
-        });
-    });
-    let addr = rx.recv().map_err(std::io::Error::other)??;
-    Ok(format!("http://{addr}/health"))
 }
