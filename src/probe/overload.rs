@@ -7,10 +7,11 @@
 //! - a monitor task measures how late the runtime wakes timers (scheduling lag) and keeps
 //!   the last two seconds of it;
 //! - a probe that timed out is judged only after the monitor's next tick (the starved
-//!   monitor may not have run yet when the timeout fires): if this process woke timers
-//!   late by a quarter of the probe's timeout or more at any moment of the probe's
-//!   window, the timeout counts as no result (a refused connection still counts: that is
-//!   the target's answer, not our lateness);
+//!   monitor may not have run yet when the timeout fires): if the lag measured during
+//!   the probe's window adds up to a fifth of its timeout (at most 50 ms) or more (a probe
+//!   waits for the CPU at each of its steps: connect, write, read), the timeout counts as
+//!   no result (a refused connection still counts: that is the target's answer, not our
+//!   lateness);
 //! - while lag is high the process is *overloaded*: intervals are stretched (×2 per
 //!   overloaded tick, up to ×8, back to ×1 when calm) and the number of probes in flight
 //!   is bounded;
@@ -81,9 +82,11 @@ impl Load {
         last > 0 && last.saturating_add(u64::try_from(TICK.as_millis()).unwrap_or(0)) >= self.ms(t)
     }
 
-    /// The worst lag measured by a tick that covers any moment of `[from, to]` (a tick at
-    /// time T measured the interval `[T - TICK - lag, T]`).
-    pub fn worst_lag(&self, from: Instant, to: Instant) -> Duration {
+    /// The lag measured by the ticks that cover any moment of `[from, to]`, added up (a
+    /// tick at time T measured the interval `[T - TICK - lag, T]`). A probe waits for the
+    /// CPU at each of its steps (connect, write, read), so what it lost to local lag is
+    /// closer to the sum over its window than to the worst single tick.
+    pub fn lag_within(&self, from: Instant, to: Instant) -> Duration {
         let (from, to) = (self.ms(from), self.ms(to));
         let tick = u64::try_from(TICK.as_millis()).unwrap_or(50);
         let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
@@ -93,8 +96,7 @@ impl Load {
                 start <= to && *t >= from
             })
             .map(|(_, lag)| *lag)
-            .max()
-            .unwrap_or_default()
+            .sum()
     }
 
     /// Wait for the monitor's next tick (at most `cap`): after it, the lag of every moment
@@ -107,8 +109,8 @@ impl Load {
     /// Should a probe timeout between `started` and `ended` (with this timeout) count as
     /// no result? Call after [`Load::next_tick`].
     pub fn excuses_timeout(&self, started: Instant, ended: Instant, timeout: Duration) -> bool {
-        let worst = self.worst_lag(started, ended);
-        worst >= (timeout / 4).min(LAG_LIMIT) || self.overloaded_since(started)
+        let lost = self.lag_within(started, ended);
+        lost >= (timeout / 5).min(LAG_LIMIT) || self.overloaded_since(started)
     }
 
     /// Feed one measured lag (the monitor; tests).
