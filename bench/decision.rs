@@ -7,10 +7,11 @@ use floatover::config;
 use floatover::engine::Engine;
 use floatover::leader::{Fence, Leadership};
 use floatover::metrics::Metrics;
-use floatover::model::{FloatRef, GroupName, ProviderHolder, TargetId};
+use floatover::model::{GroupName, TargetId};
 use floatover::probe::{HealthBoard, Outcome, TargetKey};
 use floatover::provider::{
-    FloatProvider, MoveDone, MoveOrder, Observation, ProviderError, ReleaseOrder, StampOrder,
+    FloatProvider, FloatRef, MoveDone, MoveOrder, Observation, ProviderError, ReleaseOrder,
+    StampOrder, TargetBindings,
 };
 use floatover::status::StatusStore;
 use std::collections::HashMap;
@@ -46,7 +47,7 @@ impl FloatProvider for Recorder {
     async fn observe(
         &self,
         _: &[FloatRef],
-        _: &[(String, String)],
+        _: &[TargetBindings],
     ) -> Result<HashMap<String, Observation>, ProviderError> {
         Ok(self.state.lock().map(|s| s.clone()).unwrap_or_default())
     }
@@ -69,10 +70,7 @@ impl FloatProvider for Recorder {
             s.insert(
                 o.float.id.clone(),
                 Observation {
-                    holder: Some(ProviderHolder {
-                        instance_id: o.to.instance_id.clone(),
-                        eni_id: None,
-                    }),
+                    holder: o.to.attached_for(&o.float.kind),
                     stamp: Some(o.stamp.clone()),
                     version: None,
                 },

@@ -5,6 +5,7 @@
 //! providers (Route 53, Linux L2 VIP) reuse the same planning code.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Name of a target inside its group (unique per group), as written in the config.
@@ -51,80 +52,25 @@ impl fmt::Display for Epoch {
     }
 }
 
-/// What a float is, in provider terms. The planner treats all kinds alike: a float has at
-/// most one holder and can be moved to a target.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum FloatKind {
-    /// An Elastic IP, moved with AssociateAddress (reassociation allowed).
-    Eip { allocation_id: String },
-    /// A secondary private IPv4 address, moved between ENIs with
-    /// AssignPrivateIpAddresses (reassignment allowed).
-    SecondaryIp { address: String },
-    /// A route-table entry (usually a /32) whose next hop follows the owner.
-    Route {
-        route_table_id: String,
-        destination: String,
-        via: RouteVia,
-    },
+/// What a group wants its floats to point at: the planner's decision, in provider-neutral
+/// terms. A provider turns it into its own calls (an EIP association, a route's next hop,
+/// a DNS record's weights).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum Assignment {
+    /// One holder (EIP, secondary IP, route, DNS failover record); None: nobody healthy.
+    Owner(Option<TargetId>),
+    /// A weight per target (DNS weighted record set); 0 takes a target out.
+    Weights(BTreeMap<TargetId, u32>),
 }
 
-/// Next-hop flavour of a route float.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum RouteVia {
-    /// Route to the target's instance id.
-    #[default]
-    Instance,
-    /// Route to the target's network interface.
-    Eni,
-}
-
-/// A float together with the region its API lives in.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct FloatRef {
-    /// Stable, human-readable id (`eip:eipalloc-1`, `ip:10.0.0.9`, `route:rtb-1:10.9.0.1/32`).
-    pub id: String,
-    pub region: String,
-    pub kind: FloatKind,
-}
-
-impl FloatKind {
-    /// The stable id used in logs, metrics, audit events and plans.
-    pub fn id(&self) -> String {
+impl Assignment {
+    /// The single owner, if this is an owner assignment with one.
+    pub fn owner(&self) -> Option<&TargetId> {
         match self {
-            FloatKind::Eip { allocation_id } => format!("eip:{allocation_id}"),
-            FloatKind::SecondaryIp { address } => format!("ip:{address}"),
-            FloatKind::Route {
-                route_table_id,
-                destination,
-                ..
-            } => format!("route:{route_table_id}:{destination}"),
+            Assignment::Owner(o) => o.as_ref(),
+            Assignment::Weights(_) => None,
         }
-    }
-}
-
-/// How a target is addressed by a provider. The engine maps an observed holder back to a
-/// target by comparing these ids.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-pub struct Binding {
-    pub instance_id: Option<String>,
-    pub eni_id: Option<String>,
-}
-
-/// Who holds a float right now, as a provider reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-pub struct ProviderHolder {
-    pub instance_id: Option<String>,
-    pub eni_id: Option<String>,
-}
-
-impl Binding {
-    /// True when the provider-level holder is this binding.
-    pub fn matches(&self, h: &ProviderHolder) -> bool {
-        let eni = matches!((&self.eni_id, &h.eni_id), (Some(a), Some(b)) if a == b);
-        let inst = matches!((&self.instance_id, &h.instance_id), (Some(a), Some(b)) if a == b);
-        eni || inst
     }
 }
 

@@ -5,8 +5,10 @@
 use floatover::config::AwsSpec;
 use floatover::leader::{Fence, FenceError};
 use floatover::metrics::Metrics;
-use floatover::model::{Binding, Epoch, FloatKind, FloatRef, MoveStamp, Reason, TargetId};
+use floatover::model::{Epoch, MoveStamp, Reason, TargetId};
 use floatover::provider::aws::AwsProvider;
+use floatover::provider::aws::ec2::spec::{Ec2Endpoint, Ec2Float};
+use floatover::provider::{Bindings, FloatKind, FloatRef};
 use floatover::provider::{FloatProvider, MoveOrder, ProviderError, StampWhen};
 use floatover_devkit::{LocalStack, seed, use_test_credentials};
 use std::sync::Arc;
@@ -31,9 +33,9 @@ impl Fence for Countdown {
 async fn no_mutating_call_without_the_fence() {
     let (ls, w, p) = provider_and_world("fence", 1).await;
     let clients = seed::clients(&ls.endpoint, "us-east-1").await;
-    let kind = FloatKind::Eip {
+    let kind = FloatKind::Ec2(Ec2Float::Eip {
         allocation_id: w.allocation_id.clone(),
-    };
+    });
     let float = FloatRef {
         id: kind.id(),
         region: "us-east-1".into(),
@@ -41,9 +43,11 @@ async fn no_mutating_call_without_the_fence() {
     };
     let order = MoveOrder {
         float: float.clone(),
-        to: Binding {
-            instance_id: Some(w.instances[0].instance_id.clone()),
-            eni_id: None,
+        to: Bindings {
+            ec2: Some(Ec2Endpoint {
+                instance_id: Some(w.instances[0].instance_id.clone()),
+                eni_id: None,
+            }),
         },
         from: None,
         stamp: MoveStamp {
@@ -75,9 +79,9 @@ async fn no_mutating_call_without_the_fence() {
     assert_eq!(obs[&float.id].stamp, None, "nothing was written");
 
     // A float that does not exist (stale config) does not hide the others.
-    let ghost_kind = FloatKind::Eip {
+    let ghost_kind = FloatKind::Ec2(Ec2Float::Eip {
         allocation_id: "eipalloc-doesnotexist".into(),
-    };
+    });
     let ghost = FloatRef {
         id: ghost_kind.id(),
         region: "us-east-1".into(),
@@ -125,7 +129,7 @@ async fn no_mutating_call_without_the_fence() {
         obs[&float.id]
             .holder
             .as_ref()
-            .and_then(|h| h.instance_id.clone()),
+            .and_then(|h| h.ec2()?.instance_id.clone()),
         Some(w.instances[0].instance_id.clone())
     );
     assert_eq!(p.mutating_calls(), 3);
@@ -155,9 +159,9 @@ async fn provider_and_world(tag: &str, instances: usize) -> (LocalStack, seed::W
 }
 
 fn eip(w: &seed::World) -> FloatRef {
-    let kind = FloatKind::Eip {
+    let kind = FloatKind::Ec2(Ec2Float::Eip {
         allocation_id: w.allocation_id.clone(),
-    };
+    });
     FloatRef {
         id: kind.id(),
         region: "us-east-1".into(),
@@ -168,9 +172,11 @@ fn eip(w: &seed::World) -> FloatRef {
 fn to(w: &seed::World, i: usize, when: StampWhen, strict: Option<Option<String>>) -> MoveOrder {
     MoveOrder {
         float: eip(w),
-        to: Binding {
-            instance_id: Some(w.instances[i].instance_id.clone()),
-            eni_id: None,
+        to: Bindings {
+            ec2: Some(Ec2Endpoint {
+                instance_id: Some(w.instances[i].instance_id.clone()),
+                eni_id: None,
+            }),
         },
         from: None,
         stamp: MoveStamp {

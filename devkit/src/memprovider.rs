@@ -5,9 +5,11 @@
 //! (out-of-band drift) or make calls fail.
 
 use floatover::leader::Fence;
-use floatover::model::{FloatRef, MoveStamp, ProviderHolder};
+use floatover::model::MoveStamp;
+use floatover::provider::aws::ec2::spec::Ec2Endpoint;
 use floatover::provider::{
-    FloatProvider, MoveDone, MoveOrder, Observation, ProviderError, ReleaseOrder, StampOrder,
+    Attached, FloatProvider, FloatRef, MoveDone, MoveOrder, Observation, ProviderError,
+    ReleaseOrder, StampOrder, TargetBindings,
 };
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -69,7 +71,7 @@ impl MemProvider {
             .floats
             .get(float)
             .and_then(|o| o.holder.as_ref())
-            .and_then(|h| h.instance_id.clone())
+            .and_then(|h| h.ec2()?.instance_id.clone())
     }
 
     pub fn stamp(&self, float: &str) -> Option<MoveStamp> {
@@ -81,10 +83,7 @@ impl MemProvider {
     pub fn set(&self, float: &str, instance: Option<&str>, stamp: Option<MoveStamp>) {
         let mut g = self.lock();
         let o = g.floats.entry(float.to_string()).or_default();
-        o.holder = instance.map(|i| ProviderHolder {
-            instance_id: Some(i.to_string()),
-            eni_id: None,
-        });
+        o.holder = instance.and_then(|i| Ec2Endpoint::attached(Some(i), None).map(Attached::Ec2));
         if stamp.is_some() {
             o.stamp = stamp;
         }
@@ -145,7 +144,7 @@ impl FloatProvider for MemProvider {
     async fn observe(
         &self,
         floats: &[FloatRef],
-        _: &[(String, String)],
+        _: &[TargetBindings],
     ) -> Result<HashMap<String, Observation>, ProviderError> {
         let g = self.lock();
         Ok(floats
@@ -161,14 +160,12 @@ impl FloatProvider for MemProvider {
     ) -> Result<MoveDone, ProviderError> {
         self.gate("AssociateAddress", &o.stamp, fence).await?;
         let mut g = self.lock();
-        let to = o.to.instance_id.clone();
+        let holder = o.to.attached_for(&o.float.kind);
+        let to = holder.as_ref().and_then(|h| h.ec2()?.instance_id.clone());
         g.floats.insert(
             o.float.id.clone(),
             Observation {
-                holder: Some(ProviderHolder {
-                    instance_id: to.clone(),
-                    eni_id: None,
-                }),
+                holder,
                 stamp: Some(o.stamp.clone()),
                 version: None,
             },

@@ -10,6 +10,19 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use std::time::Duration;
 
+/// How floatover talks to AWS (the config's `aws:` section, resolved). Defined here rather
+/// than in `config` so that the providers and lease stores that use it do not depend on
+/// the config module (which depends on them for their own validation).
+#[derive(Debug, Clone)]
+pub struct AwsSpec {
+    pub default_region: String,
+    pub endpoint_url: Option<String>,
+    pub call_timeout: Duration,
+    pub max_attempts: u32,
+    pub mutate_burst: u32,
+    pub mutate_per_second: u32,
+}
+
 /// Shared SDK configuration: endpoint override, timeouts and retries.
 pub async fn sdk_config(
     region: &str,

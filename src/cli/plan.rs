@@ -8,7 +8,7 @@ use crate::engine::{group_view, health_view, observed_view};
 use crate::exit::Exit;
 use crate::logging::{self, LogFormat};
 use crate::metrics::Metrics;
-use crate::model::{Epoch, GroupName, Health, Holder, TargetId};
+use crate::model::{Assignment, Epoch, GroupName, Health, Holder, TargetId};
 use crate::plan::{self, Action, GroupMemory, Note};
 use crate::probe::{self, Checker, HealthBoard};
 use crate::provider::FloatProvider;
@@ -30,7 +30,7 @@ struct GroupReport {
     floats: Vec<FloatReport>,
     /// Configured floats the provider does not know.
     missing_floats: Vec<String>,
-    desired: Option<TargetId>,
+    desired: Assignment,
     actions: Vec<Action>,
     notes: Vec<Note>,
 }
@@ -95,13 +95,15 @@ pub(super) async fn plan(path: &Path, json: bool) -> ExitCode {
         .iter()
         .flat_map(|g| g.floats.iter().cloned())
         .collect();
-    let enis: Vec<_> = spec
+    let targets: Vec<_> = spec
         .groups
         .iter()
-        .flat_map(|g| g.targets.iter())
-        .filter_map(|t| t.binding.eni_id.clone().map(|e| (t.region.clone(), e)))
+        .flat_map(|g| g.target_bindings())
         .collect();
-    let (_, observed) = tokio::join!(tokio::time::sleep(settle), provider.observe(&floats, &enis));
+    let (_, observed) = tokio::join!(
+        tokio::time::sleep(settle),
+        provider.observe(&floats, &targets)
+    );
     stop.cancel();
     drop(probes);
     let observed = match observed {
@@ -118,7 +120,7 @@ pub(super) async fn plan(path: &Path, json: bool) -> ExitCode {
             .iter()
             .flat_map(|g| g.targets.iter())
             .filter(|t| t.region == r)
-            .filter_map(|t| t.binding.instance_id.clone())
+            .filter_map(|t| t.bindings.ec2.as_ref()?.instance_id.clone())
             .collect();
         match provider.missing_instances(&r, &ids).await {
             Ok(m) => missing_instances.extend(m),
@@ -219,11 +221,17 @@ fn text(reports: &[GroupReport]) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     for g in reports {
-        let desired = g
-            .desired
-            .as_ref()
-            .map_or("(none healthy)", |t| t.0.as_str());
-        let _ = writeln!(out, "group {}: desired owner {desired}", g.group);
+        let desired = match &g.desired {
+            Assignment::Owner(o) => format!(
+                "desired owner {}",
+                o.as_ref().map_or("(none healthy)", |t| t.0.as_str())
+            ),
+            Assignment::Weights(w) => {
+                let parts: Vec<String> = w.iter().map(|(t, n)| format!("{t}={n}")).collect();
+                format!("desired weights {}", parts.join(" "))
+            }
+        };
+        let _ = writeln!(out, "group {}: {desired}", g.group);
         for t in &g.targets {
             let _ = writeln!(
                 out,
@@ -248,13 +256,11 @@ fn text(reports: &[GroupReport]) -> String {
                     reason,
                     ..
                 } => format!(
-                    "WOULD move {} from {} to {to} ({reason})",
-                    float.id,
+                    "WOULD move {float} from {} to {to} ({reason})",
                     holder_text(from)
                 ),
                 Action::Release { float, from, .. } => format!(
-                    "WOULD release {} from {} to (nobody) (release)",
-                    float.id,
+                    "WOULD release {float} from {} to (nobody) (release)",
                     holder_text(from)
                 ),
             };

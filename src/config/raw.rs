@@ -4,6 +4,7 @@
 use super::Dur;
 
 pub use crate::model::{Mode, OnAllUnhealthy};
+use crate::provider::aws::ec2::spec::{RawEip, RawRoute, RawSecondaryIp};
 use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------------------------------
@@ -362,34 +363,14 @@ pub struct RawExecProbe {
     pub command: Vec<String>,
 }
 
-/// Exactly one of `eip`, `secondary_ip`, `route`.
+/// Exactly one of `eip`, `secondary_ip`, `route` (EC2 floats; their fields and checks
+/// belong to the EC2 provider, `provider::aws::ec2::spec`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFloat {
     pub eip: Option<RawEip>,
     pub secondary_ip: Option<RawSecondaryIp>,
     pub route: Option<RawRoute>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawEip {
-    pub allocation_id: String,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSecondaryIp {
-    pub address: String,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawRoute {
-    pub route_table_id: String,
-    pub destination: String,
-    #[serde(default)]
-    pub via: crate::model::RouteVia,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 //! this form leaves the config module.
 
 use super::raw::{Fencing, OnDrift};
-use crate::model::{Binding, FloatRef, GroupName, TargetId};
+pub use crate::aws::AwsSpec;
+use crate::model::{GroupName, TargetId};
 use crate::model::{Mode, OnAllUnhealthy};
+use crate::provider::{Bindings, FloatRef, TargetBindings};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -26,16 +28,6 @@ pub struct ApiSpec {
     pub advertise: String,
     /// None: mutating API calls are refused (403).
     pub token: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct AwsSpec {
-    pub default_region: String,
-    pub endpoint_url: Option<String>,
-    pub call_timeout: Duration,
-    pub max_attempts: u32,
-    pub mutate_burst: u32,
-    pub mutate_per_second: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -88,12 +80,27 @@ impl GroupSpec {
     pub fn target(&self, id: &TargetId) -> Option<&TargetSpec> {
         self.targets.iter().find(|t| &t.id == id)
     }
+
+    pub fn float(&self, id: &str) -> Option<&FloatRef> {
+        self.floats.iter().find(|f| f.id == id)
+    }
+
+    /// The targets' bindings, as a provider's `observe` wants them.
+    pub fn target_bindings(&self) -> Vec<TargetBindings> {
+        self.targets
+            .iter()
+            .map(|t| TargetBindings {
+                region: t.region.clone(),
+                bindings: t.bindings.clone(),
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct TargetSpec {
     pub id: TargetId,
-    pub binding: Binding,
+    pub bindings: Bindings,
     pub region: String,
     pub priority: u32,
     pub probes: Vec<ProbeSpec>,

@@ -5,10 +5,10 @@
 use super::group::{State, Worker};
 use crate::config::{Fencing, GroupSpec};
 use crate::leader::Fence;
-use crate::model::{Binding, Epoch, FloatKind, Holder, MoveStamp, Reason, TargetId};
+use crate::model::{Epoch, Holder, MoveStamp, Reason, TargetId};
 use crate::plan::Action;
 use crate::probe::{TargetHealth, TargetKey};
-use crate::provider::{MoveOrder, Observation, ProviderError, ReleaseOrder, StampWhen};
+use crate::provider::{Attached, MoveOrder, Observation, ProviderError, ReleaseOrder, StampWhen};
 use crate::status::{AuditEvent, unix_ms};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -67,16 +67,18 @@ impl Worker {
         cache: &HashMap<String, Observation>,
         epoch: Epoch,
     ) -> (Option<MoveOrder>, Option<ReleaseOrder>) {
-        let observed = cache.get(&a.float().id);
+        let observed = cache.get(a.float());
         let from = observed.and_then(|o| o.holder.clone());
+        // The planner only plans floats of this group, so the lookup cannot miss.
+        let Some(float) = g.float(a.float()) else {
+            tracing::error!(group = %g.name, float = a.float(), "planned a float the group does not have; skipped (a bug)");
+            return (None, None);
+        };
         match a {
-            Action::Move {
-                to, reason, float, ..
-            } => {
-                let b = g.target(to).map(|t| t.binding.clone()).unwrap_or_default();
-                let strict = (g.policy.fencing == Fencing::Strict
-                    && matches!(float.kind, FloatKind::Eip { .. }))
-                .then(|| observed.and_then(|o| o.version.clone()));
+            Action::Move { to, reason, .. } => {
+                let b = g.target(to).map(|t| t.bindings.clone()).unwrap_or_default();
+                let strict = (g.policy.fencing == Fencing::Strict && float.kind.compare_and_set())
+                    .then(|| observed.and_then(|o| o.version.clone()));
                 (
                     Some(MoveOrder {
                         float: float.clone(),
@@ -97,7 +99,7 @@ impl Worker {
                     None,
                 )
             }
-            Action::Release { from: h, float, .. } => (
+            Action::Release { from: h, .. } => (
                 None,
                 Some(ReleaseOrder {
                     float: float.clone(),
@@ -164,7 +166,7 @@ impl Worker {
                     finished_unix_ms: unix_ms(),
                     replica: me.to_string(),
                     group: g.name.clone(),
-                    float: a.float().id.clone(),
+                    float: a.float().to_string(),
                     from,
                     to,
                     reason: a.reason(),
@@ -177,12 +179,13 @@ impl Worker {
                     error: res.as_ref().err().map(|e| e.to_string()),
                     detail,
                 };
-                let binding: Option<Binding> = mv.as_ref().map(|o| o.to.clone());
+                let holder: Option<Attached> =
+                    mv.as_ref().and_then(|o| o.to.attached_for(&o.float.kind));
                 let stamp = mv
                     .as_ref()
                     .map(|o| o.stamp.clone())
                     .or(rel.map(|o| o.stamp));
-                (a.float().id.clone(), binding, stamp, conflict, ev)
+                (a.float().to_string(), holder, stamp, conflict, ev)
             }
         });
         // Budget: pacing for this batch plus a few calls each; beyond it, a stall.
@@ -198,15 +201,11 @@ impl Worker {
         let results = self.beating(budget, futures::future::join_all(jobs)).await;
         let now = Instant::now();
         let mut failed = false;
-        for (float, binding, stamp, conflict, ev) in results {
+        for (float, holder, stamp, conflict, ev) in results {
             if ev.ok {
                 self.ctx.metrics.count_move(&g.name.0, ev.reason);
                 st.memory.last_move.insert(float.clone(), now);
                 if let Some(c) = st.belief.as_mut() {
-                    let holder = binding.map(|b| crate::model::ProviderHolder {
-                        instance_id: b.instance_id,
-                        eni_id: b.eni_id,
-                    });
                     c.insert(
                         float,
                         Observation {

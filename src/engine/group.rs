@@ -5,7 +5,7 @@ use crate::config::{GroupSpec, OnDrift};
 use crate::faults::Fault;
 use crate::leader::{Fence, LeaderState};
 use crate::liveness::Heart;
-use crate::model::{Epoch, FloatRef, Holder, MoveStamp, Reason, TargetId};
+use crate::model::{Epoch, Holder, MoveStamp, Reason, TargetId};
 use crate::plan::{self, GroupMemory, GroupView, Note};
 use crate::provider::{Observation, StampOrder};
 use crate::status::{AuditEvent, unix_ms};
@@ -163,21 +163,9 @@ impl Worker {
         });
     }
 
-    fn refs(&self) -> (Vec<FloatRef>, Vec<(String, String)>) {
-        let g = self.g();
-        let mut enis: Vec<(String, String)> = g
-            .targets
-            .iter()
-            .filter_map(|t| t.binding.eni_id.clone().map(|e| (t.region.clone(), e)))
-            .collect();
-        enis.sort();
-        enis.dedup();
-        (g.floats.clone(), enis)
-    }
-
     /// Re-read the provider; judge drift against the belief of this term.
     async fn observe(&self, st: &mut State, leader: &LeaderState) -> bool {
-        let (floats, enis) = self.refs();
+        let (floats, targets) = (&self.g().floats, self.g().target_bindings());
         let budget = self
             .ctx
             .spec
@@ -185,7 +173,7 @@ impl Worker {
             .call_timeout
             .saturating_add(Duration::from_secs(1));
         let res = self
-            .beating(budget, self.ctx.provider.observe(&floats, &enis))
+            .beating(budget, self.ctx.provider.observe(floats, &targets))
             .await;
         let now = Instant::now();
         let g = self.g();
@@ -224,8 +212,9 @@ impl Worker {
                 }
                 // Adopted foreign holders are let go once the float moves again.
                 st.memory.adopted.retain(|f| {
-                    o.get(f)
-                        .is_some_and(|x| matches!(holder_of(g, &x.holder), Holder::Foreign(_)))
+                    o.get(f).is_some_and(|x| {
+                        matches!(holder_of(g, x.holder.as_ref()), Holder::Foreign(_))
+                    })
                 });
                 st.belief = Some(o);
                 st.belief_epoch = leading;
@@ -266,8 +255,8 @@ impl Worker {
             if b.holder == a.holder {
                 continue;
             }
-            let expected = holder_of(g, &b.holder);
-            let found = holder_of(g, &a.holder);
+            let expected = holder_of(g, b.holder.as_ref());
+            let found = holder_of(g, a.holder.as_ref());
             let stamp = a
                 .stamp
                 .as_ref()
@@ -338,7 +327,7 @@ impl Worker {
                 if o.stamp.as_ref().is_some_and(|s| s.epoch >= epoch) {
                     return None;
                 }
-                let (reason, target) = match (&o.stamp, holder_of(g, &o.holder)) {
+                let (reason, target) = match (&o.stamp, holder_of(g, o.holder.as_ref())) {
                     (Some(s), _) => (s.reason, s.target.clone()),
                     (None, Holder::Target(t)) => (Reason::Claim, t),
                     (None, _) => (Reason::Claim, TargetId("-".into())),
@@ -442,7 +431,7 @@ impl Worker {
         if leader.is_leader {
             // Moves first (one call each: the failover path), then the claims of the
             // floats that stay, so a takeover that must fail over is not delayed by them.
-            let moving: Vec<String> = p.actions.iter().map(|a| a.float().id.clone()).collect();
+            let moving: Vec<String> = p.actions.iter().map(|a| a.float().to_string()).collect();
             if !p.actions.is_empty() {
                 self.execute(
                     st,
@@ -457,7 +446,7 @@ impl Worker {
         }
         // Drift handled: forget the target once everything is there or it is not up.
         if let Some(t) = &st.memory.drift_owner
-            && p.desired.as_ref() != Some(t)
+            && p.desired.owner() != Some(t)
         {
             st.memory.drift_owner = None;
         }

@@ -17,7 +17,7 @@ impl Worker {
         let mut keep = Vec::new();
         for p in st.pending.drain(..) {
             let done = g.floats.iter().all(|f| {
-                cache.get(&f.id).map(|o| holder_of(g, &o.holder))
+                cache.get(&f.id).map(|o| holder_of(g, o.holder.as_ref()))
                     == Some(Holder::Target(p.to.clone()))
             });
             if done {
@@ -109,7 +109,7 @@ impl Worker {
             .collect();
         self.ctx.status.set_group(GroupStatus {
             name: g.name.0.clone(),
-            desired: p.desired.clone(),
+            desired: p.desired.owner().cloned(),
             owner,
             targets,
             floats,

@@ -5,9 +5,9 @@
 
 use crate::config::GroupSpec;
 use crate::model::{Holder, TargetId};
-use crate::plan::{GroupView, HealthView, ObservedFloat, PlanPolicy, TargetView};
+use crate::plan::{FloatView, GroupView, HealthView, ObservedFloat, PlanPolicy, TargetView};
 use crate::probe::{TargetHealth, TargetKey};
-use crate::provider::Observation;
+use crate::provider::{Attached, Observation};
 use std::collections::HashMap;
 
 /// The planner's view of a group's configuration.
@@ -23,7 +23,11 @@ pub fn group_view(g: &GroupSpec) -> GroupView {
                 priority: t.priority,
             })
             .collect(),
-        floats: g.floats.clone(),
+        floats: g
+            .floats
+            .iter()
+            .map(|f| FloatView { id: f.id.clone() })
+            .collect(),
         policy: PlanPolicy {
             preempt: g.policy.preempt,
             failback_delay: g.policy.failback_delay,
@@ -36,22 +40,15 @@ pub fn group_view(g: &GroupSpec) -> GroupView {
 
 /// The domain holder of an observed provider holder: a target of the group, nobody, or
 /// something outside the group.
-pub fn holder_of(g: &GroupSpec, h: &Option<crate::model::ProviderHolder>) -> Holder {
+pub fn holder_of(g: &GroupSpec, h: Option<&Attached>) -> Holder {
     match h {
         None => Holder::Nobody,
         Some(ph) => g
             .targets
             .iter()
-            .find(|t| t.binding.matches(ph))
+            .find(|t| t.bindings.matches(ph))
             .map(|t| Holder::Target(t.id.clone()))
-            .unwrap_or_else(|| {
-                Holder::Foreign(
-                    ph.instance_id
-                        .clone()
-                        .or(ph.eni_id.clone())
-                        .unwrap_or_default(),
-                )
-            }),
+            .unwrap_or_else(|| Holder::Foreign(ph.label())),
     }
 }
 
@@ -92,7 +89,7 @@ pub fn observed_view(
                 (
                     f.id.clone(),
                     ObservedFloat {
-                        holder: holder_of(g, &o.holder),
+                        holder: holder_of(g, o.holder.as_ref()),
                         stamp: o.stamp.clone(),
                     },
                 )

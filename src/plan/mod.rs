@@ -11,7 +11,7 @@
 mod standby;
 
 use crate::model::{
-    Epoch, FloatRef, GroupName, Health, Holder, Mode, MoveStamp, OnAllUnhealthy, Reason, TargetId,
+    Assignment, Epoch, GroupName, Health, Holder, Mode, MoveStamp, OnAllUnhealthy, Reason, TargetId,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -56,20 +56,21 @@ pub struct GroupMemory {
 pub enum Action {
     Move {
         group: GroupName,
-        float: FloatRef,
+        /// The float's id; the engine finds its provider payload.
+        float: String,
         from: Holder,
         to: TargetId,
         reason: Reason,
     },
     Release {
         group: GroupName,
-        float: FloatRef,
+        float: String,
         from: Holder,
     },
 }
 
 impl Action {
-    pub fn float(&self) -> &FloatRef {
+    pub fn float(&self) -> &str {
         match self {
             Action::Move { float, .. } | Action::Release { float, .. } => float,
         }
@@ -113,8 +114,8 @@ pub enum Note {
 /// The outcome of planning one group.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GroupPlan {
-    /// Who should own the group's floats (None: nobody healthy).
-    pub desired: Option<TargetId>,
+    /// Where the group's floats should point (an owner, or None: nobody healthy).
+    pub desired: Assignment,
     pub actions: Vec<Action>,
     pub notes: Vec<Note>,
     /// Re-plan no later than this, even if nothing else changes (failback or hold expiry).
@@ -130,7 +131,7 @@ pub struct GroupView {
     pub mode: Mode,
     /// In config order (the tie-breaker for equal priorities).
     pub targets: Vec<TargetView>,
-    pub floats: Vec<FloatRef>,
+    pub floats: Vec<FloatView>,
     pub policy: PlanPolicy,
     /// How long an unowned group waits at a fresh start for higher-priority targets whose
     /// health is still unknown (keepalived's master-down interval).
@@ -141,6 +142,13 @@ impl GroupView {
     pub fn target(&self, id: &TargetId) -> Option<&TargetView> {
         self.targets.iter().find(|t| &t.id == id)
     }
+}
+
+/// A float as the planner sees it: only its id. What it is and where it lives belong to
+/// its provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FloatView {
+    pub id: String,
 }
 
 /// A target as the planner sees it.

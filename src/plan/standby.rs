@@ -8,8 +8,8 @@
 //! by a newer leader (fenced), the destination is not up, the float moved too recently
 //! (held).
 
-use super::{Action, GroupPlan, HealthView, Input, Note, ObservedFloat, TargetView};
-use crate::model::{FloatRef, Health, Holder, MoveStamp, OnAllUnhealthy, Reason, TargetId};
+use super::{Action, FloatView, GroupPlan, HealthView, Input, Note, ObservedFloat, TargetView};
+use crate::model::{Assignment, Health, Holder, MoveStamp, OnAllUnhealthy, Reason, TargetId};
 use tokio::time::Instant;
 
 /// Notes and the earliest time to plan again, collected while planning.
@@ -37,7 +37,7 @@ pub(super) fn plan(i: &Input) -> GroupPlan {
         }
     }
     GroupPlan {
-        desired,
+        desired: Assignment::Owner(desired),
         actions,
         notes: s.notes,
         next_wake: s.next_wake,
@@ -173,7 +173,7 @@ fn settle(i: &Input, unowned: bool, s: &mut Scratch) -> Option<TargetId> {
 /// Step 2: what it takes to bring one float to the owner, behind the guards.
 fn plan_float(
     i: &Input,
-    f: &FloatRef,
+    f: &FloatView,
     desired: Option<&TargetId>,
     reason: Reason,
     s: &mut Scratch,
@@ -196,7 +196,7 @@ fn plan_float(
         Some(to) if destination_not_up(i, f, to, s) => return None,
         Some(to) => Action::Move {
             group: i.group.name.clone(),
-            float: f.clone(),
+            float: f.id.clone(),
             from: obs.holder.clone(),
             to: to.clone(),
             reason,
@@ -210,7 +210,7 @@ fn plan_float(
 }
 
 /// Guard: a float that a newer leader already touched is not ours to move.
-fn fenced(i: &Input, f: &FloatRef, obs: &ObservedFloat, s: &mut Scratch) -> bool {
+fn fenced(i: &Input, f: &FloatView, obs: &ObservedFloat, s: &mut Scratch) -> bool {
     match &obs.stamp {
         Some(st) if st.epoch > i.epoch => {
             s.notes.push(Note::Fenced {
@@ -227,7 +227,7 @@ fn fenced(i: &Input, f: &FloatRef, obs: &ObservedFloat, s: &mut Scratch) -> bool
 /// Guard (guarantee 1, enforced where a move is made): the destination must be Up. The
 /// group's owner may be Unknown right after a restart: we keep it, but we do not move more
 /// floats onto it until its probes confirm it.
-fn destination_not_up(i: &Input, f: &FloatRef, to: &TargetId, s: &mut Scratch) -> bool {
+fn destination_not_up(i: &Input, f: &FloatView, to: &TargetId, s: &mut Scratch) -> bool {
     if is_up(i, to) {
         return false;
     }
@@ -240,14 +240,14 @@ fn destination_not_up(i: &Input, f: &FloatRef, to: &TargetId, s: &mut Scratch) -
 
 /// No target is healthy: release the float from a down holder (`on_all_unhealthy:
 /// release`), or leave it where it is and say so.
-fn no_owner(i: &Input, f: &FloatRef, obs: &ObservedFloat, s: &mut Scratch) -> Option<Action> {
+fn no_owner(i: &Input, f: &FloatView, obs: &ObservedFloat, s: &mut Scratch) -> Option<Action> {
     let policy = i.group.policy.on_all_unhealthy;
     let holder_down =
         matches!(&obs.holder, Holder::Target(t) if health_of(i, t).health == Health::Down);
     if policy == OnAllUnhealthy::Release && holder_down {
         return Some(Action::Release {
             group: i.group.name.clone(),
-            float: f.clone(),
+            float: f.id.clone(),
             from: obs.holder.clone(),
         });
     }
@@ -262,7 +262,7 @@ fn no_owner(i: &Input, f: &FloatRef, obs: &ObservedFloat, s: &mut Scratch) -> Op
 /// Guard, flap damping: automatic moves of one float are at least `min_hold` apart. A
 /// person's switchover is not damped, nor is putting a float back where this leader put it
 /// (drift revert): that is not a new decision, and a stale write must not stick.
-fn held(i: &Input, f: &FloatRef, action: &Action, s: &mut Scratch) -> bool {
+fn held(i: &Input, f: &FloatView, action: &Action, s: &mut Scratch) -> bool {
     if matches!(action.reason(), Reason::Switchover | Reason::Drift) {
         return false;
     }

@@ -1,5 +1,4 @@
 use super::*;
-use crate::model::FloatKind;
 use proptest::prelude::*;
 
 fn target(name: &str, prio: u32) -> TargetView {
@@ -30,15 +29,8 @@ fn group(prios: &[u32], floats: usize, preempt: bool, release: bool) -> GroupVie
             .collect(),
         settle: ms(1_000),
         floats: (0..floats)
-            .map(|i| {
-                let kind = FloatKind::Eip {
-                    allocation_id: format!("eipalloc-{i}"),
-                };
-                FloatRef {
-                    id: kind.id(),
-                    region: "us-east-1".into(),
-                    kind,
-                }
+            .map(|i| FloatView {
+                id: format!("eip:eipalloc-{i}"),
             })
             .collect(),
     }
@@ -113,7 +105,7 @@ impl World {
     /// Execute a plan the way the engine does (stamp, move, remember).
     fn apply(&mut self, p: &GroupPlan) {
         for a in &p.actions {
-            let o = self.observed.get_mut(&a.float().id).expect("observed");
+            let o = self.observed.get_mut(a.float()).expect("observed");
             match a {
                 Action::Move { to, reason, .. } => {
                     o.holder = Holder::Target(to.clone());
@@ -125,7 +117,9 @@ impl World {
                 }
                 Action::Release { .. } => o.holder = Holder::Nobody,
             }
-            self.memory.last_move.insert(a.float().id.clone(), self.now);
+            self.memory
+                .last_move
+                .insert(a.float().to_string(), self.now);
         }
         if let Some(to) = &self.memory.switchover
             && self
@@ -147,7 +141,7 @@ fn initial_assignment_goes_to_highest_priority_healthy() {
     w.set(0, Health::Up);
     w.set(1, Health::Up);
     let p = w.plan();
-    assert_eq!(p.desired, Some(t(1)));
+    assert_eq!(p.desired, Assignment::Owner(Some(t(1))));
     assert_eq!(p.actions.len(), 2);
 }
 
@@ -176,7 +170,7 @@ fn nothing_happens_while_all_unknown() {
     let w = World::new(group(&[100, 50], 1, true, false));
     let p = w.plan();
     assert!(p.actions.is_empty());
-    assert_eq!(p.desired, None);
+    assert_eq!(p.desired, Assignment::Owner(None));
 }
 
 #[test]
@@ -332,7 +326,7 @@ fn split_floats_converge_on_the_first_floats_holder() {
     w.observed.get_mut("eip:eipalloc-1").expect("f1").holder = Holder::Target(t(0));
     let p = w.plan();
     assert!(
-        matches!(&p.actions[..], [Action::Move { to, float, .. }] if *to == t(1) && float.id == "eip:eipalloc-1")
+        matches!(&p.actions[..], [Action::Move { to, float, .. }] if *to == t(1) && float == "eip:eipalloc-1")
     );
 }
 
@@ -396,10 +390,10 @@ proptest! {
             if who < n { w.set(who, h); }
             let p = w.plan();
             for a in &p.actions {
-                if let Some(prev) = last_auto.get(&a.float().id) {
+                if let Some(prev) = last_auto.get(a.float()) {
                     prop_assert!(w.now.duration_since(*prev) >= w.spec.policy.min_hold);
                 }
-                last_auto.insert(a.float().id.clone(), w.now);
+                last_auto.insert(a.float().to_string(), w.now);
                 if let Action::Move { to, reason: Reason::Failback, .. } = a {
                     let hv = w.health[to];
                     prop_assert!(w.now.duration_since(hv.since) >= w.spec.policy.failback_delay);

@@ -1,18 +1,117 @@
-//! Providers move floats. The trait speaks domain types only; SDK types stay inside
-//! `provider/aws`. Later providers (Route 53 weights, Linux L2 VIP) implement the same
-//! trait, so the planner and the engine do not change when they arrive.
+//! Providers move floats. The trait speaks domain types plus the payloads each provider
+//! owns: a float's [`FloatKind`], a target's [`Bindings`], a holder's [`Attached`]. The
+//! planner never sees these (it plans over float ids and target names); the engine only
+//! carries them from the config to the provider that understands them. SDK types stay
+//! inside `provider/aws`. Later providers (Route 53 weights, Linux L2 VIP) add a variant
+//! here and implement the same trait, so the planner and the engine do not change.
 
 pub mod aws;
 
 use crate::leader::{Fence, FenceError};
-use crate::model::{Binding, FloatRef, MoveStamp, ProviderHolder};
+use crate::model::MoveStamp;
+use aws::ec2::spec::{Ec2Endpoint, Ec2Float};
+use serde::Serialize;
 use std::collections::HashMap;
+
+/// A float: its stable id, the region its API lives in, and the provider's payload.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct FloatRef {
+    /// Stable, human-readable id (`eip:eipalloc-1`, `ip:10.0.0.9`, `route:rtb-1:10.9.0.1/32`).
+    pub id: String,
+    pub region: String,
+    pub kind: FloatKind,
+}
+
+/// Which provider owns a float, with that provider's description of it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(untagged)]
+pub enum FloatKind {
+    Ec2(Ec2Float),
+}
+
+impl FloatKind {
+    /// The float's stable id.
+    pub fn id(&self) -> String {
+        match self {
+            FloatKind::Ec2(f) => f.id(),
+        }
+    }
+
+    /// The EC2 description, if EC2 owns this float.
+    pub fn ec2(&self) -> Option<&Ec2Float> {
+        match self {
+            FloatKind::Ec2(f) => Some(f),
+        }
+    }
+
+    /// Whether the provider can refuse a move based on a stale view (strict fencing: a
+    /// compare-and-set on the observed attachment).
+    pub fn compare_and_set(&self) -> bool {
+        match self {
+            FloatKind::Ec2(f) => f.compare_and_set(),
+        }
+    }
+}
+
+/// How a target is reached by each provider kind: one binding per kind, each optional
+/// (a group's floats say which ones its targets must have; the config checks it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Default)]
+pub struct Bindings {
+    pub ec2: Option<Ec2Endpoint>,
+}
+
+impl Bindings {
+    /// True when the provider-level holder is this target.
+    pub fn matches(&self, holder: &Attached) -> bool {
+        match holder {
+            Attached::Ec2(h) => self.ec2.as_ref().is_some_and(|b| b.matches(h)),
+        }
+    }
+
+    /// What a provider will report as the holder once `float` is moved here.
+    pub fn attached_for(&self, float: &FloatKind) -> Option<Attached> {
+        match float {
+            FloatKind::Ec2(_) => self.ec2.clone().map(Attached::Ec2),
+        }
+    }
+}
+
+/// Who holds a float right now, as its provider reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(untagged)]
+pub enum Attached {
+    Ec2(Ec2Endpoint),
+}
+
+impl Attached {
+    /// The EC2 endpoint, if EC2 reported this holder.
+    pub fn ec2(&self) -> Option<&Ec2Endpoint> {
+        match self {
+            Attached::Ec2(e) => Some(e),
+        }
+    }
+
+    /// A short label for a holder outside the group (`foreign:i-…`).
+    pub fn label(&self) -> String {
+        match self {
+            Attached::Ec2(e) => e.label(),
+        }
+    }
+}
+
+/// A target's bindings with the region they live in: what `observe` needs to find floats
+/// that live on targets (secondary IPs on ENIs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetBindings {
+    pub region: String,
+    pub bindings: Bindings,
+}
 
 /// What a provider knows about one float.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Observation {
     /// None: not attached anywhere.
-    pub holder: Option<ProviderHolder>,
+    pub holder: Option<Attached>,
     /// Fence stamp recorded with the resource by the last move.
     pub stamp: Option<MoveStamp>,
     /// The provider's compare-and-set token for the current attachment (the EIP's
@@ -35,9 +134,9 @@ pub enum StampWhen {
 #[derive(Debug, Clone)]
 pub struct MoveOrder {
     pub float: FloatRef,
-    pub to: Binding,
+    pub to: Bindings,
     /// Current holder as observed (lets a provider clean up after a move).
-    pub from: Option<ProviderHolder>,
+    pub from: Option<Attached>,
     pub stamp: MoveStamp,
     pub stamp_when: StampWhen,
     /// Strict fencing: replace exactly the attachment `version` that was observed, so the
@@ -50,7 +149,7 @@ pub struct MoveOrder {
 pub struct StampOrder {
     pub float: FloatRef,
     /// Where the float is (secondary IP stamps live on the holder's interface).
-    pub holder: Option<ProviderHolder>,
+    pub holder: Option<Attached>,
     pub stamp: MoveStamp,
 }
 
@@ -58,7 +157,7 @@ pub struct StampOrder {
 #[derive(Debug, Clone)]
 pub struct ReleaseOrder {
     pub float: FloatRef,
-    pub from: Option<ProviderHolder>,
+    pub from: Option<Attached>,
     pub stamp: MoveStamp,
 }
 
@@ -118,18 +217,21 @@ pub enum ProviderError {
     UnknownRegion(String),
     #[error("target has no {0} for this float kind")]
     MissingBinding(&'static str),
+    /// A float handed to a provider that does not own its kind (a wiring bug).
+    #[error("float {0} is not a {1} float")]
+    WrongProvider(String, &'static str),
 }
 
 /// A provider of floats.
 #[async_trait::async_trait]
 pub trait FloatProvider: Send + Sync {
-    /// Current holder and stamp of each float. `enis` lists `(region, eni_id)` of the
-    /// targets' network interfaces (where secondary IPs may live). Floats that do not exist are absent from the
-    /// result (and never touched by the planner).
+    /// Current holder and stamp of each float. `targets` are the group's targets'
+    /// bindings (floats such as secondary IPs live on them). Floats that do not exist are
+    /// absent from the result (and never touched by the planner).
     async fn observe(
         &self,
         floats: &[FloatRef],
-        enis: &[(String, String)],
+        targets: &[TargetBindings],
     ) -> Result<HashMap<String, Observation>, ProviderError>;
 
     /// Move the float and write its stamp (before or after, as the order says). The fence

@@ -5,9 +5,10 @@
 use super::raw::*;
 use super::spec::*;
 use super::{ConfigError, Issue};
-use crate::model::{Binding, FloatKind, FloatRef, GroupName, RouteVia, TargetId};
+use crate::model::{GroupName, TargetId};
+use crate::provider::aws::ec2::spec as ec2;
+use crate::provider::{Bindings, FloatKind, FloatRef};
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
 mod probe;
@@ -207,64 +208,27 @@ fn resolve_group(
     // Floats first: their kinds decide which target fields are required.
     let mut floats = Vec::new();
     let mut seen = HashSet::new();
-    let (mut needs_eni, mut needs_instance_or_eni, mut needs_instance) = (false, false, false);
+    let mut needs = Vec::new();
     for (fi, f) in g.floats.iter().enumerate() {
         let fp = format!("{p}.floats[{fi}]");
-        let set = [f.eip.is_some(), f.secondary_ip.is_some(), f.route.is_some()];
-        if set.iter().filter(|x| **x).count() != 1 {
-            is.add(fp, "exactly one of eip, secondary_ip, route must be set");
-            continue;
-        }
-        let kind = if let Some(e) = &f.eip {
-            if !e.allocation_id.starts_with("eipalloc-") {
-                is.add(
-                    format!("{fp}.eip.allocation_id"),
-                    "must look like eipalloc-…",
-                );
+        let raw_ec2 = ec2::RawEc2Float {
+            eip: f.eip.clone(),
+            secondary_ip: f.secondary_ip.clone(),
+            route: f.route.clone(),
+        };
+        let kind = match raw_ec2.resolve() {
+            Ok(ec2) => {
+                needs.push(ec2.needs());
+                FloatKind::Ec2(ec2)
             }
-            needs_instance_or_eni = true;
-            FloatKind::Eip {
-                allocation_id: e.allocation_id.clone(),
+            Err(problems) => {
+                add_problems(is, &fp, problems);
+                continue;
             }
-        } else if let Some(s) = &f.secondary_ip {
-            if s.address.parse::<Ipv4Addr>().is_err() {
-                is.add(
-                    format!("{fp}.secondary_ip.address"),
-                    format!("{:?} is not an IPv4 address", s.address),
-                );
-            }
-            needs_eni = true;
-            FloatKind::SecondaryIp {
-                address: s.address.clone(),
-            }
-        } else if let Some(r) = &f.route {
-            if !r.route_table_id.starts_with("rtb-") {
-                is.add(format!("{fp}.route.route_table_id"), "must look like rtb-…");
-            }
-            if !valid_cidr(&r.destination) {
-                is.add(
-                    format!("{fp}.route.destination"),
-                    format!(
-                        "{:?} is not an IPv4 CIDR such as 10.9.0.1/32",
-                        r.destination
-                    ),
-                );
-            }
-            match r.via {
-                RouteVia::Eni => needs_eni = true,
-                RouteVia::Instance => needs_instance = true,
-            }
-            FloatKind::Route {
-                route_table_id: r.route_table_id.clone(),
-                destination: r.destination.clone(),
-                via: r.via,
-            }
-        } else {
-            continue;
         };
         let id = kind.id();
         if !seen.insert(id.clone()) {
-            is.add(format!("{p}.floats[{fi}]"), format!("duplicate float {id}"));
+            is.add(fp, format!("duplicate float {id}"));
         }
         floats.push(FloatRef {
             id,
@@ -288,34 +252,11 @@ fn resolve_group(
                 format!("duplicate target name {:?} in this group", t.name),
             );
         }
-        if let Some(i) = &t.instance_id
-            && !i.starts_with("i-")
-        {
-            is.add(format!("{tp}.instance_id"), "must look like i-…");
-        }
-        if let Some(e) = &t.eni_id
-            && !e.starts_with("eni-")
-        {
-            is.add(format!("{tp}.eni_id"), "must look like eni-…");
-        }
-        if needs_eni && t.eni_id.is_none() {
-            is.add(
-                format!("{tp}.eni_id"),
-                "required: the group has a secondary_ip float or a route via eni",
-            );
-        }
-        if needs_instance && t.instance_id.is_none() {
-            is.add(
-                format!("{tp}.instance_id"),
-                "required: the group has a route via instance",
-            );
-        }
-        if needs_instance_or_eni && t.instance_id.is_none() && t.eni_id.is_none() {
-            is.add(
-                format!("{tp}.instance_id"),
-                "required (or eni_id): the group has an eip float",
-            );
-        }
+        let ec2 = ec2::endpoint(t.instance_id.as_deref(), t.eni_id.as_deref(), &needs)
+            .unwrap_or_else(|problems| {
+                add_problems(is, &tp, problems);
+                None
+            });
         not_blank(&format!("{tp}.region"), t.region.as_deref(), is);
         let tregion = t
             .region
@@ -344,10 +285,7 @@ fn resolve_group(
         }
         targets.push(TargetSpec {
             id: TargetId(t.name.clone()),
-            binding: Binding {
-                instance_id: t.instance_id.clone(),
-                eni_id: t.eni_id.clone(),
-            },
+            bindings: Bindings { ec2 },
             region: tregion,
             priority: t.priority,
             probes,
@@ -387,11 +325,14 @@ fn resolve_group(
     })
 }
 
-fn valid_cidr(s: &str) -> bool {
-    match s.split_once('/') {
-        Some((ip, len)) => {
-            ip.parse::<Ipv4Addr>().is_ok() && len.parse::<u8>().map(|l| l <= 32).unwrap_or(false)
-        }
-        None => false,
+/// Report a provider's config problems under the float's or target's path.
+fn add_problems(is: &mut Issues, prefix: &str, problems: Vec<ec2::Problem>) {
+    for pr in problems {
+        let path = if pr.field.is_empty() {
+            prefix.to_string()
+        } else {
+            format!("{prefix}.{}", pr.field)
+        };
+        is.add(path, pr.reason);
     }
 }

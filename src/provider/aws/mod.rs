@@ -12,13 +12,13 @@
 pub mod ec2;
 pub mod stamp;
 
+use crate::aws::AwsSpec;
 pub use crate::aws::{Failure, HttpStatus, attempts, failure, is_throttle, sdk_config};
-use crate::config::AwsSpec;
 use crate::leader::Fence;
 use crate::metrics::Metrics;
-use crate::model::FloatRef;
 use crate::provider::{
-    FloatProvider, MoveDone, MoveOrder, Observation, ProviderError, ReleaseOrder, StampOrder,
+    FloatProvider, FloatRef, MoveDone, MoveOrder, Observation, ProviderError, ReleaseOrder,
+    StampOrder, TargetBindings,
 };
 use ec2::Ec2Region;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -149,18 +149,20 @@ impl FloatProvider for AwsProvider {
     async fn observe(
         &self,
         floats: &[FloatRef],
-        enis: &[(String, String)],
+        targets: &[TargetBindings],
     ) -> Result<HashMap<String, Observation>, ProviderError> {
         let mut by_region: HashMap<&str, Vec<&FloatRef>> = HashMap::new();
         for f in floats {
             by_region.entry(f.region.as_str()).or_default().push(f);
         }
         let calls = by_region.into_iter().map(|(r, fs)| {
-            let enis: Vec<String> = enis
+            let mut enis: Vec<String> = targets
                 .iter()
-                .filter(|(er, _)| er == r)
-                .map(|(_, e)| e.clone())
+                .filter(|t| t.region == r)
+                .filter_map(|t| t.bindings.ec2.as_ref()?.eni_id.clone())
                 .collect();
+            enis.sort();
+            enis.dedup();
             async move { self.region(r)?.observe(&fs, &enis).await }
         });
         let mut out = HashMap::new();

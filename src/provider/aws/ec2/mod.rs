@@ -11,15 +11,19 @@
 
 mod observe;
 mod release;
+pub mod spec;
 
 use super::{Pacer, classify};
 use crate::leader::Fence;
 use crate::metrics::Metrics;
-use crate::model::{FloatKind, MoveStamp, ProviderHolder, RouteVia};
+use crate::model::MoveStamp;
 use crate::provider::aws::stamp;
-use crate::provider::{MoveDone, MoveOrder, ProviderError, StampOrder, StampWhen};
+use crate::provider::{
+    Attached, FloatRef, MoveDone, MoveOrder, ProviderError, StampOrder, StampWhen,
+};
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{Filter, Tag};
+use spec::{Ec2Endpoint, Ec2Float, RouteVia};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -51,19 +55,22 @@ fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
         .and_then(|t| t.value())
 }
 
-/// Emulators report "not attached" as empty strings rather than absent fields.
-fn holder(instance: Option<&str>, eni: Option<&str>) -> Option<ProviderHolder> {
-    let (instance, eni) = (
-        instance.filter(|s| !s.is_empty()),
-        eni.filter(|s| !s.is_empty()),
-    );
-    if instance.is_none() && eni.is_none() {
-        return None;
-    }
-    Some(ProviderHolder {
-        instance_id: instance.map(str::to_string),
-        eni_id: eni.map(str::to_string),
-    })
+/// A holder as EC2 reports it (None: not attached).
+fn holder(instance: Option<&str>, eni: Option<&str>) -> Option<Attached> {
+    Ec2Endpoint::attached(instance, eni).map(Attached::Ec2)
+}
+
+/// The EC2 description of a float handed to this provider.
+fn ec2(float: &FloatRef) -> Result<&Ec2Float, ProviderError> {
+    float
+        .kind
+        .ec2()
+        .ok_or_else(|| ProviderError::WrongProvider(float.id.clone(), "EC2"))
+}
+
+/// The ENI of an EC2 holder, if any.
+fn eni_of(h: Option<&Attached>) -> Option<&str> {
+    h.and_then(Attached::ec2).and_then(|e| e.eni_id.as_deref())
 }
 
 impl Ec2Region {
@@ -135,13 +142,13 @@ impl Ec2Region {
 
     /// Where a float's stamp lives: (resource, tag key). None: nowhere to write it (a
     /// secondary IP that no interface holds).
-    fn stamp_site(kind: &FloatKind, eni: Option<&str>) -> Option<(String, String)> {
+    fn stamp_site(kind: &Ec2Float, eni: Option<&str>) -> Option<(String, String)> {
         match kind {
-            FloatKind::Eip { allocation_id } => Some((allocation_id.clone(), stamp::key(None))),
-            FloatKind::SecondaryIp { address } => {
+            Ec2Float::Eip { allocation_id } => Some((allocation_id.clone(), stamp::key(None))),
+            Ec2Float::SecondaryIp { address } => {
                 eni.map(|e| (e.to_string(), stamp::key(Some(address))))
             }
-            FloatKind::Route {
+            Ec2Float::Route {
                 route_table_id,
                 destination,
                 ..
@@ -154,8 +161,7 @@ impl Ec2Region {
         o: &StampOrder,
         fence: &dyn Fence,
     ) -> Result<(), ProviderError> {
-        let eni = o.holder.as_ref().and_then(|h| h.eni_id.as_deref());
-        match Self::stamp_site(&o.float.kind, eni) {
+        match Self::stamp_site(ec2(&o.float)?, eni_of(o.holder.as_ref())) {
             Some((resource, key)) => self.tag(&resource, key, &o.stamp, fence).await,
             None => Ok(()),
         }
@@ -167,8 +173,8 @@ impl Ec2Region {
         fence: &dyn Fence,
     ) -> Result<MoveDone, ProviderError> {
         let st = &o.stamp;
-        let dest_eni = o.to.eni_id.as_deref();
-        let site = Self::stamp_site(&o.float.kind, dest_eni);
+        let to = o.to.ec2.clone().unwrap_or_default();
+        let site = Self::stamp_site(ec2(&o.float)?, to.eni_id.as_deref());
         if o.stamp_when == StampWhen::Before
             && let Some((resource, key)) = &site
         {
@@ -193,8 +199,9 @@ impl Ec2Region {
     /// The move itself; returns the number of mutating round trips it took.
     async fn move_only(&self, o: &MoveOrder, fence: &dyn Fence) -> Result<u32, ProviderError> {
         let st = &o.stamp;
-        match &o.float.kind {
-            FloatKind::Eip { allocation_id } => {
+        let to = o.to.ec2.clone().unwrap_or_default();
+        match ec2(&o.float)? {
+            Ec2Float::Eip { allocation_id } => {
                 let mut calls = 0;
                 let reassociate = match &o.strict {
                     None => true,
@@ -220,7 +227,7 @@ impl Ec2Region {
                     .associate_address()
                     .allocation_id(allocation_id)
                     .allow_reassociation(reassociate);
-                req = match (&o.to.instance_id, &o.to.eni_id) {
+                req = match (&to.instance_id, &to.eni_id) {
                     (Some(i), _) => req.instance_id(i),
                     (None, Some(e)) => req.network_interface_id(e),
                     (None, None) => {
@@ -245,11 +252,11 @@ impl Ec2Region {
                     Err(e) => Err(e),
                 }
             }
-            FloatKind::SecondaryIp { address } => {
-                let eni =
-                    o.to.eni_id
-                        .as_deref()
-                        .ok_or(ProviderError::MissingBinding("eni_id"))?;
+            Ec2Float::SecondaryIp { address } => {
+                let eni = to
+                    .eni_id
+                    .as_deref()
+                    .ok_or(ProviderError::MissingBinding("eni_id"))?;
                 self.gate("AssignPrivateIpAddresses", fence, st).await?;
                 self.timed(
                     "AssignPrivateIpAddresses",
@@ -263,17 +270,12 @@ impl Ec2Region {
                 .await?;
                 // Real EC2 moves the address with AllowReassignment. Emulators may leave a
                 // copy on the old ENI: remove it, best effort, so the address has one home.
-                if let Some(old) = o
-                    .from
-                    .as_ref()
-                    .and_then(|h| h.eni_id.as_deref())
-                    .filter(|old| *old != eni)
-                {
+                if let Some(old) = eni_of(o.from.as_ref()).filter(|old| *old != eni) {
                     self.unassign_leftover(old, address, fence, st).await;
                 }
                 Ok(1)
             }
-            FloatKind::Route {
+            Ec2Float::Route {
                 route_table_id,
                 destination,
                 via,
@@ -281,7 +283,7 @@ impl Ec2Region {
                 let (inst, eni) = match via {
                     RouteVia::Instance => (
                         Some(
-                            o.to.instance_id
+                            to.instance_id
                                 .as_deref()
                                 .ok_or(ProviderError::MissingBinding("instance_id"))?,
                         ),
@@ -290,7 +292,7 @@ impl Ec2Region {
                     RouteVia::Eni => (
                         None,
                         Some(
-                            o.to.eni_id
+                            to.eni_id
                                 .as_deref()
                                 .ok_or(ProviderError::MissingBinding("eni_id"))?,
                         ),

@@ -1,8 +1,9 @@
 //! Reading EC2 state: one Describe call per resource type per region, turned into
 //! domain observations (holder, stamp, version) at this boundary.
 
-use super::{Ec2Region, filter, holder, tag_value};
-use crate::model::{FloatKind, FloatRef};
+use super::spec::Ec2Float;
+use super::{Ec2Region, ec2, filter, holder, tag_value};
+use crate::provider::FloatRef;
 use crate::provider::aws::stamp;
 use crate::provider::{Observation, ProviderError};
 use std::collections::HashMap;
@@ -43,12 +44,12 @@ impl Ec2Region {
         let mut ips = HashMap::new();
         let mut tables: HashMap<&str, Vec<(&str, &str)>> = HashMap::new();
         for f in floats {
-            match &f.kind {
-                FloatKind::Eip { allocation_id } => allocs.push(allocation_id.clone()),
-                FloatKind::SecondaryIp { address } => {
+            match ec2(f)? {
+                Ec2Float::Eip { allocation_id } => allocs.push(allocation_id.clone()),
+                Ec2Float::SecondaryIp { address } => {
                     ips.insert(address.as_str(), f.id.as_str());
                 }
-                FloatKind::Route {
+                Ec2Float::Route {
                     route_table_id,
                     destination,
                     ..
@@ -111,7 +112,7 @@ impl Ec2Region {
                     continue;
                 };
                 out.insert(
-                    FloatKind::Eip {
+                    Ec2Float::Eip {
                         allocation_id: alloc.to_string(),
                     }
                     .id(),

@@ -1,9 +1,9 @@
 //! Detaching floats (policy `on_all_unhealthy: release`): stamp first, then detach.
 //! "Already detached" answers are success, so a release is idempotent.
 
-use super::Ec2Region;
+use super::spec::Ec2Float;
+use super::{Ec2Region, ec2, eni_of};
 use crate::leader::Fence;
-use crate::model::FloatKind;
 use crate::provider::aws::stamp;
 use crate::provider::{ProviderError, ReleaseOrder};
 use std::collections::HashSet;
@@ -42,8 +42,8 @@ impl Ec2Region {
         fence: &dyn Fence,
     ) -> Result<(), ProviderError> {
         let st = &o.stamp;
-        match &o.float.kind {
-            FloatKind::Eip { allocation_id } => {
+        match ec2(&o.float)? {
+            Ec2Float::Eip { allocation_id } => {
                 self.tag(allocation_id, stamp::key(None), st, fence).await?;
                 let d = self
                     .timed(
@@ -65,8 +65,8 @@ impl Ec2Region {
                 }
                 Ok(())
             }
-            FloatKind::SecondaryIp { address } => {
-                let Some(eni) = o.from.as_ref().and_then(|h| h.eni_id.clone()) else {
+            Ec2Float::SecondaryIp { address } => {
+                let Some(eni) = eni_of(o.from.as_ref()).map(str::to_string) else {
                     return Ok(());
                 };
                 self.tag(&eni, stamp::key(Some(address)), st, fence).await?;
@@ -82,7 +82,7 @@ impl Ec2Region {
                 .await
                 .map(|_| ())
             }
-            FloatKind::Route {
+            Ec2Float::Route {
                 route_table_id,
                 destination,
                 ..
