@@ -79,11 +79,10 @@ fn cycles(g: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
         t.index.insert(v, n);
         t.low.insert(v, n);
         t.stack.push(v);
-        let deps: Vec<&'a str> = t
-            .g
-            .get(v)
-            .map(|d| d.iter().map(String::as_str).collect())
-            .unwrap_or_default();
+        let deps: Vec<&'a str> =
+            t.g.get(v)
+                .map(|d| d.iter().map(String::as_str).collect())
+                .unwrap_or_default();
         for w in deps {
             if !t.index.contains_key(w) {
                 visit(t, w);
@@ -157,7 +156,13 @@ fn ec2_ids_stay_in_the_ec2_provider() {
         if file.starts_with(&allowed) {
             continue;
         }
-        for needle in ["\"eipalloc-", "\"rtb-", "\"eni-", "Ec2Float::", "starts_with(\"i-\")"] {
+        for needle in [
+            "\"eipalloc-",
+            "\"rtb-",
+            "\"eni-",
+            "Ec2Float::",
+            "starts_with(\"i-\")",
+        ] {
             if code.contains(needle) {
                 offenders.push(format!("{} spells {needle}", file.display()));
             }
