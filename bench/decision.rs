@@ -73,6 +73,7 @@ impl FloatProvider for Recorder {
                     holder: o.to.attached_for(&o.float.kind),
                     stamp: Some(o.stamp.clone()),
                     version: None,
+                    ..Default::default()
                 },
             );
         }

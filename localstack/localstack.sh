@@ -64,7 +64,7 @@ start() {
     (
       cd "$dir"
       GATEWAY_LISTEN="127.0.0.1:$port" SKIP_SSL_CERT_DOWNLOAD=1 DISABLE_EVENTS=1 DNS_ADDRESS=0 \
-        LOCALSTACK_VOLUME_DIR="$dir/volume" SERVICES="ec2,s3,sts,iam" EAGER_SERVICE_LOADING=0 \
+        LOCALSTACK_VOLUME_DIR="$dir/volume" SERVICES="ec2,s3,sts,iam,route53" EAGER_SERVICE_LOADING=0 \
         setsid "$venv/bin/python" -m localstack.runtime.main >"$dir/localstack.log" 2>&1 &
       echo $! >"$dir/pid"
     )

@@ -52,6 +52,9 @@ pub struct Metrics {
     provider_duration: Family<Labels, Histogram, fn() -> Histogram>,
     pub fenced: Counter,
     reconcile_duration: Histogram,
+    dns_batches: Family<Labels, Counter>,
+    dns_insync: Histogram,
+    below_min_healthy: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -87,6 +90,9 @@ impl Metrics {
             provider_duration: Family::new_with_constructor(seconds_histogram),
             fenced: Counter::default(),
             reconcile_duration: seconds_histogram(),
+            dns_batches: Family::default(),
+            dns_insync: Histogram::new(exponential_buckets(0.05, 2.0, 14)),
+            below_min_healthy: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -199,6 +205,21 @@ impl Metrics {
             "reconcile_duration_seconds",
             "One observe-plan-execute pass",
             m.reconcile_duration.clone(),
+        );
+        registry.register(
+            "dns_batches",
+            "Route 53 change batches sent, by outcome (applied, conflict, error)",
+            m.dns_batches.clone(),
+        );
+        registry.register(
+            "dns_insync_seconds",
+            "From a Route 53 change batch to INSYNC",
+            m.dns_insync.clone(),
+        );
+        registry.register(
+            "below_min_healthy",
+            "1 while an active-active group has fewer healthy targets than min_healthy",
+            m.below_min_healthy.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -344,6 +365,22 @@ impl Metrics {
 
     pub fn count_claims(&self, n: u64) {
         self.claims.inc_by(n);
+    }
+
+    pub fn count_dns_batch(&self, outcome: &str) {
+        self.dns_batches
+            .get_or_create(&vec![("outcome".into(), outcome.to_string())])
+            .inc();
+    }
+
+    pub fn observe_dns_insync(&self, took: Duration) {
+        self.dns_insync.observe(took.as_secs_f64());
+    }
+
+    pub fn set_below_min_healthy(&self, group: &str, below: bool) {
+        self.below_min_healthy
+            .get_or_create(&vec![("group".into(), group.to_string())])
+            .set(i64::from(below));
     }
 
     pub fn observe_reconcile(&self, took: Duration) {

@@ -180,13 +180,16 @@ pub struct MoveStamp {
     pub target: TargetId,
 }
 
-/// How a group spreads its floats over its targets. Only `active-standby` exists today
-/// (one owner at a time); `active-active` (weights over healthy targets) arrives with DNS.
+/// How a group spreads its floats over its targets.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
+    /// One owner at a time (keepalived's MASTER/BACKUP): EIPs, routes, and DNS records
+    /// where the owner gets its weight and the others 0.
     #[default]
     ActiveStandby,
+    /// Weight over every healthy target, proportional to its capacity (DNS floats only).
+    ActiveActive,
 }
 
 /// What happens to a float when none of its group's targets is healthy.

@@ -48,6 +48,7 @@ async fn no_mutating_call_without_the_fence() {
                 instance_id: Some(w.instances[0].instance_id.clone()),
                 eni_id: None,
             }),
+            dns: None,
         },
         from: None,
         stamp: MoveStamp {
@@ -153,6 +154,8 @@ async fn provider_and_world(tag: &str, instances: usize) -> (LocalStack, seed::W
         max_attempts: 3,
         mutate_burst: 50,
         mutate_per_second: 5,
+        dns_burst: 50,
+        dns_per_second: 10,
     };
     let p = AwsProvider::connect(&aws, &["us-east-1".into()], Arc::new(Metrics::new())).await;
     (ls, w, p)
@@ -177,6 +180,7 @@ fn to(w: &seed::World, i: usize, when: StampWhen, strict: Option<Option<String>>
                 instance_id: Some(w.instances[i].instance_id.clone()),
                 eni_id: None,
             }),
+            dns: None,
         },
         from: None,
         stamp: MoveStamp {

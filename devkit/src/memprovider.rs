@@ -168,6 +168,7 @@ impl FloatProvider for MemProvider {
                 holder,
                 stamp: Some(o.stamp.clone()),
                 version: None,
+                ..Default::default()
             },
         );
         g.calls.push(Call {

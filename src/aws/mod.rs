@@ -21,6 +21,8 @@ pub struct AwsSpec {
     pub max_attempts: u32,
     pub mutate_burst: u32,
     pub mutate_per_second: u32,
+    pub dns_burst: u32,
+    pub dns_per_second: u32,
 }
 
 /// Shared SDK configuration: endpoint override, timeouts and retries.

@@ -259,6 +259,17 @@ fn text(reports: &[GroupReport]) -> String {
                     "WOULD move {float} from {} to {to} ({reason})",
                     holder_text(from)
                 ),
+                Action::SetWeights {
+                    float,
+                    from,
+                    weights,
+                    reason,
+                    ..
+                } => format!(
+                    "WOULD set weights of {float} to {} (now {}) ({reason}); one batch per zone with the epoch record swapped",
+                    crate::engine::show_weights(weights),
+                    crate::engine::show_weights(from),
+                ),
                 Action::Release { float, from, .. } => format!(
                     "WOULD release {float} from {} to (nobody) (release)",
                     holder_text(from)

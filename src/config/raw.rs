@@ -5,6 +5,7 @@ use super::Dur;
 
 pub use crate::model::{Mode, OnAllUnhealthy};
 use crate::provider::aws::ec2::spec::{RawEip, RawRoute, RawSecondaryIp};
+use crate::provider::aws::route53::spec::{RawDnsMember, RawDnsRecord};
 use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------------------------------
@@ -97,6 +98,17 @@ pub struct RawAws {
     /// Client-side token bucket refill rate, calls per second.
     #[serde(default = "default_rate")]
     pub mutate_per_second: u32,
+    /// Client-side token bucket for Route 53 change batches, per account: burst size.
+    #[serde(default = "default_burst")]
+    pub dns_burst: u32,
+    /// Route 53 change batches per second (Route 53 allows five requests a second per
+    /// account across all its APIs; reads share it).
+    #[serde(default = "default_dns_rate")]
+    pub dns_per_second: u32,
+}
+
+fn default_dns_rate() -> u32 {
+    10
 }
 
 fn default_call_timeout() -> Dur {
@@ -121,6 +133,8 @@ impl Default for RawAws {
             max_attempts: default_attempts(),
             mutate_burst: default_burst(),
             mutate_per_second: default_rate(),
+            dns_burst: default_burst(),
+            dns_per_second: default_dns_rate(),
         }
     }
 }
@@ -253,6 +267,10 @@ pub struct RawPolicy {
     /// itself refuses a write based on a stale view.
     #[serde(default)]
     pub fencing: Fencing,
+    /// Active-active: the fewest healthy targets the group is sized for (N+1). Below it,
+    /// floatover still spreads the weight over the survivors, and warns.
+    #[serde(default)]
+    pub min_healthy: u32,
 }
 
 /// What the leader does when it finds a float changed by someone else.
@@ -300,6 +318,7 @@ impl Default for RawPolicy {
             on_all_unhealthy: OnAllUnhealthy::Keep,
             on_drift: OnDrift::Revert,
             fencing: Fencing::Standard,
+            min_healthy: 0,
         }
     }
 }
@@ -310,11 +329,20 @@ pub struct RawTarget {
     pub name: String,
     pub instance_id: Option<String>,
     pub eni_id: Option<String>,
+    /// The target's record in the group's DNS floats (weighted record sets).
+    pub dns: Option<RawDnsMember>,
     pub region: Option<String>,
     /// Higher wins. Ties are broken by the order in the config.
     #[serde(default = "default_priority")]
     pub priority: u32,
+    /// Share of traffic in DNS weights, proportional to capacity (1-255; default 100).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
     pub probes: Vec<RawProbe>,
+}
+
+fn default_weight() -> u32 {
+    100
 }
 
 fn default_priority() -> u32 {
@@ -364,13 +392,16 @@ pub struct RawExecProbe {
 }
 
 /// Exactly one of `eip`, `secondary_ip`, `route` (EC2 floats; their fields and checks
-/// belong to the EC2 provider, `provider::aws::ec2::spec`).
+/// belong to the EC2 provider, `provider::aws::ec2::spec`) or `dns` (Route 53,
+/// `provider::aws::route53::spec`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFloat {
     pub eip: Option<RawEip>,
     pub secondary_ip: Option<RawSecondaryIp>,
     pub route: Option<RawRoute>,
+    /// A Route 53 weighted record set (one record per target).
+    pub dns: Option<RawDnsRecord>,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ pub struct Policy {
     pub on_all_unhealthy: OnAllUnhealthy,
     pub on_drift: OnDrift,
     pub fencing: Fencing,
+    pub min_healthy: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +104,8 @@ pub struct TargetSpec {
     pub bindings: Bindings,
     pub region: String,
     pub priority: u32,
+    /// DNS weight when up (active-active share, or the owner's weight).
+    pub weight: u32,
     pub probes: Vec<ProbeSpec>,
 }
 

@@ -14,9 +14,18 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// What executing one action left: the belief about the float after it, and its audit.
+pub(super) struct Outcome {
+    pub float: String,
+    pub belief: Observation,
+    /// Refused as expected when leadership changes (a compare-and-set conflict, the fence).
+    pub conflict: bool,
+    pub ev: AuditEvent,
+}
+
 impl Worker {
     /// When did the condition that triggered this action become true?
-    fn trigger_instant(
+    pub(super) fn trigger_instant(
         &self,
         a: &Action,
         health: &HashMap<TargetKey, TargetHealth>,
@@ -58,6 +67,20 @@ impl Worker {
                 ..
             } => since(f),
             Action::Release { .. } => None,
+            Action::SetWeights {
+                from,
+                weights,
+                reason,
+                ..
+            } => {
+                let before = |t: &TargetId| from.get(t).copied().unwrap_or(0);
+                let changed = weights.iter().find(|(t, w)| match reason {
+                    Reason::Failover => **w == 0 && before(t) > 0,
+                    Reason::Failback => **w > 0 && before(t) == 0,
+                    _ => false,
+                });
+                changed.and_then(|(t, _)| since(t))
+            }
         }
     }
 
@@ -99,6 +122,8 @@ impl Worker {
                     None,
                 )
             }
+            // Executed together, one batch per zone (`weights.rs`).
+            Action::SetWeights { .. } => (None, None),
             Action::Release { from: h, .. } => (
                 None,
                 Some(ReleaseOrder {
@@ -128,7 +153,11 @@ impl Worker {
         let g = self.g();
         let fence: &dyn Fence = &self.ctx.leadership;
         let cache = st.belief.clone().unwrap_or_default();
-        let jobs = actions.iter().map(|a| {
+        let (weighted, single): (Vec<&Action>, Vec<&Action>) = actions
+            .iter()
+            .partition(|a| matches!(a, Action::SetWeights { .. }));
+        let weights_job = self.set_weights(&weighted, health, st, &cache, epoch, me);
+        let jobs = single.into_iter().map(|a| {
             let trigger = self.trigger_instant(a, health, st);
             let (mv, rel) = Self::order(g, a, &cache, epoch);
             async move {
@@ -154,6 +183,7 @@ impl Worker {
                 let (from, to) = match a {
                     Action::Move { from, to, .. } => (from.clone(), Some(to.clone())),
                     Action::Release { from, .. } => (from.clone(), None),
+                    Action::SetWeights { .. } => (Holder::Nobody, None),
                 };
                 // A conflict (strict fencing) or a closed fence is expected when leadership
                 // changes: not an error of this replica.
@@ -185,7 +215,16 @@ impl Worker {
                     .as_ref()
                     .map(|o| o.stamp.clone())
                     .or(rel.map(|o| o.stamp));
-                (a.float().to_string(), holder, stamp, conflict, ev)
+                Outcome {
+                    float: a.float().to_string(),
+                    belief: Observation {
+                        holder,
+                        stamp,
+                        ..Default::default()
+                    },
+                    conflict,
+                    ev,
+                }
             }
         });
         // Budget: pacing for this batch plus a few calls each; beyond it, a stall.
@@ -198,22 +237,27 @@ impl Worker {
             .call_timeout
             .saturating_mul(4)
             .saturating_add(pacing);
-        let results = self.beating(budget, futures::future::join_all(jobs)).await;
+        let (mut results, weighted) = self
+            .beating(
+                budget,
+                futures::future::join(futures::future::join_all(jobs), weights_job),
+            )
+            .await;
+        results.extend(weighted);
         let now = Instant::now();
         let mut failed = false;
-        for (float, holder, stamp, conflict, ev) in results {
+        for Outcome {
+            float,
+            belief,
+            conflict,
+            ev,
+        } in results
+        {
             if ev.ok {
                 self.ctx.metrics.count_move(&g.name.0, ev.reason);
                 st.memory.last_move.insert(float.clone(), now);
                 if let Some(c) = st.belief.as_mut() {
-                    c.insert(
-                        float,
-                        Observation {
-                            holder,
-                            stamp,
-                            version: None,
-                        },
-                    );
+                    c.insert(float, belief);
                 }
             } else {
                 failed = true;

@@ -335,6 +335,7 @@ impl Worker {
                 Some(StampOrder {
                     float: f.clone(),
                     holder: o.holder.clone(),
+                    observed: o.snapshot.clone(),
                     stamp: MoveStamp {
                         epoch,
                         reason,

@@ -14,6 +14,9 @@
 mod execute;
 mod group;
 mod report;
+mod weights;
+
+pub use weights::show as show_weights;
 pub mod view;
 
 pub use view::{group_view, health_view, holder_of, observed_view};

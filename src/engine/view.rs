@@ -8,7 +8,7 @@ use crate::model::{Holder, TargetId};
 use crate::plan::{FloatView, GroupView, HealthView, ObservedFloat, PlanPolicy, TargetView};
 use crate::probe::{TargetHealth, TargetKey};
 use crate::provider::{Attached, Observation};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The planner's view of a group's configuration.
 pub fn group_view(g: &GroupSpec) -> GroupView {
@@ -21,18 +21,23 @@ pub fn group_view(g: &GroupSpec) -> GroupView {
             .map(|t| TargetView {
                 id: t.id.clone(),
                 priority: t.priority,
+                weight: t.weight,
             })
             .collect(),
         floats: g
             .floats
             .iter()
-            .map(|f| FloatView { id: f.id.clone() })
+            .map(|f| FloatView {
+                id: f.id.clone(),
+                weighted: f.kind.weighted(),
+            })
             .collect(),
         policy: PlanPolicy {
             preempt: g.policy.preempt,
             failback_delay: g.policy.failback_delay,
             min_hold: g.policy.min_hold,
             on_all_unhealthy: g.policy.on_all_unhealthy,
+            min_healthy: g.policy.min_healthy,
         },
         settle: g.settle,
     }
@@ -49,6 +54,34 @@ pub fn holder_of(g: &GroupSpec, h: Option<&Attached>) -> Holder {
             .find(|t| t.bindings.matches(ph))
             .map(|t| Holder::Target(t.id.clone()))
             .unwrap_or_else(|| Holder::Foreign(ph.label())),
+    }
+}
+
+/// Each target's weight in a weighted float (targets without a record are absent;
+/// members that are not targets are left out: floatover never touches them).
+pub fn weights_of(g: &GroupSpec, o: &Observation) -> BTreeMap<TargetId, u32> {
+    o.weights
+        .iter()
+        .filter_map(|(m, w)| {
+            g.targets
+                .iter()
+                .find(|t| t.bindings.matches(m))
+                .map(|t| (t.id.clone(), *w))
+        })
+        .collect()
+}
+
+/// The owner of a weighted float in active-standby terms: the member with the most weight
+/// (first in config order on a tie), if it is a target and has any weight.
+fn heaviest(g: &GroupSpec, o: &Observation) -> Holder {
+    let best = o
+        .weights
+        .iter()
+        .filter(|(_, w)| *w > 0)
+        .max_by_key(|(_, w)| *w);
+    match best {
+        None => Holder::Nobody,
+        Some((m, _)) => holder_of(g, Some(m)),
     }
 }
 
@@ -86,13 +119,19 @@ pub fn observed_view(
         .iter()
         .filter_map(|f| {
             observations.get(&f.id).map(|o| {
-                (
-                    f.id.clone(),
+                (f.id.clone(), {
+                    let weights = weights_of(g, o);
+                    let holder = if o.weights.is_empty() {
+                        holder_of(g, o.holder.as_ref())
+                    } else {
+                        heaviest(g, o)
+                    };
                     ObservedFloat {
-                        holder: holder_of(g, o.holder.as_ref()),
+                        holder,
+                        weights,
                         stamp: o.stamp.clone(),
-                    },
-                )
+                    }
+                })
             })
         })
         .collect()

@@ -8,20 +8,27 @@
 //! change can never change a decision by accident. [`plan_group`] dispatches on the
 //! group's [`Mode`]; the rules of each mode live in their own module.
 
+mod active;
 mod standby;
 
 use crate::model::{
     Assignment, Epoch, GroupName, Health, Holder, Mode, MoveStamp, OnAllUnhealthy, Reason, TargetId,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// What the provider reported for one float.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ObservedFloat {
+    /// One-holder floats: who holds it. Weighted floats: the target with the most weight,
+    /// if only targets have weight (the owner, in active-standby terms).
     pub holder: Holder,
+    /// Weighted floats: each target's weight as observed (a target without a record is
+    /// absent). Members that are not targets of the group are left alone.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub weights: BTreeMap<TargetId, u32>,
     /// The fence stamp of the last move, if any controller ever moved it.
     pub stamp: Option<MoveStamp>,
 }
@@ -67,18 +74,28 @@ pub enum Action {
         float: String,
         from: Holder,
     },
+    /// Set the weights of a weighted float (targets not listed are left alone).
+    SetWeights {
+        group: GroupName,
+        float: String,
+        from: BTreeMap<TargetId, u32>,
+        weights: BTreeMap<TargetId, u32>,
+        reason: Reason,
+    },
 }
 
 impl Action {
     pub fn float(&self) -> &str {
         match self {
-            Action::Move { float, .. } | Action::Release { float, .. } => float,
+            Action::Move { float, .. }
+            | Action::Release { float, .. }
+            | Action::SetWeights { float, .. } => float,
         }
     }
 
     pub fn reason(&self) -> Reason {
         match self {
-            Action::Move { reason, .. } => *reason,
+            Action::Move { reason, .. } | Action::SetWeights { reason, .. } => *reason,
             Action::Release { .. } => Reason::Release,
         }
     }
@@ -109,6 +126,9 @@ pub enum Note {
     SwitchoverDropped { to: TargetId },
     /// Someone attached the float outside the group; `on_drift: adopt` leaves it there.
     Adopted { float: String, holder: Holder },
+    /// Active-active: fewer healthy targets than the group is sized for (N+1). The weight
+    /// still goes to the survivors.
+    BelowMinHealthy { healthy: u32, min_healthy: u32 },
 }
 
 /// The outcome of planning one group.
@@ -149,6 +169,8 @@ impl GroupView {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FloatView {
     pub id: String,
+    /// Steered by weights over targets (`SetWeights`) rather than moved to one holder.
+    pub weighted: bool,
 }
 
 /// A target as the planner sees it.
@@ -157,6 +179,9 @@ pub struct TargetView {
     pub id: TargetId,
     /// Higher wins (keepalived's VRRP priority).
     pub priority: u32,
+    /// Weight in weighted floats while up (its capacity share; the owner's weight in
+    /// active-standby). At least 1, so an up target never gets 0.
+    pub weight: u32,
 }
 
 /// The policy settings that decide moves.
@@ -168,6 +193,8 @@ pub struct PlanPolicy {
     /// Automatic moves of one float are at least this far apart (flap damping).
     pub min_hold: Duration,
     pub on_all_unhealthy: OnAllUnhealthy,
+    /// Active-active: warn below this many healthy targets (0: never).
+    pub min_healthy: u32,
 }
 
 /// Everything the planner looks at for one group.
@@ -185,6 +212,51 @@ pub struct Input<'a> {
 pub fn plan_group(i: &Input) -> GroupPlan {
     match i.group.mode {
         Mode::ActiveStandby => standby::plan(i),
+        Mode::ActiveActive => active::plan(i),
+    }
+}
+
+// --- shared by the modes -----------------------------------------------------------------
+
+/// Notes and the next deadline, collected while planning one group.
+struct Scratch {
+    notes: Vec<Note>,
+    next_wake: Option<Instant>,
+}
+
+impl Scratch {
+    fn wake_at(&mut self, t: Instant) {
+        self.next_wake = Some(self.next_wake.map_or(t, |w| w.min(t)));
+    }
+}
+
+fn health_of(i: &Input, t: &TargetId) -> HealthView {
+    i.health.get(t).copied().unwrap_or(HealthView {
+        health: Health::Unknown,
+        since: i.now,
+    })
+}
+
+fn is_up(i: &Input, t: &TargetId) -> bool {
+    health_of(i, t).health == Health::Up
+}
+
+fn remaining(until: Instant, now: Instant) -> u64 {
+    u64::try_from(until.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Guard: a float that a newer leader already touched is not ours to move.
+fn fenced(i: &Input, f: &FloatView, obs: &ObservedFloat, s: &mut Scratch) -> bool {
+    match &obs.stamp {
+        Some(st) if st.epoch > i.epoch => {
+            s.notes.push(Note::Fenced {
+                float: f.id.clone(),
+                ours: i.epoch,
+                theirs: st.epoch,
+            });
+            true
+        }
+        _ => false,
     }
 }
 
@@ -195,3 +267,6 @@ pub fn ms(n: u64) -> Duration {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod weighted_tests;

@@ -8,21 +8,12 @@
 //! by a newer leader (fenced), the destination is not up, the float moved too recently
 //! (held).
 
-use super::{Action, FloatView, GroupPlan, HealthView, Input, Note, ObservedFloat, TargetView};
+use super::{
+    Action, FloatView, GroupPlan, Input, Note, ObservedFloat, Scratch, TargetView, fenced,
+    health_of, is_up, remaining,
+};
 use crate::model::{Assignment, Health, Holder, MoveStamp, OnAllUnhealthy, Reason, TargetId};
-use tokio::time::Instant;
-
-/// Notes and the earliest time to plan again, collected while planning.
-struct Scratch {
-    notes: Vec<Note>,
-    next_wake: Option<Instant>,
-}
-
-impl Scratch {
-    fn wake_at(&mut self, t: Instant) {
-        self.next_wake = Some(self.next_wake.map_or(t, |w| w.min(t)));
-    }
-}
+use std::collections::BTreeMap;
 
 pub(super) fn plan(i: &Input) -> GroupPlan {
     let mut s = Scratch {
@@ -42,21 +33,6 @@ pub(super) fn plan(i: &Input) -> GroupPlan {
         notes: s.notes,
         next_wake: s.next_wake,
     }
-}
-
-fn health_of(i: &Input, t: &TargetId) -> HealthView {
-    i.health.get(t).copied().unwrap_or(HealthView {
-        health: Health::Unknown,
-        since: i.now,
-    })
-}
-
-fn is_up(i: &Input, t: &TargetId) -> bool {
-    health_of(i, t).health == Health::Up
-}
-
-fn remaining(until: Instant, now: Instant) -> u64 {
-    u64::try_from(until.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The best healthy target: highest priority, ties broken by config order.
@@ -81,6 +57,7 @@ fn current_owner<'a>(i: &Input<'a>) -> Option<(&'a TargetId, Option<&'a MoveStam
             Some(ObservedFloat {
                 holder: Holder::Target(t),
                 stamp,
+                ..
             }) => i.group.target(t).map(|tv| (&tv.id, stamp.as_ref())),
             _ => None,
         })
@@ -179,6 +156,9 @@ fn plan_float(
     s: &mut Scratch,
 ) -> Option<Action> {
     let obs = i.observed.get(&f.id)?;
+    if f.weighted {
+        return plan_weighted(i, f, obs, desired, reason, s);
+    }
     if i.memory.adopted.contains(&f.id) && matches!(obs.holder, Holder::Foreign(_)) {
         s.notes.push(Note::Adopted {
             float: f.id.clone(),
@@ -207,21 +187,6 @@ fn plan_float(
         return None;
     }
     Some(action)
-}
-
-/// Guard: a float that a newer leader already touched is not ours to move.
-fn fenced(i: &Input, f: &FloatView, obs: &ObservedFloat, s: &mut Scratch) -> bool {
-    match &obs.stamp {
-        Some(st) if st.epoch > i.epoch => {
-            s.notes.push(Note::Fenced {
-                float: f.id.clone(),
-                ours: i.epoch,
-                theirs: st.epoch,
-            });
-            true
-        }
-        _ => false,
-    }
 }
 
 /// Guard (guarantee 1, enforced where a move is made): the destination must be Up. The
@@ -279,4 +244,46 @@ fn held(i: &Input, f: &FloatView, action: &Action, s: &mut Scratch) -> bool {
     });
     s.wake_at(until);
     true
+}
+
+/// A weighted float (DNS) in active-standby: the owner gets its weight, every other target
+/// 0, behind the same guards as a move. With no owner, the weights stay (Route 53 answers
+/// with every record when all weights are 0: writing that would be fail-open anyway).
+fn plan_weighted(
+    i: &Input,
+    f: &FloatView,
+    obs: &ObservedFloat,
+    desired: Option<&TargetId>,
+    reason: Reason,
+    s: &mut Scratch,
+) -> Option<Action> {
+    let Some(to) = desired else {
+        s.notes.push(Note::NoHealthyTarget {
+            float: f.id.clone(),
+        });
+        return None;
+    };
+    let weights: BTreeMap<TargetId, u32> = i
+        .group
+        .targets
+        .iter()
+        .map(|t| (t.id.clone(), if &t.id == to { t.weight } else { 0 }))
+        .collect();
+    if weights == obs.weights {
+        return None; // converged
+    }
+    if fenced(i, f, obs, s) || destination_not_up(i, f, to, s) {
+        return None;
+    }
+    let action = Action::SetWeights {
+        group: i.group.name.clone(),
+        float: f.id.clone(),
+        from: obs.weights.clone(),
+        weights,
+        reason,
+    };
+    if held(i, f, &action, s) {
+        return None;
+    }
+    Some(action)
 }

@@ -5,6 +5,7 @@ fn target(name: &str, prio: u32) -> TargetView {
     TargetView {
         id: TargetId(name.into()),
         priority: prio,
+        weight: 100,
     }
 }
 
@@ -21,6 +22,7 @@ fn group(prios: &[u32], floats: usize, preempt: bool, release: bool) -> GroupVie
             } else {
                 OnAllUnhealthy::Keep
             },
+            min_healthy: 0,
         },
         targets: prios
             .iter()
@@ -31,6 +33,7 @@ fn group(prios: &[u32], floats: usize, preempt: bool, release: bool) -> GroupVie
         floats: (0..floats)
             .map(|i| FloatView {
                 id: format!("eip:eipalloc-{i}"),
+                weighted: false,
             })
             .collect(),
     }
@@ -60,6 +63,7 @@ impl World {
                     f.id.clone(),
                     ObservedFloat {
                         holder: Holder::Nobody,
+                        weights: Default::default(),
                         stamp: None,
                     },
                 )
@@ -116,6 +120,7 @@ impl World {
                     });
                 }
                 Action::Release { .. } => o.holder = Holder::Nobody,
+                Action::SetWeights { .. } => unreachable!("no weighted floats here"),
             }
             self.memory
                 .last_move

@@ -10,6 +10,7 @@ pub mod aws;
 use crate::leader::{Fence, FenceError};
 use crate::model::MoveStamp;
 use aws::ec2::spec::{Ec2Endpoint, Ec2Float};
+use aws::route53::spec::{DnsMember, DnsRecord};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -27,6 +28,8 @@ pub struct FloatRef {
 #[serde(untagged)]
 pub enum FloatKind {
     Ec2(Ec2Float),
+    /// A Route 53 weighted record set: weights over targets, not one holder.
+    Dns(DnsRecord),
 }
 
 impl FloatKind {
@@ -34,6 +37,7 @@ impl FloatKind {
     pub fn id(&self) -> String {
         match self {
             FloatKind::Ec2(f) => f.id(),
+            FloatKind::Dns(r) => r.id(),
         }
     }
 
@@ -41,7 +45,22 @@ impl FloatKind {
     pub fn ec2(&self) -> Option<&Ec2Float> {
         match self {
             FloatKind::Ec2(f) => Some(f),
+            FloatKind::Dns(_) => None,
         }
+    }
+
+    /// The Route 53 description, if this is a DNS float.
+    pub fn dns(&self) -> Option<&DnsRecord> {
+        match self {
+            FloatKind::Dns(r) => Some(r),
+            FloatKind::Ec2(_) => None,
+        }
+    }
+
+    /// True for floats steered by weights over targets (the planner's `SetWeights`);
+    /// false for floats with one holder (`Move`, `Release`).
+    pub fn weighted(&self) -> bool {
+        matches!(self, FloatKind::Dns(_))
     }
 
     /// Whether the provider can refuse a move based on a stale view (strict fencing: a
@@ -49,6 +68,8 @@ impl FloatKind {
     pub fn compare_and_set(&self) -> bool {
         match self {
             FloatKind::Ec2(f) => f.compare_and_set(),
+            // Every DNS batch is a compare-and-set (the epoch record swap).
+            FloatKind::Dns(_) => true,
         }
     }
 }
@@ -58,6 +79,7 @@ impl FloatKind {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Default)]
 pub struct Bindings {
     pub ec2: Option<Ec2Endpoint>,
+    pub dns: Option<DnsMember>,
 }
 
 impl Bindings {
@@ -65,6 +87,10 @@ impl Bindings {
     pub fn matches(&self, holder: &Attached) -> bool {
         match holder {
             Attached::Ec2(h) => self.ec2.as_ref().is_some_and(|b| b.matches(h)),
+            Attached::Dns(m) => self
+                .dns
+                .as_ref()
+                .is_some_and(|b| b.set_identifier == m.set_identifier),
         }
     }
 
@@ -72,6 +98,7 @@ impl Bindings {
     pub fn attached_for(&self, float: &FloatKind) -> Option<Attached> {
         match float {
             FloatKind::Ec2(_) => self.ec2.clone().map(Attached::Ec2),
+            FloatKind::Dns(_) => self.dns.clone().map(Attached::Dns),
         }
     }
 }
@@ -81,6 +108,8 @@ impl Bindings {
 #[serde(untagged)]
 pub enum Attached {
     Ec2(Ec2Endpoint),
+    /// A member of a weighted record set.
+    Dns(DnsMember),
 }
 
 impl Attached {
@@ -88,6 +117,7 @@ impl Attached {
     pub fn ec2(&self) -> Option<&Ec2Endpoint> {
         match self {
             Attached::Ec2(e) => Some(e),
+            Attached::Dns(_) => None,
         }
     }
 
@@ -95,6 +125,7 @@ impl Attached {
     pub fn label(&self) -> String {
         match self {
             Attached::Ec2(e) => e.label(),
+            Attached::Dns(m) => m.set_identifier.clone(),
         }
     }
 }
@@ -117,6 +148,46 @@ pub struct Observation {
     /// The provider's compare-and-set token for the current attachment (the EIP's
     /// association id), used by strict fencing: a move names the attachment it replaces.
     pub version: Option<String>,
+    /// Weighted floats: each member of the set as reported, with its weight.
+    pub weights: Vec<(Attached, u32)>,
+    /// What a compare-and-set write must replace exactly (the DNS records as observed).
+    pub snapshot: Option<Snapshot>,
+}
+
+/// A provider's exact record of what it observed, handed back with a write so that the
+/// write replaces exactly that (or is refused).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Snapshot {
+    Dns(aws::route53::Snapshot),
+}
+
+/// Set the weights of one weighted float, under an epoch.
+#[derive(Debug, Clone)]
+pub struct WeightOrder {
+    pub float: FloatRef,
+    /// Each target's bindings and its new weight (targets not listed are left alone).
+    pub weights: Vec<(Bindings, u32)>,
+    /// What the decision was based on; the write replaces exactly this.
+    pub observed: Option<Snapshot>,
+    pub stamp: MoveStamp,
+}
+
+/// What a successful weight change took.
+#[derive(Debug, Clone, Default)]
+pub struct WeightDone {
+    /// Records changed in this float (0: already as wanted).
+    pub changed: u32,
+    /// Round trips for the batch this float was part of.
+    pub calls: u32,
+    /// Time of the batch call.
+    pub call_time: std::time::Duration,
+    /// Floats that shared the batch (one batch per zone per decision).
+    pub batch_size: u32,
+    /// Time until the provider reported the change applied everywhere (Route 53 INSYNC),
+    /// when that came within the wait; None: still pending (see the metrics).
+    pub insync: Option<std::time::Duration>,
+    /// The stamp is part of the batch, so it cannot fail on its own; kept for symmetry.
+    pub stamp_error: Option<String>,
 }
 
 /// When a move writes its stamp (the epoch record) relative to the move itself.
@@ -150,6 +221,8 @@ pub struct StampOrder {
     pub float: FloatRef,
     /// Where the float is (secondary IP stamps live on the holder's interface).
     pub holder: Option<Attached>,
+    /// What was observed (DNS: the stamp record is swapped as a compare-and-set).
+    pub observed: Option<Snapshot>,
     pub stamp: MoveStamp,
 }
 
@@ -173,7 +246,7 @@ pub struct MoveDone {
 }
 
 /// Errors of provider calls, with enough context to act on at 3 a.m.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
     #[error("{op} in {region}: {code}: {message}")]
     Api {
@@ -254,4 +327,18 @@ pub trait FloatProvider: Send + Sync {
         order: &ReleaseOrder,
         fence: &dyn Fence,
     ) -> Result<(), ProviderError>;
+
+    /// Set the weights of weighted floats: one compare-and-set batch per zone for all of
+    /// them (one decision), results in the order of `orders`. A provider without
+    /// weighted floats refuses.
+    async fn set_weights(
+        &self,
+        orders: &[WeightOrder],
+        _fence: &dyn Fence,
+    ) -> Vec<Result<WeightDone, ProviderError>> {
+        orders
+            .iter()
+            .map(|o| Err(ProviderError::WrongProvider(o.float.id.clone(), "weighted")))
+            .collect()
+    }
 }

@@ -5,8 +5,9 @@
 use super::raw::*;
 use super::spec::*;
 use super::{ConfigError, Issue};
-use crate::model::{GroupName, TargetId};
+use crate::model::{GroupName, Mode, OnAllUnhealthy, TargetId};
 use crate::provider::aws::ec2::spec as ec2;
+use crate::provider::aws::route53::spec as dns;
 use crate::provider::{Bindings, FloatKind, FloatRef};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -209,6 +210,7 @@ fn resolve_group(
     let mut floats = Vec::new();
     let mut seen = HashSet::new();
     let mut needs = Vec::new();
+    let mut dns_types = Vec::new();
     for (fi, f) in g.floats.iter().enumerate() {
         let fp = format!("{p}.floats[{fi}]");
         let raw_ec2 = ec2::RawEc2Float {
@@ -216,16 +218,33 @@ fn resolve_group(
             secondary_ip: f.secondary_ip.clone(),
             route: f.route.clone(),
         };
-        let kind = match raw_ec2.resolve() {
-            Ok(ec2) => {
-                needs.push(ec2.needs());
-                FloatKind::Ec2(ec2)
-            }
+        let resolved = match (&f.dns, raw_ec2.is_set()) {
+            (Some(_), true) => Err(vec![ec2::Problem {
+                field: String::new(),
+                reason: "set one of eip, secondary_ip, route or dns, not several".into(),
+            }]),
+            (Some(d), false) => d.resolve().map(|r| {
+                dns_types.push(r.rtype.clone());
+                FloatKind::Dns(r)
+            }),
+            (None, _) => raw_ec2.resolve().map(|e| {
+                needs.push(e.needs());
+                FloatKind::Ec2(e)
+            }),
+        };
+        let kind = match resolved {
+            Ok(k) => k,
             Err(problems) => {
                 add_problems(is, &fp, problems);
                 continue;
             }
         };
+        if pol.mode == Mode::ActiveActive && !kind.weighted() {
+            is.add(
+                fp.clone(),
+                "mode active-active spreads weight over targets: only dns floats can do that (an EIP or route has one holder)",
+            );
+        }
         let id = kind.id();
         if !seen.insert(id.clone()) {
             is.add(fp, format!("duplicate float {id}"));
@@ -235,6 +254,23 @@ fn resolve_group(
             region: region.clone(),
             kind,
         });
+    }
+
+    if !dns_types.is_empty() && pol.on_all_unhealthy == OnAllUnhealthy::Release {
+        is.add(
+            format!("{p}.policy.on_all_unhealthy"),
+            "release is for floats with one holder; a dns float keeps its weights when every target is down (Route 53 would answer with every record anyway if all weights were 0)",
+        );
+    }
+    if usize::try_from(pol.min_healthy).unwrap_or(usize::MAX) > g.targets.len() {
+        is.add(
+            format!("{p}.policy.min_healthy"),
+            format!(
+                "{} is more than the group's {} targets",
+                pol.min_healthy,
+                g.targets.len()
+            ),
+        );
     }
 
     let mut targets = Vec::new();
@@ -257,13 +293,24 @@ fn resolve_group(
                 add_problems(is, &tp, problems);
                 None
             });
+        let dns = dns::member(t.dns.as_ref(), &t.name, &dns_types).unwrap_or_else(|problems| {
+            add_problems(is, &tp, problems);
+            None
+        });
+        if !(1..=255).contains(&t.weight) {
+            is.add(
+                format!("{tp}.weight"),
+                "must be 1..=255 (Route 53 weights; 0 is what floatover writes for a down target)",
+            );
+        }
         not_blank(&format!("{tp}.region"), t.region.as_deref(), is);
         let tregion = t
             .region
             .clone()
             .filter(|r| !r.trim().is_empty())
             .unwrap_or_else(|| region.clone());
-        if tregion != region {
+        // EC2 floats live in one region; DNS is global, so DNS-only groups span regions.
+        if tregion != region && !needs.is_empty() {
             is.add(
                 format!("{tp}.region"),
                 format!("{tregion:?} differs from the group's region {region:?}; EC2 floats cannot cross regions"),
@@ -285,9 +332,10 @@ fn resolve_group(
         }
         targets.push(TargetSpec {
             id: TargetId(t.name.clone()),
-            bindings: Bindings { ec2 },
+            bindings: Bindings { ec2, dns },
             region: tregion,
             priority: t.priority,
+            weight: t.weight,
             probes,
         });
     }
@@ -319,6 +367,7 @@ fn resolve_group(
             on_all_unhealthy: pol.on_all_unhealthy,
             on_drift: pol.on_drift,
             fencing: pol.fencing,
+            min_healthy: pol.min_healthy,
         },
         targets,
         floats,

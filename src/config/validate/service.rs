@@ -104,6 +104,12 @@ pub(super) fn resolve_aws(raw: &RawAws, is: &mut Issues) -> Option<AwsSpec> {
     if !(1..=1_000).contains(&raw.mutate_per_second) {
         is.add("aws.mutate_per_second", "must be between 1 and 1000");
     }
+    if !(1..=10_000).contains(&raw.dns_burst) {
+        is.add("aws.dns_burst", "must be between 1 and 10000");
+    }
+    if !(1..=1_000).contains(&raw.dns_per_second) {
+        is.add("aws.dns_per_second", "must be between 1 and 1000");
+    }
     Some(AwsSpec {
         default_region: String::new(),
         endpoint_url: raw.endpoint_url.clone(),
@@ -111,6 +117,8 @@ pub(super) fn resolve_aws(raw: &RawAws, is: &mut Issues) -> Option<AwsSpec> {
         max_attempts: raw.max_attempts,
         mutate_burst: raw.mutate_burst,
         mutate_per_second: raw.mutate_per_second,
+        dns_burst: raw.dns_burst,
+        dns_per_second: raw.dns_per_second,
     })
 }
 

@@ -10,6 +10,7 @@
 //! being throttled.
 
 pub mod ec2;
+pub mod route53;
 pub mod stamp;
 
 use crate::aws::AwsSpec;
@@ -17,11 +18,12 @@ pub use crate::aws::{Failure, HttpStatus, attempts, failure, is_throttle, sdk_co
 use crate::leader::Fence;
 use crate::metrics::Metrics;
 use crate::provider::{
-    FloatProvider, FloatRef, MoveDone, MoveOrder, Observation, ProviderError, ReleaseOrder,
-    StampOrder, TargetBindings,
+    FloatKind, FloatProvider, FloatRef, MoveDone, MoveOrder, Observation, ProviderError,
+    ReleaseOrder, StampOrder, TargetBindings, WeightDone, WeightOrder,
 };
 use ec2::Ec2Region;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use route53::Route53;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -72,9 +74,10 @@ where
     }
 }
 
-/// EC2 floats in every region the config uses.
+/// EC2 floats in every region the config uses, and Route 53 record sets.
 pub struct AwsProvider {
     regions: HashMap<String, Ec2Region>,
+    dns: Arc<Route53>,
     mutations: Arc<AtomicU64>,
 }
 
@@ -119,8 +122,24 @@ impl AwsProvider {
                 },
             );
         }
+        // Route 53 is global; its API is signed for us-east-1.
+        let dns_conf = aws_sdk_route53::config::Builder::from(&base)
+            .region(aws_config::Region::new("us-east-1"))
+            .interceptor(attempts::AttemptCounter {
+                metrics: metrics.clone(),
+                backoff: Arc::new(attempts::Backoff::default()),
+            })
+            .build();
+        let dns = Arc::new(Route53::new(
+            aws_sdk_route53::Client::from_conf(dns_conf),
+            pacer(aws.dns_burst, aws.dns_per_second),
+            aws.call_timeout,
+            metrics,
+            mutations.clone(),
+        ));
         AwsProvider {
             regions: map,
+            dns,
             mutations,
         }
     }
@@ -152,8 +171,12 @@ impl FloatProvider for AwsProvider {
         targets: &[TargetBindings],
     ) -> Result<HashMap<String, Observation>, ProviderError> {
         let mut by_region: HashMap<&str, Vec<&FloatRef>> = HashMap::new();
+        let mut dns = Vec::new();
         for f in floats {
-            by_region.entry(f.region.as_str()).or_default().push(f);
+            match f.kind {
+                FloatKind::Ec2(_) => by_region.entry(f.region.as_str()).or_default().push(f),
+                FloatKind::Dns(_) => dns.push(f),
+            }
         }
         let calls = by_region.into_iter().map(|(r, fs)| {
             let mut enis: Vec<String> = targets
@@ -165,8 +188,16 @@ impl FloatProvider for AwsProvider {
             enis.dedup();
             async move { self.region(r)?.observe(&fs, &enis).await }
         });
-        let mut out = HashMap::new();
-        for part in futures::future::join_all(calls).await {
+        let dns_read = async {
+            if dns.is_empty() {
+                Ok(HashMap::new())
+            } else {
+                self.dns.observe(&dns).await
+            }
+        };
+        let (parts, dns_part) = tokio::join!(futures::future::join_all(calls), dns_read);
+        let mut out = dns_part?;
+        for part in parts {
             out.extend(part?);
         }
         Ok(out)
@@ -187,9 +218,20 @@ impl FloatProvider for AwsProvider {
         order: &StampOrder,
         fence: &dyn Fence,
     ) -> Result<(), ProviderError> {
+        if order.float.kind.dns().is_some() {
+            return self.dns.stamp_float(order, fence).await;
+        }
         self.region(&order.float.region)?
             .stamp_float(order, fence)
             .await
+    }
+
+    async fn set_weights(
+        &self,
+        orders: &[WeightOrder],
+        fence: &dyn Fence,
+    ) -> Vec<Result<WeightDone, ProviderError>> {
+        self.dns.set_weights(orders, fence).await
     }
 
     async fn release_float(

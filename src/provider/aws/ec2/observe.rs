@@ -123,6 +123,7 @@ impl Ec2Region {
                             .association_id()
                             .filter(|s| !s.is_empty())
                             .map(str::to_string),
+                        ..Observation::default()
                     },
                 );
             }
@@ -151,6 +152,7 @@ impl Ec2Region {
                                     stamp: tag_value(n.tag_set(), &stamp::key(Some(addr)))
                                         .and_then(stamp::decode),
                                     version: None,
+                                    ..Observation::default()
                                 },
                             );
                         }
@@ -179,6 +181,7 @@ impl Ec2Region {
                             stamp: tag_value(t.tags(), &stamp::key(Some(dest)))
                                 .and_then(stamp::decode),
                             version: None,
+                            ..Observation::default()
                         },
                     );
                 }
