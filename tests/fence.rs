@@ -2,6 +2,7 @@
 //! a refused fence means no call at all; a fence that closes between the stamp and the
 //! move leaves only the stamp (which fences older leaders) and an untouched float.
 
+use floatover::aws::MemberWrites;
 use floatover::config::AwsSpec;
 use floatover::leader::{Fence, FenceError};
 use floatover::metrics::Metrics;
@@ -156,6 +157,7 @@ async fn provider_and_world(tag: &str, instances: usize) -> (LocalStack, seed::W
         mutate_per_second: 5,
         dns_burst: 50,
         dns_per_second: 10,
+        dns_member_writes: MemberWrites::Upsert,
     };
     let p = AwsProvider::connect(&aws, &["us-east-1".into()], Arc::new(Metrics::new())).await;
     (ls, w, p)

@@ -23,6 +23,21 @@ pub struct AwsSpec {
     pub mutate_per_second: u32,
     pub dns_burst: u32,
     pub dns_per_second: u32,
+    pub dns_member_writes: MemberWrites,
+}
+
+/// How a DNS change batch writes the weighted records it changes. Either way the batch
+/// swaps the version record (DELETE N, CREATE N+1), which is the fence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberWrites {
+    /// DELETE each changed record exactly as observed, CREATE the new one: a record
+    /// changed by anyone since the read also makes the batch fail (Route 53).
+    #[default]
+    Replace,
+    /// UPSERT changed records. For emulators: LocalStack 4.13 refuses to CREATE a record
+    /// identical to one it ever held, so a weight could not return to an earlier value.
+    Upsert,
 }
 
 /// Shared SDK configuration: endpoint override, timeouts and retries.

@@ -105,6 +105,9 @@ pub struct RawAws {
     /// account across all its APIs; reads share it).
     #[serde(default = "default_dns_rate")]
     pub dns_per_second: u32,
+    /// `replace` (Route 53: DELETE exactly as observed + CREATE) or `upsert` (emulators).
+    #[serde(default)]
+    pub dns_member_writes: crate::aws::MemberWrites,
 }
 
 fn default_dns_rate() -> u32 {
@@ -135,6 +138,7 @@ impl Default for RawAws {
             mutate_per_second: default_rate(),
             dns_burst: default_burst(),
             dns_per_second: default_dns_rate(),
+            dns_member_writes: Default::default(),
         }
     }
 }

@@ -44,6 +44,8 @@ pub(super) struct State {
     pub leading: Option<Epoch>,
     /// Epoch whose claims are all written.
     pub claimed: Option<Epoch>,
+    /// The last plan said the group is below `min_healthy` (logged on change).
+    pub below_min_healthy: bool,
     pub observed_once: bool,
     /// Configured floats the provider does not know (logged when this changes).
     pub missing: Vec<String>,
@@ -90,6 +92,7 @@ impl Worker {
             next_wake: None,
             leading: None,
             claimed: None,
+            below_min_healthy: false,
             observed_once: false,
             missing: Vec::new(),
         };
@@ -421,6 +424,24 @@ impl Worker {
             epoch: leader.epoch,
             now,
         });
+        let below = p
+            .notes
+            .iter()
+            .find(|n| matches!(n, Note::BelowMinHealthy { .. }));
+        if below.is_some() != st.below_min_healthy {
+            st.below_min_healthy = below.is_some();
+            match below {
+                Some(n) => {
+                    tracing::warn!(group = %g.name, note = ?n, "fewer healthy targets than min_healthy: the survivors take all the traffic")
+                }
+                None => {
+                    tracing::info!(group = %g.name, "back to at least min_healthy healthy targets")
+                }
+            }
+            self.ctx
+                .metrics
+                .set_below_min_healthy(&g.name.0, st.below_min_healthy);
+        }
         if leader.is_leader {
             for n in &p.notes {
                 if let Note::Fenced { .. } = n {

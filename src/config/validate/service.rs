@@ -119,6 +119,7 @@ pub(super) fn resolve_aws(raw: &RawAws, is: &mut Issues) -> Option<AwsSpec> {
         mutate_per_second: raw.mutate_per_second,
         dns_burst: raw.dns_burst,
         dns_per_second: raw.dns_per_second,
+        dns_member_writes: raw.dns_member_writes,
     })
 }
 

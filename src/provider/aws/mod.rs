@@ -130,13 +130,15 @@ impl AwsProvider {
                 backoff: Arc::new(attempts::Backoff::default()),
             })
             .build();
-        let dns = Arc::new(Route53::new(
+        let mut r53 = Route53::new(
             aws_sdk_route53::Client::from_conf(dns_conf),
             pacer(aws.dns_burst, aws.dns_per_second),
             aws.call_timeout,
             metrics,
             mutations.clone(),
-        ));
+        );
+        r53.member_writes = aws.dns_member_writes;
+        let dns = Arc::new(r53);
         AwsProvider {
             regions: map,
             dns,

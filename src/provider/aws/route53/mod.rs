@@ -1,14 +1,17 @@
 //! Route 53 weighted record sets, steered with fenced change batches.
 //!
 //! A weight change is a compare-and-set: the batch DELETEs every changed record with
-//! exactly the values observed and CREATEs its replacement, and swaps the stamp record
-//! (`_floatover.<name>` TXT, holding `epoch/reason/target`) the same way. Route 53 applies
-//! a batch whole or not at all and refuses a DELETE whose values differ, so a batch built on
-//! a view that anyone changed since (a newer leader's batch, a person) fails with
-//! `InvalidChangeBatch` (LocalStack and moto answer `InvalidInput`) and the engine
-//! re-observes. A record floatover steers is never UPSERTed. Emulators accept a DELETE
-//! whose *weight* differs, so the stamp swap, not the weight, is the fence that holds on
-//! every backend.
+//! exactly the values observed and CREATEs its replacement, swaps the stamp record
+//! (`_floatover.<name>` TXT, `epoch/reason/target`) the same way, and bumps the version
+//! record (`_floatover-v.<name>` TXT, a counter: N is DELETEd, N+1 CREATEd). Route 53
+//! applies a batch whole or not at all and refuses a DELETE whose values differ, so a
+//! batch built on a view that anyone changed since (a newer leader's batch, a person)
+//! fails with `InvalidChangeBatch` and the engine re-observes. A record floatover steers
+//! is never UPSERTed. LocalStack (moto) checks a DELETE against the record as first
+//! created, not as last replaced, and accepts a DELETE whose *weight* differs; it does
+//! refuse to CREATE a record identical to an existing one. Two writers from the same view
+//! both CREATE the same version N+1, so the second is refused there too (`InvalidInput`
+//! or `InvalidChangeBatch`): the version record is the fence that holds on every backend.
 //!
 //! One batch per hosted zone per decision, never two in flight for one zone (a lock per
 //! zone); a token bucket per account paces them (Route 53 allows five requests a second per
@@ -56,6 +59,8 @@ pub struct Rec {
 pub struct Snapshot {
     pub members: BTreeMap<String, Rec>,
     pub stamp: Option<Rec>,
+    /// The version record (`_floatover-v.<name>`, a counter).
+    pub version: Option<Rec>,
 }
 
 /// The Route 53 client, its pacing and its zone locks.
@@ -68,19 +73,32 @@ pub struct Route53 {
     /// How long a batch waits for INSYNC before reporting (the rest is polled in the
     /// background and lands in the metrics).
     pub insync_wait: Duration,
+    /// How changed member records are written (`replace` on Route 53).
+    pub member_writes: MemberWrites,
     zones: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// The TXT value of a stamp (quoted, as Route 53 stores TXT strings).
-fn stamp_value(st: &MoveStamp) -> String {
-    format!("\"{}\"", super::stamp::encode(st))
+/// The TXT value of a stamp (quoted, as Route 53 stores TXT strings), with the version it
+/// goes with: a claim under the same epoch still writes a different value (LocalStack
+/// refuses to CREATE a record identical to one it holds, even one the batch DELETEs).
+fn stamp_value(st: &MoveStamp, version: u64) -> String {
+    format!("\"{} v{version}\"", super::stamp::encode(st))
+}
+
+/// The counter in a version record (0 when unreadable: the write then fails as stale).
+fn version_of(r: &Rec) -> u64 {
+    r.values
+        .first()
+        .and_then(|v| v.trim_matches('"').parse().ok())
+        .unwrap_or(0)
 }
 
 fn decode_stamp(r: &Rec) -> Option<MoveStamp> {
-    r.values
-        .first()
-        .and_then(|v| super::stamp::decode(v.trim_matches('"')))
+    let v = r.values.first()?.trim_matches('"');
+    super::stamp::decode(v.split(' ').next().unwrap_or(v))
 }
+
+pub use crate::aws::MemberWrites;
 
 /// One member's wanted record, and whether the float changes at all.
 struct Plan {
@@ -128,6 +146,18 @@ fn invalid(e: &dyn std::fmt::Display) -> ProviderError {
     }
 }
 
+/// `(set identifier, value, weight)` of each target in an order.
+fn wanted_of(o: &WeightOrder) -> Vec<(String, String, u32)> {
+    o.weights
+        .iter()
+        .filter_map(|(b, w)| {
+            b.dns
+                .as_ref()
+                .map(|m| (m.set_identifier.clone(), m.value.clone(), *w))
+        })
+        .collect()
+}
+
 fn snapshot(o: &Option<AnySnapshot>) -> Snapshot {
     match o {
         Some(AnySnapshot::Dns(s)) => s.clone(),
@@ -144,6 +174,7 @@ fn plan_float(
     seen: &Snapshot,
     stamp: &MoveStamp,
     force_stamp: bool,
+    writes: MemberWrites,
 ) -> Result<Plan, ProviderError> {
     let rtype = RrType::from(rec.rtype.as_str());
     let mut changes = Vec::new();
@@ -156,6 +187,13 @@ fn plan_float(
         };
         match seen.members.get(set_id) {
             Some(old) if old.weight == want.weight && old.values == want.values => {}
+            Some(_) if writes == MemberWrites::Upsert => {
+                changes.push(change(
+                    ChangeAction::Upsert,
+                    rrset(&rec.name, rtype.clone(), Some(set_id), &want)?,
+                )?);
+                changed += 1;
+            }
             Some(old) => {
                 changes.push(change(
                     ChangeAction::Delete,
@@ -177,6 +215,30 @@ fn plan_float(
         }
     }
     if changed > 0 || force_stamp {
+        // The version record is the compare-and-set that holds on every backend: two
+        // writers that saw version N both try to replace it with N+1. Real Route 53
+        // refuses the second DELETE of N; LocalStack and moto, whose DELETE checks are
+        // looser, refuse the second CREATE of an identical N+1 ("already exists").
+        let vname = rec.version_name();
+        let next = match &seen.version {
+            Some(old) => {
+                changes.push(change(
+                    ChangeAction::Delete,
+                    rrset(&vname, RrType::Txt, None, old)?,
+                )?);
+                version_of(old).saturating_add(1)
+            }
+            None => 1,
+        };
+        let new = Rec {
+            weight: None,
+            ttl: Some(i64::from(rec.ttl)),
+            values: vec![format!("\"{next}\"")],
+        };
+        changes.push(change(
+            ChangeAction::Create,
+            rrset(&vname, RrType::Txt, None, &new)?,
+        )?);
         let name = rec.stamp_name();
         if let Some(old) = &seen.stamp {
             changes.push(change(
@@ -187,7 +249,7 @@ fn plan_float(
         let new = Rec {
             weight: None,
             ttl: Some(i64::from(rec.ttl)),
-            values: vec![stamp_value(stamp)],
+            values: vec![stamp_value(stamp, next)],
         };
         changes.push(change(
             ChangeAction::Create,
@@ -195,6 +257,47 @@ fn plan_float(
         )?);
     }
     Ok(Plan { changes, changed })
+}
+
+/// The batches one decision sends: one per hosted zone, with every changed float of that
+/// zone in it (and the stamp of the decision), plus the orders settled without a call
+/// (already as wanted, or not a DNS float).
+#[allow(clippy::type_complexity)]
+fn plan_batches(
+    orders: &[WeightOrder],
+    writes: MemberWrites,
+) -> (
+    BTreeMap<String, (MoveStamp, Vec<(usize, Plan)>)>,
+    Vec<(usize, Result<WeightDone, ProviderError>)>,
+) {
+    let mut by_zone: BTreeMap<String, (MoveStamp, Vec<(usize, Plan)>)> = BTreeMap::new();
+    let mut settled = Vec::new();
+    for (i, o) in orders.iter().enumerate() {
+        let Some(rec) = o.float.kind.dns() else {
+            settled.push((
+                i,
+                Err(ProviderError::WrongProvider(o.float.id.clone(), "Route 53")),
+            ));
+            continue;
+        };
+        match plan_float(
+            rec,
+            &wanted_of(o),
+            &snapshot(&o.observed),
+            &o.stamp,
+            false,
+            writes,
+        ) {
+            Ok(p) if p.changes.is_empty() => settled.push((i, Ok(WeightDone::default()))),
+            Ok(p) => by_zone
+                .entry(rec.zone_id.clone())
+                .or_insert_with(|| (o.stamp.clone(), Vec::new()))
+                .1
+                .push((i, p)),
+            Err(e) => settled.push((i, Err(e))),
+        }
+    }
+    (by_zone, settled)
 }
 
 impl Route53 {
@@ -212,6 +315,7 @@ impl Route53 {
             metrics,
             mutations,
             insync_wait: Duration::from_secs(2),
+            member_writes: MemberWrites::Replace,
             zones: Mutex::new(HashMap::new()),
         }
     }
@@ -356,67 +460,35 @@ impl Route53 {
     ) -> Vec<Result<WeightDone, ProviderError>> {
         let mut results: Vec<Option<Result<WeightDone, ProviderError>>> =
             orders.iter().map(|_| None).collect();
-        let mut by_zone: BTreeMap<String, Vec<(usize, Plan)>> = BTreeMap::new();
-        let mut stamp_of_zone: BTreeMap<String, MoveStamp> = BTreeMap::new();
-        for (i, o) in orders.iter().enumerate() {
-            let Some(rec) = o.float.kind.dns() else {
-                results[i] = Some(Err(ProviderError::WrongProvider(
-                    o.float.id.clone(),
-                    "Route 53",
-                )));
-                continue;
-            };
-            let wanted: Vec<(String, String, u32)> = o
-                .weights
-                .iter()
-                .filter_map(|(b, w)| {
-                    b.dns
-                        .as_ref()
-                        .map(|m| (m.set_identifier.clone(), m.value.clone(), *w))
-                })
-                .collect();
-            match plan_float(rec, &wanted, &snapshot(&o.observed), &o.stamp, false) {
-                Ok(p) if p.changes.is_empty() => results[i] = Some(Ok(WeightDone::default())),
-                Ok(p) => {
-                    stamp_of_zone.insert(rec.zone_id.clone(), o.stamp.clone());
-                    by_zone.entry(rec.zone_id.clone()).or_default().push((i, p));
-                }
-                Err(e) => results[i] = Some(Err(e)),
-            }
+        let (by_zone, settled) = plan_batches(orders, self.member_writes);
+        for (i, r) in settled {
+            results[i] = Some(r);
         }
-        let batches = by_zone.into_iter().map(|(zone, plans)| {
-            let st = stamp_of_zone.get(&zone).cloned();
-            async move {
-                let lock = self.zone_lock(&zone);
-                let _held = lock.lock().await;
-                let size = u32::try_from(plans.len()).unwrap_or(u32::MAX);
-                let changes: Vec<Change> =
-                    plans.iter().flat_map(|(_, p)| p.changes.clone()).collect();
-                let started = Instant::now();
-                let res = match &st {
-                    Some(st) => self.send_batch(&zone, changes, st, fence).await,
-                    None => Err(invalid(&"no stamp for the batch")),
-                };
-                let call_time = started.elapsed();
-                let insync = match &res {
-                    Ok(id) => self.insync(id.clone(), started).await,
-                    Err(_) => None,
-                };
-                plans
-                    .into_iter()
-                    .map(|(i, p)| {
-                        let r = res.clone().map(|_| WeightDone {
-                            changed: p.changed,
-                            calls: 1,
-                            call_time,
-                            batch_size: size,
-                            insync,
-                            stamp_error: None,
-                        });
-                        (i, r)
-                    })
-                    .collect::<Vec<_>>()
-            }
+        let batches = by_zone.into_iter().map(|(zone, (st, plans))| async move {
+            let lock = self.zone_lock(&zone);
+            let _held = lock.lock().await;
+            let mut out = Vec::new();
+            let size = u32::try_from(plans.len()).unwrap_or(u32::MAX);
+            let changes: Vec<Change> = plans.iter().flat_map(|(_, p)| p.changes.clone()).collect();
+            let started = Instant::now();
+            let res = self.send_batch(&zone, changes, &st, fence).await;
+            let call_time = started.elapsed();
+            let insync = match &res {
+                Ok(id) => self.insync(id.clone(), started).await,
+                Err(_) => None,
+            };
+            out.extend(plans.into_iter().map(|(i, p)| {
+                let r = res.clone().map(|_| WeightDone {
+                    changed: p.changed,
+                    calls: 1,
+                    call_time,
+                    batch_size: size,
+                    insync,
+                    stamp_error: None,
+                });
+                (i, r)
+            }));
+            out
         });
         for (i, r) in futures::future::join_all(batches)
             .await
@@ -440,7 +512,14 @@ impl Route53 {
         let Some(rec) = o.float.kind.dns() else {
             return Err(ProviderError::WrongProvider(o.float.id.clone(), "Route 53"));
         };
-        let plan = plan_float(rec, &[], &snapshot(&o.observed), &o.stamp, true)?;
+        let plan = plan_float(
+            rec,
+            &[],
+            &snapshot(&o.observed),
+            &o.stamp,
+            true,
+            self.member_writes,
+        )?;
         let lock = self.zone_lock(&rec.zone_id);
         let _held = lock.lock().await;
         self.send_batch(&rec.zone_id, plan.changes, &o.stamp, fence)
@@ -499,6 +578,7 @@ mod tests {
         let seen = Snapshot {
             members: BTreeMap::from([("a".into(), member(1, "10.0.0.1"))]),
             stamp: Some(member(0, "\"1/failover/*\"")),
+            version: None,
         };
         let p = plan_float(
             &rec(),
@@ -506,6 +586,7 @@ mod tests {
             &seen,
             &stamp(),
             false,
+            MemberWrites::Replace,
         )
         .unwrap();
         assert!(p.changes.is_empty());
@@ -525,19 +606,34 @@ mod tests {
                 ttl: Some(60),
                 values: vec!["\"3/failover/*\"".into()],
             }),
+            version: Some(Rec {
+                weight: None,
+                ttl: Some(60),
+                values: vec!["\"41\"".into()],
+            }),
         };
         let wanted = [
             ("a".into(), "10.0.0.1".into(), 0),
             ("b".into(), "10.0.0.2".into(), 1),
             ("c".into(), "10.0.0.3".into(), 1),
         ];
-        let p = plan_float(&rec(), &wanted, &seen, &stamp(), false).unwrap();
+        let p = plan_float(
+            &rec(),
+            &wanted,
+            &seen,
+            &stamp(),
+            false,
+            MemberWrites::Replace,
+        )
+        .unwrap();
         assert_eq!(
             actions(&p),
             [
                 "DELETE www.example.com. a",
                 "CREATE www.example.com. a",
                 "CREATE www.example.com. c",
+                "DELETE _floatover-v.www.example.com. -",
+                "CREATE _floatover-v.www.example.com. -",
                 "DELETE _floatover.www.example.com. -",
                 "CREATE _floatover.www.example.com. -",
             ]
@@ -551,12 +647,101 @@ mod tests {
         );
     }
 
+    fn order(zone: &str, name: &str, weights: &[(&str, u32)], seen: Snapshot) -> WeightOrder {
+        let rec = DnsRecord {
+            zone_id: zone.into(),
+            name: name.into(),
+            rtype: "A".into(),
+            ttl: 60,
+        };
+        WeightOrder {
+            float: crate::provider::FloatRef {
+                id: rec.id(),
+                region: REGION.into(),
+                kind: crate::provider::FloatKind::Dns(rec),
+            },
+            weights: weights
+                .iter()
+                .map(|(id, w)| {
+                    (
+                        crate::provider::Bindings {
+                            ec2: None,
+                            dns: Some(spec::DnsMember {
+                                set_identifier: (*id).into(),
+                                value: "10.0.0.1".into(),
+                            }),
+                        },
+                        *w,
+                    )
+                })
+                .collect(),
+            observed: Some(AnySnapshot::Dns(seen)),
+            stamp: stamp(),
+        }
+    }
+
+    /// One decision, three floats: two changed in zone Z1 share one batch, one changed in
+    /// Z2 gets its own, and one already as wanted sends nothing.
+    #[test]
+    fn one_batch_per_zone_per_decision() {
+        let seen = || Snapshot {
+            members: BTreeMap::from([("a".into(), member(1, "10.0.0.1"))]),
+            ..Snapshot::default()
+        };
+        let orders = [
+            order("Z1", "www.example.com.", &[("a", 0)], seen()),
+            order("Z2", "www.example.org.", &[("a", 0)], seen()),
+            order("Z1", "api.example.com.", &[("a", 0)], seen()),
+            order("Z1", "db.example.com.", &[("a", 1)], seen()),
+        ];
+        let (batches, settled) = plan_batches(&orders, MemberWrites::Replace);
+        let shape: Vec<(String, Vec<usize>)> = batches
+            .iter()
+            .map(|(z, (_, ps))| (z.clone(), ps.iter().map(|(i, _)| *i).collect()))
+            .collect();
+        assert_eq!(
+            shape,
+            [("Z1".to_string(), vec![0, 2]), ("Z2".to_string(), vec![1])]
+        );
+        assert_eq!(settled.len(), 1);
+        assert!(matches!(settled[0], (3, Ok(WeightDone { changed: 0, .. }))));
+    }
+
+    /// Upsert mode writes changed members in place; the version swap still fences.
+    #[test]
+    fn upsert_mode_still_swaps_the_version() {
+        let seen = Snapshot {
+            members: BTreeMap::from([("a".into(), member(1, "10.0.0.1"))]),
+            stamp: None,
+            version: Some(member(0, "\"7\"")),
+        };
+        let wanted = [("a".into(), "10.0.0.1".into(), 0)];
+        let p = plan_float(
+            &rec(),
+            &wanted,
+            &seen,
+            &stamp(),
+            false,
+            MemberWrites::Upsert,
+        )
+        .unwrap();
+        assert_eq!(
+            actions(&p),
+            [
+                "UPSERT www.example.com. a",
+                "DELETE _floatover-v.www.example.com. -",
+                "CREATE _floatover-v.www.example.com. -",
+                "CREATE _floatover.www.example.com. -",
+            ]
+        );
+    }
+
     #[test]
     fn stamp_round_trips_through_txt() {
         let r = Rec {
             weight: None,
             ttl: Some(60),
-            values: vec![stamp_value(&stamp())],
+            values: vec![stamp_value(&stamp(), 3)],
         };
         assert_eq!(decode_stamp(&r), Some(stamp()));
     }

@@ -11,7 +11,11 @@ const MAX_PAGES: usize = 100;
 
 fn rec_of(s: &ResourceRecordSet) -> Rec {
     Rec {
-        weight: s.weight(),
+        // A weighted record always has a weight; moto (LocalStack) leaves out a weight of
+        // 0 when it answers.
+        weight: s
+            .weight()
+            .or_else(|| s.set_identifier().is_some().then_some(0)),
         ttl: s.ttl(),
         values: s
             .resource_records()
@@ -112,8 +116,12 @@ impl Route53 {
                             .unwrap_or_default();
                         weights.push((Attached::Dns(member), w));
                         snap.members.insert(id.to_string(), r);
-                    } else if same_name(s.name(), &rec.stamp_name()) && *s.r#type() == RrType::Txt {
-                        snap.stamp = Some(rec_of(s));
+                    } else if *s.r#type() == RrType::Txt {
+                        if same_name(s.name(), &rec.stamp_name()) {
+                            snap.stamp = Some(rec_of(s));
+                        } else if same_name(s.name(), &rec.version_name()) {
+                            snap.version = Some(rec_of(s));
+                        }
                     }
                 }
                 out.insert(

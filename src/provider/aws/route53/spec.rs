@@ -27,6 +27,12 @@ impl DnsRecord {
     pub fn stamp_name(&self) -> String {
         format!("_floatover.{}", self.name)
     }
+
+    /// The TXT record beside the set that counts its changes: the compare-and-set that
+    /// holds on every backend (see `route53`).
+    pub fn version_name(&self) -> String {
+        format!("_floatover-v.{}", self.name)
+    }
 }
 
 /// A target's record in a weighted set: its `SetIdentifier` and the value it answers

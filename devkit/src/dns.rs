@@ -1,0 +1,115 @@
+//! Route 53 fixtures: a hosted zone per scenario, weighted record sets, and reading them
+//! back from outside the controller (what a resolver would be told).
+
+use crate::DevkitError;
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+};
+use floatover::provider::aws::sdk_config;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn err(op: &'static str) -> impl Fn(String) -> DevkitError {
+    move |message| DevkitError::Seed { op, message }
+}
+
+/// A Route 53 client for checking and seeding.
+pub async fn client(endpoint: &str) -> aws_sdk_route53::Client {
+    crate::use_test_credentials();
+    let conf = sdk_config("us-east-1", Some(endpoint), Duration::from_secs(10), 3).await;
+    aws_sdk_route53::Client::new(&conf)
+}
+
+/// Create a hosted zone `name` (unique per scenario); returns its id without the
+/// `/hostedzone/` prefix.
+pub async fn zone(c: &aws_sdk_route53::Client, name: &str) -> Result<String, DevkitError> {
+    let out = c
+        .create_hosted_zone()
+        .name(name)
+        .caller_reference(format!("{name}-{}", rand::random::<u64>()))
+        .send()
+        .await
+        .map_err(|e| err("CreateHostedZone")(format!("{e:?}")))?;
+    let id = out
+        .hosted_zone()
+        .map(|z| z.id().trim_start_matches("/hostedzone/").to_string())
+        .ok_or_else(|| err("CreateHostedZone")("no zone in the answer".into()))?;
+    Ok(id)
+}
+
+/// Create one weighted A record per `(set_identifier, address, weight)`.
+pub async fn weighted(
+    c: &aws_sdk_route53::Client,
+    zone: &str,
+    name: &str,
+    members: &[(&str, &str, i64)],
+) -> Result<(), DevkitError> {
+    let mut changes = Vec::new();
+    for (id, addr, w) in members {
+        let rr = ResourceRecord::builder()
+            .value(*addr)
+            .build()
+            .map_err(|e| err("ResourceRecord")(e.to_string()))?;
+        let set = ResourceRecordSet::builder()
+            .name(name)
+            .r#type(RrType::A)
+            .set_identifier(*id)
+            .weight(*w)
+            .ttl(60)
+            .resource_records(rr)
+            .build()
+            .map_err(|e| err("ResourceRecordSet")(e.to_string()))?;
+        changes.push(
+            Change::builder()
+                .action(ChangeAction::Create)
+                .resource_record_set(set)
+                .build()
+                .map_err(|e| err("Change")(e.to_string()))?,
+        );
+    }
+    let batch = ChangeBatch::builder()
+        .set_changes(Some(changes))
+        .build()
+        .map_err(|e| err("ChangeBatch")(e.to_string()))?;
+    c.change_resource_record_sets()
+        .hosted_zone_id(zone)
+        .change_batch(batch)
+        .send()
+        .await
+        .map_err(|e| err("ChangeResourceRecordSets")(format!("{e:?}")))?;
+    Ok(())
+}
+
+/// The weights of `name`'s weighted A records by set identifier, and the stamp record's
+/// value (`_floatover.<name>` TXT), as Route 53 reports them.
+pub async fn read(
+    c: &aws_sdk_route53::Client,
+    zone: &str,
+    name: &str,
+) -> Result<(BTreeMap<String, i64>, Option<String>), DevkitError> {
+    let out = c
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .map_err(|e| err("ListResourceRecordSets")(format!("{e:?}")))?;
+    let norm = |s: &str| s.trim_end_matches('.').to_ascii_lowercase();
+    let mut weights = BTreeMap::new();
+    let mut stamp = None;
+    for s in out.resource_record_sets() {
+        if norm(s.name()) == norm(name) && *s.r#type() == RrType::A {
+            // moto (LocalStack) leaves out a weight of 0.
+            if let Some(id) = s.set_identifier() {
+                weights.insert(id.to_string(), s.weight().unwrap_or(0));
+            }
+        } else if norm(s.name()) == norm(&format!("_floatover.{name}"))
+            && *s.r#type() == RrType::Txt
+        {
+            stamp = s
+                .resource_records()
+                .first()
+                .map(|r| r.value().trim_matches('"').to_string());
+        }
+    }
+    Ok((weights, stamp))
+}
