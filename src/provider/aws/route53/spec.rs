@@ -169,7 +169,10 @@ pub fn member(
         if !ok {
             out.push(problem(
                 "dns.value",
-                format!("{:?} is not a valid value for a {t} record", raw.value),
+                format!(
+                    "{:?} is not a valid value for a record of type {t}",
+                    raw.value
+                ),
             ));
         }
     }
