@@ -46,6 +46,9 @@ pub struct AuditEvent {
 pub struct FloatStatus {
     pub id: String,
     pub holder: Holder,
+    /// Weighted floats (DNS): each target's weight as read.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub weights: std::collections::BTreeMap<TargetId, u32>,
     pub stamp: Option<MoveStamp>,
 }
 

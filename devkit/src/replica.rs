@@ -106,7 +106,7 @@ pub fn render_config(
     let ec2 = s.ec2_endpoint.as_deref().unwrap_or(&w.endpoint);
     let _ = writeln!(
         y,
-        "aws: {{ region: {}, endpoint_url: \"{ec2}\", mutate_burst: {}, mutate_per_second: {} }}",
+        "aws: {{ region: {}, endpoint_url: \"{ec2}\", mutate_burst: {}, mutate_per_second: {}, dns_member_writes: upsert }}",
         w.region, s.mutate_burst, s.mutate_per_second
     );
     if s.s3_lease {

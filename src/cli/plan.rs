@@ -31,8 +31,37 @@ struct GroupReport {
     /// Configured floats the provider does not know.
     missing_floats: Vec<String>,
     desired: Assignment,
+    /// DNS: the change batches the leader would send, one per hosted zone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    batches: Vec<BatchReport>,
     actions: Vec<Action>,
     notes: Vec<Note>,
+}
+
+/// One Route 53 change batch of the plan: the zone and the records it would change.
+#[derive(Debug, Serialize)]
+struct BatchReport {
+    zone_id: String,
+    records: Vec<String>,
+}
+
+/// Group the plan's weight changes by hosted zone, as the provider sends them.
+fn batches(g: &config::GroupSpec, actions: &[Action]) -> Vec<BatchReport> {
+    let mut zones: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for a in actions {
+        if let Action::SetWeights { float, .. } = a
+            && let Some(rec) = g.float(float).and_then(|f| f.kind.dns())
+        {
+            zones
+                .entry(rec.zone_id.clone())
+                .or_default()
+                .push(rec.name.clone());
+        }
+    }
+    zones
+        .into_iter()
+        .map(|(zone_id, records)| BatchReport { zone_id, records })
+        .collect()
 }
 
 #[derive(Debug, Serialize)]
@@ -185,6 +214,7 @@ pub(super) async fn plan(path: &Path, json: bool) -> ExitCode {
                 })
                 .collect(),
             missing_floats,
+            batches: batches(g, &p.actions),
             desired: p.desired,
             actions: p.actions,
             notes: p.notes,
@@ -266,7 +296,7 @@ fn text(reports: &[GroupReport]) -> String {
                     reason,
                     ..
                 } => format!(
-                    "WOULD set weights of {float} to {} (now {}) ({reason}); one batch per zone with the epoch record swapped",
+                    "WOULD set weights of {float} to {} (now {}) ({reason})",
                     crate::engine::show_weights(weights),
                     crate::engine::show_weights(from),
                 ),
@@ -276,6 +306,14 @@ fn text(reports: &[GroupReport]) -> String {
                 ),
             };
             let _ = writeln!(out, "  {line}");
+        }
+        for b in &g.batches {
+            let _ = writeln!(
+                out,
+                "  WOULD send 1 batch to zone {}: {} (plus each record's stamp and version swap)",
+                b.zone_id,
+                b.records.join(", ")
+            );
         }
         for n in &g.notes {
             let _ = writeln!(

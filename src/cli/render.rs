@@ -108,7 +108,12 @@ pub(super) fn status(body: &StatusBody) -> String {
             );
         }
         for f in &g.floats {
-            let _ = writeln!(s, "  float  {:<40} on {}", f.id, holder_text(&f.holder));
+            if f.weights.is_empty() {
+                let _ = writeln!(s, "  float  {:<40} on {}", f.id, holder_text(&f.holder));
+            } else {
+                let w: Vec<String> = f.weights.iter().map(|(t, n)| format!("{t}={n}")).collect();
+                let _ = writeln!(s, "  float  {:<40} weights {}", f.id, w.join(" "));
+            }
         }
         for n in &g.notes {
             let _ = writeln!(

@@ -1,7 +1,7 @@
 //! After a reconcile: answer pending switchovers, publish status and metrics.
 
+use super::SwitchoverError;
 use super::group::{State, Worker};
-use super::{SwitchoverError, holder_of};
 use crate::model::{Health, Holder};
 use crate::plan::{GroupPlan, Note, ObservedFloat};
 use crate::probe::{TargetHealth, TargetKey};
@@ -16,10 +16,12 @@ impl Worker {
         let timeout = self.ctx.spec.switchover_timeout;
         let mut keep = Vec::new();
         for p in st.pending.drain(..) {
-            let done = g.floats.iter().all(|f| {
-                cache.get(&f.id).map(|o| holder_of(g, o.holder.as_ref()))
-                    == Some(Holder::Target(p.to.clone()))
-            });
+            // The planner's view: for a weighted float, the target with the weight.
+            let seen = super::observed_view(g, &cache);
+            let done = g
+                .floats
+                .iter()
+                .all(|f| seen.get(&f.id).map(|o| &o.holder) == Some(&Holder::Target(p.to.clone())));
             if done {
                 st.memory.switchover = None;
                 let events = self
@@ -68,6 +70,7 @@ impl Worker {
                 observed.get(&f.id).map(|o| FloatStatus {
                     id: f.id.clone(),
                     holder: o.holder.clone(),
+                    weights: o.weights.clone(),
                     stamp: o.stamp.clone(),
                 })
             })

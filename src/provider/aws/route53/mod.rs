@@ -19,6 +19,8 @@
 //! standard retry mode. After a batch, `GetChange` is polled until INSYNC in the
 //! background: the time goes to `floatover_dns_insync_seconds`.
 
+#[cfg(test)]
+mod mocked;
 mod observe;
 pub mod spec;
 

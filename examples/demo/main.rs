@@ -1,7 +1,11 @@
 //! The demo: LocalStack, three instances with an Elastic IP, a health endpoint per
 //! instance, three floatover replicas electing a leader through an S3 lease. It kills the
 //! active instance's health endpoint, brings it back, kills the leader, and prints a
-//! timeline. Runs by itself, ends by itself, cleans up. `scripts/demo` builds and runs it.
+//! timeline. Then the same replicas steer a Route 53 weighted record over three targets in
+//! two regions (`dns.rs`). Runs by itself, ends by itself, cleans up. `scripts/demo` builds
+//! and runs it.
+
+mod dns;
 
 use floatover_devkit::health::HealthServer;
 use floatover_devkit::replica::{Replica, Scenario, floatover_bin, free_port, render_config};
@@ -157,10 +161,12 @@ async fn run() -> Result<(), String> {
     for _ in 0..3 {
         health.push(HealthServer::start().await.map_err(|e| e.to_string())?);
     }
-    let scenario = Scenario {
+    let mut act = dns::DnsAct::prepare(&ls.endpoint).await?;
+    let mut scenario = Scenario {
         failback_delay_ms: 3_000,
         ..Default::default()
     };
+    scenario.extra_yaml = act.group_yaml(scenario.interval_ms);
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut demo = Demo {
         t0,
@@ -290,6 +296,9 @@ async fn run() -> Result<(), String> {
     ));
 
     println!();
+    dns_act(&demo, &mut act, nl).await?;
+
+    println!();
     demo.say("shutting down: SIGTERM to the replicas (the leader releases its lease), stopping LocalStack");
     for r in demo.replicas.iter_mut() {
         r.terminate();
@@ -299,6 +308,62 @@ async fn run() -> Result<(), String> {
     println!(
         "\ndemo finished. Controller logs were in a temporary directory (JSON lines, message \"audit\" for every move)."
     );
+    Ok(())
+}
+
+/// Global traffic: the weighted record follows its targets' health.
+async fn dns_act(demo: &Demo, act: &mut dns::DnsAct, leader: usize) -> Result<(), String> {
+    demo.say(format!(
+        "GLOBAL TRAFFIC: {} is a Route 53 weighted record over {} (active-active, weight by capacity)",
+        act.name,
+        dns::TARGETS
+            .iter()
+            .map(|(n, r, w)| format!("{n} in {r} (weight {w})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let all = [("use1-a", 100), ("use1-b", 100), ("euw1", 50)];
+    act.wait(&all, Duration::from_secs(20))
+        .await
+        .ok_or("the weighted records were never written")?;
+    demo.say(format!(
+        "records written: {}; stamp {:?}",
+        dns::show(&act.weights().await),
+        act.stamp().await
+    ));
+    demo.say("FAILURE: killing euw1's health endpoint");
+    act.health[2].stop().await;
+    let killed = Instant::now();
+    act.wait(
+        &[("use1-a", 100), ("use1-b", 100), ("euw1", 0)],
+        Duration::from_secs(10),
+    )
+    .await
+    .ok_or("euw1 was never drained")?;
+    let ev = demo.replicas[leader]
+        .audit_events()
+        .into_iter()
+        .rev()
+        .find(|e| e["group"] == "global")
+        .unwrap_or_default();
+    demo.say(format!(
+        "euw1 drained {:.0} ms after the kill: {} (one fenced batch: {})",
+        killed.elapsed().as_secs_f64() * 1e3,
+        dns::show(&act.weights().await),
+        ev["detail"].as_str().unwrap_or("?")
+    ));
+    demo.say("RECOVERY: bringing euw1 back");
+    act.health[2].restart().await.map_err(|e| e.to_string())?;
+    let back = Instant::now();
+    act.wait(&all, Duration::from_secs(15))
+        .await
+        .ok_or("euw1 never got its weight back")?;
+    demo.say(format!(
+        "euw1 has its share again {:.0} ms after recovery (rise {} probes, then min_hold 1 s since the last change): {}",
+        back.elapsed().as_secs_f64() * 1e3,
+        demo.scenario.rise,
+        dns::show(&act.weights().await)
+    ));
     Ok(())
 }
 

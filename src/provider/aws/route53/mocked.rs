@@ -1,0 +1,175 @@
+//! Real Route 53 error codes, which no emulator produces, against the provider's batch
+//! path (aws-smithy-mocks: the SDK's own client with canned HTTP answers). A stale batch
+//! answered with `InvalidChangeBatch` is a conflict; `Throttling` and
+//! `PriorRequestNotComplete` are retried by the SDK's standard retry mode and the batch
+//! lands; a 5xx after every attempt is an error that reads `op in region: Code: message`.
+
+use super::*;
+use crate::model::{Epoch, Reason, TargetId};
+use crate::provider::{Bindings, FloatKind, FloatRef};
+use aws_config::retry::RetryConfig;
+use aws_sdk_route53::operation::change_resource_record_sets::ChangeResourceRecordSetsOutput;
+use aws_sdk_route53::operation::get_change::GetChangeOutput;
+use aws_sdk_route53::types::ChangeInfo;
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+struct Open;
+impl Fence for Open {
+    fn permit(&self, _: Epoch, _: Duration) -> Result<(), crate::leader::FenceError> {
+        Ok(())
+    }
+}
+
+fn error_xml(code: &str, message: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\"?><ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>r-1</RequestId></ErrorResponse>"
+    )
+}
+
+fn info() -> ChangeInfo {
+    ChangeInfo::builder()
+        .id("/change/C1")
+        .status(ChangeStatus::Insync)
+        .submitted_at(aws_smithy_types::DateTime::from_secs(0))
+        .build()
+        .expect("change info")
+}
+
+fn provider(client: Client) -> Arc<Route53> {
+    Arc::new(Route53::new(
+        client,
+        super::super::pacer(50, 10),
+        Duration::from_secs(5),
+        Arc::new(Metrics::new()),
+        Arc::new(AtomicU64::new(0)),
+    ))
+}
+
+fn order() -> WeightOrder {
+    let rec = spec::DnsRecord {
+        zone_id: "Z1".into(),
+        name: "www.example.com.".into(),
+        rtype: "A".into(),
+        ttl: 60,
+    };
+    WeightOrder {
+        float: FloatRef {
+            id: rec.id(),
+            region: REGION.into(),
+            kind: FloatKind::Dns(rec),
+        },
+        weights: vec![(
+            Bindings {
+                ec2: None,
+                dns: Some(spec::DnsMember {
+                    set_identifier: "a".into(),
+                    value: "10.0.0.1".into(),
+                }),
+            },
+            0,
+        )],
+        observed: Some(AnySnapshot::Dns(Snapshot {
+            members: BTreeMap::from([(
+                "a".to_string(),
+                Rec {
+                    weight: Some(1),
+                    ttl: Some(60),
+                    values: vec!["10.0.0.1".into()],
+                },
+            )]),
+            ..Snapshot::default()
+        })),
+        stamp: MoveStamp {
+            epoch: Epoch(3),
+            reason: Reason::Failover,
+            target: TargetId("-".into()),
+        },
+    }
+}
+
+fn retrying(conf: aws_sdk_route53::config::Builder) -> aws_sdk_route53::config::Builder {
+    conf.retry_config(
+        RetryConfig::standard()
+            .with_max_attempts(3)
+            .with_initial_backoff(Duration::from_millis(1))
+            .with_max_backoff(Duration::from_millis(5)),
+    )
+}
+
+#[tokio::test]
+async fn invalid_change_batch_from_route53_is_a_conflict() {
+    let rule = mock!(Client::change_resource_record_sets)
+        .then_http_response(|| {
+            aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(400).expect("status"),
+                aws_smithy_types::body::SdkBody::from(error_xml(
+                    "InvalidChangeBatch",
+                    "Tried to delete resource record set [name='www.example.com.', type='A', set-identifier='a'] but the values provided do not match the current values",
+                )),
+            )
+        });
+    let client = mock_client!(aws_sdk_route53, RuleMode::Sequential, [&rule], retrying);
+    let r = provider(client).set_weights(&[order()], &Open).await;
+    match &r[0] {
+        Err(e @ ProviderError::Conflict { code, .. }) => {
+            assert_eq!(code, "InvalidChangeBatch");
+            assert!(
+                e.to_string()
+                    .starts_with("ChangeResourceRecordSets in global: InvalidChangeBatch: "),
+                "{e}"
+            );
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(rule.num_calls(), 1, "a conflict is not retried");
+}
+
+#[tokio::test]
+async fn throttling_and_prior_request_not_complete_are_retried() {
+    let rule = mock!(Client::change_resource_record_sets)
+        .sequence()
+        .http_status(400, Some(error_xml("Throttling", "Rate exceeded")))
+        .http_status(
+            400,
+            Some(error_xml(
+                "PriorRequestNotComplete",
+                "The request was rejected because Route 53 was still processing a prior request.",
+            )),
+        )
+        .output(|| {
+            ChangeResourceRecordSetsOutput::builder()
+                .change_info(info())
+                .build()
+        })
+        .build();
+    let insync = mock!(Client::get_change)
+        .then_output(|| GetChangeOutput::builder().change_info(info()).build());
+    let client = mock_client!(
+        aws_sdk_route53,
+        RuleMode::MatchAny,
+        [&rule, &insync],
+        retrying
+    );
+    let r = provider(client).set_weights(&[order()], &Open).await;
+    let done = r[0].as_ref().expect("the batch lands after two retries");
+    assert_eq!(done.changed, 1);
+    assert_eq!(rule.num_calls(), 3);
+    assert!(done.insync.is_some(), "INSYNC read back");
+}
+
+#[tokio::test]
+async fn a_5xx_after_every_attempt_reads_in_words() {
+    let rule = mock!(Client::change_resource_record_sets)
+        .sequence()
+        .http_status(503, Some(error_xml("ServiceUnavailable", "try again")))
+        .times(3)
+        .build();
+    let client = mock_client!(aws_sdk_route53, RuleMode::Sequential, [&rule], retrying);
+    let r = provider(client).set_weights(&[order()], &Open).await;
+    let e = r[0].as_ref().expect_err("an error");
+    assert_eq!(
+        e.to_string(),
+        "ChangeResourceRecordSets in global: ServiceUnavailable: try again"
+    );
+    assert_eq!(rule.num_calls(), 3);
+}
