@@ -105,10 +105,12 @@ impl Demo {
         let t = Instant::now();
         while t.elapsed() < timeout {
             if let Some(s) = self.replicas[leader].status().await {
-                let hit = s["groups"][0]["targets"]
+                let hit = s["groups"]
                     .as_array()
                     .into_iter()
                     .flatten()
+                    .filter(|g| g["name"] == "web")
+                    .flat_map(|g| g["targets"].as_array().into_iter().flatten())
                     .any(|x| x["name"] == target && x["health"] == health);
                 if hit {
                     return Some(t.elapsed());
