@@ -11,7 +11,7 @@ use floatover::model::{GroupName, TargetId};
 use floatover::probe::{HealthBoard, Outcome, TargetKey};
 use floatover::provider::{
     FloatProvider, FloatRef, MoveDone, MoveOrder, Observation, ProviderError, ReleaseOrder,
-    StampOrder, TargetBindings,
+    StampOrder, TargetBindings, WeightDone, WeightOrder,
 };
 use floatover::status::StatusStore;
 use std::collections::HashMap;
@@ -86,13 +86,83 @@ impl FloatProvider for Recorder {
     async fn release_float(&self, _: &ReleaseOrder, _: &dyn Fence) -> Result<(), ProviderError> {
         Ok(())
     }
+    async fn set_weights(
+        &self,
+        orders: &[WeightOrder],
+        fence: &dyn Fence,
+    ) -> Vec<Result<WeightDone, ProviderError>> {
+        let mut out = Vec::new();
+        for o in orders {
+            if let Err(source) = fence.permit(o.stamp.epoch, Duration::from_millis(1500)) {
+                out.push(Err(ProviderError::Fenced {
+                    op: "bench",
+                    source,
+                }));
+                continue;
+            }
+            let at = Instant::now();
+            if let Ok(mut s) = self.state.lock() {
+                s.insert(
+                    o.float.id.clone(),
+                    Observation {
+                        weights: o
+                            .weights
+                            .iter()
+                            .filter_map(|(b, w)| b.attached_for(&o.float.kind).map(|m| (m, *w)))
+                            .collect(),
+                        stamp: Some(o.stamp.clone()),
+                        ..Observation::default()
+                    },
+                );
+            }
+            let _ = self.calls.send(at);
+            out.push(Ok(WeightDone {
+                changed: 1,
+                calls: 1,
+                ..WeightDone::default()
+            }));
+        }
+        out
+    }
+}
+
+/// The same measurement for a DNS group: active-active over two targets, the health change
+/// of one target until the Route 53 batch is issued.
+const DNS_CONFIG: &str = r#"
+leader: { backend: single }
+aws: { region: us-east-1 }
+resync_interval: 1h
+probe_defaults: { rise: 1, fall: 1 }
+groups:
+  - name: bench
+    policy: { mode: active-active, min_hold: 0s }
+    targets:
+      - { name: a, dns: { value: 10.0.0.1 }, probes: [{ tcp: { address: "127.0.0.1:9" } }] }
+      - { name: b, dns: { value: 10.0.0.2 }, probes: [{ tcp: { address: "127.0.0.1:9" } }] }
+    floats:
+      - dns: { zone_id: ZBENCH, name: www.example.com }
+"#;
+
+pub async fn run_dns(trials: usize) -> Series {
+    let mut s = measure(DNS_CONFIG, "dns:ZBENCH:www.example.com.:A", trials, true).await;
+    s.name = "DNS decision latency (health change -> Route 53 batch issued)".into();
+    s.p99_target_ms = Some(5.0);
+    s.note = "in-process: real health board, engine, active-active planner and batch grouping; the provider only timestamps set_weights".into();
+    s
 }
 
 pub async fn run(trials: usize) -> Series {
-    let spec = Arc::new(config::from_yaml(CONFIG).expect("bench config"));
+    measure(CONFIG, "eip:eipalloc-bench", trials, false).await
+}
+
+/// Fail one target (then let it recover) `trials` times; time from the threshold crossing
+/// to the provider call. `both_ways`: every change (down and up) is a call (DNS
+/// active-active), not only the failover.
+async fn measure(config_yaml: &str, float: &str, trials: usize, both_ways: bool) -> Series {
+    let spec = Arc::new(config::from_yaml(config_yaml).expect("bench config"));
     let board = Arc::new(HealthBoard::new(&spec, Instant::now()));
     let (tx, mut calls) = mpsc::unbounded_channel();
-    let initial = HashMap::from([("eip:eipalloc-bench".to_string(), Observation::default())]);
+    let initial = HashMap::from([(float.to_string(), Observation::default())]);
     let provider = Arc::new(Recorder {
         state: Mutex::new(initial),
         calls: tx,
@@ -129,6 +199,10 @@ pub async fn run(trials: usize) -> Series {
             _ => break,
         }
         board.record(&holder.0, 0, Outcome::Ok, Instant::now());
+        if both_ways {
+            // The recovery is a reweight too: wait for it before the next trial.
+            let _ = tokio::time::timeout(Duration::from_secs(5), calls.recv()).await;
+        }
         holder = (holder.1, holder.0);
     }
     stop.cancel();

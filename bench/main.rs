@@ -3,6 +3,7 @@
 //! the targets of issue 2). `--quick` runs fewer trials (for a smoke check only).
 
 mod decision;
+mod dns;
 mod eip;
 mod probes;
 mod stats;
@@ -96,6 +97,9 @@ async fn main() -> ExitCode {
     eprintln!("decision latency: {n_dec} trials ...");
     all.push(decision::run(n_dec).await);
     eprintln!("{}", all[0].row());
+    eprintln!("DNS decision latency: {n_dec} trials ...");
+    all.push(decision::run_dns(n_dec).await);
+    eprintln!("{}", all[1].row());
 
     let ls = match LocalStack::start_or_reuse() {
         Ok(l) => l,
@@ -159,6 +163,20 @@ async fn main() -> ExitCode {
         }
         Err(e) => eprintln!("takeover bench failed: {e}"),
     }
+    eprintln!("DNS reweight of 100 targets on LocalStack ...");
+    let mut dns_lines = Vec::new();
+    match dns::run(&ls.endpoint, 100, if quick { 4 } else { 20 }).await {
+        Ok(r) => {
+            eprintln!("{}\n{}", r.call.row(), r.insync.row());
+            dns_lines.push(format!(
+                "Batches per reweight of 100 targets: {:.2} (one per zone per decision).",
+                r.batches_per_change
+            ));
+            all.push(r.call);
+            all.push(r.insync);
+        }
+        Err(e) => dns_lines.push(format!("DNS reweight bench failed: {e}")),
+    }
     eprintln!("probe throughput: 1,000 HTTP targets at 100 ms for 20 s ...");
     let throughput = probes::run(&ls.endpoint, 1_000, std::time::Duration::from_secs(20)).await;
     drop(ls);
@@ -187,6 +205,9 @@ async fn main() -> ExitCode {
     for l in &calls_lines {
         let _ = writeln!(md, "{l}");
     }
+    for l in &dns_lines {
+        let _ = writeln!(md, "\n{l}");
+    }
     let _ = writeln!(
         md,
         "\nProbe throughput and memory (`floatover run`, release, both cores shared with a minimal HTTP responder in the bench process; probes counted where they arrive):\n"
@@ -206,7 +227,10 @@ async fn main() -> ExitCode {
     println!("\n{md}");
     let failed = all.iter().any(|s| s.passed() == Some(false))
         || eip_series < 2 * variants.len()
-        || all.len() < 2 + 2 * variants.len()
+        || all.len() < 5 + 2 * variants.len()
+        || dns_lines
+            .iter()
+            .any(|l| l.contains("failed") || !l.contains(" 1.00 "))
         || throughput.as_ref().map_or(true, |t| !t.passed());
     if !quick {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/RESULTS.md");
