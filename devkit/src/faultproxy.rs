@@ -5,7 +5,9 @@
 //! Rules are matched in order on the operation (EC2 `Action=` parameter, or `GetObject` /
 //! `PutObject` for S3) and on the region in the SigV4 credential scope. Faults answer the
 //! way AWS does (EC2 `RequestLimitExceeded` with HTTP 503, S3 `SlowDown`, `InternalError`
-//! with 500), so the SDK's retry and throttling logic sees the real thing.
+//! with 500), so the SDK's retry and throttling logic sees the real thing. Route 53 requests
+//! (signed for `route53`) are named by their REST path (`ChangeResourceRecordSets`, ...) and
+//! throttled with `Throttling` and `PriorRequestNotComplete` (HTTP 400), as Route 53 does.
 
 use axum::body::{Body, to_bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
@@ -119,6 +121,51 @@ fn region_of(h: &HeaderMap) -> String {
         .and_then(|c| c.split('/').nth(2))
         .unwrap_or("")
         .to_string()
+}
+
+/// The signing service (`ec2`, `s3`, `route53`) from the credential scope.
+fn service_of(h: &HeaderMap) -> String {
+    h.get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').nth(3))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Route 53's REST operations, by method and path.
+fn route53_op(method: &Method, path: &str) -> String {
+    let p = path.trim_end_matches('/');
+    match (method.as_str(), p) {
+        ("POST", p) if p.ends_with("/rrset") => "ChangeResourceRecordSets",
+        ("GET", p) if p.ends_with("/rrset") => "ListResourceRecordSets",
+        ("GET", p) if p.contains("/change/") => "GetChange",
+        ("POST", p) if p.ends_with("/hostedzone") => "CreateHostedZone",
+        _ => "Route53Other",
+    }
+    .to_string()
+}
+
+/// Route 53's throttling answers, alternating: `Throttling` and `PriorRequestNotComplete`
+/// (HTTP 400, Route 53's `<ErrorResponse>` document).
+fn route53_throttle(n: u64) -> Response {
+    let (code, message) = if n.is_multiple_of(2) {
+        ("Throttling", "Rate exceeded")
+    } else {
+        (
+            "PriorRequestNotComplete",
+            "The request was rejected because Route 53 was still processing a prior request.",
+        )
+    };
+    let body = format!(
+        "<?xml version=\"1.0\"?><ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>"
+    );
+    (
+        StatusCode::BAD_REQUEST,
+        [("content-type", "text/xml")],
+        body,
+    )
+        .into_response()
 }
 
 fn attempt_of(h: &HeaderMap) -> u32 {
@@ -305,7 +352,12 @@ async fn handle(
         .is_some_and(|c| c.contains("x-www-form-urlencoded"));
     let params = if is_form { form(&bytes) } else { Vec::new() };
     let path = parts.uri.path().to_string();
-    let op = op_of(&parts.method, &params, &path);
+    let route53 = service_of(&parts.headers) == "route53";
+    let op = if route53 {
+        route53_op(&parts.method, &path)
+    } else {
+        op_of(&parts.method, &params, &path)
+    };
     let region = region_of(&parts.headers);
     let s3 = !is_form;
     let (mode, idx, generation) = {
@@ -347,6 +399,10 @@ async fn handle(
     };
     let roll = |f: f64| rand::random::<f64>() < f;
     match mode {
+        Mode::Throttle(f) if roll(f) && route53 => {
+            finish(400, false);
+            return route53_throttle(idx as u64);
+        }
         Mode::Throttle(f) if roll(f) => {
             finish(503, false);
             return throttle_answer(s3);
