@@ -206,27 +206,17 @@ fn batches(metrics: &str) -> u64 {
         .sum()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn active_active_weights_follow_health_one_batch_per_zone() {
-    use_test_credentials();
-    let ls = LocalStack::start_or_reuse().expect("localstack");
-    let r53 = dns::client(&ls.endpoint).await;
-    let (d1, d2) = (unique("aa"), unique("ab"));
-    let z1 = dns::zone(&r53, &d1).await.expect("zone");
-    let z2 = dns::zone(&r53, &d2).await.expect("zone");
-    let (n1, n2) = (format!("www.{d1}."), format!("www.{d2}."));
-    let mut servers = Vec::new();
-    for _ in 0..3 {
-        servers.push(HealthServer::start().await.expect("health"));
-    }
-    let urls: Vec<String> = servers.iter().map(|s| s.url()).collect();
-    let yaml = app_config(
-        &ls.endpoint,
-        [&z1, &z2],
-        [&n1, &n2],
-        [&urls[0], &urls[1], &urls[2]],
-    );
-    let spec = Arc::new(config::from_yaml(&yaml).expect("config"));
+type Running = (
+    Arc<Metrics>,
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), floatover::app::AppError>>,
+);
+
+/// The whole controller in this process: the real AWS provider against LocalStack, a
+/// single-replica lease, real probes and API.
+async fn start_app(yaml: &str) -> Running {
+    let spec = Arc::new(config::from_yaml(yaml).expect("config"));
     let metrics = Arc::new(Metrics::new());
     let provider = Arc::new(
         AwsProvider::connect(
@@ -261,6 +251,116 @@ async fn active_active_weights_follow_health_one_batch_per_zone() {
     let run = tokio::spawn(app.run(listener, async {
         let _ = stop_rx.await;
     }));
+    (metrics, api, stop_tx, run)
+}
+
+async fn wait_one(
+    r53: &aws_sdk_route53::Client,
+    zone: &str,
+    name: &str,
+    want: &[(&str, i64)],
+) -> Option<Duration> {
+    let want: BTreeMap<String, i64> = want.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(15) {
+        if dns::read(r53, zone, name).await.map(|(w, _)| w).ok() == Some(want.clone()) {
+            return Some(t.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    None
+}
+
+/// Active-standby over DNS: the owner has its weight, the other 0; failover on death,
+/// failback after `failback_delay` (the EIP rules, on a weighted record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_active_standby_fails_over_and_back() {
+    use_test_credentials();
+    let ls = LocalStack::start_or_reuse().expect("localstack");
+    let r53 = dns::client(&ls.endpoint).await;
+    let domain = unique("as");
+    let zone = dns::zone(&r53, &domain).await.expect("zone");
+    let name = format!("db.{domain}.");
+    let mut a = HealthServer::start().await.expect("health");
+    let b = HealthServer::start().await.expect("health");
+    let yaml = format!(
+        r#"
+leader: {{ backend: single, lease_duration: 3s, renew_deadline: 2s, retry_period: 300ms }}
+aws: {{ region: us-east-1, endpoint_url: "{ep}", call_timeout: 1500ms, dns_member_writes: upsert }}
+probe_defaults: {{ interval: 100ms, timeout: 100ms, rise: 2, fall: 2 }}
+groups:
+  - name: db
+    policy: {{ preempt: true, failback_delay: 1s, min_hold: 0s }}
+    targets:
+      - {{ name: a, region: us-east-1, priority: 200, weight: 10, dns: {{ value: 10.0.0.1 }}, probes: [{{ http: {{ url: "{ua}" }} }}] }}
+      - {{ name: b, region: eu-west-1, priority: 100, weight: 20, dns: {{ value: 10.0.0.2 }}, probes: [{{ http: {{ url: "{ub}" }} }}] }}
+    floats:
+      - dns: {{ zone_id: {zone}, name: "{name}", ttl: 30 }}
+"#,
+        ep = ls.endpoint,
+        ua = a.url(),
+        ub = b.url(),
+    );
+    let (_metrics, _api, stop_tx, run) = start_app(&yaml).await;
+    assert!(
+        wait_one(&r53, &zone, &name, &[("a", 10), ("b", 0)])
+            .await
+            .is_some(),
+        "owner a"
+    );
+    a.stop().await;
+    assert!(
+        wait_one(&r53, &zone, &name, &[("a", 0), ("b", 20)])
+            .await
+            .is_some(),
+        "failover to b"
+    );
+    let (_, stamp) = dns::read(&r53, &zone, &name).await.expect("read");
+    assert!(
+        stamp.as_deref().is_some_and(|s| s.contains("/failover/b")),
+        "{stamp:?}"
+    );
+    a.restart().await.expect("restart");
+    let back = Instant::now();
+    assert!(
+        wait_one(&r53, &zone, &name, &[("a", 10), ("b", 0)])
+            .await
+            .is_some(),
+        "failback to a"
+    );
+    assert!(
+        back.elapsed() >= Duration::from_secs(1),
+        "failback waited failback_delay"
+    );
+    let _ = stop_tx.send(());
+    let ended = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("stops")
+        .expect("join");
+    assert!(ended.is_ok(), "{ended:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_active_weights_follow_health_one_batch_per_zone() {
+    use_test_credentials();
+    let ls = LocalStack::start_or_reuse().expect("localstack");
+    let r53 = dns::client(&ls.endpoint).await;
+    let (d1, d2) = (unique("aa"), unique("ab"));
+    let z1 = dns::zone(&r53, &d1).await.expect("zone");
+    let z2 = dns::zone(&r53, &d2).await.expect("zone");
+    let (n1, n2) = (format!("www.{d1}."), format!("www.{d2}."));
+    let mut servers = Vec::new();
+    for _ in 0..3 {
+        servers.push(HealthServer::start().await.expect("health"));
+    }
+    let urls: Vec<String> = servers.iter().map(|s| s.url()).collect();
+    let yaml = app_config(
+        &ls.endpoint,
+        [&z1, &z2],
+        [&n1, &n2],
+        [&urls[0], &urls[1], &urls[2]],
+    );
+    let (metrics, api, stop_tx, run) = start_app(&yaml).await;
 
     let want = |a: i64, b: i64, c: i64| {
         BTreeMap::from([
