@@ -111,6 +111,8 @@ pub async fn run(endpoint: &str, trials: usize, v: &Variant) -> Result<EipResult
     }
     let mut holder = 0usize;
     let (mut overhead, mut total, mut calls) = (vec![], vec![], vec![]);
+    // (decision, provider call) of each trial: says which side a slow trial spent its time on.
+    let mut parts: Vec<(f64, f64)> = vec![];
     for _ in 0..trials {
         let before = status.audit().len();
         let killed = Instant::now();
@@ -124,6 +126,7 @@ pub async fn run(endpoint: &str, trials: usize, v: &Variant) -> Result<EipResult
             return Err(format!("failover failed: {:?}", ev.error));
         }
         overhead.push(ev.decision_ms.unwrap_or(f64::NAN) + ev.call_ms);
+        parts.push((ev.decision_ms.unwrap_or(f64::NAN), ev.call_ms));
         calls.push(f64::from(ev.calls));
         // Kill to the new holder being visible through the EC2 API (includes detection).
         let want = world.instances[1 - holder].instance_id.clone();
@@ -143,6 +146,12 @@ pub async fn run(endpoint: &str, trials: usize, v: &Variant) -> Result<EipResult
     stop.cancel();
     let _ = task.await;
     let mean_calls = calls.iter().sum::<f64>() / calls.len().max(1) as f64;
+    let worst =
+        parts.iter().copied().fold(
+            (0.0f64, 0.0f64),
+            |w, p| if p.0 + p.1 > w.0 + w.1 { p } else { w },
+        );
+    let max_decision = parts.iter().map(|p| p.0).fold(0.0f64, f64::max);
     let probes = match v.fast_interval_ms {
         Some(f) => format!("{} ms x 3, fast_interval {f} ms", v.interval_ms),
         None => format!("{} ms x 3", v.interval_ms),
@@ -153,7 +162,8 @@ pub async fn run(endpoint: &str, trials: usize, v: &Variant) -> Result<EipResult
             samples_ms: overhead,
             p99_target_ms: Some(100.0),
             note: format!(
-                "fall-threshold crossing -> float on the new holder; {mean_calls:.1} provider round trips on the failover path (the stamp is written after the move)"
+                "fall-threshold crossing -> float on the new holder; {mean_calls:.1} provider round trips on the failover path (the stamp is written after the move); slowest trial: decision {:.3} ms + provider call {:.1} ms; slowest decision {max_decision:.3} ms",
+                worst.0, worst.1
             ),
         },
         total: Series {
