@@ -6,6 +6,7 @@
 
 use super::*;
 use crate::model::{Epoch, Reason, TargetId};
+use crate::provider::Snapshot as AnySnapshot;
 use crate::provider::{Bindings, FloatKind, FloatRef};
 use aws_config::retry::RetryConfig;
 use aws_sdk_route53::operation::change_resource_record_sets::ChangeResourceRecordSetsOutput;
