@@ -11,7 +11,7 @@
 
 use super::{
     Action, FloatView, GroupPlan, Input, Note, ObservedFloat, Scratch, fenced, health_of, is_up,
-    remaining,
+    remaining, within_min_hold,
 };
 use crate::model::{Assignment, Health, Reason, TargetId};
 use std::collections::BTreeMap;
@@ -95,7 +95,8 @@ fn plan_float(
         return None;
     }
     let reason = reason(obs, desired);
-    if reason == Reason::Failback && held(i, f, s) {
+    // Flap damping for adding weight back only.
+    if reason == Reason::Failback && within_min_hold(i, f, s) {
         return None;
     }
     Some(Action::SetWeights {
@@ -118,21 +119,4 @@ fn reason(obs: &ObservedFloat, desired: &BTreeMap<TargetId, u32>) -> Reason {
     } else {
         Reason::Drift
     }
-}
-
-/// Flap damping for adding weight back: at least `min_hold` since the float's last change.
-fn held(i: &Input, f: &FloatView, s: &mut Scratch) -> bool {
-    let Some(last) = i.memory.last_move.get(&f.id) else {
-        return false;
-    };
-    let until = *last + i.group.policy.min_hold;
-    if i.now >= until {
-        return false;
-    }
-    s.notes.push(Note::Held {
-        float: f.id.clone(),
-        remaining_ms: remaining(until, i.now),
-    });
-    s.wake_at(until);
-    true
 }

@@ -260,6 +260,24 @@ fn fenced(i: &Input, f: &FloatView, obs: &ObservedFloat, s: &mut Scratch) -> boo
     }
 }
 
+/// Flap damping: the float changed less than `min_hold` ago. Notes it and plans a wake-up
+/// for when the hold ends.
+fn within_min_hold(i: &Input, f: &FloatView, s: &mut Scratch) -> bool {
+    let Some(last) = i.memory.last_move.get(&f.id) else {
+        return false;
+    };
+    let until = *last + i.group.policy.min_hold;
+    if i.now >= until {
+        return false;
+    }
+    s.notes.push(Note::Held {
+        float: f.id.clone(),
+        remaining_ms: remaining(until, i.now),
+    });
+    s.wake_at(until);
+    true
+}
+
 /// Convenience for tests and benches: a duration in milliseconds.
 pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

@@ -10,7 +10,7 @@
 
 use super::{
     Action, FloatView, GroupPlan, Input, Note, ObservedFloat, Scratch, TargetView, fenced,
-    health_of, is_up, remaining,
+    health_of, is_up, remaining, within_min_hold,
 };
 use crate::model::{Assignment, Health, Holder, MoveStamp, OnAllUnhealthy, Reason, TargetId};
 use std::collections::BTreeMap;
@@ -228,22 +228,7 @@ fn no_owner(i: &Input, f: &FloatView, obs: &ObservedFloat, s: &mut Scratch) -> O
 /// person's switchover is not damped, nor is putting a float back where this leader put it
 /// (drift revert): that is not a new decision, and a stale write must not stick.
 fn held(i: &Input, f: &FloatView, action: &Action, s: &mut Scratch) -> bool {
-    if matches!(action.reason(), Reason::Switchover | Reason::Drift) {
-        return false;
-    }
-    let Some(last) = i.memory.last_move.get(&f.id) else {
-        return false;
-    };
-    let until = *last + i.group.policy.min_hold;
-    if i.now >= until {
-        return false;
-    }
-    s.notes.push(Note::Held {
-        float: f.id.clone(),
-        remaining_ms: remaining(until, i.now),
-    });
-    s.wake_at(until);
-    true
+    !matches!(action.reason(), Reason::Switchover | Reason::Drift) && within_min_hold(i, f, s)
 }
 
 /// A weighted float (DNS) in active-standby: the owner gets its weight, every other target
