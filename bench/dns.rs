@@ -46,6 +46,7 @@ pub async fn run(endpoint: &str, targets: usize, trials: usize) -> Result<Reweig
         name: format!("www.{domain}."),
         rtype: "A".into(),
         ttl: 60,
+        routing: Default::default(),
     };
     let float = FloatRef {
         id: rec.id(),

@@ -55,6 +55,7 @@ pub struct Metrics {
     dns_batches: Family<Labels, Counter>,
     dns_insync: Histogram,
     below_min_healthy: Family<Labels, Gauge>,
+    below_min_capacity: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -93,6 +94,7 @@ impl Metrics {
             dns_batches: Family::default(),
             dns_insync: Histogram::new(exponential_buckets(0.05, 2.0, 14)),
             below_min_healthy: Family::default(),
+            below_min_capacity: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -220,6 +222,11 @@ impl Metrics {
             "below_min_healthy",
             "1 while an active-active group has fewer healthy targets than min_healthy",
             m.below_min_healthy.clone(),
+        );
+        registry.register(
+            "below_min_capacity",
+            "1 while an active-active group's healthy targets' weights sum to less than min_capacity",
+            m.below_min_capacity.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -379,6 +386,12 @@ impl Metrics {
 
     pub fn set_below_min_healthy(&self, group: &str, below: bool) {
         self.below_min_healthy
+            .get_or_create(&vec![("group".into(), group.to_string())])
+            .set(i64::from(below));
+    }
+
+    pub fn set_below_min_capacity(&self, group: &str, below: bool) {
+        self.below_min_capacity
             .get_or_create(&vec![("group".into(), group.to_string())])
             .set(i64::from(below));
     }

@@ -82,6 +82,7 @@ async fn two_leaders_race_one_zone_and_exactly_one_batch_applies() {
         name: name.clone(),
         rtype: "A".into(),
         ttl: 60,
+        routing: Default::default(),
     };
     let float = FloatRef {
         id: rec.id(),
@@ -465,6 +466,121 @@ async fn active_active_weights_follow_health_one_batch_per_zone() {
             .unwrap_or_default()
     );
 
+    let _ = stop_tx.send(());
+    let ended = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("stops")
+        .expect("join");
+    assert!(ended.is_ok(), "{ended:?}");
+}
+
+/// A Route 53 failover record pair (PRIMARY/SECONDARY, a health check on one record):
+/// floatover makes the owner the PRIMARY, swaps the roles on failover and back on
+/// failback, and every record keeps its own health check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_record_pair_swaps_roles_and_keeps_health_checks() {
+    use_test_credentials();
+    let ls = LocalStack::start_or_reuse().expect("localstack");
+    let r53 = dns::client(&ls.endpoint).await;
+    let domain = unique("fo");
+    let zone = dns::zone(&r53, &domain).await.expect("zone");
+    let name = format!("api.{domain}.");
+    let hc = dns::health_check(&r53, "10.0.0.1", 80)
+        .await
+        .expect("health check");
+    dns::failover_pair(
+        &r53,
+        &zone,
+        &name,
+        [("a", "10.0.0.1", Some(&hc)), ("b", "10.0.0.2", None)],
+    )
+    .await
+    .expect("pair");
+    let mut a = HealthServer::start().await.expect("health");
+    let b = HealthServer::start().await.expect("health");
+    let yaml = format!(
+        r#"
+leader: {{ backend: single, lease_duration: 3s, renew_deadline: 2s, retry_period: 300ms }}
+aws: {{ region: us-east-1, endpoint_url: "{ep}", call_timeout: 1500ms, dns_member_writes: upsert }}
+probe_defaults: {{ interval: 100ms, timeout: 100ms, rise: 2, fall: 2 }}
+groups:
+  - name: api
+    policy: {{ preempt: true, failback_delay: 500ms, min_hold: 0s }}
+    targets:
+      - {{ name: a, region: us-east-1, priority: 200, dns: {{ value: 10.0.0.1 }}, probes: [{{ http: {{ url: "{ua}" }} }}] }}
+      - {{ name: b, region: eu-west-1, priority: 100, dns: {{ value: 10.0.0.2 }}, probes: [{{ http: {{ url: "{ub}" }} }}] }}
+    floats:
+      - dns: {{ zone_id: {zone}, name: "{name}", routing: failover }}
+"#,
+        ep = ls.endpoint,
+        ua = a.url(),
+        ub = b.url(),
+    );
+    let (metrics, _api, stop_tx, run) = start_app(&yaml).await;
+    let wait_roles = |primary: &'static str| {
+        let (r53, zone, name, hc) = (r53.clone(), zone.clone(), name.clone(), hc.clone());
+        async move {
+            let want = BTreeMap::from([
+                (
+                    "a".to_string(),
+                    (
+                        if primary == "a" {
+                            "PRIMARY"
+                        } else {
+                            "SECONDARY"
+                        }
+                        .to_string(),
+                        Some(hc),
+                    ),
+                ),
+                (
+                    "b".to_string(),
+                    (
+                        if primary == "b" {
+                            "PRIMARY"
+                        } else {
+                            "SECONDARY"
+                        }
+                        .to_string(),
+                        None,
+                    ),
+                ),
+            ]);
+            let t = Instant::now();
+            let mut last = None;
+            while t.elapsed() < Duration::from_secs(15) {
+                last = dns::roles(&r53, &zone, &name).await.ok();
+                if last.as_ref() == Some(&want) {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            Err(format!("want {want:?}, have {last:?}"))
+        }
+    };
+    // Already as wanted at start: only the new leader's claim (the stamp) is written.
+    wait_roles("a").await.expect("a is PRIMARY");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let claimed = batches(&metrics.encode());
+    assert!(
+        claimed <= 1,
+        "a converged pair is left alone: {claimed} batches"
+    );
+
+    a.stop().await;
+    wait_roles("b").await.expect("failover: b is PRIMARY");
+    let (_, stamp) = dns::read(&r53, &zone, &name).await.expect("read");
+    assert!(
+        stamp.as_deref().is_some_and(|s| s.contains("/failover/b")),
+        "{stamp:?}"
+    );
+    a.restart().await.expect("restart");
+    wait_roles("a").await.expect("failback: a is PRIMARY again");
+    assert_eq!(
+        batches(&metrics.encode()),
+        claimed + 2,
+        "one batch per change"
+    );
     let _ = stop_tx.send(());
     let ended = tokio::time::timeout(Duration::from_secs(10), run)
         .await

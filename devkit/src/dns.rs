@@ -113,3 +113,109 @@ pub async fn read(
     }
     Ok((weights, stamp))
 }
+
+/// Create a Route 53 HTTP health check on `ip:port` (the id, to put on a record).
+pub async fn health_check(
+    c: &aws_sdk_route53::Client,
+    ip: &str,
+    port: i32,
+) -> Result<String, DevkitError> {
+    use aws_sdk_route53::types::{HealthCheckConfig, HealthCheckType};
+    let conf = HealthCheckConfig::builder()
+        .r#type(HealthCheckType::Http)
+        .ip_address(ip)
+        .port(port)
+        .resource_path("/")
+        .build()
+        .map_err(|e| err("HealthCheckConfig")(e.to_string()))?;
+    let out = c
+        .create_health_check()
+        .caller_reference(format!("hc-{}", rand::random::<u64>()))
+        .health_check_config(conf)
+        .send()
+        .await
+        .map_err(|e| err("CreateHealthCheck")(format!("{e:?}")))?;
+    out.health_check()
+        .map(|h| h.id().to_string())
+        .ok_or_else(|| err("CreateHealthCheck")("no health check in the answer".into()))
+}
+
+/// Create a failover pair of A records: `(set_identifier, address, health check id)` for
+/// the PRIMARY, then the SECONDARY.
+pub async fn failover_pair(
+    c: &aws_sdk_route53::Client,
+    zone: &str,
+    name: &str,
+    pair: [(&str, &str, Option<&str>); 2],
+) -> Result<(), DevkitError> {
+    use aws_sdk_route53::types::ResourceRecordSetFailover;
+    let mut changes = Vec::new();
+    for ((id, addr, hc), role) in pair.iter().zip([
+        ResourceRecordSetFailover::Primary,
+        ResourceRecordSetFailover::Secondary,
+    ]) {
+        let rr = ResourceRecord::builder()
+            .value(*addr)
+            .build()
+            .map_err(|e| err("ResourceRecord")(e.to_string()))?;
+        let set = ResourceRecordSet::builder()
+            .name(name)
+            .r#type(RrType::A)
+            .set_identifier(*id)
+            .failover(role)
+            .set_health_check_id(hc.map(str::to_string))
+            .ttl(60)
+            .resource_records(rr)
+            .build()
+            .map_err(|e| err("ResourceRecordSet")(e.to_string()))?;
+        changes.push(
+            Change::builder()
+                .action(ChangeAction::Create)
+                .resource_record_set(set)
+                .build()
+                .map_err(|e| err("Change")(e.to_string()))?,
+        );
+    }
+    let batch = ChangeBatch::builder()
+        .set_changes(Some(changes))
+        .build()
+        .map_err(|e| err("ChangeBatch")(e.to_string()))?;
+    c.change_resource_record_sets()
+        .hosted_zone_id(zone)
+        .change_batch(batch)
+        .send()
+        .await
+        .map_err(|e| err("ChangeResourceRecordSets")(format!("{e:?}")))?;
+    Ok(())
+}
+
+/// The failover role and health check id of each of `name`'s A records, by set identifier.
+pub async fn roles(
+    c: &aws_sdk_route53::Client,
+    zone: &str,
+    name: &str,
+) -> Result<BTreeMap<String, (String, Option<String>)>, DevkitError> {
+    let out = c
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .map_err(|e| err("ListResourceRecordSets")(format!("{e:?}")))?;
+    let norm = |s: &str| s.trim_end_matches('.').to_ascii_lowercase();
+    Ok(out
+        .resource_record_sets()
+        .iter()
+        .filter(|s| norm(s.name()) == norm(name) && *s.r#type() == RrType::A)
+        .filter_map(|s| {
+            Some((
+                s.set_identifier()?.to_string(),
+                (
+                    s.failover()
+                        .map(|f| f.as_str().to_string())
+                        .unwrap_or_default(),
+                    s.health_check_id().map(str::to_string),
+                ),
+            ))
+        })
+        .collect())
+}

@@ -275,6 +275,11 @@ pub struct RawPolicy {
     /// floatover still spreads the weight over the survivors, and warns.
     #[serde(default)]
     pub min_healthy: u32,
+    /// Active-active: the least summed weight of healthy targets the group is sized for
+    /// (weights as capacity: with 100/50/50, losing the 100 leaves 100). Below it,
+    /// floatover still spreads the weight over the survivors, and warns.
+    #[serde(default)]
+    pub min_capacity: u32,
 }
 
 /// What the leader does when it finds a float changed by someone else.
@@ -323,6 +328,7 @@ impl Default for RawPolicy {
             on_drift: OnDrift::Revert,
             fencing: Fencing::Standard,
             min_healthy: 0,
+            min_capacity: 0,
         }
     }
 }

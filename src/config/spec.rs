@@ -61,6 +61,8 @@ pub struct Policy {
     pub on_drift: OnDrift,
     pub fencing: Fencing,
     pub min_healthy: u32,
+    /// Active-active N+1 check on summed weights of healthy targets (0: off).
+    pub min_capacity: u32,
 }
 
 #[derive(Debug, Clone)]

@@ -46,6 +46,8 @@ pub(super) struct State {
     pub claimed: Option<Epoch>,
     /// The last plan said the group is below `min_healthy` (logged on change).
     pub below_min_healthy: bool,
+    /// The last plan said the group is below `min_capacity` (logged on change).
+    pub below_min_capacity: bool,
     pub observed_once: bool,
     /// Configured floats the provider does not know (logged when this changes).
     pub missing: Vec<String>,
@@ -93,6 +95,7 @@ impl Worker {
             leading: None,
             claimed: None,
             below_min_healthy: false,
+            below_min_capacity: false,
             observed_once: false,
             missing: Vec::new(),
         };
@@ -441,6 +444,22 @@ impl Worker {
             self.ctx
                 .metrics
                 .set_below_min_healthy(&g.name.0, st.below_min_healthy);
+        }
+        let short = p
+            .notes
+            .iter()
+            .find(|n| matches!(n, Note::BelowMinCapacity { .. }));
+        if short.is_some() != st.below_min_capacity {
+            st.below_min_capacity = short.is_some();
+            match short {
+                Some(n) => {
+                    tracing::warn!(group = %g.name, note = ?n, "healthy capacity below min_capacity: the survivors take all the traffic")
+                }
+                None => tracing::info!(group = %g.name, "back to at least min_capacity"),
+            }
+            self.ctx
+                .metrics
+                .set_below_min_capacity(&g.name.0, st.below_min_capacity);
         }
         if leader.is_leader {
             for n in &p.notes {

@@ -30,6 +30,7 @@ pub fn group_view(g: &GroupSpec) -> GroupView {
             .map(|f| FloatView {
                 id: f.id.clone(),
                 weighted: f.kind.weighted(),
+                roles_only: f.kind.roles_only(),
             })
             .collect(),
         policy: PlanPolicy {
@@ -38,6 +39,7 @@ pub fn group_view(g: &GroupSpec) -> GroupView {
             min_hold: g.policy.min_hold,
             on_all_unhealthy: g.policy.on_all_unhealthy,
             min_healthy: g.policy.min_healthy,
+            min_capacity: g.policy.min_capacity,
         },
         settle: g.settle,
     }

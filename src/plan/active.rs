@@ -30,6 +30,19 @@ pub(super) fn plan(i: &Input) -> GroupPlan {
             min_healthy: min,
         });
     }
+    let capacity = i
+        .group
+        .targets
+        .iter()
+        .filter(|t| is_up(i, &t.id))
+        .fold(0u32, |sum, t| sum.saturating_add(t.weight));
+    let min_capacity = i.group.policy.min_capacity;
+    if min_capacity > 0 && capacity < min_capacity {
+        s.notes.push(Note::BelowMinCapacity {
+            capacity,
+            min_capacity,
+        });
+    }
     let desired: BTreeMap<TargetId, u32> = i
         .group
         .targets

@@ -129,6 +129,9 @@ pub enum Note {
     /// Active-active: fewer healthy targets than the group is sized for (N+1). The weight
     /// still goes to the survivors.
     BelowMinHealthy { healthy: u32, min_healthy: u32 },
+    /// Active-active: the healthy targets' summed weight (their capacity) is below what
+    /// the group is sized for. The weight still goes to the survivors.
+    BelowMinCapacity { capacity: u32, min_capacity: u32 },
 }
 
 /// The outcome of planning one group.
@@ -171,6 +174,9 @@ pub struct FloatView {
     pub id: String,
     /// Steered by weights over targets (`SetWeights`) rather than moved to one holder.
     pub weighted: bool,
+    /// The weights are roles (a Route 53 failover pair): the owner gets 1, not its
+    /// configured weight. Active-standby only.
+    pub roles_only: bool,
 }
 
 /// A target as the planner sees it.
@@ -195,6 +201,8 @@ pub struct PlanPolicy {
     pub on_all_unhealthy: OnAllUnhealthy,
     /// Active-active: warn below this many healthy targets (0: never).
     pub min_healthy: u32,
+    /// Active-active: warn when the healthy targets' weights sum to less (0: never).
+    pub min_capacity: u32,
 }
 
 /// Everything the planner looks at for one group.

@@ -252,7 +252,14 @@ fn plan_weighted(
         .group
         .targets
         .iter()
-        .map(|t| (t.id.clone(), if &t.id == to { t.weight } else { 0 }))
+        .map(|t| {
+            let w = match (&t.id == to, f.roles_only) {
+                (false, _) => 0,
+                (true, true) => 1,
+                (true, false) => t.weight,
+            };
+            (t.id.clone(), w)
+        })
         .collect();
     if weights == obs.weights {
         return None; // converged

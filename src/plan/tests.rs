@@ -23,6 +23,7 @@ fn group(prios: &[u32], floats: usize, preempt: bool, release: bool) -> GroupVie
                 OnAllUnhealthy::Keep
             },
             min_healthy: 0,
+            min_capacity: 0,
         },
         targets: prios
             .iter()
@@ -34,6 +35,7 @@ fn group(prios: &[u32], floats: usize, preempt: bool, release: bool) -> GroupVie
             .map(|i| FloatView {
                 id: format!("eip:eipalloc-{i}"),
                 weighted: false,
+                roles_only: false,
             })
             .collect(),
     }

@@ -23,6 +23,7 @@ fn group(weights: &[u32], mode: Mode, min_healthy: u32) -> GroupView {
         floats: vec![FloatView {
             id: "dns:Z1:www.example.com.:A".into(),
             weighted: true,
+            roles_only: false,
         }],
         policy: PlanPolicy {
             preempt: true,
@@ -30,6 +31,7 @@ fn group(weights: &[u32], mode: Mode, min_healthy: u32) -> GroupView {
             min_hold: ms(2_000),
             on_all_unhealthy: OnAllUnhealthy::Keep,
             min_healthy,
+            min_capacity: 0,
         },
         settle: ms(1_000),
     }
@@ -237,6 +239,24 @@ fn active_standby_over_dns_gives_the_owner_its_weight() {
     assert_eq!(p.actions[0].reason(), Reason::Failover);
 }
 
+/// A Route 53 failover pair: the weights are roles, so the owner gets 1 (PRIMARY) and the
+/// other 0 (SECONDARY), whatever the configured weights; failover swaps them.
+#[test]
+fn a_failover_pair_gets_roles_not_weights() {
+    let mut g = group(&[10, 20], Mode::ActiveStandby, 0);
+    g.floats[0].roles_only = true;
+    let mut w = World::new(g, &[1, 0]);
+    w.set(0, Health::Up);
+    w.set(1, Health::Up);
+    assert!(w.plan().actions.is_empty(), "t0 is PRIMARY already");
+    w.now += ms(5_000);
+    w.set(0, Health::Down);
+    let p = w.plan();
+    assert_eq!(only_weights(&p), [BTreeMap::from([(t(0), 0), (t(1), 1)])]);
+    w.apply(&p);
+    assert!(w.plan().actions.is_empty(), "converged");
+}
+
 proptest! {
     /// Whatever the health and the starting weights: a planned write never sets every
     /// weight to 0 (and there is at most one write per float); after it lands, the same
@@ -247,10 +267,14 @@ proptest! {
         start in proptest::collection::vec(0u32..=255, 6),
         healths in proptest::collection::vec(0u8..3, 6),
         standby in any::<bool>(),
+        roles in any::<bool>(),
     ) {
         let mode = if standby { Mode::ActiveStandby } else { Mode::ActiveActive };
         let n = caps.len();
-        let mut w = World::new(group(&caps, mode, 0), &start[..n]);
+        let mut g = group(&caps, mode, 0);
+        // Roles (a failover pair) exist in active-standby only (config refuses the rest).
+        g.floats[0].roles_only = roles && standby;
+        let mut w = World::new(g, &start[..n]);
         for (i, h) in healths.iter().take(n).enumerate() {
             w.set(i, match h { 0 => Health::Up, 1 => Health::Down, _ => Health::Unknown });
         }

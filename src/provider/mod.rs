@@ -63,6 +63,12 @@ impl FloatKind {
         matches!(self, FloatKind::Dns(_))
     }
 
+    /// True for a weighted float whose weights are roles: exactly one target carries
+    /// weight (1, the Route 53 failover `PRIMARY`), the other none (`SECONDARY`).
+    pub fn roles_only(&self) -> bool {
+        matches!(self, FloatKind::Dns(d) if d.routing == aws::route53::spec::Routing::Failover)
+    }
+
     /// Whether the provider can refuse a move based on a stale view (strict fencing: a
     /// compare-and-set on the observed attachment).
     pub fn compare_and_set(&self) -> bool {

@@ -245,6 +245,23 @@ fn resolve_group(
                 "mode active-active spreads weight over targets: only dns floats can do that (an EIP or route has one holder)",
             );
         }
+        if kind.roles_only() {
+            if pol.mode == Mode::ActiveActive {
+                is.add(
+                    format!("{fp}.dns.routing"),
+                    "a failover record set has one PRIMARY: use mode active-standby, or weighted routing for active-active",
+                );
+            }
+            if g.targets.len() != 2 {
+                is.add(
+                    format!("{fp}.dns.routing"),
+                    format!(
+                        "a Route 53 failover record set is a pair (one PRIMARY, one SECONDARY): this group has {} targets, it needs exactly 2 (use weighted routing for more)",
+                        g.targets.len()
+                    ),
+                );
+            }
+        }
         let id = kind.id();
         if !seen.insert(id.clone()) {
             is.add(fp, format!("duplicate float {id}"));
@@ -269,6 +286,20 @@ fn resolve_group(
                 "{} is more than the group's {} targets",
                 pol.min_healthy,
                 g.targets.len()
+            ),
+        );
+    }
+
+    let capacity = g
+        .targets
+        .iter()
+        .fold(0u32, |sum, t| sum.saturating_add(t.weight));
+    if pol.min_capacity > capacity {
+        is.add(
+            format!("{p}.policy.min_capacity"),
+            format!(
+                "{} is more than the group's whole capacity ({capacity}, the sum of its targets' weights)",
+                pol.min_capacity
             ),
         );
     }
@@ -368,6 +399,7 @@ fn resolve_group(
             on_drift: pol.on_drift,
             fencing: pol.fencing,
             min_healthy: pol.min_healthy,
+            min_capacity: pol.min_capacity,
         },
         targets,
         floats,

@@ -1,12 +1,14 @@
 //! Pure batch planning for Route 53: what one decision sends to one zone (the changed
 //! records replaced exactly as read, the stamp swapped, the version bumped). No I/O.
 
-use super::spec::DnsRecord;
+use super::spec::{DnsRecord, Routing};
 use super::{REGION, Rec, Snapshot};
 use crate::aws::MemberWrites;
 use crate::model::MoveStamp;
 use crate::provider::{ProviderError, Snapshot as AnySnapshot, WeightDone, WeightOrder};
-use aws_sdk_route53::types::{Change, ChangeAction, ResourceRecord, ResourceRecordSet, RrType};
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ResourceRecord, ResourceRecordSet, ResourceRecordSetFailover, RrType,
+};
 use std::collections::BTreeMap;
 
 /// The TXT value of a stamp (quoted, as Route 53 stores TXT strings), with the version it
@@ -46,6 +48,8 @@ pub(super) fn rrset(
         .r#type(rtype)
         .set_set_identifier(set_id.map(str::to_string))
         .set_weight(rec.weight)
+        .set_failover(rec.failover.as_deref().map(ResourceRecordSetFailover::from))
+        .set_health_check_id(rec.health_check.clone())
         .set_ttl(rec.ttl);
     for v in &rec.values {
         b = b.resource_records(
@@ -97,9 +101,16 @@ pub(super) fn snapshot(o: &Option<AnySnapshot>) -> Snapshot {
     }
 }
 
-/// The changes for one float: replace each member whose weight or value differs (DELETE
-/// exactly as observed, then CREATE), create missing members, and swap the stamp record if
-/// anything changed (or `force_stamp`: a claim).
+/// The role a planned weight stands for in a failover pair: the owner (weight > 0) is the
+/// `PRIMARY`.
+pub(super) fn role(weight: u32) -> &'static str {
+    if weight > 0 { "PRIMARY" } else { "SECONDARY" }
+}
+
+/// The changes for one float: replace each member whose weight (or failover role) or value
+/// differs (DELETE exactly as observed, then CREATE), create missing members, and swap the
+/// stamp record if anything changed (or `force_stamp`: a claim). All DELETEs come before
+/// all CREATEs, so a failover pair never has two PRIMARY records even part-way through.
 pub(super) fn plan_float(
     rec: &DnsRecord,
     wanted: &[(String, String, u32)],
@@ -109,43 +120,40 @@ pub(super) fn plan_float(
     writes: MemberWrites,
 ) -> Result<Plan, ProviderError> {
     let rtype = RrType::from(rec.rtype.as_str());
-    let mut changes = Vec::new();
+    let (mut deletes, mut writes_out) = (Vec::new(), Vec::new());
     let mut changed = 0;
     for (set_id, value, weight) in wanted {
+        let old = seen.members.get(set_id);
         let want = Rec {
-            weight: Some(i64::from(*weight)),
+            weight: (rec.routing == Routing::Weighted).then(|| i64::from(*weight)),
+            failover: (rec.routing == Routing::Failover).then(|| role(*weight).to_string()),
             ttl: Some(i64::from(rec.ttl)),
             values: vec![value.clone()],
+            health_check: old.and_then(|o| o.health_check.clone()),
         };
-        match seen.members.get(set_id) {
-            Some(old) if old.weight == want.weight && old.values == want.values => {}
+        let set = |r: &Rec| rrset(&rec.name, rtype.clone(), Some(set_id), r);
+        match old {
+            Some(old)
+                if old.weight == want.weight
+                    && old.failover == want.failover
+                    && old.values == want.values => {}
             Some(_) if writes == MemberWrites::Upsert => {
-                changes.push(change(
-                    ChangeAction::Upsert,
-                    rrset(&rec.name, rtype.clone(), Some(set_id), &want)?,
-                )?);
+                writes_out.push(change(ChangeAction::Upsert, set(&want)?)?);
                 changed += 1;
             }
             Some(old) => {
-                changes.push(change(
-                    ChangeAction::Delete,
-                    rrset(&rec.name, rtype.clone(), Some(set_id), old)?,
-                )?);
-                changes.push(change(
-                    ChangeAction::Create,
-                    rrset(&rec.name, rtype.clone(), Some(set_id), &want)?,
-                )?);
+                deletes.push(change(ChangeAction::Delete, set(old)?)?);
+                writes_out.push(change(ChangeAction::Create, set(&want)?)?);
                 changed += 1;
             }
             None => {
-                changes.push(change(
-                    ChangeAction::Create,
-                    rrset(&rec.name, rtype.clone(), Some(set_id), &want)?,
-                )?);
+                writes_out.push(change(ChangeAction::Create, set(&want)?)?);
                 changed += 1;
             }
         }
     }
+    let mut changes = deletes;
+    changes.append(&mut writes_out);
     if changed > 0 || force_stamp {
         // The version record is the compare-and-set that holds on every backend: two
         // writers that saw version N both try to replace it with N+1. Real Route 53
@@ -162,11 +170,7 @@ pub(super) fn plan_float(
             }
             None => 1,
         };
-        let new = Rec {
-            weight: None,
-            ttl: Some(i64::from(rec.ttl)),
-            values: vec![format!("\"{next}\"")],
-        };
+        let new = Rec::plain(rec.ttl, format!("\"{next}\""));
         changes.push(change(
             ChangeAction::Create,
             rrset(&vname, RrType::Txt, None, &new)?,
@@ -178,11 +182,7 @@ pub(super) fn plan_float(
                 rrset(&name, RrType::Txt, None, old)?,
             )?);
         }
-        let new = Rec {
-            weight: None,
-            ttl: Some(i64::from(rec.ttl)),
-            values: vec![stamp_value(stamp, next)],
-        };
+        let new = Rec::plain(rec.ttl, stamp_value(stamp, next));
         changes.push(change(
             ChangeAction::Create,
             rrset(&name, RrType::Txt, None, &new)?,

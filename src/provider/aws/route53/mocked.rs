@@ -52,6 +52,7 @@ fn order() -> WeightOrder {
         name: "www.example.com.".into(),
         rtype: "A".into(),
         ttl: 60,
+        routing: Default::default(),
     };
     WeightOrder {
         float: FloatRef {
@@ -74,8 +75,7 @@ fn order() -> WeightOrder {
                 "a".to_string(),
                 Rec {
                     weight: Some(1),
-                    ttl: Some(60),
-                    values: vec!["10.0.0.1".into()],
+                    ..Rec::plain(60, "10.0.0.1".into())
                 },
             )]),
             ..Snapshot::default()

@@ -50,8 +50,26 @@ pub const REGION: &str = "global";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rec {
     pub weight: Option<i64>,
+    /// `PRIMARY` or `SECONDARY` in a failover pair.
+    pub failover: Option<String>,
     pub ttl: Option<i64>,
     pub values: Vec<String>,
+    /// A Route 53 health check on the record: kept when floatover replaces the record
+    /// (and part of what a DELETE must repeat).
+    pub health_check: Option<String>,
+}
+
+impl Rec {
+    /// A plain record (TXT stamps and versions).
+    pub fn plain(ttl: u32, value: String) -> Rec {
+        Rec {
+            weight: None,
+            failover: None,
+            ttl: Some(i64::from(ttl)),
+            values: vec![value],
+            health_check: None,
+        }
+    }
 }
 
 /// A weighted set as observed: each member's record by set identifier, and the stamp

@@ -10,12 +10,15 @@ use std::collections::{BTreeMap, HashMap};
 const MAX_PAGES: usize = 100;
 
 fn rec_of(s: &ResourceRecordSet) -> Rec {
+    let failover = s.failover().map(|f| f.as_str().to_string());
     Rec {
         // A weighted record always has a weight; moto (LocalStack) leaves out a weight of
         // 0 when it answers.
         weight: s
             .weight()
-            .or_else(|| s.set_identifier().is_some().then_some(0)),
+            .or_else(|| (s.set_identifier().is_some() && failover.is_none()).then_some(0)),
+        failover,
+        health_check: s.health_check_id().map(str::to_string),
         ttl: s.ttl(),
         values: s
             .resource_records()
@@ -110,10 +113,15 @@ impl Route53 {
                             set_identifier: id.to_string(),
                             value: r.values.first().cloned().unwrap_or_default(),
                         };
-                        let w = r
-                            .weight
-                            .and_then(|w| u32::try_from(w).ok())
-                            .unwrap_or_default();
+                        // A failover pair reads as weights 1 (PRIMARY) and 0 (SECONDARY),
+                        // which is what the planner asks for such a float.
+                        let w = match r.failover.as_deref() {
+                            Some(role) => u32::from(role == "PRIMARY"),
+                            None => r
+                                .weight
+                                .and_then(|w| u32::try_from(w).ok())
+                                .unwrap_or_default(),
+                        };
                         weights.push((Attached::Dns(member), w));
                         snap.members.insert(id.to_string(), r);
                     } else if *s.r#type() == RrType::Txt {

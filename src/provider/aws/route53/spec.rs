@@ -1,6 +1,8 @@
 //! What a Route 53 float and a DNS target are, and how their config is checked. A DNS
-//! float is a weighted record set (`name`, `type` in a hosted zone): one record per target,
-//! told apart by its `SetIdentifier`, each with a weight. floatover steers the weights.
+//! float is a record set (`name`, `type` in a hosted zone) with one record per target, told
+//! apart by its `SetIdentifier`. With `weighted` routing each record has a weight and
+//! floatover steers the weights; with `failover` routing there are exactly two records,
+//! one `PRIMARY` and one `SECONDARY`, and floatover makes the owner the `PRIMARY`.
 
 use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -14,6 +16,19 @@ pub struct DnsRecord {
     /// `A`, `AAAA` or `CNAME`.
     pub rtype: String,
     pub ttl: u32,
+    pub routing: Routing,
+}
+
+/// The Route 53 routing policy of a steered record set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Routing {
+    /// Weighted records: the planner's weights are written as they are.
+    #[default]
+    Weighted,
+    /// A failover pair: the target with weight is the `PRIMARY`, the other the
+    /// `SECONDARY`. Health check ids on the records are kept as they are.
+    Failover,
 }
 
 impl DnsRecord {
@@ -61,6 +76,9 @@ pub struct RawDnsRecord {
     pub rtype: String,
     #[serde(default = "default_ttl")]
     pub ttl: u32,
+    /// `weighted` (default) or `failover` (a PRIMARY/SECONDARY pair, active-standby only).
+    #[serde(default)]
+    pub routing: Routing,
 }
 
 fn default_type() -> String {
@@ -133,6 +151,7 @@ impl RawDnsRecord {
             name: normalize_name(&self.name),
             rtype,
             ttl: self.ttl,
+            routing: self.routing,
         })
     }
 }
@@ -208,6 +227,7 @@ mod tests {
             name: "WWW.Example.com".into(),
             rtype: "a".into(),
             ttl: 30,
+            routing: Routing::Weighted,
         }
         .resolve()
         .unwrap();
@@ -222,6 +242,7 @@ mod tests {
             name: "bad name".into(),
             rtype: "MX".into(),
             ttl: 0,
+            routing: Routing::Failover,
         }
         .resolve()
         .unwrap_err();

@@ -11,6 +11,7 @@ fn rec() -> DnsRecord {
         name: "www.example.com.".into(),
         rtype: "A".into(),
         ttl: 60,
+        routing: Default::default(),
     }
 }
 
@@ -27,6 +28,7 @@ fn member(w: i64, v: &str) -> Rec {
         weight: Some(w),
         ttl: Some(60),
         values: vec![v.into()],
+        ..Rec::plain(60, String::new())
     }
 }
 
@@ -73,16 +75,8 @@ fn a_change_replaces_exactly_and_swaps_the_stamp() {
             ("a".into(), member(1, "10.0.0.1")),
             ("b".into(), member(1, "10.0.0.2")),
         ]),
-        stamp: Some(Rec {
-            weight: None,
-            ttl: Some(60),
-            values: vec!["\"3/failover/*\"".into()],
-        }),
-        version: Some(Rec {
-            weight: None,
-            ttl: Some(60),
-            values: vec!["\"41\"".into()],
-        }),
+        stamp: Some(Rec::plain(60, "\"3/failover/*\"".into())),
+        version: Some(Rec::plain(60, "\"41\"".into())),
     };
     let wanted = [
         ("a".into(), "10.0.0.1".into(), 0),
@@ -125,6 +119,7 @@ fn order(zone: &str, name: &str, weights: &[(&str, u32)], seen: Snapshot) -> Wei
         name: name.into(),
         rtype: "A".into(),
         ttl: 60,
+        routing: Default::default(),
     };
     WeightOrder {
         float: crate::provider::FloatRef {
@@ -210,10 +205,98 @@ fn upsert_mode_still_swaps_the_version() {
 
 #[test]
 fn stamp_round_trips_through_txt() {
-    let r = Rec {
-        weight: None,
-        ttl: Some(60),
-        values: vec![stamp_value(&stamp(), 3)],
-    };
+    let r = Rec::plain(60, stamp_value(&stamp(), 3));
     assert_eq!(decode_stamp(&r), Some(stamp()));
+}
+
+/// A failover pair swaps roles: both records DELETEd exactly as read (health check id
+/// included) before either is CREATEd, so there are never two PRIMARY records; each record
+/// keeps its own health check.
+#[test]
+fn a_failover_pair_swaps_roles_and_keeps_health_checks() {
+    let pair = |role: &str, v: &str, hc: Option<&str>| Rec {
+        failover: Some(role.into()),
+        health_check: hc.map(str::to_string),
+        ..Rec::plain(60, v.into())
+    };
+    let seen = Snapshot {
+        members: BTreeMap::from([
+            ("a".into(), pair("PRIMARY", "10.0.0.1", Some("hc-a"))),
+            ("b".into(), pair("SECONDARY", "10.0.0.2", None)),
+        ]),
+        ..Snapshot::default()
+    };
+    let r = DnsRecord {
+        routing: super::spec::Routing::Failover,
+        ..rec()
+    };
+    let wanted = [
+        ("a".into(), "10.0.0.1".into(), 0),
+        ("b".into(), "10.0.0.2".into(), 1),
+    ];
+    let p = plan_float(&r, &wanted, &seen, &stamp(), false, MemberWrites::Replace).unwrap();
+    assert_eq!(
+        actions(&p)[..4],
+        [
+            "DELETE www.example.com. a",
+            "DELETE www.example.com. b",
+            "CREATE www.example.com. a",
+            "CREATE www.example.com. b",
+        ]
+    );
+    let set = |i: usize| p.changes[i].resource_record_set().unwrap();
+    assert_eq!(set(0).health_check_id(), Some("hc-a"));
+    assert_eq!(set(0).failover().map(|f| f.as_str()), Some("PRIMARY"));
+    assert_eq!(set(2).failover().map(|f| f.as_str()), Some("SECONDARY"));
+    assert_eq!(
+        set(2).health_check_id(),
+        Some("hc-a"),
+        "kept with its record"
+    );
+    assert_eq!(set(2).weight(), None, "a failover record has no weight");
+    assert_eq!(set(3).failover().map(|f| f.as_str()), Some("PRIMARY"));
+    assert_eq!(set(3).health_check_id(), None);
+    assert_eq!(p.changed, 2);
+
+    // Converged pair: nothing to send.
+    let done = Snapshot {
+        members: BTreeMap::from([
+            ("a".into(), pair("SECONDARY", "10.0.0.1", Some("hc-a"))),
+            ("b".into(), pair("PRIMARY", "10.0.0.2", None)),
+        ]),
+        ..Snapshot::default()
+    };
+    let p = plan_float(&r, &wanted, &done, &stamp(), false, MemberWrites::Replace).unwrap();
+    assert!(p.changes.is_empty());
+}
+
+/// A weighted record with a health check keeps it, and its DELETE repeats it (real
+/// Route 53 refuses a DELETE that does not match the record exactly).
+#[test]
+fn a_weighted_record_keeps_its_health_check() {
+    let seen = Snapshot {
+        members: BTreeMap::from([(
+            "a".into(),
+            Rec {
+                health_check: Some("hc-a".into()),
+                ..member(100, "10.0.0.1")
+            },
+        )]),
+        ..Snapshot::default()
+    };
+    let p = plan_float(
+        &rec(),
+        &[("a".into(), "10.0.0.1".into(), 0)],
+        &seen,
+        &stamp(),
+        false,
+        MemberWrites::Replace,
+    )
+    .unwrap();
+    for c in &p.changes[..2] {
+        assert_eq!(
+            c.resource_record_set().unwrap().health_check_id(),
+            Some("hc-a")
+        );
+    }
 }
