@@ -302,12 +302,39 @@ groups:
         ua = a.url(),
         ub = b.url(),
     );
-    let (_metrics, _api, stop_tx, run) = start_app(&yaml).await;
+    let (_metrics, api, stop_tx, run) = start_app(&yaml).await;
     assert!(
         wait_one(&r53, &zone, &name, &[("a", 10), ("b", 0)])
             .await
             .is_some(),
         "owner a"
+    );
+    // Someone gives b weight by hand: reported as drift and put back.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    dns::upsert_weighted(&r53, &zone, &name, &[("b", "10.0.0.2", 30)])
+        .await
+        .expect("drift");
+    assert!(
+        wait_one(&r53, &zone, &name, &[("a", 10), ("b", 0)])
+            .await
+            .is_some(),
+        "drift reverted"
+    );
+    let status: serde_json::Value = reqwest::get(format!("{api}/api/v1/status"))
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    let audit = &status["audit"];
+    let drift = audit.as_array().into_iter().flatten().find(|e| {
+        e["reason"] == "drift" && e["detail"].as_str().is_some_and(|d| d.contains("weights"))
+    });
+    assert!(
+        drift.is_some_and(|e| e["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("found a=10 b=30"))),
+        "drift event: {audit}"
     );
     a.stop().await;
     assert!(

@@ -44,6 +44,26 @@ pub async fn weighted(
     name: &str,
     members: &[(&str, &str, i64)],
 ) -> Result<(), DevkitError> {
+    write_weighted(c, zone, name, members, ChangeAction::Create).await
+}
+
+/// Change weighted A records the way a person with the console would (UPSERT): drift.
+pub async fn upsert_weighted(
+    c: &aws_sdk_route53::Client,
+    zone: &str,
+    name: &str,
+    members: &[(&str, &str, i64)],
+) -> Result<(), DevkitError> {
+    write_weighted(c, zone, name, members, ChangeAction::Upsert).await
+}
+
+async fn write_weighted(
+    c: &aws_sdk_route53::Client,
+    zone: &str,
+    name: &str,
+    members: &[(&str, &str, i64)],
+    action: ChangeAction,
+) -> Result<(), DevkitError> {
     let mut changes = Vec::new();
     for (id, addr, w) in members {
         let rr = ResourceRecord::builder()
@@ -61,7 +81,7 @@ pub async fn weighted(
             .map_err(|e| err("ResourceRecordSet")(e.to_string()))?;
         changes.push(
             Change::builder()
-                .action(ChangeAction::Create)
+                .action(action.clone())
                 .resource_record_set(set)
                 .build()
                 .map_err(|e| err("Change")(e.to_string()))?,

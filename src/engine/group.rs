@@ -244,8 +244,9 @@ impl Worker {
     }
 
     /// Compare a fresh observation with what this leader believes: any float whose holder
-    /// differs was changed by someone else (a person, a script, a stale leader's late
-    /// write, or a move of ours that did not stick).
+    /// (or, for a weighted float, any target's weight) differs was changed by someone else
+    /// (a person, a script, a stale leader's late write, or a change of ours that did not
+    /// stick).
     fn find_drift(
         &self,
         memory: &mut GroupMemory,
@@ -254,21 +255,37 @@ impl Worker {
         leader: &LeaderState,
     ) {
         let g = self.g();
+        let (was, now) = (observed_view(g, before), observed_view(g, after));
         for f in &g.floats {
-            let (Some(b), Some(a)) = (before.get(&f.id), after.get(&f.id)) else {
+            let (Some(b), Some(a)) = (was.get(&f.id), now.get(&f.id)) else {
                 continue;
             };
-            if b.holder == a.holder {
+            if b.holder == a.holder && b.weights == a.weights {
                 continue;
             }
-            let expected = holder_of(g, b.holder.as_ref());
-            let found = holder_of(g, a.holder.as_ref());
+            let expected = b.holder.clone();
+            let found = a.holder.clone();
+            let weights = if f.kind.weighted() {
+                format!(
+                    "; weights expected {}, found {}",
+                    super::weights::show(&b.weights),
+                    super::weights::show(&a.weights)
+                )
+            } else {
+                String::new()
+            };
             let stamp = a
                 .stamp
                 .as_ref()
                 .map(|s| format!("stamp epoch {} ({} to {})", s.epoch, s.reason, s.target))
                 .unwrap_or_else(|| "no stamp".into());
-            let action = match (g.policy.on_drift, &expected, &found) {
+            // Active-active weights are always put back: they follow health, not a choice.
+            let on_drift = if g.policy.mode == crate::config::Mode::ActiveActive {
+                OnDrift::Revert
+            } else {
+                g.policy.on_drift
+            };
+            let action = match (on_drift, &expected, &found) {
                 (OnDrift::Revert, Holder::Target(t), _) => {
                     memory.drift_owner = Some(t.clone());
                     "revert"
@@ -284,8 +301,9 @@ impl Worker {
                 }
                 (OnDrift::Adopt, _, Holder::Nobody) => "adopt",
             };
-            let detail =
-                format!("expected on {expected}, found on {found} ({stamp}); on_drift: {action}");
+            let detail = format!(
+                "expected on {expected}, found on {found}{weights} ({stamp}); on_drift: {action}"
+            );
             tracing::warn!(group = %g.name, float = %f.id, expected = %expected, found = %found, action, "drift: float changed by someone else");
             self.ctx.metrics.count_drift(&g.name.0, action);
             let now_ms = unix_ms();
