@@ -371,6 +371,23 @@ fn resolve_group(
         });
     }
 
+    // One atomic batch per zone per decision: its worst case must fit Route 53's limits.
+    let members: Vec<&dns::DnsMember> = targets
+        .iter()
+        .filter_map(|t| t.bindings.dns.as_ref())
+        .collect();
+    let mut per_zone: std::collections::BTreeMap<&str, usize> = Default::default();
+    for f in &floats {
+        if let Some(d) = f.kind.dns() {
+            *per_zone.entry(d.zone_id.as_str()).or_default() += 1;
+        }
+    }
+    for (zone, n) in per_zone {
+        if let Err(reason) = dns::check_batch_limits(zone, n, &members) {
+            is.add(format!("{p}.floats"), reason);
+        }
+    }
+
     if is.0.len() != before {
         return None;
     }

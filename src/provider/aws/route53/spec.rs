@@ -204,6 +204,40 @@ pub fn member(
     }))
 }
 
+/// Route 53's limits on one `ChangeResourceRecordSets` request.
+pub const MAX_BATCH_RECORDS: usize = 1_000;
+pub const MAX_BATCH_CHARS: usize = 32_000;
+/// A stamp or version TXT value, at most (`"epoch/reason/target vN"` with a 63-character
+/// target name and 20-digit numbers).
+const MAX_TXT_CHARS: usize = 120;
+
+/// The largest batch one decision of a group can send to one zone: every member of every
+/// float in the zone replaced (DELETE and CREATE), and each float's stamp and version
+/// swapped. floatover sends one batch per zone per decision, atomically, so a group whose
+/// worst case does not fit Route 53's limits is refused at config time rather than split
+/// (a split batch would no longer be one compare-and-set).
+pub fn check_batch_limits(zone: &str, floats: usize, members: &[&DnsMember]) -> Result<(), String> {
+    let records = floats.saturating_mul(members.len().saturating_mul(2).saturating_add(4));
+    let value_chars: usize = members.iter().map(|m| m.value.len()).sum();
+    let chars = floats.saturating_mul(
+        value_chars
+            .saturating_mul(2)
+            .saturating_add(4 * MAX_TXT_CHARS),
+    );
+    if records > MAX_BATCH_RECORDS {
+        return Err(format!(
+            "zone {zone}: a decision could change {records} records in one batch ({floats} float(s) x ({} targets x 2 + 4)); Route 53 takes at most {MAX_BATCH_RECORDS} per request. Use fewer targets or floats per group in this zone",
+            members.len()
+        ));
+    }
+    if chars > MAX_BATCH_CHARS {
+        return Err(format!(
+            "zone {zone}: a decision could send {chars} characters of record values in one batch; Route 53 takes at most {MAX_BATCH_CHARS} per request. Use fewer targets or floats per group in this zone"
+        ));
+    }
+    Ok(())
+}
+
 fn valid_host(s: &str) -> bool {
     let s = s.trim_end_matches('.');
     !s.is_empty()
@@ -248,6 +282,24 @@ mod tests {
         .unwrap_err();
         let fields: Vec<_> = e.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(fields, ["dns.zone_id", "dns.name", "dns.type", "dns.ttl"]);
+    }
+
+    #[test]
+    fn batch_limits_count_the_worst_case() {
+        let m = DnsMember {
+            set_identifier: "a".into(),
+            value: "10.0.0.1".into(),
+        };
+        let many: Vec<&DnsMember> = std::iter::repeat_n(&m, 498).collect();
+        assert!(
+            check_batch_limits("Z1", 1, &many).is_ok(),
+            "498 x 2 + 4 = 1000"
+        );
+        let too_many: Vec<&DnsMember> = std::iter::repeat_n(&m, 499).collect();
+        let e = check_batch_limits("Z1", 1, &too_many).unwrap_err();
+        assert!(e.contains("1002 records"), "{e}");
+        assert!(check_batch_limits("Z1", 3, &many[..100]).is_ok());
+        assert!(check_batch_limits("Z1", 5, &many[..100]).is_err());
     }
 
     #[test]
