@@ -50,6 +50,9 @@ pub struct FloatStatus {
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub weights: std::collections::BTreeMap<TargetId, u32>,
     pub stamp: Option<MoveStamp>,
+    /// How far the float's last change has spread (DNS: PENDING or INSYNC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<crate::provider::Propagation>,
 }
 
 /// Health of one target for display.

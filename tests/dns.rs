@@ -457,6 +457,27 @@ async fn active_active_weights_follow_health_one_batch_per_zone() {
         stamp.as_deref().is_some_and(|s| s.contains("/failover/")),
         "{stamp:?}"
     );
+    // Status shows how far each record set's last change has spread.
+    let status: serde_json::Value = reqwest::get(format!("{api}/api/v1/status"))
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    let floats = status["groups"][0]["floats"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(floats.len(), 2, "{status}");
+    for f in &floats {
+        assert_eq!(f["propagation"]["state"], "INSYNC", "{f}");
+        assert!(
+            f["propagation"]["change"]
+                .as_str()
+                .is_some_and(|c| !c.is_empty()),
+            "{f}"
+        );
+    }
 
     // Everyone dies: once all are down, the weights stay (fail open), nothing is written.
     // (The two deaths are seen a probe apart, so the first may still be drained.)

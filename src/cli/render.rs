@@ -112,7 +112,14 @@ pub(super) fn status(body: &StatusBody) -> String {
                 let _ = writeln!(s, "  float  {:<40} on {}", f.id, holder_text(&f.holder));
             } else {
                 let w: Vec<String> = f.weights.iter().map(|(t, n)| format!("{t}={n}")).collect();
-                let _ = writeln!(s, "  float  {:<40} weights {}", f.id, w.join(" "));
+                let sync = match &f.propagation {
+                    Some(p) => match p.insync_ms {
+                        Some(ms) => format!(" ({} after {ms} ms)", p.state),
+                        None => format!(" ({})", p.state),
+                    },
+                    None => String::new(),
+                };
+                let _ = writeln!(s, "  float  {:<40} weights {}{sync}", f.id, w.join(" "));
             }
         }
         for n in &g.notes {

@@ -72,6 +72,7 @@ impl Worker {
                     holder: o.holder.clone(),
                     weights: o.weights.clone(),
                     stamp: o.stamp.clone(),
+                    propagation: self.ctx.provider.propagation(f),
                 })
             })
             .collect();

@@ -160,6 +160,19 @@ pub struct Observation {
     pub snapshot: Option<Snapshot>,
 }
 
+/// How far a float's last change has spread (Route 53: `GetChange` PENDING, then INSYNC
+/// once every authoritative server answers with it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Propagation {
+    /// The provider's change id.
+    pub change: String,
+    /// `PENDING` or `INSYNC`.
+    pub state: String,
+    /// From the write to INSYNC, once it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insync_ms: Option<u64>,
+}
+
 /// A provider's exact record of what it observed, handed back with a write so that the
 /// write replaces exactly that (or is refused).
 #[derive(Debug, Clone, PartialEq)]
@@ -346,5 +359,10 @@ pub trait FloatProvider: Send + Sync {
             .iter()
             .map(|o| Err(ProviderError::WrongProvider(o.float.id.clone(), "weighted")))
             .collect()
+    }
+
+    /// How far the float's last change has spread, where the provider tracks it.
+    fn propagation(&self, _float: &FloatRef) -> Option<Propagation> {
+        None
     }
 }

@@ -236,6 +236,10 @@ impl FloatProvider for AwsProvider {
         self.dns.set_weights(orders, fence).await
     }
 
+    fn propagation(&self, float: &FloatRef) -> Option<crate::provider::Propagation> {
+        self.dns.propagation(&float.id)
+    }
+
     async fn release_float(
         &self,
         order: &ReleaseOrder,

@@ -33,7 +33,7 @@ use crate::aws::HttpStatus;
 use crate::leader::Fence;
 use crate::metrics::Metrics;
 use crate::model::MoveStamp;
-use crate::provider::{ProviderError, StampOrder, WeightDone, WeightOrder};
+use crate::provider::{Propagation, ProviderError, StampOrder, WeightDone, WeightOrder};
 use aws_sdk_route53::Client;
 use aws_sdk_route53::types::{Change, ChangeBatch, ChangeStatus};
 use std::collections::{BTreeMap, HashMap};
@@ -95,6 +95,8 @@ pub struct Route53 {
     /// How changed member records are written (`replace` on Route 53).
     pub member_writes: MemberWrites,
     zones: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Each float's last change and how far it has spread (for status).
+    sync: Mutex<HashMap<String, Propagation>>,
 }
 
 impl Route53 {
@@ -114,6 +116,7 @@ impl Route53 {
             insync_wait: Duration::from_secs(2),
             member_writes: MemberWrites::Replace,
             zones: Mutex::new(HashMap::new()),
+            sync: Mutex::new(HashMap::new()),
         }
     }
 
@@ -212,11 +215,47 @@ impl Route53 {
         }
     }
 
+    /// The last change of a float and its state.
+    pub fn propagation(&self, float: &str) -> Option<Propagation> {
+        let sync = self.sync.lock().unwrap_or_else(|p| p.into_inner());
+        sync.get(float).cloned()
+    }
+
+    /// Record the state of a change for the floats it carried. A float's newer change is
+    /// never overwritten by an older one's INSYNC.
+    fn track(&self, change: &str, floats: &[String], insync: Option<Duration>) {
+        let mut sync = self.sync.lock().unwrap_or_else(|p| p.into_inner());
+        for f in floats {
+            let state = Propagation {
+                change: change.to_string(),
+                state: if insync.is_some() {
+                    "INSYNC"
+                } else {
+                    "PENDING"
+                }
+                .into(),
+                insync_ms: insync.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            };
+            match sync.get(f) {
+                Some(old) if old.change != change && insync.is_some() => {}
+                _ => {
+                    sync.insert(f.clone(), state);
+                }
+            }
+        }
+    }
+
     /// Poll `GetChange` until INSYNC, at most `wait`; the rest continues in the background.
-    async fn insync(self: &Arc<Self>, change_id: String, sent: Instant) -> Option<Duration> {
+    async fn insync(
+        self: &Arc<Self>,
+        change_id: String,
+        floats: Vec<String>,
+        sent: Instant,
+    ) -> Option<Duration> {
         if change_id.is_empty() {
             return None;
         }
+        self.track(&change_id, &floats, None);
         let me = self.clone();
         let poll = async move {
             let mut delay = Duration::from_millis(100);
@@ -228,6 +267,7 @@ impl Route53 {
                     Ok(o) if o.change_info().map(|c| c.status()) == Some(&ChangeStatus::Insync) => {
                         let took = sent.elapsed();
                         me.metrics.observe_dns_insync(took);
+                        me.track(&change_id, &floats, Some(took));
                         return Some(took);
                     }
                     Ok(_) => {}
@@ -270,8 +310,12 @@ impl Route53 {
             let started = Instant::now();
             let res = self.send_batch(&zone, changes, &st, fence).await;
             let call_time = started.elapsed();
+            let floats: Vec<String> = plans
+                .iter()
+                .filter_map(|(i, _)| orders.get(*i).map(|o| o.float.id.clone()))
+                .collect();
             let insync = match &res {
-                Ok(id) => self.insync(id.clone(), started).await,
+                Ok(id) => self.insync(id.clone(), floats, started).await,
                 Err(_) => None,
             };
             out.extend(plans.into_iter().map(|(i, p)| {
