@@ -6,6 +6,7 @@ use crate::app::App;
 use crate::config::{self, LeaderBackend, Spec};
 use crate::exit::Exit;
 use crate::faults::Faults;
+use crate::leader::kube::KubeLease;
 use crate::leader::s3::{LeaseTiming, S3Lease};
 use crate::leader::{LeaseBackend, SingleLease, default_identity};
 use crate::logging::{self, LogFormat};
@@ -31,18 +32,49 @@ pub(crate) fn regions(spec: &Spec) -> Vec<String> {
 }
 
 /// Build the lease backend the config asks for.
-pub async fn lease_backend(spec: &Spec) -> Box<dyn LeaseBackend> {
+pub async fn lease_backend(spec: &Spec) -> Result<Box<dyn LeaseBackend>, String> {
     let identity = spec
         .leader
         .identity
         .clone()
+        .or_else(|| std::env::var("POD_NAME").ok().filter(|s| !s.is_empty()))
         .unwrap_or_else(default_identity);
-    match &spec.leader.backend {
+    let timing = LeaseTiming {
+        lease: spec.leader.lease_duration,
+        renew_deadline: spec.leader.renew_deadline,
+        retry: spec.leader.retry_period,
+    };
+    Ok(match &spec.leader.backend {
         LeaderBackend::Single => {
             tracing::warn!(
                 "leader backend `single`: this replica is always leader; there is no high availability of the controller itself"
             );
             Box::new(SingleLease::new(identity))
+        }
+        LeaderBackend::Kubernetes { namespace, name } => {
+            let mut config = kube::Config::infer().await.map_err(|e| {
+                format!("leader.backend kubernetes: no cluster to talk to (in-cluster service account or KUBECONFIG): {e}")
+            })?;
+            // Lease calls must answer well within the retry period.
+            let timeout = spec.leader.retry_period.max(Duration::from_millis(300));
+            config.read_timeout = Some(timeout);
+            config.write_timeout = Some(timeout);
+            config.connect_timeout = Some(timeout);
+            let ns = namespace
+                .clone()
+                .or_else(|| {
+                    std::env::var("POD_NAMESPACE")
+                        .ok()
+                        .filter(|s| !s.is_empty())
+                })
+                .unwrap_or_else(|| config.default_namespace.clone());
+            let client = kube::Client::try_from(config)
+                .map_err(|e| format!("leader.backend kubernetes: {e}"))?;
+            tracing::info!(namespace = %ns, lease = %name, "leader election on a Kubernetes Lease");
+            Box::new(
+                KubeLease::kubernetes(client, &ns, name, identity, timing)
+                    .advertise(Some(spec.api.advertise.clone())),
+            )
         }
         LeaderBackend::S3 {
             bucket,
@@ -63,16 +95,12 @@ pub async fn lease_backend(spec: &Spec) -> Box<dyn LeaseBackend> {
                     bucket.clone(),
                     key.clone(),
                     identity,
-                    LeaseTiming {
-                        lease: spec.leader.lease_duration,
-                        renew_deadline: spec.leader.renew_deadline,
-                        retry: spec.leader.retry_period,
-                    },
+                    timing,
                 )
                 .advertise(Some(spec.api.advertise.clone())),
             )
         }
-    }
+    })
 }
 
 /// First SIGTERM/SIGINT: orderly shutdown. A second one: exit at once.
@@ -180,7 +208,13 @@ pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
     let metrics = Arc::new(Metrics::new());
     let provider: Arc<dyn FloatProvider> =
         Arc::new(AwsProvider::connect(&spec.aws, &regions(&spec), metrics.clone()).await);
-    let backend = lease_backend(&spec).await;
+    let backend = match lease_backend(&spec).await {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Failure.into();
+        }
+    };
     let stop = CancellationToken::new();
     tokio::spawn(shutdown_signal(stop.clone()));
     let result = App::new(spec, provider, backend, checker)

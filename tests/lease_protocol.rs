@@ -1,13 +1,16 @@
-//! The lease protocol (`leader::cas`) against the in-memory store, with paused time: every
-//! timing rule is checked on the virtual clock, so these tests are exact and take
-//! milliseconds. The same protocol runs over S3 (tests/lease.rs, LocalStack) and will run
-//! over a Kubernetes Lease.
+//! The lease protocol (`leader::cas`) with paused time: every timing rule is checked on the
+//! virtual clock, so these tests are exact and take milliseconds. Each scenario runs on
+//! every store: the in-memory store and the Kubernetes Lease store over the fake API
+//! server (`devkit::kubeapi`, in process). The same protocol runs over S3 in tests/lease.rs
+//! (LocalStack) and over the fake API server's HTTP in tests/kube_lease.rs.
 
 use floatover::leader::{
     CasLease, LeaderState, LeaseBackend, LeaseRecord, LeaseStore, LeaseTiming, Precondition, Put,
     RoundCtx,
 };
 use floatover::model::Epoch;
+use floatover_devkit::kubeapi::FakeKube;
+use floatover_devkit::leaseworld::LeaseWorld;
 use floatover_devkit::memlease::MemLease;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -24,8 +27,8 @@ const GO: RoundCtx = RoundCtx {
 };
 
 /// One replica: its lease backend, when it runs next, what it knew after its last round.
-struct Replica {
-    lease: CasLease<MemLease>,
+struct Replica<S: LeaseStore> {
+    lease: CasLease<S>,
     next: Instant,
     state: Option<LeaderState>,
     /// Stopped replicas run no rounds (a killed or frozen process).
@@ -35,10 +38,10 @@ struct Replica {
     led_since: Option<Instant>,
 }
 
-impl Replica {
-    fn new(store: &MemLease, name: &'static str) -> Self {
+impl<S: LeaseStore> Replica<S> {
+    fn new<W: LeaseWorld<Store = S>>(store: &W, name: &'static str) -> Self {
         Replica {
-            lease: CasLease::new(store.for_replica(name), name.into(), TIMING),
+            lease: CasLease::new(store.store(name), name.into(), TIMING),
             next: Instant::now(),
             state: None,
             running: true,
@@ -57,7 +60,7 @@ impl Replica {
 }
 
 /// Run every running replica's rounds in time order until `until` (virtual time).
-async fn run_until(rs: &mut [Replica], until: Instant) {
+async fn run_until<S: LeaseStore>(rs: &mut [Replica<S>], until: Instant) {
     while let Some(i) = (0..rs.len())
         .filter(|i| rs[*i].running)
         .min_by_key(|i| rs[*i].next)
@@ -82,16 +85,31 @@ async fn run_until(rs: &mut [Replica], until: Instant) {
     tokio::time::sleep_until(until).await;
 }
 
+/// Run a scenario on every store, each as its own test.
+macro_rules! on_every_store {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(start_paused = true)]
+            async fn memory() {
+                super::$name(super::MemLease::new()).await
+            }
+            #[tokio::test(start_paused = true)]
+            async fn kubernetes_lease() {
+                super::$name(super::FakeKube::new()).await
+            }
+        }
+    };
+}
+
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
 
+on_every_store!(one_leader_epochs_grow_and_takeover_waits_for_the_lease);
 /// Exactly one leader; epochs grow with every new holder; a dead holder is replaced only
 /// after its lease ran out unchanged on the successor's own clock; release hands over
 /// within one retry period.
-#[tokio::test(start_paused = true)]
-async fn one_leader_epochs_grow_and_takeover_waits_for_the_lease() {
-    let store = MemLease::new();
+async fn one_leader_epochs_grow_and_takeover_waits_for_the_lease<W: LeaseWorld>(store: W) {
     let mut rs = vec![Replica::new(&store, "a"), Replica::new(&store, "b")];
     let t0 = Instant::now();
     run_until(&mut rs, t0 + secs(10.0)).await;
@@ -116,8 +134,8 @@ async fn one_leader_epochs_grow_and_takeover_waits_for_the_lease() {
     let last_a = store
         .writes()
         .iter()
-        .filter(|w| w.record.holder == "a")
-        .map(|w| w.at)
+        .filter(|(_, r)| r.holder == "a")
+        .map(|(at, _)| *at)
         .max()
         .expect("a wrote");
     let took = rs[1].led_since.expect("b leads");
@@ -148,12 +166,11 @@ async fn one_leader_epochs_grow_and_takeover_waits_for_the_lease() {
     assert_eq!(rs[0].epoch(), Epoch(3));
 }
 
+on_every_store!(the_fence_closes_before_anyone_can_take_over);
 /// A leader cut off from the store stops mutating (its fence closes) before anybody can
 /// take the lease over: fence deadline = last renewal sent + renew_deadline, earliest
 /// takeover = that renewal written + lease.
-#[tokio::test(start_paused = true)]
-async fn the_fence_closes_before_anyone_can_take_over() {
-    let store = MemLease::new();
+async fn the_fence_closes_before_anyone_can_take_over<W: LeaseWorld>(store: W) {
     let mut rs = vec![Replica::new(&store, "a"), Replica::new(&store, "b")];
     let t0 = Instant::now();
     run_until(&mut rs, t0 + secs(5.0)).await;
@@ -194,12 +211,11 @@ async fn the_fence_closes_before_anyone_can_take_over() {
     assert_eq!(rs[1].epoch(), Epoch(2));
 }
 
+on_every_store!(epochs_stay_above_the_floor_when_the_lease_is_recreated);
 /// Epochs never go backwards: a new holder takes an epoch above the highest it has seen
 /// (the lease record and the floats' stamps), and a holder that learns of a stamp above
 /// its epoch raises its epoch in its next renewal.
-#[tokio::test(start_paused = true)]
-async fn epochs_stay_above_the_floor_when_the_lease_is_recreated() {
-    let store = MemLease::new();
+async fn epochs_stay_above_the_floor_when_the_lease_is_recreated<W: LeaseWorld>(store: W) {
     let mut rs = vec![Replica::new(&store, "a")];
     rs[0].ctx = RoundCtx {
         may_acquire: true,
@@ -224,12 +240,11 @@ async fn epochs_stay_above_the_floor_when_the_lease_is_recreated() {
     assert_eq!(rs[0].epoch(), Epoch(13));
 }
 
+on_every_store!(a_replica_that_may_not_acquire_never_holds_the_lease);
 /// A replica that must not lead (stalled engine, floats not yet observed) reads the lease
 /// but never creates, takes or renews it; a holder that stalls drops its claim, and a
 /// standby takes over after the lease.
-#[tokio::test(start_paused = true)]
-async fn a_replica_that_may_not_acquire_never_holds_the_lease() {
-    let store = MemLease::new();
+async fn a_replica_that_may_not_acquire_never_holds_the_lease<W: LeaseWorld>(store: W) {
     let mut rs = vec![Replica::new(&store, "a"), Replica::new(&store, "b")];
     rs[0].ctx.may_acquire = false;
     rs[1].ctx.may_acquire = false;
@@ -257,11 +272,10 @@ async fn a_replica_that_may_not_acquire_never_holds_the_lease() {
     assert!(!rs[0].leads());
 }
 
+on_every_store!(a_hostile_lease_duration_is_capped);
 /// A record holding an absurd lease duration (corrupt or hostile) cannot stall a takeover
 /// for more than an hour, and never overflows a deadline.
-#[tokio::test(start_paused = true)]
-async fn a_hostile_lease_duration_is_capped() {
-    let store = MemLease::new();
+async fn a_hostile_lease_duration_is_capped<W: LeaseWorld>(store: W) {
     store.plant(LeaseRecord {
         holder: "ghost".into(),
         epoch: 4,
@@ -279,12 +293,11 @@ async fn a_hostile_lease_duration_is_capped() {
     assert_eq!(rs[0].epoch(), Epoch(5));
 }
 
+on_every_store!(conditional_writes_have_exactly_one_winner);
 /// The store's conditional writes: of two writers that both read "no lease", exactly one
 /// creates it; a write against a stale version is refused.
-#[tokio::test(start_paused = true)]
-async fn conditional_writes_have_exactly_one_winner() {
-    let store = MemLease::new();
-    let (a, b) = (store.for_replica("a"), store.for_replica("b"));
+async fn conditional_writes_have_exactly_one_winner<W: LeaseWorld>(store: W) {
+    let (a, b) = (store.store("a"), store.store("b"));
     let rec = |h: &str| LeaseRecord {
         holder: h.into(),
         epoch: 1,

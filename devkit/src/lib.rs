@@ -6,6 +6,8 @@ pub mod dns;
 pub mod faultproxy;
 pub mod health;
 pub mod invariants;
+pub mod kubeapi;
+pub mod leaseworld;
 pub mod memlease;
 pub mod memprovider;
 pub mod replica;

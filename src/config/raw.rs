@@ -150,6 +150,8 @@ pub enum LeaderBackendKind {
     S3,
     /// One replica, always leader. Not highly available.
     Single,
+    /// A Kubernetes Lease (coordination.k8s.io/v1) in the pod's namespace.
+    Kubernetes,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -157,6 +159,7 @@ pub enum LeaderBackendKind {
 pub struct RawLeader {
     pub backend: LeaderBackendKind,
     pub s3: Option<RawS3Lease>,
+    pub kubernetes: Option<RawKubeLease>,
     /// How long a lease stays valid without renewal, as seen by the other replicas.
     #[serde(default = "default_lease")]
     pub lease_duration: Dur,
@@ -189,6 +192,21 @@ pub struct RawS3Lease {
     pub region: Option<String>,
     /// Endpoint override for the lease only (defaults to `aws.endpoint_url`).
     pub endpoint_url: Option<String>,
+}
+
+/// Where the Kubernetes Lease lives.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawKubeLease {
+    /// Default: `$POD_NAMESPACE`, else the client's namespace (the service account's in a
+    /// pod, the kubeconfig context's outside).
+    pub namespace: Option<String>,
+    #[serde(default = "default_lease_name")]
+    pub name: String,
+}
+
+fn default_lease_name() -> String {
+    "floatover".into()
 }
 
 fn default_lease_key() -> String {

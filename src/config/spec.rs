@@ -39,6 +39,11 @@ pub enum LeaderBackend {
         endpoint_url: Option<String>,
     },
     Single,
+    Kubernetes {
+        /// None: `$POD_NAMESPACE` or the client's default namespace.
+        namespace: Option<String>,
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone)]

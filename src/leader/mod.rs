@@ -8,6 +8,7 @@
 
 pub mod cas;
 mod elector;
+pub mod kube;
 pub mod s3;
 mod single;
 

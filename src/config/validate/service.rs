@@ -165,7 +165,50 @@ pub(super) fn resolve_leader(
     {
         is.add("leader.identity", "must be 1-128 characters");
     }
+    if raw.kubernetes.is_some() && raw.backend != LeaderBackendKind::Kubernetes {
+        is.add("leader.kubernetes", "only allowed with backend: kubernetes");
+        return None;
+    }
     let backend = match (raw.backend, &raw.s3) {
+        (LeaderBackendKind::Kubernetes, Some(_)) => {
+            is.add("leader.s3", "only allowed with backend: s3");
+            return None;
+        }
+        (LeaderBackendKind::Kubernetes, None) => {
+            let k = raw.kubernetes.clone().unwrap_or_default();
+            let dns_label = |s: &str| {
+                !s.is_empty()
+                    && s.len() <= 253
+                    && s.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'
+                    })
+                    && !s.starts_with(['-', '.'])
+                    && !s.ends_with(['-', '.'])
+            };
+            if !dns_label(&k.name) {
+                is.add(
+                    "leader.kubernetes.name",
+                    format!(
+                        "{:?} is not a Kubernetes object name (lower case a-z, 0-9, '-', '.')",
+                        k.name
+                    ),
+                );
+            }
+            if let Some(ns) = &k.namespace
+                && (ns.len() > 63 || ns.contains('.') || !dns_label(ns))
+            {
+                is.add(
+                    "leader.kubernetes.namespace",
+                    format!(
+                        "{ns:?} is not a namespace name (lower case a-z, 0-9, '-', at most 63)"
+                    ),
+                );
+            }
+            LeaderBackend::Kubernetes {
+                namespace: k.namespace,
+                name: k.name,
+            }
+        }
         (LeaderBackendKind::Single, Some(_)) => {
             is.add("leader.s3", "only allowed with backend: s3");
             return None;
