@@ -60,6 +60,8 @@ pub async fn lease_backend(spec: &Spec) -> Result<Box<dyn LeaseBackend>, String>
             config.read_timeout = Some(timeout);
             config.write_timeout = Some(timeout);
             config.connect_timeout = Some(timeout);
+            // No retries inside a round: the protocol's next round is the retry.
+            config.default_retry = false;
             let ns = namespace
                 .clone()
                 .or_else(|| {

@@ -27,6 +27,8 @@ struct Inner {
     objects: BTreeMap<(String, String), Value>,
     resource_version: u64,
     cut_off: Vec<String>,
+    /// Identities whose requests are never answered (a black hole).
+    frozen: Vec<String>,
     log: Vec<(Instant, Value)>,
     requests: u64,
 }
@@ -72,6 +74,19 @@ impl FakeKube {
         if cut {
             g.cut_off.push(who.to_string());
         }
+    }
+
+    /// Never answer `who`'s requests (true), or answer again (false).
+    pub fn freeze(&self, who: &str, frozen: bool) {
+        let mut g = self.lock();
+        g.frozen.retain(|i| i != who);
+        if frozen {
+            g.frozen.push(who.to_string());
+        }
+    }
+
+    fn is_frozen(&self) -> bool {
+        self.lock().frozen.contains(&self.who)
     }
 
     /// The stored Lease, as JSON.
@@ -206,6 +221,9 @@ impl FakeKube {
         let svc = tower::service_fn(move |req: http::Request<kube::client::Body>| {
             let me = me.clone();
             async move {
+                if me.is_frozen() {
+                    std::future::pending::<()>().await;
+                }
                 let (parts, body) = req.into_parts();
                 let bytes = body
                     .collect()
@@ -271,7 +289,9 @@ impl FakeKube {
                 op: "kube client",
                 message: e.to_string(),
             })?;
-        let config = kube::Config::new(uri);
+        let mut config = kube::Config::new(uri);
+        // As the controller does: no retries inside a lease round.
+        config.default_retry = false;
         kube::Client::try_from(config).map_err(|e| crate::DevkitError::Seed {
             op: "kube client",
             message: e.to_string(),

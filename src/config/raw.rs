@@ -195,7 +195,7 @@ pub struct RawS3Lease {
 }
 
 /// Where the Kubernetes Lease lives.
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawKubeLease {
     /// Default: `$POD_NAMESPACE`, else the client's namespace (the service account's in a
@@ -207,6 +207,15 @@ pub struct RawKubeLease {
 
 fn default_lease_name() -> String {
     "floatover".into()
+}
+
+impl Default for RawKubeLease {
+    fn default() -> Self {
+        RawKubeLease {
+            namespace: None,
+            name: default_lease_name(),
+        }
+    }
 }
 
 fn default_lease_key() -> String {

@@ -22,6 +22,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 const LEASE_MS: &str = "floatover.io/lease-ms";
 const RENEWALS: &str = "floatover.io/renewals";
@@ -40,7 +41,10 @@ impl KubeLease {
         identity: String,
         timing: LeaseTiming,
     ) -> Self {
-        CasLease::new(KubeStore::new(client, namespace, name), identity, timing)
+        // A store call must answer within the retry period (at least 300 ms).
+        let store = KubeStore::new(client, namespace, name)
+            .with_timeout(timing.retry.max(Duration::from_millis(300)));
+        CasLease::new(store, identity, timing)
     }
 }
 
@@ -49,6 +53,9 @@ pub struct KubeStore {
     api: Api<Lease>,
     namespace: String,
     name: String,
+    /// Every API call is bounded by this, whatever the client's own timeouts and retries:
+    /// the protocol's next round is the retry, and a round must never hang.
+    timeout: Duration,
 }
 
 impl KubeStore {
@@ -57,6 +64,29 @@ impl KubeStore {
             api: Api::namespaced(client, namespace),
             namespace: namespace.to_string(),
             name: name.to_string(),
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// Bound every API call by `timeout` (default 2 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    async fn bounded<T>(
+        &self,
+        op: &'static str,
+        call: impl std::future::Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, (&'static str, kube::Error)> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(r) => r.map_err(|e| (op, e)),
+            Err(_) => Err((
+                op,
+                kube::Error::Service(
+                    format!("no answer within {} ms", self.timeout.as_millis()).into(),
+                ),
+            )),
         }
     }
 
@@ -70,6 +100,7 @@ impl KubeStore {
                 },
                 s.message.clone(),
             ),
+            kube::Error::Service(e) => ("ConnectionError".to_string(), e.to_string()),
             other => ("ConnectionError".to_string(), other.to_string()),
         };
         LeaderError::Store {
@@ -178,10 +209,9 @@ impl LeaseStore for KubeStore {
     #[tracing::instrument(level = "debug", skip(self), fields(lease = %self.location()))]
     async fn get(&self) -> Result<Option<(LeaseRecord, String)>, LeaderError> {
         let lease = self
-            .api
-            .get_opt(&self.name)
+            .bounded("GetLease", self.api.get_opt(&self.name))
             .await
-            .map_err(|e| self.error("GetLease", e))?;
+            .map_err(|(op, e)| self.error(op, e))?;
         lease
             .map(|l| record_of(&l).map_err(|m| self.corrupt(m)))
             .transpose()
@@ -196,12 +226,15 @@ impl LeaseStore for KubeStore {
         let lease = lease_of(rec, &self.namespace, &self.name, version.clone())
             .map_err(|m| self.corrupt(m))?;
         let pp = PostParams::default();
-        let (op, res) = match version {
-            None => ("CreateLease", self.api.create(&pp, &lease).await),
-            Some(_) => (
-                "ReplaceLease",
-                self.api.replace(&self.name, &pp, &lease).await,
-            ),
+        let res = match version {
+            None => {
+                self.bounded("CreateLease", self.api.create(&pp, &lease))
+                    .await
+            }
+            Some(_) => {
+                self.bounded("ReplaceLease", self.api.replace(&self.name, &pp, &lease))
+                    .await
+            }
         };
         match res {
             Ok(written) => written
@@ -211,8 +244,8 @@ impl LeaseStore for KubeStore {
                 .ok_or_else(|| self.corrupt("the API server returned no resourceVersion")),
             // 409: AlreadyExists on create, Conflict on a stale resourceVersion; 404: the
             // Lease was deleted since it was read. Either way someone else wrote first.
-            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Ok(Put::Conflict),
-            Err(e) => Err(self.error(op, e)),
+            Err((_, kube::Error::Api(s))) if s.code == 409 || s.code == 404 => Ok(Put::Conflict),
+            Err((op, e)) => Err(self.error(op, e)),
         }
     }
 
