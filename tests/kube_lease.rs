@@ -192,13 +192,12 @@ async fn three_replicas_one_leader_and_a_killed_leader_is_replaced() {
     for id in ["r0", "r1", "r2"] {
         urls.push(api.for_replica(id).serve().await.expect("serve"));
     }
-    let logs: Vec<Arc<Mutex<Vec<(Instant, LeaderState)>>>> =
-        (0..3).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
+    let logs: Vec<Log> = (0..3).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
     let ids = ["r0", "r1", "r2"];
     let mut tasks: Vec<_> = (0..3)
         .map(|i| elect(&urls[i], ids[i], logs[i].clone()))
         .collect();
-    let leader_now = |logs: &[Arc<Mutex<Vec<(Instant, LeaderState)>>>]| -> Vec<usize> {
+    let leader_now = |logs: &[Log]| -> Vec<usize> {
         (0..3)
             .filter(|i| {
                 logs[*i]
