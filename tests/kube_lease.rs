@@ -145,12 +145,11 @@ async fn a_black_holed_api_server_is_bounded_by_the_store_timeout() {
     assert!(a.get().await.expect("answers again").is_none());
 }
 
+/// One replica's rounds, as it saw them.
+type Log = Arc<Mutex<Vec<(Instant, LeaderState)>>>;
+
 /// One replica's election loop; its latest state is shared with the test.
-fn elect(
-    url: &str,
-    id: &'static str,
-    seen: Arc<Mutex<Vec<(Instant, LeaderState)>>>,
-) -> tokio::task::JoinHandle<()> {
+fn elect(url: &str, id: &'static str, seen: Log) -> tokio::task::JoinHandle<()> {
     let client = FakeKube::http_client(url).expect("client");
     let mut lease = KubeLease::kubernetes(client, "default", "floatover", id.into(), TIMING);
     tokio::spawn(async move {
