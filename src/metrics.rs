@@ -35,6 +35,7 @@ pub struct Metrics {
     probe_duration: Family<Labels, Histogram, fn() -> Histogram>,
     probe_failures: Family<Labels, Counter>,
     float_owner: Family<Labels, Gauge>,
+    float_on_desired: Family<Labels, Gauge>,
     moves: Family<Labels, Counter>,
     provider_calls: Family<Labels, Counter>,
     provider_errors: Family<Labels, Counter>,
@@ -74,6 +75,7 @@ impl Metrics {
             probe_duration: Family::new_with_constructor(seconds_histogram),
             probe_failures: Family::default(),
             float_owner: Family::default(),
+            float_on_desired: Family::default(),
             moves: Family::default(),
             provider_calls: Family::default(),
             provider_errors: Family::default(),
@@ -126,6 +128,11 @@ impl Metrics {
             "float_owner",
             "1 for the target that holds the float",
             m.float_owner.clone(),
+        );
+        registry.register(
+            "float_on_desired",
+            "1 while the float is on its desired owner (or has its desired weights); set by the leader",
+            m.float_on_desired.clone(),
         );
         registry.register("moves", "Float moves by reason", m.moves.clone());
         registry.register(
@@ -293,6 +300,13 @@ impl Metrics {
     }
 
     /// Mark `owner` as the holder of `float` and every other target of the group as not.
+    /// 1 while the float is where the planner wants it (its owner, or its weights).
+    pub fn set_float_on_desired(&self, group: &str, float: &str, on: bool) {
+        self.float_on_desired
+            .get_or_create(&labels(&[("group", group), ("float", float)]))
+            .set(i64::from(on));
+    }
+
     pub fn set_float_owner(
         &self,
         group: &str,

@@ -2,7 +2,7 @@
 
 use super::SwitchoverError;
 use super::group::{State, Worker};
-use crate::model::{Health, Holder};
+use crate::model::{Assignment, Health, Holder};
 use crate::plan::{GroupPlan, Note, ObservedFloat};
 use crate::probe::{TargetHealth, TargetKey};
 use crate::status::{FloatStatus, GroupStatus, TargetStatus};
@@ -84,6 +84,15 @@ impl Worker {
             self.ctx
                 .metrics
                 .set_float_owner(&g.name.0, &f.id, &names, owner);
+            let on_desired = match &p.desired {
+                Assignment::Owner(Some(t)) => f.holder == Holder::Target(t.clone()),
+                // Nobody is wanted (nobody healthy): not a misplacement to page about.
+                Assignment::Owner(None) => true,
+                Assignment::Weights(w) => &f.weights == w,
+            };
+            self.ctx
+                .metrics
+                .set_float_on_desired(&g.name.0, &f.id, on_desired);
         }
         let owner = floats.iter().find_map(|f| match &f.holder {
             Holder::Target(t) => Some(t.clone()),

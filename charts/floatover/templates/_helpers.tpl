@@ -1,0 +1,67 @@
+{{/* The chart's name. */}}
+{{- define "floatover.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The release's full name (resource names). */}}
+{{- define "floatover.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Labels on every object. */}}
+{{- define "floatover.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "floatover.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Labels that select the pods. */}}
+{{- define "floatover.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "floatover.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The ServiceAccount's name. */}}
+{{- define "floatover.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "floatover.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding the API token. */}}
+{{- define "floatover.secretName" -}}
+{{- default (printf "%s-api" (include "floatover.fullname" .)) .Values.api.existingSecret }}
+{{- end }}
+
+{{/* The floatover config: the user's, with leader and api filled in by the chart. */}}
+{{- define "floatover.config" -}}
+{{- if hasKey .Values.config "leader" }}
+{{- fail "config.leader: set by the chart (a Kubernetes Lease, from leaderElection); remove it from config" }}
+{{- end }}
+{{- if hasKey .Values.config "api" }}
+{{- fail "config.api: set by the chart (listen on api.port, token from the Secret); remove it from config" }}
+{{- end }}
+{{- $c := deepCopy .Values.config }}
+{{- $_ := set $c "leader" (dict
+  "backend" "kubernetes"
+  "kubernetes" (dict "name" .Values.leaderElection.leaseName)
+  "lease_duration" .Values.leaderElection.leaseDuration
+  "renew_deadline" .Values.leaderElection.renewDeadline
+  "retry_period" .Values.leaderElection.retryPeriod) }}
+{{- $_ := set $c "api" (dict
+  "listen" (printf "0.0.0.0:%d" (int .Values.api.port))
+  "token_env" "FLOATOVER_API_TOKEN") }}
+{{- toYaml $c }}
+{{- end }}
