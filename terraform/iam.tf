@@ -1,0 +1,85 @@
+# Least privilege for floatover: exactly the API calls it makes (the test in terraform/test
+# compares this policy's actions with the calls in the Rust code, both ways).
+# Describe calls cannot be scoped to resources in EC2; the mutating ones are limited to
+# this region and, where EC2 supports it, to the demo's resources.
+
+data "aws_iam_policy_document" "assume_ec2" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "floatover" {
+  statement {
+    sid = "ObserveFloats"
+    actions = [
+      "ec2:DescribeAddresses",
+      "ec2:DescribeInstances",
+      "ec2:DescribeNetworkInterfaces",
+      "ec2:DescribeRouteTables",
+    ]
+    resources = ["*"]
+  }
+
+  statement {
+    sid = "MoveFloats"
+    actions = [
+      "ec2:AssociateAddress",
+      "ec2:DisassociateAddress",
+      "ec2:AssignPrivateIpAddresses",
+      "ec2:UnassignPrivateIpAddresses",
+      "ec2:CreateRoute",
+      "ec2:ReplaceRoute",
+      "ec2:DeleteRoute",
+      "ec2:CreateTags",
+    ]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestedRegion"
+      values   = [data.aws_region.here.name]
+    }
+  }
+
+  statement {
+    sid       = "Lease"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${aws_s3_bucket.lease.arn}/floatover/*"]
+  }
+
+  statement {
+    sid = "SteerWeights"
+    actions = [
+      "route53:ListResourceRecordSets",
+      "route53:ChangeResourceRecordSets",
+    ]
+    resources = [aws_route53_zone.demo.arn]
+  }
+
+  statement {
+    sid       = "WaitInsync"
+    actions   = ["route53:GetChange"]
+    resources = ["arn:aws:route53:::change/*"]
+  }
+}
+
+resource "aws_iam_role" "floatover" {
+  name               = "${var.name}-floatover"
+  assume_role_policy = data.aws_iam_policy_document.assume_ec2.json
+  tags               = local.tags
+}
+
+resource "aws_iam_role_policy" "floatover" {
+  name   = "floatover"
+  role   = aws_iam_role.floatover.id
+  policy = data.aws_iam_policy_document.floatover.json
+}
+
+resource "aws_iam_instance_profile" "floatover" {
+  name = "${var.name}-floatover"
+  role = aws_iam_role.floatover.name
+}

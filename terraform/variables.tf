@@ -1,0 +1,63 @@
+variable "name" {
+  description = "Prefix of every resource name and tag."
+  type        = string
+  default     = "floatover-demo"
+}
+
+variable "vpc_cidr" {
+  description = "CIDR of the demo VPC (two /24 subnets are cut from it, one per AZ)."
+  type        = string
+  default     = "10.42.0.0/16"
+}
+
+variable "instance_count" {
+  description = "How many target instances (at least 2: an owner and a standby)."
+  type        = number
+  default     = 2
+  validation {
+    condition     = var.instance_count >= 2 && var.instance_count <= 10
+    error_message = "instance_count must be 2..10: failover needs a standby."
+  }
+}
+
+variable "instance_type" {
+  description = "Instance type of the targets."
+  type        = string
+  default     = "t3.micro"
+}
+
+variable "ami_id" {
+  description = "AMI of the targets (any Linux with python3). Empty: the latest Amazon Linux 2023 from SSM."
+  type        = string
+  default     = ""
+}
+
+variable "health_port" {
+  description = "Port of the health endpoint the instances serve (GET /health)."
+  type        = number
+  default     = 8080
+}
+
+variable "zone_name" {
+  description = "Route 53 hosted zone created for the demo (a private name is fine)."
+  type        = string
+  default     = "floatover-demo.example."
+}
+
+variable "record_name" {
+  description = "Weighted record set floatover steers, inside the zone."
+  type        = string
+  default     = "www"
+}
+
+variable "emulator_endpoint" {
+  description = "Set when applying against an emulator (LocalStack): the rendered floatover config then points there and writes DNS members with UPSERT (see the README)."
+  type        = string
+  default     = ""
+}
+
+variable "lease_bucket" {
+  description = "S3 bucket for the lease (empty: <name>-lease-<account id>)."
+  type        = string
+  default     = ""
+}
