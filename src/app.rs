@@ -42,6 +42,7 @@ pub struct App {
     checker: Checker,
     faults: Faults,
     metrics: Arc<Metrics>,
+    status: Arc<StatusStore>,
 }
 
 impl App {
@@ -58,7 +59,16 @@ impl App {
             checker,
             faults: Faults::default(),
             metrics: Arc::new(Metrics::new()),
+            status: Arc::new(StatusStore::default()),
         }
+    }
+
+    /// Use this status store (shared across config reloads: the audit trail and warnings
+    /// carry over; group views are published again).
+    pub fn with_status(mut self, status: Arc<StatusStore>) -> Self {
+        status.restart();
+        self.status = status;
+        self
     }
 
     /// Arm test faults (`FLOATOVER_FAULT`).
@@ -86,9 +96,9 @@ impl App {
             checker,
             faults,
             metrics,
+            status,
         } = self;
         let board = Arc::new(HealthBoard::new(&spec, Instant::now()));
-        let status = Arc::new(StatusStore::default());
         let liveness = Arc::new(Liveness::new());
         let floor = Arc::new(EpochFloor::default());
         tracing::info!(identity = backend.identity(), listen = %spec.api.listen, advertise = %spec.api.advertise, groups = spec.groups.len(), "floatover starting");

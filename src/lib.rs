@@ -20,5 +20,6 @@ pub mod model;
 pub mod plan;
 pub mod probe;
 pub mod provider;
+pub mod reload;
 pub mod runtime;
 pub mod status;

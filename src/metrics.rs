@@ -36,6 +36,8 @@ pub struct Metrics {
     probe_failures: Family<Labels, Counter>,
     float_owner: Family<Labels, Gauge>,
     float_on_desired: Family<Labels, Gauge>,
+    config_reloads: Family<Labels, Counter>,
+    config_valid: Gauge,
     moves: Family<Labels, Counter>,
     provider_calls: Family<Labels, Counter>,
     provider_errors: Family<Labels, Counter>,
@@ -76,6 +78,8 @@ impl Metrics {
             probe_failures: Family::default(),
             float_owner: Family::default(),
             float_on_desired: Family::default(),
+            config_reloads: Family::default(),
+            config_valid: Gauge::default(),
             moves: Family::default(),
             provider_calls: Family::default(),
             provider_errors: Family::default(),
@@ -133,6 +137,16 @@ impl Metrics {
             "float_on_desired",
             "1 while the float is on its desired owner (or has its desired weights); set by the leader",
             m.float_on_desired.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Config reloads (SIGHUP or the file changed), by outcome: applied or rejected",
+            m.config_reloads.clone(),
+        );
+        registry.register(
+            "config_valid",
+            "1 while the config file is the one running; 0 after a rejected reload",
+            m.config_valid.clone(),
         );
         registry.register("moves", "Float moves by reason", m.moves.clone());
         registry.register(
@@ -300,6 +314,19 @@ impl Metrics {
     }
 
     /// Mark `owner` as the holder of `float` and every other target of the group as not.
+    /// A config reload: `applied` or `rejected` (the previous config keeps running).
+    pub fn count_config_reload(&self, outcome: &str) {
+        self.config_reloads
+            .get_or_create(&labels(&[("outcome", outcome)]))
+            .inc();
+        self.config_valid.set(i64::from(outcome == "applied"));
+    }
+
+    /// 1 while the config on disk is the one running (0 after a rejected reload).
+    pub fn set_config_valid(&self, valid: bool) {
+        self.config_valid.set(i64::from(valid));
+    }
+
     /// 1 while the float is where the planner wants it (its owner, or its weights).
     pub fn set_float_on_desired(&self, group: &str, float: &str, on: bool) {
         self.float_on_desired

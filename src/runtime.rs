@@ -14,6 +14,8 @@ use crate::metrics::Metrics;
 use crate::probe::Checker;
 use crate::provider::FloatProvider;
 use crate::provider::aws::{AwsProvider, sdk_config};
+use crate::reload::ConfigWatch;
+use crate::status::StatusStore;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -167,6 +169,47 @@ pub async fn check_credentials(spec: &Spec) -> Result<(), String> {
     }
 }
 
+/// What one run of the controller needs besides its config.
+struct Parts {
+    listener: tokio::net::TcpListener,
+    checker: Checker,
+    provider: Arc<dyn FloatProvider>,
+    backend: Box<dyn LeaseBackend>,
+}
+
+/// Build the parts for `spec`; the error says what failed and the exit code it deserves.
+async fn parts(spec: &Spec, metrics: &Arc<Metrics>) -> Result<Parts, (String, Exit)> {
+    // Bind first: a port conflict must fail before anything else starts. After a reload
+    // the old listener was just closed: retry briefly.
+    let mut bound = tokio::net::TcpListener::bind(spec.api.listen).await;
+    for _ in 0..20 {
+        if bound.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        bound = tokio::net::TcpListener::bind(spec.api.listen).await;
+    }
+    let listener = bound.map_err(|e| {
+        (
+            format!("api.listen {}: {e}", spec.api.listen),
+            Exit::Invalid,
+        )
+    })?;
+    check_credentials(spec)
+        .await
+        .map_err(|e| (e, Exit::Failure))?;
+    let checker = Checker::for_spec(spec).map_err(|e| (e.to_string(), Exit::Failure))?;
+    let provider: Arc<dyn FloatProvider> =
+        Arc::new(AwsProvider::connect(&spec.aws, &regions(spec), metrics.clone()).await);
+    let backend = lease_backend(spec).await.map_err(|e| (e, Exit::Failure))?;
+    Ok(Parts {
+        listener,
+        checker,
+        provider,
+        backend,
+    })
+}
+
 /// `floatover run`.
 pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
     logging::init(log);
@@ -177,7 +220,7 @@ pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
             return Exit::Invalid.into();
         }
     };
-    let spec = match config::load(path) {
+    let mut spec = match config::load(path) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             eprintln!("{}: {e}", path.display());
@@ -188,46 +231,96 @@ pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
     if let Some(f) = faults.armed_fault() {
         tracing::warn!(fault = ?f, "FAULT INJECTION ARMED: SIGUSR1 will break this process on purpose (tests only)");
     }
-    // Bind first: a port conflict must fail before anything else starts.
-    let listener = match tokio::net::TcpListener::bind(spec.api.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: api.listen {}: {e}", spec.api.listen);
-            return Exit::Invalid.into();
-        }
-    };
-    if let Err(e) = check_credentials(&spec).await {
-        eprintln!("error: {e}");
-        return Exit::Failure.into();
-    }
-    let checker = match Checker::for_spec(&spec) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Failure.into();
-        }
-    };
     let metrics = Arc::new(Metrics::new());
-    let provider: Arc<dyn FloatProvider> =
-        Arc::new(AwsProvider::connect(&spec.aws, &regions(&spec), metrics.clone()).await);
-    let backend = match lease_backend(&spec).await {
-        Ok(b) => b,
-        Err(e) => {
+    let status = Arc::new(StatusStore::default());
+    let mut current = match parts(&spec, &metrics).await {
+        Ok(p) => p,
+        Err((e, code)) => {
             eprintln!("error: {e}");
-            return Exit::Failure.into();
+            return code.into();
         }
     };
+    metrics.set_config_valid(true);
     let stop = CancellationToken::new();
     tokio::spawn(shutdown_signal(stop.clone()));
-    let result = App::new(spec, provider, backend, checker)
-        .with_faults(faults)
-        .with_metrics(metrics)
-        .run(listener, stop.cancelled_owned())
-        .await;
-    tracing::info!("floatover stopped");
-    logging::drain(Duration::from_millis(300));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(_) => Exit::Failure.into(),
+
+    // The config watcher hands each new valid config over; a rejected one is reported
+    // there and never reaches the loop below.
+    let (specs_tx, specs_rx) = tokio::sync::mpsc::channel::<Arc<Spec>>(1);
+    let mut watch = ConfigWatch::new(path.to_path_buf());
+    let (wm, ws) = (metrics.clone(), status.clone());
+    tokio::spawn(async move {
+        loop {
+            let next = watch.next(&wm, &ws).await;
+            if specs_tx.send(next).await.is_err() {
+                return;
+            }
+        }
+    });
+    let specs_rx = Arc::new(tokio::sync::Mutex::new(specs_rx));
+
+    loop {
+        let Parts {
+            listener,
+            checker,
+            provider,
+            backend,
+        } = current;
+        let (next_tx, mut next_rx) = tokio::sync::oneshot::channel::<Arc<Spec>>();
+        let (stop2, rx) = (stop.clone(), specs_rx.clone());
+        let shutdown = async move {
+            let mut rx = rx.lock().await;
+            tokio::select! {
+                _ = stop2.cancelled() => {}
+                Some(s) = rx.recv() => { let _ = next_tx.send(s); }
+            }
+        };
+        let result = App::new(spec.clone(), provider, backend, checker)
+            .with_faults(faults.clone())
+            .with_metrics(metrics.clone())
+            .with_status(status.clone())
+            .run(listener, shutdown)
+            .await;
+        let next = next_rx.try_recv().ok();
+        match (result, next) {
+            (Ok(()), Some(new)) if !stop.is_cancelled() => {
+                current = match parts(&new, &metrics).await {
+                    Ok(p) => {
+                        tracing::info!(
+                            groups = new.groups.len(),
+                            "config reload: the controller runs the new config"
+                        );
+                        spec = new;
+                        p
+                    }
+                    Err((e, _)) => {
+                        tracing::error!(error = %e, "config reload: cannot start with the new config; going back to the previous one");
+                        metrics.set_config_valid(false);
+                        status.set_warning(
+                            "config",
+                            Some(format!(
+                                "config reload failed to start, the previous config runs again: {e}"
+                            )),
+                        );
+                        match parts(&spec, &metrics).await {
+                            Ok(p) => p,
+                            Err((e, code)) => {
+                                tracing::error!(error = %e, "cannot start again with the previous config either");
+                                logging::drain(Duration::from_millis(300));
+                                return code.into();
+                            }
+                        }
+                    }
+                };
+            }
+            (result, _) => {
+                tracing::info!("floatover stopped");
+                logging::drain(Duration::from_millis(300));
+                return match result {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(_) => Exit::Failure.into(),
+                };
+            }
+        }
     }
 }

@@ -107,6 +107,15 @@ impl StatusStore {
         self.inner.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A new run of the controller in this process (a config reload): forget every
+    /// group's view (it is published again, and readiness waits for it); keep the audit
+    /// trail and the warnings.
+    pub fn restart(&self) {
+        let mut w = self.write();
+        w.groups.clear();
+        w.observe_errors.clear();
+    }
+
     /// How many groups must publish before the replica is ready.
     pub fn expect_groups(&self, n: usize) {
         self.write().expected_groups = n;
