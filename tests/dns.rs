@@ -198,6 +198,14 @@ groups:
     )
 }
 
+/// The controller's status, as JSON (Null when it does not answer).
+async fn status_json(api: &str) -> serde_json::Value {
+    match reqwest::get(format!("{api}/api/v1/status")).await {
+        Ok(r) => r.json().await.unwrap_or_default(),
+        Err(_) => serde_json::Value::Null,
+    }
+}
+
 fn batches(metrics: &str) -> u64 {
     metrics
         .lines()
@@ -320,12 +328,7 @@ groups:
             .is_some(),
         "drift reverted"
     );
-    let status: serde_json::Value = reqwest::get(format!("{api}/api/v1/status"))
-        .await
-        .expect("status")
-        .json()
-        .await
-        .expect("json");
+    let status = status_json(&api).await;
     let audit = &status["audit"];
     let drift = audit.as_array().into_iter().flatten().find(|e| {
         e["reason"] == "drift" && e["detail"].as_str().is_some_and(|d| d.contains("weights"))
@@ -439,12 +442,7 @@ async fn active_active_weights_follow_health_one_batch_per_zone() {
         took.is_some(),
         "b drained: {:?} {}",
         dns::read(&r53, &z1, &n1).await,
-        reqwest::get(format!("{api}/api/v1/status"))
-            .await
-            .expect("status")
-            .text()
-            .await
-            .unwrap_or_default()
+        status_json(&api).await
     );
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
@@ -458,12 +456,7 @@ async fn active_active_weights_follow_health_one_batch_per_zone() {
         "{stamp:?}"
     );
     // Status shows how far each record set's last change has spread.
-    let status: serde_json::Value = reqwest::get(format!("{api}/api/v1/status"))
-        .await
-        .expect("status")
-        .json()
-        .await
-        .expect("json");
+    let status = status_json(&api).await;
     let floats = status["groups"][0]["floats"]
         .as_array()
         .cloned()
@@ -506,12 +499,7 @@ async fn active_active_weights_follow_health_one_batch_per_zone() {
         restored.is_some(),
         "restored: {:?} {}",
         dns::read(&r53, &z1, &n1).await,
-        reqwest::get(format!("{api}/api/v1/status"))
-            .await
-            .expect("status")
-            .text()
-            .await
-            .unwrap_or_default()
+        status_json(&api).await
     );
 
     let _ = stop_tx.send(());

@@ -37,6 +37,34 @@ pub async fn zone(c: &aws_sdk_route53::Client, name: &str) -> Result<String, Dev
     Ok(id)
 }
 
+/// Send one change batch.
+async fn send(
+    c: &aws_sdk_route53::Client,
+    zone: &str,
+    changes: Vec<Change>,
+) -> Result<(), DevkitError> {
+    let batch = ChangeBatch::builder()
+        .set_changes(Some(changes))
+        .build()
+        .map_err(|e| err("ChangeBatch")(e.to_string()))?;
+    c.change_resource_record_sets()
+        .hosted_zone_id(zone)
+        .change_batch(batch)
+        .send()
+        .await
+        .map_err(|e| err("ChangeResourceRecordSets")(format!("{e:?}")))?;
+    Ok(())
+}
+
+/// One change of `action` on `set`.
+fn change(action: ChangeAction, set: ResourceRecordSet) -> Result<Change, DevkitError> {
+    Change::builder()
+        .action(action)
+        .resource_record_set(set)
+        .build()
+        .map_err(|e| err("Change")(e.to_string()))
+}
+
 /// Create one weighted A record per `(set_identifier, address, weight)`.
 pub async fn weighted(
     c: &aws_sdk_route53::Client,
@@ -79,25 +107,9 @@ async fn write_weighted(
             .resource_records(rr)
             .build()
             .map_err(|e| err("ResourceRecordSet")(e.to_string()))?;
-        changes.push(
-            Change::builder()
-                .action(action.clone())
-                .resource_record_set(set)
-                .build()
-                .map_err(|e| err("Change")(e.to_string()))?,
-        );
+        changes.push(change(action.clone(), set)?);
     }
-    let batch = ChangeBatch::builder()
-        .set_changes(Some(changes))
-        .build()
-        .map_err(|e| err("ChangeBatch")(e.to_string()))?;
-    c.change_resource_record_sets()
-        .hosted_zone_id(zone)
-        .change_batch(batch)
-        .send()
-        .await
-        .map_err(|e| err("ChangeResourceRecordSets")(format!("{e:?}")))?;
-    Ok(())
+    send(c, zone, changes).await
 }
 
 /// The weights of `name`'s weighted A records by set identifier, and the stamp record's
@@ -188,25 +200,9 @@ pub async fn failover_pair(
             .resource_records(rr)
             .build()
             .map_err(|e| err("ResourceRecordSet")(e.to_string()))?;
-        changes.push(
-            Change::builder()
-                .action(ChangeAction::Create)
-                .resource_record_set(set)
-                .build()
-                .map_err(|e| err("Change")(e.to_string()))?,
-        );
+        changes.push(change(ChangeAction::Create, set)?);
     }
-    let batch = ChangeBatch::builder()
-        .set_changes(Some(changes))
-        .build()
-        .map_err(|e| err("ChangeBatch")(e.to_string()))?;
-    c.change_resource_record_sets()
-        .hosted_zone_id(zone)
-        .change_batch(batch)
-        .send()
-        .await
-        .map_err(|e| err("ChangeResourceRecordSets")(format!("{e:?}")))?;
-    Ok(())
+    send(c, zone, changes).await
 }
 
 /// The failover role and health check id of each of `name`'s A records, by set identifier.

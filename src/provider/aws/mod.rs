@@ -41,6 +41,39 @@ pub fn pacer(burst: u32, per_second: u32) -> Pacer {
     ))
 }
 
+/// One AWS call: a tracing span (service, operation, region), its time and outcome in the
+/// metrics, and SDK errors turned into ours. Every provider call goes through here.
+pub async fn timed<T, E, R>(
+    metrics: &crate::metrics::Metrics,
+    service: &'static str,
+    op: &'static str,
+    region: &str,
+    fut: impl std::future::Future<Output = Result<T, aws_sdk_ec2::error::SdkError<E, R>>>,
+) -> Result<T, ProviderError>
+where
+    E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + HttpStatus + 'static,
+{
+    use tracing::Instrument;
+    let started = tokio::time::Instant::now();
+    let res = fut
+        .instrument(tracing::info_span!("aws", service, op, region))
+        .await;
+    let took = started.elapsed();
+    match res {
+        Ok(v) => {
+            metrics.provider_call(op, took, true, 0);
+            Ok(v)
+        }
+        Err(e) => {
+            let err = classify(op, region, e);
+            let throttled = u32::from(matches!(err, ProviderError::Throttled { .. }));
+            metrics.provider_call(op, took, false, throttled);
+            Err(err)
+        }
+    }
+}
+
 /// Turn an SDK error into a [`ProviderError`] with the operation and region in it.
 pub fn classify<E, R>(
     op: &'static str,

@@ -13,7 +13,7 @@ mod observe;
 mod release;
 pub mod spec;
 
-use super::{Pacer, classify};
+use super::Pacer;
 use crate::leader::Fence;
 use crate::metrics::Metrics;
 use crate::model::MoveStamp;
@@ -28,7 +28,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
-use tracing::Instrument;
 
 /// EC2 client, pacing and accounting for one region.
 pub struct Ec2Region {
@@ -84,23 +83,7 @@ impl Ec2Region {
         E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: std::fmt::Debug + super::HttpStatus + 'static,
     {
-        let started = Instant::now();
-        let res = fut
-            .instrument(tracing::info_span!("ec2", op, region = %self.region))
-            .await;
-        let took = started.elapsed();
-        match res {
-            Ok(v) => {
-                self.metrics.provider_call(op, took, true, 0);
-                Ok(v)
-            }
-            Err(e) => {
-                let err = classify(op, &self.region, e);
-                let throttled = u32::from(matches!(err, ProviderError::Throttled { .. }));
-                self.metrics.provider_call(op, took, false, throttled);
-                Err(err)
-            }
-        }
+        super::timed(&self.metrics, "ec2", op, &self.region, fut).await
     }
 
     /// Wait for a token, then ask the fence. Only then may a mutating call be sent.

@@ -28,7 +28,7 @@ pub mod spec;
 pub use crate::aws::MemberWrites;
 use batch::*;
 
-use super::{Pacer, classify};
+use super::Pacer;
 use crate::aws::HttpStatus;
 use crate::leader::Fence;
 use crate::metrics::Metrics;
@@ -41,7 +41,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
-use tracing::Instrument;
 
 /// Route 53 is a global service; errors name it so (`ChangeResourceRecordSets in global`).
 pub const REGION: &str = "global";
@@ -135,23 +134,7 @@ impl Route53 {
         E: aws_sdk_route53::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: std::fmt::Debug + HttpStatus + 'static,
     {
-        let started = Instant::now();
-        let res = fut
-            .instrument(tracing::info_span!("route53", op, region = REGION))
-            .await;
-        let took = started.elapsed();
-        match res {
-            Ok(v) => {
-                self.metrics.provider_call(op, took, true, 0);
-                Ok(v)
-            }
-            Err(e) => {
-                let err = classify(op, REGION, e);
-                let throttled = u32::from(matches!(err, ProviderError::Throttled { .. }));
-                self.metrics.provider_call(op, took, false, throttled);
-                Err(err)
-            }
-        }
+        super::timed(&self.metrics, "route53", op, REGION, fut).await
     }
 
     /// One fenced batch for one zone. Returns the change id.
