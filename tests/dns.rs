@@ -624,3 +624,71 @@ groups:
         .expect("join");
     assert!(ended.is_ok(), "{ended:?}");
 }
+
+/// `on_all_unhealthy: release` on a DNS float: when every target is down the group's
+/// records are deleted (fail closed: the name stops answering with dead servers), and a
+/// target that comes back gets its record again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_deletes_the_records_when_everyone_is_down_and_a_survivor_brings_them_back() {
+    use_test_credentials();
+    let ls = LocalStack::start_or_reuse().expect("localstack");
+    let r53 = dns::client(&ls.endpoint).await;
+    let domain = unique("rel");
+    let zone = dns::zone(&r53, &domain).await.expect("zone");
+    let name = format!("api.{domain}.");
+    let mut a = HealthServer::start().await.expect("health");
+    let mut b = HealthServer::start().await.expect("health");
+    let yaml = format!(
+        r#"
+leader: {{ backend: single, lease_duration: 3s, renew_deadline: 2s, retry_period: 300ms }}
+aws: {{ region: us-east-1, endpoint_url: "{ep}", call_timeout: 1500ms, dns_member_writes: upsert }}
+probe_defaults: {{ interval: 100ms, timeout: 100ms, rise: 2, fall: 2 }}
+groups:
+  - name: api
+    policy: {{ mode: active-active, min_hold: 0s, on_all_unhealthy: release }}
+    targets:
+      - {{ name: a, weight: 100, dns: {{ value: 10.0.0.1 }}, probes: [{{ http: {{ url: "{ua}" }} }}] }}
+      - {{ name: b, weight: 50, dns: {{ value: 10.0.0.2 }}, probes: [{{ http: {{ url: "{ub}" }} }}] }}
+    floats:
+      - dns: {{ zone_id: {zone}, name: "{name}" }}
+"#,
+        ep = ls.endpoint,
+        ua = a.url(),
+        ub = b.url(),
+    );
+    let (_metrics, api, stop_tx, run) = start_app(&yaml).await;
+    assert!(
+        wait_one(&r53, &zone, &name, &[("a", 100), ("b", 50)])
+            .await
+            .is_some(),
+        "records created"
+    );
+    a.stop().await;
+    b.stop().await;
+    assert!(
+        wait_one(&r53, &zone, &name, &[]).await.is_some(),
+        "released: {:?} {}",
+        dns::read(&r53, &zone, &name).await,
+        status_json(&api).await
+    );
+    let (_, stamp) = dns::read(&r53, &zone, &name).await.expect("read");
+    assert!(
+        stamp.as_deref().is_some_and(|s| s.contains("/release/")),
+        "{stamp:?}"
+    );
+    b.restart().await.expect("restart");
+    assert!(
+        wait_one(&r53, &zone, &name, &[("a", 0), ("b", 50)])
+            .await
+            .is_some(),
+        "b's record is back: {:?} {}",
+        dns::read(&r53, &zone, &name).await,
+        status_json(&api).await
+    );
+    let _ = stop_tx.send(());
+    let ended = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("stops")
+        .expect("join");
+    assert!(ended.is_ok(), "{ended:?}");
+}

@@ -129,6 +129,8 @@ impl Worker {
                 Some(ReleaseOrder {
                     float: float.clone(),
                     from,
+                    targets: g.targets.iter().map(|t| t.bindings.clone()).collect(),
+                    observed: observed.and_then(|o| o.snapshot.clone()),
                     stamp: MoveStamp {
                         epoch,
                         reason: Reason::Release,

@@ -13,7 +13,7 @@ use super::{
     Action, FloatView, GroupPlan, Input, Note, ObservedFloat, Scratch, fenced, health_of, is_up,
     remaining, within_min_hold,
 };
-use crate::model::{Assignment, Health, Reason, TargetId};
+use crate::model::{Assignment, Health, OnAllUnhealthy, Reason, TargetId};
 use std::collections::BTreeMap;
 
 pub(super) fn plan(i: &Input) -> GroupPlan {
@@ -52,9 +52,13 @@ pub(super) fn plan(i: &Input) -> GroupPlan {
     let mut actions = Vec::new();
     if up == 0 {
         for f in &i.group.floats {
-            s.notes.push(Note::NoHealthyTarget {
-                float: f.id.clone(),
-            });
+            if let Some(a) = release(i, f, &mut s) {
+                actions.push(a);
+            } else {
+                s.notes.push(Note::NoHealthyTarget {
+                    float: f.id.clone(),
+                });
+            }
         }
     } else if !settling(i, &mut s) {
         for f in &i.group.floats {
@@ -123,6 +127,28 @@ fn plan_float(
 
 /// Failover when weight is taken from a target; failback when only added; drift when
 /// neither (someone edited a weight, or a record is missing).
+/// `on_all_unhealthy: release` with every target down (not merely unknown): remove the
+/// records (fail closed) instead of leaving the dead targets' weights in place.
+fn release(i: &Input, f: &FloatView, s: &mut Scratch) -> Option<Action> {
+    if i.group.policy.on_all_unhealthy != OnAllUnhealthy::Release {
+        return None;
+    }
+    let all_down = i
+        .group
+        .targets
+        .iter()
+        .all(|t| health_of(i, &t.id).health == Health::Down);
+    let obs = i.observed.get(&f.id)?;
+    if !all_down || obs.weights.is_empty() || fenced(i, f, obs, s) {
+        return None;
+    }
+    Some(Action::Release {
+        group: i.group.name.clone(),
+        float: f.id.clone(),
+        from: obs.holder.clone(),
+    })
+}
+
 fn reason(obs: &ObservedFloat, desired: &BTreeMap<TargetId, u32>) -> Reason {
     let before = |t: &TargetId| obs.weights.get(t).copied().unwrap_or(0);
     if desired.iter().any(|(t, w)| *w == 0 && before(t) > 0) {

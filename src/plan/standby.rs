@@ -243,10 +243,21 @@ fn plan_weighted(
     s: &mut Scratch,
 ) -> Option<Action> {
     let Some(to) = desired else {
-        s.notes.push(Note::NoHealthyTarget {
-            float: f.id.clone(),
-        });
-        return None;
+        // Nobody up: keep the weights (fail open), or with `on_all_unhealthy: release`
+        // remove the records once their holder is down (fail closed).
+        if i.group.policy.on_all_unhealthy == OnAllUnhealthy::Release
+            && obs.weights.values().any(|w| *w > 0)
+            && fenced(i, f, obs, s)
+        {
+            return None;
+        }
+        if obs.weights.values().all(|w| *w == 0) {
+            s.notes.push(Note::NoHealthyTarget {
+                float: f.id.clone(),
+            });
+            return None;
+        }
+        return no_owner(i, f, obs, s);
     };
     let weights: BTreeMap<TargetId, u32> = i
         .group

@@ -257,6 +257,72 @@ fn a_failover_pair_gets_roles_not_weights() {
     assert!(w.plan().actions.is_empty(), "converged");
 }
 
+/// `on_all_unhealthy: release`: the records are released (fail closed) once nobody is up,
+/// in both modes: in active-active when every target is down (not merely unknown), in
+/// active-standby when the holder is down (the Elastic IP rule).
+#[test]
+fn release_removes_the_records_only_when_everyone_is_down() {
+    for mode in [Mode::ActiveActive, Mode::ActiveStandby] {
+        let mut g = group(&[100, 50], mode, 0);
+        g.policy.on_all_unhealthy = OnAllUnhealthy::Release;
+        let start: &[u32] = if mode == Mode::ActiveActive {
+            &[100, 50]
+        } else {
+            &[100, 0]
+        };
+        let mut w = World::new(g, start);
+        // Holder known: with active-standby, t0 holds.
+        for o in w.observed.values_mut() {
+            o.holder = Holder::Target(t(0));
+        }
+        w.set(0, Health::Down);
+        w.health.insert(
+            t(1),
+            HealthView {
+                health: Health::Unknown,
+                since: w.now,
+            },
+        );
+        w.now += ms(10_000);
+        let p = w.plan();
+        let released = p
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Release { .. }));
+        assert_eq!(
+            released,
+            mode == Mode::ActiveStandby,
+            "{mode:?}: t0 (the holder) down, t1 unknown: {:?}",
+            p.actions
+        );
+        if released {
+            continue;
+        }
+        w.set(1, Health::Down);
+        let p = w.plan();
+        assert!(
+            matches!(p.actions[..], [Action::Release { .. }]),
+            "{mode:?}: {:?}",
+            p.actions
+        );
+        // Released (no records): nothing more to do while everyone is down.
+        for o in w.observed.values_mut() {
+            o.weights.clear();
+            o.holder = Holder::Nobody;
+        }
+        assert!(w.plan().actions.is_empty(), "{mode:?}");
+        // One comes back: its record is created again.
+        w.now += ms(10_000);
+        w.set(1, Health::Up);
+        let p = w.plan();
+        assert!(
+            matches!(&p.actions[..], [Action::SetWeights { weights, .. }] if weights[&t(1)] > 0),
+            "{mode:?}: {:?}",
+            p.actions
+        );
+    }
+}
+
 proptest! {
     /// Whatever the health and the starting weights: a planned write never sets every
     /// weight to 0 (and there is at most one write per float); after it lands, the same

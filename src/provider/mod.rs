@@ -251,6 +251,10 @@ pub struct ReleaseOrder {
     pub float: FloatRef,
     pub from: Option<Attached>,
     pub stamp: MoveStamp,
+    /// The group's targets (a weighted float releases their records, and only theirs).
+    pub targets: Vec<Bindings>,
+    /// What the release must replace exactly (DNS: the records as observed).
+    pub observed: Option<Snapshot>,
 }
 
 /// What a successful move took.

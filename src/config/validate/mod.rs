@@ -5,7 +5,7 @@
 use super::raw::*;
 use super::spec::*;
 use super::{ConfigError, Issue};
-use crate::model::{GroupName, Mode, OnAllUnhealthy, TargetId};
+use crate::model::{GroupName, Mode, TargetId};
 use crate::provider::aws::ec2::spec as ec2;
 use crate::provider::aws::route53::spec as dns;
 use crate::provider::{Bindings, FloatKind, FloatRef};
@@ -273,12 +273,6 @@ fn resolve_group(
         });
     }
 
-    if !dns_types.is_empty() && pol.on_all_unhealthy == OnAllUnhealthy::Release {
-        is.add(
-            format!("{p}.policy.on_all_unhealthy"),
-            "release is for floats with one holder; a dns float keeps its weights when every target is down (Route 53 would answer with every record anyway if all weights were 0)",
-        );
-    }
     if usize::try_from(pol.min_healthy).unwrap_or(usize::MAX) > g.targets.len() {
         is.add(
             format!("{p}.policy.min_healthy"),

@@ -278,6 +278,9 @@ impl FloatProvider for AwsProvider {
         order: &ReleaseOrder,
         fence: &dyn Fence,
     ) -> Result<(), ProviderError> {
+        if order.float.kind.dns().is_some() {
+            return self.dns.release_float(order, fence).await;
+        }
         self.region(&order.float.region)?
             .release_float(order, fence)
             .await

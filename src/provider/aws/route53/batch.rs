@@ -146,6 +146,12 @@ pub(super) fn plan_float(
                 writes_out.push(change(ChangeAction::Create, set(&want)?)?);
                 changed += 1;
             }
+            // Emulators refuse to CREATE a record identical to one they ever held (a
+            // member released and coming back): UPSERT there too.
+            None if writes == MemberWrites::Upsert => {
+                writes_out.push(change(ChangeAction::Upsert, set(&want)?)?);
+                changed += 1;
+            }
             None => {
                 writes_out.push(change(ChangeAction::Create, set(&want)?)?);
                 changed += 1;
@@ -155,38 +161,76 @@ pub(super) fn plan_float(
     let mut changes = deletes;
     changes.append(&mut writes_out);
     if changed > 0 || force_stamp {
-        // The version record is the compare-and-set that holds on every backend: two
-        // writers that saw version N both try to replace it with N+1. Real Route 53
-        // refuses the second DELETE of N; LocalStack and moto, whose DELETE checks are
-        // looser, refuse the second CREATE of an identical N+1 ("already exists").
-        let vname = rec.version_name();
-        let next = match &seen.version {
-            Some(old) => {
-                changes.push(change(
-                    ChangeAction::Delete,
-                    rrset(&vname, RrType::Txt, None, old)?,
-                )?);
-                version_of(old).saturating_add(1)
-            }
-            None => 1,
-        };
-        let new = Rec::plain(rec.ttl, format!("\"{next}\""));
-        changes.push(change(
-            ChangeAction::Create,
-            rrset(&vname, RrType::Txt, None, &new)?,
-        )?);
-        let name = rec.stamp_name();
-        if let Some(old) = &seen.stamp {
+        fence_changes(rec, seen, stamp, &mut changes)?;
+    }
+    Ok(Plan { changes, changed })
+}
+
+/// The compare-and-set part of every batch: bump the version record and swap the stamp.
+fn fence_changes(
+    rec: &DnsRecord,
+    seen: &Snapshot,
+    stamp: &MoveStamp,
+    changes: &mut Vec<Change>,
+) -> Result<(), ProviderError> {
+    // The version record is the compare-and-set that holds on every backend: two
+    // writers that saw version N both try to replace it with N+1. Real Route 53
+    // refuses the second DELETE of N; LocalStack and moto, whose DELETE checks are
+    // looser, refuse the second CREATE of an identical N+1 ("already exists").
+    let vname = rec.version_name();
+    let next = match &seen.version {
+        Some(old) => {
             changes.push(change(
                 ChangeAction::Delete,
-                rrset(&name, RrType::Txt, None, old)?,
+                rrset(&vname, RrType::Txt, None, old)?,
             )?);
+            version_of(old).saturating_add(1)
         }
-        let new = Rec::plain(rec.ttl, stamp_value(stamp, next));
+        None => 1,
+    };
+    let new = Rec::plain(rec.ttl, format!("\"{next}\""));
+    changes.push(change(
+        ChangeAction::Create,
+        rrset(&vname, RrType::Txt, None, &new)?,
+    )?);
+    let name = rec.stamp_name();
+    if let Some(old) = &seen.stamp {
         changes.push(change(
-            ChangeAction::Create,
-            rrset(&name, RrType::Txt, None, &new)?,
+            ChangeAction::Delete,
+            rrset(&name, RrType::Txt, None, old)?,
         )?);
+    }
+    let new = Rec::plain(rec.ttl, stamp_value(stamp, next));
+    changes.push(change(
+        ChangeAction::Create,
+        rrset(&name, RrType::Txt, None, &new)?,
+    )?);
+    Ok(())
+}
+
+/// `on_all_unhealthy: release`: DELETE the records of `ids` exactly as observed (the
+/// group's members; others in the set are left alone), with the version bump and stamp
+/// swap that fence every batch. Nothing when none of them exists.
+pub(super) fn plan_release(
+    rec: &DnsRecord,
+    ids: &[String],
+    seen: &Snapshot,
+    stamp: &MoveStamp,
+) -> Result<Plan, ProviderError> {
+    let rtype = RrType::from(rec.rtype.as_str());
+    let mut changes = Vec::new();
+    let mut changed = 0;
+    for id in ids {
+        if let Some(old) = seen.members.get(id) {
+            changes.push(change(
+                ChangeAction::Delete,
+                rrset(&rec.name, rtype.clone(), Some(id), old)?,
+            )?);
+            changed += 1;
+        }
+    }
+    if changed > 0 {
+        fence_changes(rec, seen, stamp, &mut changes)?;
     }
     Ok(Plan { changes, changed })
 }

@@ -33,7 +33,9 @@ use crate::aws::HttpStatus;
 use crate::leader::Fence;
 use crate::metrics::Metrics;
 use crate::model::MoveStamp;
-use crate::provider::{Propagation, ProviderError, StampOrder, WeightDone, WeightOrder};
+use crate::provider::{
+    Propagation, ProviderError, ReleaseOrder, StampOrder, WeightDone, WeightOrder,
+};
 use aws_sdk_route53::Client;
 use aws_sdk_route53::types::{Change, ChangeBatch, ChangeStatus};
 use std::collections::{BTreeMap, HashMap};
@@ -325,6 +327,33 @@ impl Route53 {
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(invalid(&"no result"))))
             .collect()
+    }
+
+    /// `on_all_unhealthy: release`: DELETE the group's records of the set (exactly as
+    /// observed) in one fenced batch, so the name stops answering with dead targets
+    /// (fail closed). The next decision with a healthy target CREATEs them again.
+    pub async fn release_float(
+        &self,
+        o: &ReleaseOrder,
+        fence: &dyn Fence,
+    ) -> Result<(), ProviderError> {
+        let Some(rec) = o.float.kind.dns() else {
+            return Err(ProviderError::WrongProvider(o.float.id.clone(), "Route 53"));
+        };
+        let ids: Vec<String> = o
+            .targets
+            .iter()
+            .filter_map(|b| b.dns.as_ref().map(|m| m.set_identifier.clone()))
+            .collect();
+        let plan = plan_release(rec, &ids, &snapshot(&o.observed), &o.stamp)?;
+        if plan.changed == 0 {
+            return Ok(());
+        }
+        let lock = self.zone_lock(&rec.zone_id);
+        let _held = lock.lock().await;
+        self.send_batch(&rec.zone_id, plan.changes, &o.stamp, fence)
+            .await
+            .map(|_| ())
     }
 
     /// A new leader's claim: swap the stamp record alone, as a compare-and-set.

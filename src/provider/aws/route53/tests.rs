@@ -300,3 +300,33 @@ fn a_weighted_record_keeps_its_health_check() {
         );
     }
 }
+
+/// A release DELETEs the group's records exactly as read (another writer's member is left
+/// alone) and fences the batch like any other; nothing when there is nothing to delete.
+#[test]
+fn a_release_deletes_the_groups_records_and_fences_the_batch() {
+    let seen = Snapshot {
+        members: BTreeMap::from([
+            ("a".into(), member(100, "10.0.0.1")),
+            ("b".into(), member(0, "10.0.0.2")),
+            ("other".into(), member(10, "10.9.9.9")),
+        ]),
+        version: Some(Rec::plain(60, "\"4\"".into())),
+        ..Snapshot::default()
+    };
+    let ids = ["a".to_string(), "b".to_string(), "gone".to_string()];
+    let p = plan_release(&rec(), &ids, &seen, &stamp()).unwrap();
+    assert_eq!(
+        actions(&p),
+        [
+            "DELETE www.example.com. a",
+            "DELETE www.example.com. b",
+            "DELETE _floatover-v.www.example.com. -",
+            "CREATE _floatover-v.www.example.com. -",
+            "CREATE _floatover.www.example.com. -",
+        ]
+    );
+    assert_eq!(p.changed, 2);
+    let none = plan_release(&rec(), &ids, &Snapshot::default(), &stamp()).unwrap();
+    assert!(none.changes.is_empty());
+}
