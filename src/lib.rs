@@ -9,6 +9,7 @@ pub mod app;
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod crd;
 pub mod engine;
 pub mod exit;
 pub mod faults;

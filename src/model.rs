@@ -181,7 +181,9 @@ pub struct MoveStamp {
 }
 
 /// How a group spreads its floats over its targets.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// One owner at a time (keepalived's MASTER/BACKUP): EIPs, routes, and DNS records
@@ -193,7 +195,9 @@ pub enum Mode {
 }
 
 /// What happens to a float when none of its group's targets is healthy.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum OnAllUnhealthy {
     /// Leave the float where it is (clients may still reach a half-alive server).

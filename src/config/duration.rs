@@ -41,3 +41,19 @@ impl Serialize for Dur {
         s.serialize_str(&humantime::format_duration(self.0).to_string())
     }
 }
+
+/// In a generated schema (the FloatGroup CRD), a duration is a string such as `250ms`,
+/// `5s` or `1m 30s`; the full check is the config's own.
+impl schemars::JsonSchema for Dur {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "a duration such as 250ms, 5s or 1m 30s (bare numbers are refused)",
+            "pattern": "^[0-9]",
+        })
+    }
+}

@@ -264,7 +264,7 @@ impl Default for RawProbeDefaults {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawGroup {
     pub name: String,
@@ -275,7 +275,7 @@ pub struct RawGroup {
     pub floats: Vec<RawFloat>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPolicy {
     #[serde(default)]
@@ -310,7 +310,9 @@ pub struct RawPolicy {
 }
 
 /// What the leader does when it finds a float changed by someone else.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[derive(
+    Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum OnDrift {
     /// Put the float back on the owner it had (if that owner is up), at once.
@@ -322,7 +324,9 @@ pub enum OnDrift {
 }
 
 /// How Elastic IP moves are fenced at the provider.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[derive(
+    Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Fencing {
     /// One call per move (AssociateAddress with reassociation); stale writes are found by
@@ -360,7 +364,7 @@ impl Default for RawPolicy {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTarget {
     pub name: String,
@@ -387,7 +391,7 @@ fn default_priority() -> u32 {
 }
 
 /// Exactly one of `http`, `tcp`, `exec`, plus optional overrides of the defaults.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawProbe {
     pub http: Option<RawHttpProbe>,
@@ -400,7 +404,7 @@ pub struct RawProbe {
     pub fall: Option<u32>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHttpProbe {
     pub url: String,
@@ -414,14 +418,14 @@ pub struct RawHttpProbe {
     pub insecure: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTcpProbe {
     /// `host:port`.
     pub address: String,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawExecProbe {
     /// Program and arguments; exit code 0 means healthy. No shell is involved.
@@ -431,7 +435,7 @@ pub struct RawExecProbe {
 /// Exactly one of `eip`, `secondary_ip`, `route` (EC2 floats; their fields and checks
 /// belong to the EC2 provider, `provider::aws::ec2::spec`) or `dns` (Route 53,
 /// `provider::aws::route53::spec`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFloat {
     pub eip: Option<RawEip>,

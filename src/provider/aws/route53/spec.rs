@@ -20,7 +20,9 @@ pub struct DnsRecord {
 }
 
 /// The Route 53 routing policy of a steered record set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Routing {
     /// Weighted records: the planner's weights are written as they are.
@@ -67,7 +69,7 @@ pub fn normalize_name(name: &str) -> String {
 // --- config ------------------------------------------------------------------------------
 
 /// A DNS float in the config.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDnsRecord {
     pub zone_id: String,
@@ -90,7 +92,7 @@ fn default_ttl() -> u32 {
 }
 
 /// A target's DNS binding in the config.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDnsMember {
     /// Defaults to the target's name.
