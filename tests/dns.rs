@@ -3,20 +3,20 @@
 //! batch per zone per decision, nothing sent while converged, weights kept when every
 //! target is down), with targets in two regions.
 
-use floatover::app::App;
+mod common;
+
+use common::dns::*;
 use floatover::aws::MemberWrites;
-use floatover::config::{self, AwsSpec};
-use floatover::leader::{CasLease, Fence, FenceError, LeaseTiming};
+use floatover::config::AwsSpec;
+use floatover::leader::{Fence, FenceError};
 use floatover::metrics::Metrics;
 use floatover::model::{Epoch, MoveStamp, Reason, TargetId};
-use floatover::probe::Checker;
 use floatover::provider::aws::AwsProvider;
 use floatover::provider::aws::route53::spec::{DnsMember, DnsRecord};
 use floatover::provider::{
     Bindings, FloatKind, FloatProvider, FloatRef, ProviderError, WeightOrder,
 };
 use floatover_devkit::health::HealthServer;
-use floatover_devkit::memlease::MemLease;
 use floatover_devkit::{LocalStack, dns, use_test_credentials};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,14 +41,6 @@ fn aws(endpoint: &str) -> AwsSpec {
         dns_per_second: 10,
         dns_member_writes: MemberWrites::Upsert,
     }
-}
-
-fn unique(tag: &str) -> String {
-    format!(
-        "{tag}-{}-{}.example.test",
-        std::process::id(),
-        rand::random::<u32>()
-    )
 }
 
 fn member(id: &str, addr: &str) -> Bindings {
@@ -198,88 +190,6 @@ groups:
     )
 }
 
-/// The controller's status, as JSON (Null when it does not answer).
-async fn status_json(api: &str) -> serde_json::Value {
-    match reqwest::get(format!("{api}/api/v1/status")).await {
-        Ok(r) => r.json().await.unwrap_or_default(),
-        Err(_) => serde_json::Value::Null,
-    }
-}
-
-fn batches(metrics: &str) -> u64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("floatover_dns_batches_total{outcome=\"applied\"}"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .sum()
-}
-
-type Running = (
-    Arc<Metrics>,
-    String,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), floatover::app::AppError>>,
-);
-
-/// The whole controller in this process: the real AWS provider against LocalStack, a
-/// single-replica lease, real probes and API.
-async fn start_app(yaml: &str) -> Running {
-    let spec = Arc::new(config::from_yaml(yaml).expect("config"));
-    let metrics = Arc::new(Metrics::new());
-    let provider = Arc::new(
-        AwsProvider::connect(
-            &spec.aws,
-            &["us-east-1".into(), "eu-west-1".into()],
-            metrics.clone(),
-        )
-        .await,
-    );
-    let store = MemLease::new();
-    let backend = CasLease::new(
-        store.for_replica("me"),
-        "me".into(),
-        LeaseTiming {
-            lease: spec.leader.lease_duration,
-            renew_deadline: spec.leader.renew_deadline,
-            retry: spec.leader.retry_period,
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("listener");
-    let api = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let app = App::new(
-        spec,
-        provider,
-        Box::new(backend),
-        Checker::new().expect("checker"),
-    )
-    .with_metrics(metrics.clone());
-    let run = tokio::spawn(app.run(listener, async {
-        let _ = stop_rx.await;
-    }));
-    (metrics, api, stop_tx, run)
-}
-
-async fn wait_one(
-    r53: &aws_sdk_route53::Client,
-    zone: &str,
-    name: &str,
-    want: &[(&str, i64)],
-) -> Option<Duration> {
-    let want: BTreeMap<String, i64> = want.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(15) {
-        if dns::read(r53, zone, name).await.map(|(w, _)| w).ok() == Some(want.clone()) {
-            return Some(t.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    None
-}
-
 /// Active-standby over DNS: the owner has its weight, the other 0; failover on death,
 /// failback after `failback_delay` (the EIP rules, on a weighted record).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,12 +273,7 @@ groups:
         back.elapsed() >= Duration::from_secs(1),
         "failback waited failback_delay"
     );
-    let _ = stop_tx.send(());
-    let ended = tokio::time::timeout(Duration::from_secs(10), run)
-        .await
-        .expect("stops")
-        .expect("join");
-    assert!(ended.is_ok(), "{ended:?}");
+    stop_app(stop_tx, run).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -502,193 +407,5 @@ async fn active_active_weights_follow_health_one_batch_per_zone() {
         status_json(&api).await
     );
 
-    let _ = stop_tx.send(());
-    let ended = tokio::time::timeout(Duration::from_secs(10), run)
-        .await
-        .expect("stops")
-        .expect("join");
-    assert!(ended.is_ok(), "{ended:?}");
-}
-
-/// A Route 53 failover record pair (PRIMARY/SECONDARY, a health check on one record):
-/// floatover makes the owner the PRIMARY, swaps the roles on failover and back on
-/// failback, and every record keeps its own health check.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failover_record_pair_swaps_roles_and_keeps_health_checks() {
-    use_test_credentials();
-    let ls = LocalStack::start_or_reuse().expect("localstack");
-    let r53 = dns::client(&ls.endpoint).await;
-    let domain = unique("fo");
-    let zone = dns::zone(&r53, &domain).await.expect("zone");
-    let name = format!("api.{domain}.");
-    let hc = dns::health_check(&r53, "10.0.0.1", 80)
-        .await
-        .expect("health check");
-    dns::failover_pair(
-        &r53,
-        &zone,
-        &name,
-        [("a", "10.0.0.1", Some(&hc)), ("b", "10.0.0.2", None)],
-    )
-    .await
-    .expect("pair");
-    let mut a = HealthServer::start().await.expect("health");
-    let b = HealthServer::start().await.expect("health");
-    let yaml = format!(
-        r#"
-leader: {{ backend: single, lease_duration: 3s, renew_deadline: 2s, retry_period: 300ms }}
-aws: {{ region: us-east-1, endpoint_url: "{ep}", call_timeout: 1500ms, dns_member_writes: upsert }}
-probe_defaults: {{ interval: 100ms, timeout: 100ms, rise: 2, fall: 2 }}
-groups:
-  - name: api
-    policy: {{ preempt: true, failback_delay: 500ms, min_hold: 0s }}
-    targets:
-      - {{ name: a, region: us-east-1, priority: 200, dns: {{ value: 10.0.0.1 }}, probes: [{{ http: {{ url: "{ua}" }} }}] }}
-      - {{ name: b, region: eu-west-1, priority: 100, dns: {{ value: 10.0.0.2 }}, probes: [{{ http: {{ url: "{ub}" }} }}] }}
-    floats:
-      - dns: {{ zone_id: {zone}, name: "{name}", routing: failover }}
-"#,
-        ep = ls.endpoint,
-        ua = a.url(),
-        ub = b.url(),
-    );
-    let (metrics, _api, stop_tx, run) = start_app(&yaml).await;
-    let wait_roles = |primary: &'static str| {
-        let (r53, zone, name, hc) = (r53.clone(), zone.clone(), name.clone(), hc.clone());
-        async move {
-            let want = BTreeMap::from([
-                (
-                    "a".to_string(),
-                    (
-                        if primary == "a" {
-                            "PRIMARY"
-                        } else {
-                            "SECONDARY"
-                        }
-                        .to_string(),
-                        Some(hc),
-                    ),
-                ),
-                (
-                    "b".to_string(),
-                    (
-                        if primary == "b" {
-                            "PRIMARY"
-                        } else {
-                            "SECONDARY"
-                        }
-                        .to_string(),
-                        None,
-                    ),
-                ),
-            ]);
-            let t = Instant::now();
-            let mut last = None;
-            while t.elapsed() < Duration::from_secs(15) {
-                last = dns::roles(&r53, &zone, &name).await.ok();
-                if last.as_ref() == Some(&want) {
-                    return Ok(());
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            Err(format!("want {want:?}, have {last:?}"))
-        }
-    };
-    // Already as wanted at start: only the new leader's claim (the stamp) is written.
-    wait_roles("a").await.expect("a is PRIMARY");
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let claimed = batches(&metrics.encode());
-    assert!(
-        claimed <= 1,
-        "a converged pair is left alone: {claimed} batches"
-    );
-
-    a.stop().await;
-    wait_roles("b").await.expect("failover: b is PRIMARY");
-    let (_, stamp) = dns::read(&r53, &zone, &name).await.expect("read");
-    assert!(
-        stamp.as_deref().is_some_and(|s| s.contains("/failover/b")),
-        "{stamp:?}"
-    );
-    a.restart().await.expect("restart");
-    wait_roles("a").await.expect("failback: a is PRIMARY again");
-    assert_eq!(
-        batches(&metrics.encode()),
-        claimed + 2,
-        "one batch per change"
-    );
-    let _ = stop_tx.send(());
-    let ended = tokio::time::timeout(Duration::from_secs(10), run)
-        .await
-        .expect("stops")
-        .expect("join");
-    assert!(ended.is_ok(), "{ended:?}");
-}
-
-/// `on_all_unhealthy: release` on a DNS float: when every target is down the group's
-/// records are deleted (fail closed: the name stops answering with dead servers), and a
-/// target that comes back gets its record again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn release_deletes_the_records_when_everyone_is_down_and_a_survivor_brings_them_back() {
-    use_test_credentials();
-    let ls = LocalStack::start_or_reuse().expect("localstack");
-    let r53 = dns::client(&ls.endpoint).await;
-    let domain = unique("rel");
-    let zone = dns::zone(&r53, &domain).await.expect("zone");
-    let name = format!("api.{domain}.");
-    let mut a = HealthServer::start().await.expect("health");
-    let mut b = HealthServer::start().await.expect("health");
-    let yaml = format!(
-        r#"
-leader: {{ backend: single, lease_duration: 3s, renew_deadline: 2s, retry_period: 300ms }}
-aws: {{ region: us-east-1, endpoint_url: "{ep}", call_timeout: 1500ms, dns_member_writes: upsert }}
-probe_defaults: {{ interval: 100ms, timeout: 100ms, rise: 2, fall: 2 }}
-groups:
-  - name: api
-    policy: {{ mode: active-active, min_hold: 0s, on_all_unhealthy: release }}
-    targets:
-      - {{ name: a, weight: 100, dns: {{ value: 10.0.0.1 }}, probes: [{{ http: {{ url: "{ua}" }} }}] }}
-      - {{ name: b, weight: 50, dns: {{ value: 10.0.0.2 }}, probes: [{{ http: {{ url: "{ub}" }} }}] }}
-    floats:
-      - dns: {{ zone_id: {zone}, name: "{name}" }}
-"#,
-        ep = ls.endpoint,
-        ua = a.url(),
-        ub = b.url(),
-    );
-    let (_metrics, api, stop_tx, run) = start_app(&yaml).await;
-    assert!(
-        wait_one(&r53, &zone, &name, &[("a", 100), ("b", 50)])
-            .await
-            .is_some(),
-        "records created"
-    );
-    a.stop().await;
-    b.stop().await;
-    assert!(
-        wait_one(&r53, &zone, &name, &[]).await.is_some(),
-        "released: {:?} {}",
-        dns::read(&r53, &zone, &name).await,
-        status_json(&api).await
-    );
-    let (_, stamp) = dns::read(&r53, &zone, &name).await.expect("read");
-    assert!(
-        stamp.as_deref().is_some_and(|s| s.contains("/release/")),
-        "{stamp:?}"
-    );
-    b.restart().await.expect("restart");
-    assert!(
-        wait_one(&r53, &zone, &name, &[("a", 0), ("b", 50)])
-            .await
-            .is_some(),
-        "b's record is back: {:?} {}",
-        dns::read(&r53, &zone, &name).await,
-        status_json(&api).await
-    );
-    let _ = stop_tx.send(());
-    let ended = tokio::time::timeout(Duration::from_secs(10), run)
-        .await
-        .expect("stops")
-        .expect("join");
-    assert!(ended.is_ok(), "{ended:?}");
+    stop_app(stop_tx, run).await;
 }

@@ -445,40 +445,7 @@ impl Worker {
             epoch: leader.epoch,
             now,
         });
-        let below = p
-            .notes
-            .iter()
-            .find(|n| matches!(n, Note::BelowMinHealthy { .. }));
-        if below.is_some() != st.below_min_healthy {
-            st.below_min_healthy = below.is_some();
-            match below {
-                Some(n) => {
-                    tracing::warn!(group = %g.name, note = ?n, "fewer healthy targets than min_healthy: the survivors take all the traffic")
-                }
-                None => {
-                    tracing::info!(group = %g.name, "back to at least min_healthy healthy targets")
-                }
-            }
-            self.ctx
-                .metrics
-                .set_below_min_healthy(&g.name.0, st.below_min_healthy);
-        }
-        let short = p
-            .notes
-            .iter()
-            .find(|n| matches!(n, Note::BelowMinCapacity { .. }));
-        if short.is_some() != st.below_min_capacity {
-            st.below_min_capacity = short.is_some();
-            match short {
-                Some(n) => {
-                    tracing::warn!(group = %g.name, note = ?n, "healthy capacity below min_capacity: the survivors take all the traffic")
-                }
-                None => tracing::info!(group = %g.name, "back to at least min_capacity"),
-            }
-            self.ctx
-                .metrics
-                .set_below_min_capacity(&g.name.0, st.below_min_capacity);
-        }
+        self.report_sizing(st, &p);
         if leader.is_leader {
             for n in &p.notes {
                 if let Note::Fenced { .. } = n {

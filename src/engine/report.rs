@@ -9,7 +9,46 @@ use crate::status::{FloatStatus, GroupStatus, TargetStatus};
 use std::collections::HashMap;
 use tokio::time::Instant;
 
+/// Flip a sizing flag when its note appears or goes; log the edge. True when it flipped.
+fn flip(was: &mut bool, note: Option<&Note>, group: &str, what: &str) -> bool {
+    if note.is_some() == *was {
+        return false;
+    }
+    *was = note.is_some();
+    match note {
+        Some(n) => {
+            tracing::warn!(group, note = ?n, "below {what}: the survivors take all the traffic")
+        }
+        None => tracing::info!(group, "back to at least {what}"),
+    }
+    true
+}
+
 impl Worker {
+    /// N+1 sizing (active-active): warn and set the metric when the group drops below
+    /// `min_healthy` or `min_capacity`, and when it is back.
+    pub(super) fn report_sizing(&self, st: &mut State, p: &GroupPlan) {
+        let g = &self.g().name.0;
+        let healthy = p
+            .notes
+            .iter()
+            .find(|n| matches!(n, Note::BelowMinHealthy { .. }));
+        if flip(&mut st.below_min_healthy, healthy, g, "min_healthy") {
+            self.ctx
+                .metrics
+                .set_below_min_healthy(g, st.below_min_healthy);
+        }
+        let capacity = p
+            .notes
+            .iter()
+            .find(|n| matches!(n, Note::BelowMinCapacity { .. }));
+        if flip(&mut st.below_min_capacity, capacity, g, "min_capacity") {
+            self.ctx
+                .metrics
+                .set_below_min_capacity(g, st.below_min_capacity);
+        }
+    }
+
     pub(super) fn finish_switchovers(&self, st: &mut State, plan: &GroupPlan) {
         let g = self.g();
         let cache = st.belief.clone().unwrap_or_default();

@@ -2,6 +2,7 @@
 //! provides it, else one per test), seeded world, health servers, controller replicas.
 #![allow(dead_code)]
 
+pub mod dns;
 pub mod faults;
 
 use floatover_devkit::health::HealthServer;

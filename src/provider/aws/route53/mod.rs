@@ -329,6 +329,19 @@ impl Route53 {
             .collect()
     }
 
+    /// One batch outside a decision's set (a release, a claim), under the zone's lock.
+    async fn send_alone(
+        &self,
+        zone: &str,
+        changes: Vec<Change>,
+        st: &MoveStamp,
+        fence: &dyn Fence,
+    ) -> Result<(), ProviderError> {
+        let lock = self.zone_lock(zone);
+        let _held = lock.lock().await;
+        self.send_batch(zone, changes, st, fence).await.map(|_| ())
+    }
+
     /// `on_all_unhealthy: release`: DELETE the group's records of the set (exactly as
     /// observed) in one fenced batch, so the name stops answering with dead targets
     /// (fail closed). The next decision with a healthy target CREATEs them again.
@@ -349,11 +362,8 @@ impl Route53 {
         if plan.changed == 0 {
             return Ok(());
         }
-        let lock = self.zone_lock(&rec.zone_id);
-        let _held = lock.lock().await;
-        self.send_batch(&rec.zone_id, plan.changes, &o.stamp, fence)
+        self.send_alone(&rec.zone_id, plan.changes, &o.stamp, fence)
             .await
-            .map(|_| ())
     }
 
     /// A new leader's claim: swap the stamp record alone, as a compare-and-set.
@@ -373,11 +383,8 @@ impl Route53 {
             true,
             self.member_writes,
         )?;
-        let lock = self.zone_lock(&rec.zone_id);
-        let _held = lock.lock().await;
-        self.send_batch(&rec.zone_id, plan.changes, &o.stamp, fence)
+        self.send_alone(&rec.zone_id, plan.changes, &o.stamp, fence)
             .await
-            .map(|_| ())
     }
 }
 
