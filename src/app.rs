@@ -13,7 +13,7 @@ use crate::api::{self, ApiState};
 use crate::config::Spec;
 use crate::engine::Engine;
 use crate::faults::Faults;
-use crate::leader::{Elector, EpochFloor, LeaseBackend};
+use crate::leader::{Elector, EpochFloor, Leadership, LeaseBackend};
 use crate::liveness::Liveness;
 use crate::metrics::Metrics;
 use crate::probe::{self, Checker, HealthBoard, ProbeDeps};
@@ -34,6 +34,13 @@ pub enum AppError {
     Failed(String),
 }
 
+/// A task that runs beside the controller for as long as it runs (e.g. the FloatGroup
+/// status publisher): it gets the leadership handle and the stop token, is supervised like
+/// the others (ending before a shutdown is fatal) and must return once `stop` fires.
+pub type Sidecar = Box<
+    dyn FnOnce(Leadership, CancellationToken) -> futures::future::BoxFuture<'static, ()> + Send,
+>;
+
 /// See the module docs.
 pub struct App {
     spec: Arc<Spec>,
@@ -43,6 +50,7 @@ pub struct App {
     faults: Faults,
     metrics: Arc<Metrics>,
     status: Arc<StatusStore>,
+    sidecars: Vec<(&'static str, Sidecar)>,
 }
 
 impl App {
@@ -60,7 +68,14 @@ impl App {
             faults: Faults::default(),
             metrics: Arc::new(Metrics::new()),
             status: Arc::new(StatusStore::default()),
+            sidecars: Vec::new(),
         }
+    }
+
+    /// Run `task` beside the controller (see [`Sidecar`]).
+    pub fn with_sidecar(mut self, name: &'static str, task: Sidecar) -> Self {
+        self.sidecars.push((name, task));
+        self
     }
 
     /// Use this status store (shared across config reloads: the audit trail and warnings
@@ -97,6 +112,7 @@ impl App {
             faults,
             metrics,
             status,
+            sidecars,
         } = self;
         let board = Arc::new(HealthBoard::new(&spec, Instant::now()));
         let liveness = Arc::new(Liveness::new());
@@ -165,6 +181,13 @@ impl App {
                 .await;
             "elector"
         });
+        for (name, task) in sidecars {
+            let fut = task(leadership.clone(), stop.clone());
+            tasks.spawn(async move {
+                fut.await;
+                name
+            });
+        }
         let api_state = ApiState {
             spec: spec.clone(),
             status: status.clone(),

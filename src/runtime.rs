@@ -3,7 +3,9 @@
 //! abandon in-flight calls, then release the lease.
 
 use crate::app::App;
-use crate::config::{self, LeaderBackend, Spec};
+use crate::config::{self, GroupSource, LeaderBackend, Spec};
+use crate::crd::publish::Publisher;
+use crate::crd::source::{ObjectSource, ObjectsState};
 use crate::exit::Exit;
 use crate::faults::Faults;
 use crate::leader::kube::KubeLease;
@@ -33,14 +35,45 @@ pub(crate) fn regions(spec: &Spec) -> Vec<String> {
     r
 }
 
-/// Build the lease backend the config asks for.
-pub async fn lease_backend(spec: &Spec) -> Result<Box<dyn LeaseBackend>, String> {
-    let identity = spec
-        .leader
+/// This replica's identity: `leader.identity`, else `$POD_NAME`, else host-pid-random.
+fn identity(spec: &Spec) -> String {
+    spec.leader
         .identity
         .clone()
         .or_else(|| std::env::var("POD_NAME").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(default_identity);
+        .unwrap_or_else(default_identity)
+}
+
+/// A Kubernetes client (in-cluster service account or KUBECONFIG) whose calls give up
+/// after `timeout` and are not retried inside (the caller's next round is the retry), and
+/// the namespace to use: `namespace`, else `$POD_NAMESPACE`, else the client's own.
+async fn kube_client(
+    what: &str,
+    namespace: Option<&str>,
+    timeout: Duration,
+) -> Result<(kube::Client, String), String> {
+    let mut config = kube::Config::infer().await.map_err(|e| {
+        format!("{what}: no cluster to talk to (in-cluster service account or KUBECONFIG): {e}")
+    })?;
+    config.read_timeout = Some(timeout);
+    config.write_timeout = Some(timeout);
+    config.connect_timeout = Some(timeout);
+    config.default_retry = false;
+    let ns = namespace
+        .map(str::to_string)
+        .or_else(|| {
+            std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let client = kube::Client::try_from(config).map_err(|e| format!("{what}: {e}"))?;
+    Ok((client, ns))
+}
+
+/// Build the lease backend the config asks for.
+pub async fn lease_backend(spec: &Spec) -> Result<Box<dyn LeaseBackend>, String> {
+    let identity = identity(spec);
     let timing = LeaseTiming {
         lease: spec.leader.lease_duration,
         renew_deadline: spec.leader.renew_deadline,
@@ -54,26 +87,10 @@ pub async fn lease_backend(spec: &Spec) -> Result<Box<dyn LeaseBackend>, String>
             Box::new(SingleLease::new(identity))
         }
         LeaderBackend::Kubernetes { namespace, name } => {
-            let mut config = kube::Config::infer().await.map_err(|e| {
-                format!("leader.backend kubernetes: no cluster to talk to (in-cluster service account or KUBECONFIG): {e}")
-            })?;
             // Lease calls must answer well within the retry period.
             let timeout = spec.leader.retry_period.max(Duration::from_millis(300));
-            config.read_timeout = Some(timeout);
-            config.write_timeout = Some(timeout);
-            config.connect_timeout = Some(timeout);
-            // No retries inside a round: the protocol's next round is the retry.
-            config.default_retry = false;
-            let ns = namespace
-                .clone()
-                .or_else(|| {
-                    std::env::var("POD_NAMESPACE")
-                        .ok()
-                        .filter(|s| !s.is_empty())
-                })
-                .unwrap_or_else(|| config.default_namespace.clone());
-            let client = kube::Client::try_from(config)
-                .map_err(|e| format!("leader.backend kubernetes: {e}"))?;
+            let (client, ns) =
+                kube_client("leader.backend kubernetes", namespace.as_deref(), timeout).await?;
             tracing::info!(namespace = %ns, lease = %name, "leader election on a Kubernetes Lease");
             Box::new(
                 KubeLease::kubernetes(client, &ns, name, identity, timing)
@@ -220,8 +237,8 @@ pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
             return Exit::Invalid.into();
         }
     };
-    let mut spec = match config::load(path) {
-        Ok(s) => Arc::new(s),
+    let file_spec = match config::load(path) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("{}: {e}", path.display());
             return Exit::Invalid.into();
@@ -233,6 +250,41 @@ pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
     }
     let metrics = Arc::new(Metrics::new());
     let status = Arc::new(StatusStore::default());
+    // With FloatGroups as the group source: one client for reading them and for the
+    // leader's status and Events, and the objects' state shared by both.
+    let objects = match &file_spec.group_source {
+        GroupSource::File => None,
+        GroupSource::Kubernetes { namespace } => {
+            match kube_client(
+                "group_source kubernetes",
+                namespace.as_deref(),
+                Duration::from_secs(5),
+            )
+            .await
+            {
+                Ok((client, ns)) => {
+                    tracing::info!(namespace = %ns, "groups come from FloatGroup objects");
+                    Some((client, ns, Arc::new(ObjectsState::default())))
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Exit::Failure.into();
+                }
+            }
+        }
+    };
+    let source = objects
+        .as_ref()
+        .map(|(c, ns, st)| ObjectSource::new(c.clone(), ns, st.clone()));
+    let (mut watch, spec) =
+        match ConfigWatch::start(path.to_path_buf(), source, &metrics, &status).await {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Failure.into();
+            }
+        };
+    let mut spec = Arc::new(spec);
     let mut current = match parts(&spec, &metrics).await {
         Ok(p) => p,
         Err((e, code)) => {
@@ -247,7 +299,6 @@ pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
     // The config watcher hands each new valid config over; a rejected one is reported
     // there and never reaches the loop below.
     let (specs_tx, specs_rx) = tokio::sync::mpsc::channel::<Arc<Spec>>(1);
-    let mut watch = ConfigWatch::new(path.to_path_buf());
     let (wm, ws) = (metrics.clone(), status.clone());
     tokio::spawn(async move {
         loop {
@@ -275,12 +326,24 @@ pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
                 Some(s) = rx.recv() => { let _ = next_tx.send(s); }
             }
         };
-        let result = App::new(spec.clone(), provider, backend, checker)
+        let mut app = App::new(spec.clone(), provider, backend, checker)
             .with_faults(faults.clone())
             .with_metrics(metrics.clone())
-            .with_status(status.clone())
-            .run(listener, shutdown)
-            .await;
+            .with_status(status.clone());
+        if let Some((client, ns, state)) = &objects {
+            let publisher = Publisher::new(
+                client.clone(),
+                ns,
+                &identity(&spec),
+                state.clone(),
+                status.clone(),
+            );
+            app = app.with_sidecar(
+                "FloatGroup status",
+                Box::new(move |leadership, stop| Box::pin(publisher.run(leadership, stop))),
+            );
+        }
+        let result = app.run(listener, shutdown).await;
         let next = next_rx.try_recv().ok();
         match (result, next) {
             (Ok(()), Some(new)) if !stop.is_cancelled() => {

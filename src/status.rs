@@ -78,11 +78,14 @@ pub struct GroupStatus {
 
 #[derive(Debug, Default)]
 struct Inner {
-    expected_groups: usize,
+    /// Set by the engine when it starts (zero groups is a valid, idle controller).
+    expected_groups: Option<usize>,
     observe_errors: BTreeMap<String, String>,
     warnings: BTreeMap<String, String>,
     groups: BTreeMap<String, GroupStatus>,
     audit: VecDeque<AuditEvent>,
+    /// Audit events recorded so far in this process (the sequence number of the next).
+    audit_seq: u64,
 }
 
 /// Shared status.
@@ -114,17 +117,18 @@ impl StatusStore {
         let mut w = self.write();
         w.groups.clear();
         w.observe_errors.clear();
+        w.expected_groups = None;
     }
 
     /// How many groups must publish before the replica is ready.
     pub fn expect_groups(&self, n: usize) {
-        self.write().expected_groups = n;
+        self.write().expected_groups = Some(n);
     }
 
     /// Ready once every group has been observed and planned once.
     pub fn ready(&self) -> bool {
         let r = self.read();
-        r.expected_groups > 0 && r.groups.len() >= r.expected_groups
+        r.expected_groups.is_some_and(|n| r.groups.len() >= n)
     }
 
     /// Publish one group's view.
@@ -160,6 +164,20 @@ impl StatusStore {
             w.audit.pop_front();
         }
         w.audit.push_back(ev);
+        w.audit_seq += 1;
+    }
+
+    /// The sequence number the next audit event will get.
+    pub fn audit_seq(&self) -> u64 {
+        self.read().audit_seq
+    }
+
+    /// Audit events numbered `from` and later that are still kept, and the next number.
+    pub fn audit_since(&self, from: u64) -> (Vec<AuditEvent>, u64) {
+        let r = self.read();
+        let first = r.audit_seq - r.audit.len() as u64;
+        let skip = from.saturating_sub(first) as usize;
+        (r.audit.iter().skip(skip).cloned().collect(), r.audit_seq)
     }
 
     pub fn audit(&self) -> Vec<AuditEvent> {

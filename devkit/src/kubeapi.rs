@@ -1,10 +1,13 @@
-//! A test double of the Kubernetes API server, for Lease objects only
-//! (`coordination.k8s.io/v1`). No real API server can be installed on these machines
-//! (no kind, k3s or envtest), so the Lease store is tested against this: it enforces what
-//! the lease protocol relies on, the way the API server does: a create of an existing
-//! Lease is refused with 409 AlreadyExists, a replace whose `metadata.resourceVersion` is
-//! not the current one with 409 Conflict, a replace without one is unconditional, and
-//! every write gets a new resourceVersion.
+//! A test double of the Kubernetes API server, for the objects floatover uses: Leases
+//! (`coordination.k8s.io/v1`), FloatGroups (`floatover.io/v1alpha1`, with their status
+//! subresource) and Events (`v1`). No real API server can be installed on these machines
+//! (no kind, k3s or envtest), so the Lease store and the FloatGroup source are tested
+//! against this. It enforces what floatover relies on, the way the API server does: a
+//! create of an existing object is refused with 409 AlreadyExists, a replace whose
+//! `metadata.resourceVersion` is not the current one with 409 Conflict, a replace without
+//! one is unconditional, every write gets a new resourceVersion, a FloatGroup's `generation`
+//! moves only when its spec changes, and a status patch (JSON merge patch on
+//! `/status`) changes only the status.
 //!
 //! It serves two ways: in process, as the transport of a `kube::Client` (no sockets, so
 //! paused-time tests work), and over HTTP on a loopback port (a real client, real
@@ -19,12 +22,29 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 
-const PREFIX: &str = "/apis/coordination.k8s.io/v1/namespaces/";
+/// The resources served: (URL prefix before the namespace, plural, list kind, group label).
+const KINDS: &[(&str, &str, &str, &str)] = &[
+    (
+        "/apis/coordination.k8s.io/v1/namespaces/",
+        "leases",
+        "LeaseList",
+        "leases.coordination.k8s.io",
+    ),
+    (
+        "/apis/floatover.io/v1alpha1/namespaces/",
+        "floatgroups",
+        "FloatGroupList",
+        "floatgroups.floatover.io",
+    ),
+    ("/api/v1/namespaces/", "events", "EventList", "events"),
+];
+
+/// Objects are stored by (plural, namespace, name).
+type Key = (String, String, String);
 
 #[derive(Default)]
 struct Inner {
-    /// Leases by (namespace, name).
-    objects: BTreeMap<(String, String), Value>,
+    objects: BTreeMap<Key, Value>,
     resource_version: u64,
     cut_off: Vec<String>,
     /// Identities whose requests are never answered (a black hole).
@@ -49,6 +69,35 @@ fn status(code: u16, reason: &str, message: String) -> (u16, Value) {
         }),
     )
 }
+
+fn not_found(label: &str, name: &str) -> (u16, Value) {
+    status(404, "NotFound", format!("{label} \"{name}\" not found"))
+}
+
+/// RFC 7386 JSON merge patch.
+fn merge(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = json!({});
+            }
+            if let Value::Object(t) = target {
+                for (k, v) in p {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+const LEASES: &str = "leases";
+const FLOATGROUPS: &str = "floatgroups";
+const EVENTS: &str = "events";
 
 impl FakeKube {
     pub fn new() -> Self {
@@ -89,27 +138,93 @@ impl FakeKube {
         self.lock().frozen.contains(&self.who)
     }
 
+    fn key(plural: &str, namespace: &str, name: &str) -> Key {
+        (plural.to_string(), namespace.to_string(), name.to_string())
+    }
+
     /// The stored Lease, as JSON.
     pub fn get(&self, namespace: &str, name: &str) -> Option<Value> {
         self.lock()
             .objects
-            .get(&(namespace.to_string(), name.to_string()))
+            .get(&Self::key(LEASES, namespace, name))
             .cloned()
     }
 
-    /// Put an object in place as another writer would (a new resourceVersion).
+    /// Put a Lease in place as another writer would (a new resourceVersion).
     pub fn plant(&self, namespace: &str, name: &str, mut obj: Value) {
         let mut g = self.lock();
         g.resource_version += 1;
         obj["metadata"]["resourceVersion"] = json!(g.resource_version.to_string());
-        g.objects
-            .insert((namespace.to_string(), name.to_string()), obj);
+        g.objects.insert(Self::key(LEASES, namespace, name), obj);
     }
 
+    /// Delete the Lease.
     pub fn delete(&self, namespace: &str, name: &str) {
         self.lock()
             .objects
-            .remove(&(namespace.to_string(), name.to_string()));
+            .remove(&Self::key(LEASES, namespace, name));
+    }
+
+    /// Create or replace a FloatGroup as `kubectl apply` would: the spec is `spec` (JSON),
+    /// the status is kept, `generation` moves when the spec changed.
+    pub fn apply_floatgroup(&self, namespace: &str, name: &str, spec: Value) {
+        let mut g = self.lock();
+        g.resource_version += 1;
+        let rv = g.resource_version;
+        let key = Self::key(FLOATGROUPS, namespace, name);
+        let obj = match g.objects.get(&key) {
+            Some(cur) => {
+                let mut o = cur.clone();
+                if o["spec"] != spec {
+                    let gen_ = o["metadata"]["generation"].as_u64().unwrap_or(1) + 1;
+                    o["metadata"]["generation"] = json!(gen_);
+                    o["spec"] = spec;
+                }
+                o["metadata"]["resourceVersion"] = json!(rv.to_string());
+                o
+            }
+            None => json!({
+                "apiVersion": "floatover.io/v1alpha1", "kind": "FloatGroup",
+                "metadata": {"name": name, "namespace": namespace, "uid": format!("uid-{rv}"),
+                             "generation": 1, "resourceVersion": rv.to_string()},
+                "spec": spec,
+            }),
+        };
+        g.log.push((Instant::now(), obj.clone()));
+        g.objects.insert(key, obj);
+    }
+
+    /// Delete a FloatGroup.
+    pub fn delete_floatgroup(&self, namespace: &str, name: &str) {
+        self.lock()
+            .objects
+            .remove(&Self::key(FLOATGROUPS, namespace, name));
+    }
+
+    /// A FloatGroup as stored (status included).
+    pub fn floatgroup(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.lock()
+            .objects
+            .get(&Self::key(FLOATGROUPS, namespace, name))
+            .cloned()
+    }
+
+    /// Every Event created in `namespace`, oldest first.
+    pub fn events(&self, namespace: &str) -> Vec<Value> {
+        let mut v: Vec<Value> = self
+            .lock()
+            .objects
+            .iter()
+            .filter(|((p, ns, _), _)| p == EVENTS && ns == namespace)
+            .map(|(_, o)| o.clone())
+            .collect();
+        v.sort_by_key(|o| {
+            o["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|r| r.parse::<u64>().ok())
+                .unwrap_or(0)
+        });
+        v
     }
 
     /// Every successful write so far, with its time.
@@ -122,38 +237,63 @@ impl FakeKube {
         self.lock().requests
     }
 
-    /// Answer one request: the API server's semantics for Leases.
+    /// Answer one request with the API server's semantics.
     pub fn handle(&self, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
         let mut g = self.lock();
         g.requests += 1;
         if g.cut_off.contains(&self.who) {
             return status(503, "ServiceUnavailable", "cut off by the test".into());
         }
-        let Some(rest) = path.split('?').next().and_then(|p| p.strip_prefix(PREFIX)) else {
+        let path = path.split('?').next().unwrap_or("");
+        let Some((rest, plural, list_kind, label)) =
+            KINDS.iter().find_map(|(pre, plural, kind, label)| {
+                path.strip_prefix(pre).map(|r| (r, *plural, *kind, *label))
+            })
+        else {
             return status(404, "NotFound", format!("the server could not find {path}"));
         };
         let parts: Vec<&str> = rest.split('/').collect();
-        let (ns, name) = match parts[..] {
-            [ns, "leases"] => (ns.to_string(), None),
-            [ns, "leases", name] => (ns.to_string(), Some(name.to_string())),
+        let (ns, name, sub) = match parts[..] {
+            [ns, p] if p == plural => (ns.to_string(), None, None),
+            [ns, p, name] if p == plural => (ns.to_string(), Some(name.to_string()), None),
+            [ns, p, name, "status"] if p == plural && plural == FLOATGROUPS => {
+                (ns.to_string(), Some(name.to_string()), Some("status"))
+            }
             _ => return status(404, "NotFound", format!("the server could not find {path}")),
         };
         let parsed = || serde_json::from_slice::<Value>(body);
-        match (method, name) {
-            ("GET", Some(name)) => match g.objects.get(&(ns, name.clone())) {
+        match (method, name, sub) {
+            ("GET", None, None) => {
+                let items: Vec<Value> = g
+                    .objects
+                    .iter()
+                    .filter(|((p, n, _), _)| p == plural && *n == ns)
+                    .map(|(_, o)| o.clone())
+                    .collect();
+                (
+                    200,
+                    json!({"kind": list_kind, "apiVersion": "v1",
+                           "metadata": {"resourceVersion": g.resource_version.to_string()},
+                           "items": items}),
+                )
+            }
+            ("GET", Some(name), _) => match g.objects.get(&Self::key(plural, &ns, &name)) {
                 Some(o) => (200, o.clone()),
-                None => status(
-                    404,
-                    "NotFound",
-                    format!("leases.coordination.k8s.io \"{name}\" not found"),
-                ),
+                None => not_found(label, &name),
             },
-            ("POST", None) => {
+            ("POST", None, None) => {
                 let Ok(mut obj) = parsed() else {
                     return status(400, "BadRequest", "body is not JSON".into());
                 };
-                let Some(name) = obj["metadata"]["name"].as_str().map(str::to_string) else {
-                    return status(422, "Invalid", "metadata.name: Required value".into());
+                let name = match (
+                    obj["metadata"]["name"].as_str(),
+                    obj["metadata"]["generateName"].as_str(),
+                ) {
+                    (Some(n), _) => n.to_string(),
+                    (None, Some(prefix)) => format!("{prefix}{:05}", g.resource_version + 1),
+                    (None, None) => {
+                        return status(422, "Invalid", "metadata.name: Required value".into());
+                    }
                 };
                 if !obj["metadata"]["resourceVersion"].is_null() {
                     return status(
@@ -162,32 +302,30 @@ impl FakeKube {
                         "metadata.resourceVersion: may not be set on create".into(),
                     );
                 }
-                let key = (ns, name.clone());
+                let key = Self::key(plural, &ns, &name);
                 if g.objects.contains_key(&key) {
                     return status(
                         409,
                         "AlreadyExists",
-                        format!("leases.coordination.k8s.io \"{name}\" already exists"),
+                        format!("{label} \"{name}\" already exists"),
                     );
                 }
                 g.resource_version += 1;
+                obj["metadata"]["name"] = json!(name);
+                obj["metadata"]["namespace"] = json!(ns);
                 obj["metadata"]["resourceVersion"] = json!(g.resource_version.to_string());
                 obj["metadata"]["uid"] = json!(format!("uid-{}", g.resource_version));
                 g.objects.insert(key, obj.clone());
                 g.log.push((Instant::now(), obj.clone()));
                 (201, obj)
             }
-            ("PUT", Some(name)) => {
+            ("PUT", Some(name), None) => {
                 let Ok(mut obj) = parsed() else {
                     return status(400, "BadRequest", "body is not JSON".into());
                 };
-                let key = (ns, name.clone());
+                let key = Self::key(plural, &ns, &name);
                 let Some(cur) = g.objects.get(&key) else {
-                    return status(
-                        404,
-                        "NotFound",
-                        format!("leases.coordination.k8s.io \"{name}\" not found"),
-                    );
+                    return not_found(label, &name);
                 };
                 let want = obj["metadata"]["resourceVersion"].as_str().unwrap_or("");
                 if !want.is_empty() && cur["metadata"]["resourceVersion"].as_str() != Some(want) {
@@ -195,7 +333,7 @@ impl FakeKube {
                         409,
                         "Conflict",
                         format!(
-                            "Operation cannot be fulfilled on leases.coordination.k8s.io \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+                            "Operation cannot be fulfilled on {label} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
                         ),
                     );
                 }
@@ -207,10 +345,29 @@ impl FakeKube {
                 g.log.push((Instant::now(), obj.clone()));
                 (200, obj)
             }
-            ("DELETE", Some(name)) => match g.objects.remove(&(ns, name)) {
-                Some(_) => (200, json!({"kind": "Status", "status": "Success"})),
-                None => status(404, "NotFound", "not found".into()),
-            },
+            ("PATCH", Some(name), Some("status")) => {
+                let Ok(patch) = parsed() else {
+                    return status(400, "BadRequest", "body is not JSON".into());
+                };
+                g.resource_version += 1;
+                let rv = g.resource_version;
+                let key = Self::key(plural, &ns, &name);
+                let Some(cur) = g.objects.get_mut(&key) else {
+                    return not_found(label, &name);
+                };
+                // The status subresource ignores everything but the status.
+                merge(&mut cur["status"], &patch["status"]);
+                cur["metadata"]["resourceVersion"] = json!(rv.to_string());
+                let obj = cur.clone();
+                g.log.push((Instant::now(), obj.clone()));
+                (200, obj)
+            }
+            ("DELETE", Some(name), None) => {
+                match g.objects.remove(&Self::key(plural, &ns, &name)) {
+                    Some(_) => (200, json!({"kind": "Status", "status": "Success"})),
+                    None => not_found(label, &name),
+                }
+            }
             _ => status(405, "MethodNotAllowed", format!("{method} {path}")),
         }
     }

@@ -44,6 +44,12 @@ pub enum Cmd {
         /// Config file (YAML) to validate.
         #[arg(short, long, env = "FLOATOVER_CONFIG")]
         config: PathBuf,
+        /// FloatGroup manifests (YAML, one or more documents per file) to check together
+        /// with the config's settings, as the controller would take them: each refused
+        /// object is named with its field and reason (exit 1). For CI before
+        /// `kubectl apply`.
+        #[arg(long = "floatgroups", value_name = "FILE")]
+        floatgroups: Vec<PathBuf>,
     },
     /// Dry run: probe every target, read provider state, print what would change now.
     /// Never mutates anything.
@@ -103,7 +109,11 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> ExitCode {
     match cli.cmd {
-        Cmd::Check { config } => check(&config),
+        Cmd::Check {
+            config,
+            floatgroups,
+        } if !floatgroups.is_empty() => check_objects(&config, &floatgroups),
+        Cmd::Check { config, .. } => check(&config),
         Cmd::Run { config } => crate::runtime::run(&config, cli.log_format).await,
         Cmd::Plan { config, json } => plan::plan(&config, json).await,
         Cmd::Status { api, json } => remote::status(&api, json).await,
@@ -116,8 +126,100 @@ async fn dispatch(cli: Cli) -> ExitCode {
     }
 }
 
+/// `check --floatgroups`: the objects assembled with the config's settings.
+fn check_objects(path: &std::path::Path, files: &[PathBuf]) -> ExitCode {
+    use crate::crd::source::{Found, assemble, decode};
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("cannot read config file {}: {e}", path.display());
+            return Exit::Invalid.into();
+        }
+    };
+    let base = match config::from_yaml(&text).and_then(|_| config::parse_raw(&text)) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return Exit::Invalid.into();
+        }
+    };
+    let mut found = Vec::new();
+    let mut bad = false;
+    for f in files {
+        let docs = std::fs::read_to_string(f)
+            .map_err(|e| e.to_string())
+            .and_then(|t| {
+                serde_saphyr::from_multiple::<serde_json::Value>(&t).map_err(|e| e.to_string())
+            });
+        let docs = match docs {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("{}: {e}", f.display());
+                bad = true;
+                continue;
+            }
+        };
+        for (i, d) in docs.iter().enumerate().filter(|(_, d)| !d.is_null()) {
+            if d["kind"] != "FloatGroup" {
+                eprintln!(
+                    "{} document {}: not a FloatGroup (kind: {}); skipped",
+                    f.display(),
+                    i + 1,
+                    d["kind"]
+                );
+                continue;
+            }
+            let Some(name) = d["metadata"]["name"].as_str() else {
+                eprintln!(
+                    "{} document {}: metadata.name: required",
+                    f.display(),
+                    i + 1
+                );
+                bad = true;
+                continue;
+            };
+            let raw = d["spec"].clone();
+            found.push(Found {
+                name: name.to_string(),
+                uid: None,
+                generation: None,
+                spec: decode(name, &raw),
+                raw,
+            });
+        }
+    }
+    let a = assemble(&base, &found, &Default::default(), &|k| {
+        std::env::var(k).ok()
+    });
+    if let Err(e) = &a.spec {
+        eprintln!("{}: {e}", path.display());
+        return Exit::Invalid.into();
+    }
+    for (name, o) in &a.objects {
+        match &o.rejected {
+            Some(why) => {
+                eprintln!("{why}");
+                bad = true;
+            }
+            None => println!("FloatGroup {name}: ok"),
+        }
+    }
+    if bad {
+        Exit::Invalid.into()
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 fn check(path: &std::path::Path) -> ExitCode {
     match config::load(path) {
+        Ok(spec) if spec.group_source != config::GroupSource::File => {
+            println!(
+                "{}: ok (groups come from FloatGroup objects; check manifests with --floatgroups FILE)",
+                path.display()
+            );
+            ExitCode::SUCCESS
+        }
         Ok(spec) => {
             let floats: usize = spec.groups.iter().map(|g| g.floats.len()).sum();
             let targets: usize = spec.groups.iter().map(|g| g.targets.len()).sum();

@@ -77,6 +77,15 @@ pub fn from_yaml(text: &str) -> Result<Spec, ConfigError> {
     validate::resolve(&raw, &|k| std::env::var(k).ok())
 }
 
+/// Resolve a config whose groups were put in from FloatGroup objects (any number of
+/// groups, zero included).
+pub fn resolve_objects(
+    raw: &RawConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Spec, ConfigError> {
+    validate::resolve_from(raw, env, validate::Origin::Objects)
+}
+
 /// Parse config text into the raw (unvalidated) form.
 pub fn parse_raw(text: &str) -> Result<RawConfig, ConfigError> {
     let value: serde_json::Value =

@@ -33,7 +33,32 @@ pub struct RawConfig {
     /// How long a switchover may take before the API answers that it did not complete.
     #[serde(default = "default_switchover_timeout")]
     pub switchover_timeout: Dur,
+    /// Where the groups come from: `file` (the `groups:` below, the default) or
+    /// `kubernetes` (FloatGroup objects; `groups:` must then be empty).
+    #[serde(default)]
+    pub group_source: RawGroupSource,
+    #[serde(default)]
     pub groups: Vec<RawGroup>,
+}
+
+/// Where the groups come from. One source is chosen at start.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawGroupSource {
+    /// `groups:` in this file.
+    #[default]
+    File,
+    /// FloatGroup objects (`floatover.io/v1alpha1`) in one namespace, read by every
+    /// replica, their status written by the leader.
+    Kubernetes(RawKubeGroups),
+}
+
+/// Where the FloatGroup objects live.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawKubeGroups {
+    /// Default: `$POD_NAMESPACE`, else the client's namespace.
+    pub namespace: Option<String>,
 }
 
 fn default_switchover_timeout() -> Dur {

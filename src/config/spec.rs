@@ -18,7 +18,18 @@ pub struct Spec {
     pub resync_interval: Duration,
     pub drift_check: Duration,
     pub switchover_timeout: Duration,
+    pub group_source: GroupSource,
     pub groups: Vec<GroupSpec>,
+}
+
+/// Where the groups came from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroupSource {
+    File,
+    /// FloatGroup objects; None: `$POD_NAMESPACE` or the client's default namespace.
+    Kubernetes {
+        namespace: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone)]

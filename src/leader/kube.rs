@@ -91,18 +91,7 @@ impl KubeStore {
     }
 
     fn error(&self, op: &'static str, e: kube::Error) -> LeaderError {
-        let (code, message) = match e {
-            kube::Error::Api(s) => (
-                if s.reason.is_empty() {
-                    format!("HTTP {}", s.code)
-                } else {
-                    s.reason.clone()
-                },
-                s.message.clone(),
-            ),
-            kube::Error::Service(e) => ("ConnectionError".to_string(), e.to_string()),
-            other => ("ConnectionError".to_string(), other.to_string()),
-        };
+        let (code, message) = reason_of(&e);
         LeaderError::Store {
             op,
             region: format!("namespace {}", self.namespace),
@@ -116,6 +105,23 @@ impl KubeStore {
             location: self.location(),
             message: message.into(),
         }
+    }
+}
+
+/// An API error as (reason, message), e.g. `("Conflict", "the object has been modified")`;
+/// transport failures read `ConnectionError`.
+pub fn reason_of(e: &kube::Error) -> (String, String) {
+    match e {
+        kube::Error::Api(s) => (
+            if s.reason.is_empty() {
+                format!("HTTP {}", s.code)
+            } else {
+                s.reason.clone()
+            },
+            s.message.clone(),
+        ),
+        kube::Error::Service(e) => ("ConnectionError".to_string(), e.to_string()),
+        other => ("ConnectionError".to_string(), other.to_string()),
     }
 }
 

@@ -54,6 +54,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail "config.api: set by the chart (listen on api.port, token from the Secret); remove it from config" }}
 {{- end }}
 {{- $c := deepCopy .Values.config }}
+{{- if .Values.floatGroups.enabled }}
+{{- $_ := unset $c "groups" }}
+{{- $_ := set $c "group_source" (dict "kubernetes" (dict)) }}
+{{- end }}
 {{- $_ := set $c "leader" (dict
   "backend" "kubernetes"
   "kubernetes" (dict "name" .Values.leaderElection.leaseName)

@@ -32,6 +32,24 @@ impl Issues {
 /// Validate `raw` and resolve defaults. `env` looks up environment variables (injected so
 /// that tests do not depend on the process environment).
 pub fn resolve(raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Spec, ConfigError> {
+    resolve_from(raw, env, Origin::File)
+}
+
+/// Where `raw.groups` came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The file as written: its `groups:` must match its `group_source`.
+    File,
+    /// The file's settings with the groups of FloatGroup objects put in (any number,
+    /// zero included: a namespace without FloatGroups runs an idle controller).
+    Objects,
+}
+
+pub fn resolve_from(
+    raw: &RawConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+    origin: Origin,
+) -> Result<Spec, ConfigError> {
     let mut is = Issues(Vec::new());
 
     let api = resolve_api(&raw.api, env, &mut is);
@@ -69,8 +87,27 @@ pub fn resolve(raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<
         &mut is,
     );
 
-    if raw.groups.is_empty() {
-        is.add("groups", "at least one group is required");
+    let group_source = match &raw.group_source {
+        RawGroupSource::File => GroupSource::File,
+        RawGroupSource::Kubernetes(k) => {
+            not_blank(
+                "group_source.kubernetes.namespace",
+                k.namespace.as_deref(),
+                &mut is,
+            );
+            GroupSource::Kubernetes {
+                namespace: k.namespace.clone(),
+            }
+        }
+    };
+    match (origin, &group_source) {
+        (Origin::File, GroupSource::File) if raw.groups.is_empty() => {
+            is.add("groups", "at least one group is required (or set group_source: kubernetes to read FloatGroup objects)");
+        }
+        (Origin::File, GroupSource::Kubernetes { .. }) if !raw.groups.is_empty() => {
+            is.add("groups", "must be empty when group_source is kubernetes: the groups come from FloatGroup objects (one source is chosen at start)");
+        }
+        _ => {}
     }
     let mut names = HashSet::new();
     let mut groups = Vec::new();
@@ -118,6 +155,7 @@ pub fn resolve(raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<
                 resync_interval: raw.resync_interval.0,
                 drift_check: raw.drift_check.0,
                 switchover_timeout: raw.switchover_timeout.0,
+                group_source,
                 groups,
             })
         }

@@ -4,8 +4,12 @@
 //! CustomResourceDefinition (`charts/floatover/crd/floatgroups.yaml`, checked in and
 //! compared with the generated one by the tests).
 //!
-//! Not yet read by the controller: the config source is the file. The status type is
-//! what the leader will write (owner, per-target health, last transition, epoch).
+//! With `group_source: kubernetes` every replica reads the FloatGroups of one namespace as
+//! its groups ([`source`]: a bad object is rejected alone, the others run) and the leader
+//! writes their status and an Event on every move ([`publish`]).
+
+pub mod publish;
+pub mod source;
 
 use crate::config::raw::{RawFloat, RawGroup, RawPolicy, RawTarget};
 use kube::CustomResource;
@@ -48,6 +52,9 @@ pub struct FloatGroupStatus {
     pub targets: Vec<TargetHealthStatus>,
     /// When the owner last changed (RFC 3339).
     pub last_transition: Option<String>,
+    /// The spec generation that is running (behind `metadata.generation` while a newer
+    /// spec is rejected: see `message`).
+    pub observed_generation: Option<i64>,
     /// Why the spec is not running (a rejected spec names the field and the reason).
     pub message: Option<String>,
 }
