@@ -13,6 +13,7 @@
 //! rejected reload, and reported on the object by the leader (status `message`, Event).
 
 use crate::config::{self, GroupSource, RawConfig, Spec};
+use crate::crd::publish::PodEvents;
 use crate::crd::source::{Found, ObjectSource};
 use crate::metrics::Metrics;
 use crate::status::StatusStore;
@@ -41,6 +42,8 @@ pub struct ConfigWatch {
     refused: BTreeSet<String>,
     /// The last error listing the objects (reported once until it changes).
     list_error: Option<String>,
+    /// Where a refused config file is also reported in a cluster (an Event on the Pod).
+    events: Option<PodEvents>,
 }
 
 fn hash(parts: &[&[u8]]) -> u64 {
@@ -92,6 +95,7 @@ impl ConfigWatch {
             objects,
             refused: BTreeSet::new(),
             list_error: None,
+            events: None,
         };
         let spec = match w.objects.is_some() {
             false => spec,
@@ -107,6 +111,12 @@ impl ConfigWatch {
             }
         };
         Ok((w, spec))
+    }
+
+    /// Also report a refused config file as a Warning Event on this Pod.
+    pub fn with_events(mut self, events: Option<PodEvents>) -> Self {
+        self.events = events;
+        self
     }
 
     async fn tick(&mut self) -> bool {
@@ -233,7 +243,15 @@ impl ConfigWatch {
                         .and_then(|base| self.take(&bytes, &base, &found, metrics, status));
                     match taken {
                         Ok((spec, true)) => spec,
-                        Ok((_, false)) => continue,
+                        Ok((_, false)) => {
+                            // Back to what runs (e.g. a refused file restored): nothing
+                            // to restart, but the refusal no longer holds.
+                            status.set_warning("config", None);
+                            if self.refused.is_empty() {
+                                metrics.set_config_valid(true);
+                            }
+                            continue;
+                        }
                         Err(e) => {
                             self.reject(&e, metrics, status);
                             continue;
@@ -262,6 +280,9 @@ impl ConfigWatch {
         );
         tracing::error!(path = %self.path.display(), error = %e, "config reload rejected; the previous config keeps running");
         metrics.count_config_reload("rejected");
+        if let Some(ev) = &self.events {
+            ev.warn("ConfigRejected", msg.clone());
+        }
         status.set_warning("config", Some(msg));
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::app::App;
 use crate::config::{self, GroupSource, LeaderBackend, Spec};
-use crate::crd::publish::Publisher;
+use crate::crd::publish::{PodEvents, Publisher};
 use crate::crd::source::{ObjectSource, ObjectsState};
 use crate::exit::Exit;
 use crate::faults::Faults;
@@ -284,6 +284,19 @@ pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
                 return Exit::Failure.into();
             }
         };
+    // In a cluster, a refused config file is also an Event on this Pod.
+    let pod_client = match (&objects, &spec.leader.backend) {
+        (Some((c, ns, _)), _) => Some((c.clone(), ns.clone())),
+        (None, LeaderBackend::Kubernetes { namespace, .. }) => kube_client(
+            "config events",
+            namespace.as_deref(),
+            Duration::from_secs(5),
+        )
+        .await
+        .ok(),
+        _ => None,
+    };
+    watch = watch.with_events(pod_client.and_then(|(c, ns)| PodEvents::new(c, &ns)));
     let mut spec = Arc::new(spec);
     let mut current = match parts(&spec, &metrics).await {
         Ok(p) => p,

@@ -80,7 +80,7 @@ async fn floatgroups_drive_the_controller_and_carry_its_status_and_events() {
             "r0",
             &file,
             port,
-            &[("KUBECONFIG", kc_s.as_str())],
+            &[("KUBECONFIG", kc_s.as_str()), ("POD_NAME", "floatover-0")],
             Stderr::LogFile,
         )
         .expect("spawn"),
@@ -234,7 +234,43 @@ async fn floatgroups_drive_the_controller_and_carry_its_status_and_events() {
         "{m}"
     );
 
-    // 5. The object is deleted: the group stops running (status lists no group).
+    // 5. A refused config file (the other source of a reload): the running config stays,
+    // status and metrics say so, and a Warning Event lands on this Pod.
+    let path = env.dir.path().join("r0.yaml");
+    let good = std::fs::read_to_string(&path).expect("config");
+    std::fs::write(
+        &path,
+        good.replace("resync_interval: 2000ms", "resync_interval: 0ms"),
+    )
+    .expect("write");
+    let pod_event = wait(Duration::from_secs(10), async || {
+        api.events(NS).iter().any(|e| {
+            e["reason"] == "ConfigRejected"
+                && e["involvedObject"]["kind"] == "Pod"
+                && e["involvedObject"]["name"] == "floatover-0"
+                && e["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("resync_interval")
+        })
+    })
+    .await;
+    assert!(pod_event, "{:?}", api.events(NS));
+    let status = r.status().await.expect("status");
+    assert!(
+        status["warnings"].to_string().contains("resync_interval"),
+        "{status}"
+    );
+    std::fs::write(&path, good).expect("write");
+    let clear = wait(Duration::from_secs(10), async || {
+        r.status()
+            .await
+            .is_some_and(|s| !s["warnings"].to_string().contains("resync_interval"))
+    })
+    .await;
+    assert!(clear, "the refusal clears once the file is good again");
+
+    // 6. The object is deleted: the group stops running (status lists no group).
     api.delete_floatgroup(NS, "web");
     let gone = wait(Duration::from_secs(15), async || {
         r.status()

@@ -76,6 +76,79 @@ pub fn event_for(ev: &AuditEvent) -> Option<EventNote> {
     })
 }
 
+/// Events about this replica itself (a refused config file), on its Pod: each replica
+/// reads the file, so each says so on its own Pod. Best effort and bounded: the Event is
+/// sent by a short task that gives up after [`CALL_TIMEOUT`].
+#[derive(Clone)]
+pub struct PodEvents {
+    events: Api<Event>,
+    namespace: String,
+    pod: String,
+}
+
+impl PodEvents {
+    /// None outside a pod (`$POD_NAME` unset).
+    pub fn new(client: kube::Client, namespace: &str) -> Option<Self> {
+        let pod = std::env::var("POD_NAME").ok().filter(|p| !p.is_empty())?;
+        Some(PodEvents {
+            events: Api::namespaced(client, namespace),
+            namespace: namespace.to_string(),
+            pod,
+        })
+    }
+
+    /// Send a Warning Event on this Pod.
+    pub fn warn(&self, reason: &'static str, message: String) {
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let ev = Event {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{}.", self.pod)),
+                namespace: Some(self.namespace.clone()),
+                ..Default::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(self.pod.clone()),
+                namespace: Some(self.namespace.clone()),
+                ..Default::default()
+            },
+            reason: Some(reason.into()),
+            message: Some(message),
+            type_: Some("Warning".into()),
+            source: Some(EventSource {
+                component: Some("floatover".into()),
+                host: None,
+            }),
+            reporting_component: Some("floatover.io/controller".into()),
+            reporting_instance: Some(self.pod.clone()),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now),
+            count: Some(1),
+            ..Default::default()
+        };
+        let me = self.clone();
+        tokio::spawn(async move {
+            let pp = PostParams::default();
+            match tokio::time::timeout(CALL_TIMEOUT, me.events.create(&pp, &ev)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    let (reason, message) = crate::leader::kube::reason_of(&e);
+                    tracing::warn!(
+                        "CreateEvent in namespace {}: {reason}: {message}",
+                        me.namespace
+                    );
+                }
+                Err(_) => tracing::warn!(
+                    "CreateEvent in namespace {}: ConnectionError: no answer within {} s",
+                    me.namespace,
+                    CALL_TIMEOUT.as_secs()
+                ),
+            }
+        });
+    }
+}
+
 fn health_word(h: Health) -> &'static str {
     match h {
         Health::Up => "up",
