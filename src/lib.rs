@@ -23,4 +23,5 @@ pub mod probe;
 pub mod provider;
 pub mod reload;
 pub mod runtime;
+pub mod site;
 pub mod status;

@@ -53,7 +53,8 @@ async fn plan_prints_the_move_and_mutates_nothing() {
         .output()
         .expect("run plan");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(v[0]["actions"][0]["to"], "primary");
+    assert_eq!(v["groups"][0]["actions"][0]["to"], "primary");
+    assert_eq!(v["sites"], serde_json::json!([]));
     assert_eq!(env.eip_holder().await, None, "plan must not mutate");
 
     // A config naming a float and an instance that do not exist: exit 1, both named.

@@ -68,8 +68,14 @@ fn every_bad_config_is_rejected_naming_its_field() {
 
 /// A newcomer's first command passes as shipped, with nothing set in the environment.
 #[test]
-fn example_config_is_valid() {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/floatover.yaml");
+fn example_configs_are_valid() {
+    for name in ["examples/floatover.yaml", "examples/sites.yaml"] {
+        example_is_valid(name);
+    }
+}
+
+fn example_is_valid(name: &str) {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
     let out = Command::new(env!("CARGO_BIN_EXE_floatover"))
         .args(["check", "-c"])
         .arg(&p)
@@ -80,7 +86,7 @@ fn example_config_is_valid() {
         .expect("run floatover");
     assert!(
         out.status.success(),
-        "{}",
+        "{name}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

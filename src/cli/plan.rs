@@ -220,8 +220,14 @@ pub(super) async fn plan(path: &Path, json: bool) -> ExitCode {
             notes: p.notes,
         });
     }
+    let sites: Vec<_> = spec
+        .sites
+        .iter()
+        .map(crate::site::plan::site_plan)
+        .collect();
     if json {
-        match serde_json::to_string_pretty(&reports) {
+        let all = serde_json::json!({ "groups": reports, "sites": sites });
+        match serde_json::to_string_pretty(&all) {
             Ok(s) => println!("{s}"),
             Err(e) => {
                 eprintln!("error: cannot render the plan as JSON: {e}");
@@ -230,6 +236,7 @@ pub(super) async fn plan(path: &Path, json: bool) -> ExitCode {
         }
     } else {
         print!("{}", text(&reports));
+        print!("{}", crate::site::plan::text(&sites));
     }
     if any_missing {
         eprintln!("error: the config names resources that do not exist (see above)");

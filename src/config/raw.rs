@@ -39,6 +39,11 @@ pub struct RawConfig {
     pub group_source: RawGroupSource,
     #[serde(default)]
     pub groups: Vec<RawGroup>,
+    /// Disaster-recovery sites and their promotion plans.
+    #[serde(default)]
+    pub sites: Vec<crate::site::RawSite>,
+    #[serde(default)]
+    pub site_policy: crate::site::RawSitePolicy,
 }
 
 /// Where the groups come from. One source is chosen at start.

@@ -20,6 +20,8 @@ pub struct Spec {
     pub switchover_timeout: Duration,
     pub group_source: GroupSource,
     pub groups: Vec<GroupSpec>,
+    pub sites: Vec<crate::site::SiteSpec>,
+    pub site_policy: crate::site::SitePolicy,
 }
 
 /// Where the groups came from.

@@ -141,6 +141,25 @@ pub fn resolve_from(
         }
     }
 
+    let (sites, site_policy) = if !raw.sites.is_empty()
+        && matches!(group_source, GroupSource::Kubernetes { .. })
+    {
+        is.add(
+            "sites",
+            "not supported with group_source kubernetes yet: sites refer to groups by name, and FloatGroups come and go",
+        );
+        (Vec::new(), Default::default())
+    } else {
+        let (sites, policy, issues) = crate::site::resolve::resolve(
+            &raw.sites,
+            &raw.site_policy,
+            &groups,
+            default_region.as_deref(),
+        );
+        is.0.extend(issues);
+        (sites, policy)
+    };
+
     if !is.0.is_empty() {
         return Err(ConfigError::Invalid(is.0));
     }
@@ -157,6 +176,8 @@ pub fn resolve_from(
                 switchover_timeout: raw.switchover_timeout.0,
                 group_source,
                 groups,
+                sites,
+                site_policy,
             })
         }
         _ => Err(ConfigError::Invalid(vec![Issue {

@@ -1,0 +1,543 @@
+//! Validation of `sites:`: every problem named by its path, all at once.
+
+use super::raw::*;
+use super::spec::*;
+use crate::config::{GroupSpec, Issue};
+use crate::model::{GroupName, TargetId};
+use std::collections::HashSet;
+use std::time::Duration;
+
+const MIN_BUDGET: Duration = Duration::from_secs(1);
+const MAX_BUDGET: Duration = Duration::from_secs(24 * 3600);
+const MAX_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+struct Ctx<'a> {
+    issues: Vec<Issue>,
+    groups: &'a [GroupSpec],
+}
+
+impl Ctx<'_> {
+    fn add(&mut self, path: impl Into<String>, reason: impl Into<String>) {
+        self.issues.push(Issue {
+            path: path.into(),
+            reason: reason.into(),
+        });
+    }
+
+    fn bounded(&mut self, path: &str, d: Duration, max: Duration) {
+        if d < MIN_BUDGET || d > max {
+            self.add(
+                path,
+                format!("must be between 1s and {}", humantime::format_duration(max)),
+            );
+        }
+    }
+
+    /// `group/target` that names a target of a configured group.
+    fn target_ref(&mut self, path: &str, s: &str) -> Option<(GroupName, TargetId)> {
+        let Some((g, t)) = s.split_once('/') else {
+            self.add(path, format!("{s:?}: write group/target, e.g. web/primary"));
+            return None;
+        };
+        self.member(path, g, t)
+    }
+
+    fn member(&mut self, path: &str, g: &str, t: &str) -> Option<(GroupName, TargetId)> {
+        let Some(group) = self.groups.iter().find(|x| x.name.0 == g) else {
+            self.add(path, format!("no group named {g:?}"));
+            return None;
+        };
+        if !group.targets.iter().any(|x| x.id.0 == t) {
+            self.add(path, format!("group {g:?} has no target named {t:?}"));
+            return None;
+        }
+        Some((GroupName(g.into()), TargetId(t.into())))
+    }
+}
+
+/// Resolve `sites` against the resolved groups. Returns the sites, the policy and every
+/// problem found.
+pub fn resolve(
+    raw: &[RawSite],
+    policy: &RawSitePolicy,
+    groups: &[GroupSpec],
+    default_region: Option<&str>,
+) -> (Vec<SiteSpec>, SitePolicy, Vec<Issue>) {
+    let mut cx = Ctx {
+        issues: Vec::new(),
+        groups,
+    };
+    cx.bounded(
+        "site_policy.grace",
+        policy.grace.0,
+        Duration::from_secs(3600),
+    );
+    cx.bounded(
+        "site_policy.preflight_interval",
+        policy.preflight_interval.0,
+        Duration::from_secs(24 * 3600),
+    );
+    let pol = SitePolicy {
+        automatic: policy.automatic,
+        grace: policy.grace.0,
+        automatic_failback: policy.automatic_failback,
+        preflight_interval: policy.preflight_interval.0,
+    };
+    let mut names = HashSet::new();
+    let mut sites = Vec::new();
+    for (i, s) in raw.iter().enumerate() {
+        let p = format!("sites[{i}]");
+        if !valid_name(&s.name) {
+            cx.add(
+                format!("{p}.name"),
+                "must be 1-63 characters of a-z, 0-9, '-' or '_' (it appears in URLs and metrics)",
+            );
+        } else if !names.insert(s.name.clone()) {
+            cx.add(
+                format!("{p}.name"),
+                format!("duplicate site name {:?}", s.name),
+            );
+        }
+        if let Some(site) = site(&mut cx, &p, s, default_region) {
+            sites.push(site);
+        }
+    }
+    let primaries = raw.iter().filter(|s| s.primary).count();
+    if !raw.is_empty() && primaries != 1 {
+        cx.add(
+            "sites",
+            format!("exactly one site must be `primary: true` (the one that takes the traffic normally); found {primaries}"),
+        );
+    }
+    (sites, pol, cx.issues)
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn site(cx: &mut Ctx, p: &str, s: &RawSite, default_region: Option<&str>) -> Option<SiteSpec> {
+    let region = s
+        .region
+        .clone()
+        .filter(|r| !r.trim().is_empty())
+        .or(default_region.map(str::to_string));
+    if region.is_none() {
+        cx.add(format!("{p}.region"), "required (or set aws.region)");
+    }
+    let targets: Vec<_> = s
+        .targets
+        .iter()
+        .enumerate()
+        .filter_map(|(j, t)| cx.target_ref(&format!("{p}.targets[{j}]"), t))
+        .collect();
+    if !(s.quorum > 0.0 && s.quorum <= 1.0) {
+        cx.add(
+            format!("{p}.quorum"),
+            "a fraction of the site's targets: more than 0, at most 1 (0.5 = half must be up)",
+        );
+    }
+    let traffic: Vec<_> = s
+        .traffic
+        .iter()
+        .enumerate()
+        .filter_map(|(j, t)| cx.member(&format!("{p}.traffic[{j}]"), &t.group, &t.target))
+        .collect();
+    if s.traffic.is_empty() {
+        cx.add(
+            format!("{p}.traffic"),
+            "name the traffic this site takes (group and its target here), or it has nothing to promote",
+        );
+    }
+    if let Some(r) = s.rto {
+        cx.bounded(&format!("{p}.rto"), r.0, MAX_WAIT);
+    }
+    for (j, id) in s.instances.iter().enumerate() {
+        if !id.starts_with("i-") {
+            cx.add(
+                format!("{p}.instances[{j}]"),
+                format!("{id:?} is not an EC2 instance id (i-...)"),
+            );
+        }
+    }
+    if let Some(a) = &s.auto_scaling {
+        if a.name.trim().is_empty() {
+            cx.add(format!("{p}.auto_scaling.name"), "must not be empty");
+        }
+        if a.desired == 0 {
+            cx.add(
+                format!("{p}.auto_scaling.desired"),
+                "must be at least 1 (the capacity the site needs to take the traffic)",
+            );
+        }
+    }
+    if let Some(l) = &s.launch {
+        if l.launch_template.is_none() && l.image_id.is_none() {
+            cx.add(
+                format!("{p}.launch"),
+                "needs a launch_template or an image_id",
+            );
+        }
+        if l.launch_template.is_none() && l.instance_type.is_none() {
+            cx.add(
+                format!("{p}.launch.instance_type"),
+                "required without a launch_template",
+            );
+        }
+        if !(1..=100).contains(&l.count) {
+            cx.add(format!("{p}.launch.count"), "between 1 and 100");
+        }
+    }
+    match s.tier {
+        Tier::Warm if s.instances.is_empty() && s.auto_scaling.is_none() => cx.add(
+            format!("{p}.tier"),
+            "a warm site needs stopped `instances` to start or an `auto_scaling` group to raise",
+        ),
+        Tier::Cold if s.launch.is_none() => cx.add(
+            format!("{p}.tier"),
+            "a cold site needs `launch` (a launch template or an AMI)",
+        ),
+        Tier::Hot | Tier::Warm if s.launch.is_some() => cx.add(
+            format!("{p}.launch"),
+            "only a cold site launches instances (set tier: cold)",
+        ),
+        _ => {}
+    }
+    let raw_steps = match &s.steps {
+        Some(v) => v.clone(),
+        None => default_steps(s),
+    };
+    if raw_steps.is_empty() {
+        cx.add(
+            format!("{p}.steps"),
+            "a promotion needs at least a `shift` step",
+        );
+    }
+    let mut names = HashSet::new();
+    let steps: Vec<Step> = raw_steps
+        .iter()
+        .enumerate()
+        .filter_map(|(j, st)| {
+            step(
+                cx,
+                &format!("{p}.steps[{j}]"),
+                st,
+                s,
+                targets.len(),
+                &mut names,
+                false,
+            )
+        })
+        .collect();
+    if !raw_steps.is_empty() && !raw_steps.iter().any(|s| matches!(s, RawStep::Shift(_))) {
+        cx.add(
+            format!("{p}.steps"),
+            "no `shift` step: a promotion that never moves the traffic recovers nothing",
+        );
+    }
+    Some(SiteSpec {
+        name: s.name.clone(),
+        region: region?,
+        tier: s.tier,
+        primary: s.primary,
+        targets,
+        quorum: s.quorum,
+        traffic,
+        rto: s.rto.map(|d| d.0),
+        abort_over_budget: s.abort_over_budget,
+        instances: s.instances.clone(),
+        auto_scaling: s.auto_scaling.as_ref().map(|a| (a.name.clone(), a.desired)),
+        launch: s.launch.as_ref().map(|l| LaunchSpec {
+            launch_template: l.launch_template.clone(),
+            version: l.version.clone(),
+            image_id: l.image_id.clone(),
+            instance_type: l.instance_type.clone(),
+            subnet_id: l.subnet_id.clone(),
+            count: l.count,
+            tags: l.tags.clone(),
+        }),
+        steps,
+    })
+}
+
+/// The plan a tier implies when `steps` is not written.
+pub fn default_steps(s: &RawSite) -> Vec<RawStep> {
+    let mut v = Vec::new();
+    match s.tier {
+        Tier::Hot => {}
+        Tier::Warm => {
+            if !s.instances.is_empty() {
+                v.push(RawStep::StartInstances(RawBasic::default()));
+            }
+            if s.auto_scaling.is_some() {
+                v.push(RawStep::ScaleUp(RawBasic::default()));
+            }
+            v.push(RawStep::WaitHealthy(RawWait::default()));
+        }
+        Tier::Cold => {
+            v.push(RawStep::Launch(RawBasic::default()));
+            v.push(RawStep::WaitHealthy(RawWait::default()));
+        }
+    }
+    v.push(RawStep::Shift(RawBasic::default()));
+    v
+}
+
+fn name_of(
+    cx: &mut Ctx,
+    p: &str,
+    given: &Option<String>,
+    word: &str,
+    names: &mut HashSet<String>,
+) -> String {
+    let name = match given {
+        Some(n) => {
+            if !valid_name(n) {
+                cx.add(
+                    format!("{p}.name"),
+                    "must be 1-63 characters of a-z, 0-9, '-' or '_'",
+                );
+            }
+            n.clone()
+        }
+        None => {
+            let mut n = word.to_string();
+            let mut k = 2;
+            while names.contains(&n) {
+                n = format!("{word}-{k}");
+                k += 1;
+            }
+            n
+        }
+    };
+    if !names.insert(name.clone()) {
+        cx.add(
+            format!("{p}.name"),
+            format!("duplicate step name {name:?} in this plan"),
+        );
+    }
+    name
+}
+
+fn budget(
+    cx: &mut Ctx,
+    p: &str,
+    given: Option<crate::config::Dur>,
+    default: Duration,
+    max: Duration,
+) -> Duration {
+    match given {
+        Some(d) => {
+            cx.bounded(&format!("{p}.budget"), d.0, max);
+            d.0
+        }
+        None => default,
+    }
+}
+
+fn step(
+    cx: &mut Ctx,
+    p: &str,
+    st: &RawStep,
+    s: &RawSite,
+    targets: usize,
+    names: &mut HashSet<String>,
+    nested: bool,
+) -> Option<Step> {
+    let secs = Duration::from_secs;
+    let plain = |kind: StepKind| (kind, false, true);
+    let (name, kind, budget, optional, idempotent) = match st {
+        RawStep::StartInstances(b) => {
+            if s.instances.is_empty() {
+                cx.add(p, "start_instances needs the site's `instances`");
+            }
+            let (k, o, i) = plain(StepKind::StartInstances);
+            (
+                name_of(cx, p, &b.name, "start_instances", names),
+                k,
+                budget(cx, p, b.budget, secs(120), MAX_BUDGET),
+                o,
+                i,
+            )
+        }
+        RawStep::ScaleUp(b) => {
+            if s.auto_scaling.is_none() {
+                cx.add(p, "scale_up needs the site's `auto_scaling`");
+            }
+            let (k, o, i) = plain(StepKind::ScaleUp);
+            (
+                name_of(cx, p, &b.name, "scale_up", names),
+                k,
+                budget(cx, p, b.budget, secs(60), MAX_BUDGET),
+                o,
+                i,
+            )
+        }
+        RawStep::Launch(b) => {
+            if s.launch.is_none() {
+                cx.add(p, "launch needs the site's `launch`");
+            }
+            let (k, o, i) = plain(StepKind::Launch);
+            (
+                name_of(cx, p, &b.name, "launch", names),
+                k,
+                budget(cx, p, b.budget, secs(180), MAX_BUDGET),
+                o,
+                i,
+            )
+        }
+        RawStep::WaitHealthy(w) => {
+            if targets == 0 && s.tier != Tier::Cold {
+                cx.add(
+                    p,
+                    "wait_healthy needs the site's `targets` (what to wait for)",
+                );
+            }
+            let quorum = ((targets as f64 * s.quorum).ceil() as usize).clamp(1, targets.max(1));
+            let min = w.min.unwrap_or(quorum);
+            if w.min.is_some() && (min == 0 || (targets > 0 && min > targets)) {
+                cx.add(
+                    format!("{p}.min"),
+                    format!("between 1 and the site's {targets} target(s)"),
+                );
+            }
+            let (k, o, i) = plain(StepKind::WaitHealthy { min });
+            (
+                name_of(cx, p, &w.name, "wait_healthy", names),
+                k,
+                budget(cx, p, w.budget, secs(300), MAX_BUDGET),
+                o,
+                i,
+            )
+        }
+        RawStep::Shift(b) => {
+            if nested {
+                cx.add(p, "shift cannot run in parallel with other steps");
+            }
+            let (k, o, i) = plain(StepKind::Shift);
+            (
+                name_of(cx, p, &b.name, "shift", names),
+                k,
+                budget(cx, p, b.budget, secs(60), MAX_BUDGET),
+                o,
+                i,
+            )
+        }
+        RawStep::Exec(e) => {
+            if e.command.first().is_none_or(|c| c.trim().is_empty()) {
+                cx.add(
+                    format!("{p}.command"),
+                    "the program and its arguments, e.g. [/usr/local/bin/warm-cache, --site, dr]",
+                );
+            }
+            if e.retries > 10 {
+                cx.add(format!("{p}.retries"), "at most 10");
+            }
+            let kind = StepKind::Exec {
+                command: e.command.clone(),
+                retries: e.retries,
+            };
+            (
+                name_of(cx, p, &e.name, "exec", names),
+                kind,
+                budget(cx, p, e.budget, secs(60), MAX_BUDGET),
+                e.optional,
+                e.idempotent,
+            )
+        }
+        RawStep::Webhook(w) => {
+            match reqwest::Url::parse(&w.url) {
+                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+                _ => cx.add(
+                    format!("{p}.url"),
+                    format!("{:?} is not an http(s) URL", w.url),
+                ),
+            }
+            if w.secret_env.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                cx.add(
+                    format!("{p}.secret_env"),
+                    "must not be empty (or leave it out for unsigned calls)",
+                );
+            }
+            if w.retries > 10 {
+                cx.add(format!("{p}.retries"), "at most 10");
+            }
+            let timeout = w.timeout.map(|d| d.0).unwrap_or(secs(10));
+            cx.bounded(&format!("{p}.timeout"), timeout, secs(600));
+            let attempts = w.retries.saturating_add(1);
+            // Every attempt, plus the backoff between them (1 s, 2 s, 4 s, ... capped).
+            let default = timeout
+                .saturating_mul(attempts)
+                .saturating_add(secs(u64::from(attempts.saturating_sub(1)) * 4));
+            let b = budget(cx, p, w.budget, default, MAX_BUDGET);
+            if b < timeout {
+                cx.add(
+                    format!("{p}.budget"),
+                    "must be at least one attempt's timeout",
+                );
+            }
+            let kind = StepKind::Webhook {
+                url: w.url.clone(),
+                secret_env: w.secret_env.clone(),
+                timeout,
+                retries: w.retries,
+            };
+            (
+                name_of(cx, p, &w.name, "webhook", names),
+                kind,
+                b,
+                w.optional,
+                w.idempotent,
+            )
+        }
+        RawStep::Approval(a) => {
+            if nested {
+                cx.add(p, "an approval cannot run in parallel with other steps: put it before or after the parallel group");
+            }
+            let t = a.timeout.map(|d| d.0).unwrap_or(secs(3600));
+            cx.bounded(&format!("{p}.timeout"), t, MAX_WAIT);
+            (
+                name_of(cx, p, &a.name, "approval", names),
+                StepKind::Approval,
+                t,
+                false,
+                true,
+            )
+        }
+        RawStep::Parallel(g) => {
+            if nested {
+                cx.add(p, "parallel groups do not nest");
+            }
+            if g.steps.is_empty() {
+                cx.add(format!("{p}.steps"), "a parallel group needs steps");
+            }
+            let name = name_of(cx, p, &g.name, "parallel", names);
+            let inner: Vec<Step> = g
+                .steps
+                .iter()
+                .enumerate()
+                .filter_map(|(k, st)| {
+                    step(cx, &format!("{p}.steps[{k}]"), st, s, targets, names, true)
+                })
+                .collect();
+            let longest = inner
+                .iter()
+                .map(|s| s.budget)
+                .max()
+                .unwrap_or(Duration::ZERO);
+            let b = budget(cx, p, g.budget, longest, MAX_BUDGET);
+            let idempotent = inner.iter().all(|s| s.idempotent);
+            (name, StepKind::Parallel(inner), b, false, idempotent)
+        }
+    };
+    Some(Step {
+        name,
+        kind,
+        budget,
+        optional,
+        idempotent,
+    })
+}

@@ -1,0 +1,121 @@
+//! Sites as resolved: validated, defaults filled in, every step with its budget.
+
+use super::raw::Tier;
+use crate::model::{GroupName, TargetId};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteSpec {
+    pub name: String,
+    pub region: String,
+    pub tier: Tier,
+    pub primary: bool,
+    pub targets: Vec<(GroupName, TargetId)>,
+    pub quorum: f64,
+    pub traffic: Vec<(GroupName, TargetId)>,
+    pub rto: Option<Duration>,
+    pub abort_over_budget: bool,
+    pub instances: Vec<String>,
+    pub auto_scaling: Option<(String, u32)>,
+    pub launch: Option<LaunchSpec>,
+    pub steps: Vec<Step>,
+}
+
+impl SiteSpec {
+    /// Targets that must be up for the site to count as healthy (at least one).
+    pub fn quorum_count(&self) -> usize {
+        let n = self.targets.len() as f64 * self.quorum;
+        (n.ceil() as usize).clamp(1, self.targets.len().max(1))
+    }
+
+    /// The sum of the top-level steps' budgets: what the plan expects to take.
+    pub fn expected(&self) -> Duration {
+        self.steps
+            .iter()
+            .fold(Duration::ZERO, |a, s| a.saturating_add(s.budget))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaunchSpec {
+    pub launch_template: Option<String>,
+    pub version: Option<String>,
+    pub image_id: Option<String>,
+    pub instance_type: Option<String>,
+    pub subnet_id: Option<String>,
+    pub count: u32,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One step of a promotion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// Unique within the site's plan (the run record keys on it).
+    pub name: String,
+    pub kind: StepKind,
+    pub budget: Duration,
+    /// A failure lets the plan continue.
+    pub optional: bool,
+    /// Safe to run again when a leader change interrupted it.
+    pub idempotent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepKind {
+    StartInstances,
+    ScaleUp,
+    Launch,
+    WaitHealthy {
+        min: usize,
+    },
+    Shift,
+    Exec {
+        command: Vec<String>,
+        retries: u32,
+    },
+    Webhook {
+        url: String,
+        secret_env: Option<String>,
+        timeout: Duration,
+        retries: u32,
+    },
+    Approval,
+    Parallel(Vec<Step>),
+}
+
+impl StepKind {
+    pub fn word(&self) -> &'static str {
+        match self {
+            StepKind::StartInstances => "start_instances",
+            StepKind::ScaleUp => "scale_up",
+            StepKind::Launch => "launch",
+            StepKind::WaitHealthy { .. } => "wait_healthy",
+            StepKind::Shift => "shift",
+            StepKind::Exec { .. } => "exec",
+            StepKind::Webhook { .. } => "webhook",
+            StepKind::Approval => "approval",
+            StepKind::Parallel(_) => "parallel",
+        }
+    }
+}
+
+/// How sites fail over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SitePolicy {
+    pub automatic: bool,
+    pub grace: Duration,
+    pub automatic_failback: bool,
+    pub preflight_interval: Duration,
+}
+
+impl Default for SitePolicy {
+    fn default() -> Self {
+        SitePolicy {
+            automatic: true,
+            grace: Duration::from_secs(10),
+            automatic_failback: false,
+            preflight_interval: Duration::from_secs(300),
+        }
+    }
+}
