@@ -71,10 +71,9 @@ impl S3Store {
     }
 }
 
-#[async_trait::async_trait]
-impl LeaseStore for S3Store {
-    #[tracing::instrument(level = "debug", skip(self), fields(lease = %self.location()))]
-    async fn get(&self) -> Result<Option<(LeaseRecord, String)>, LeaderError> {
+impl S3Store {
+    /// The object's bytes and ETag, or None when it does not exist.
+    pub async fn get_bytes(&self) -> Result<Option<(Vec<u8>, String)>, LeaderError> {
         let res = self
             .client
             .get_object()
@@ -92,22 +91,17 @@ impl LeaseStore for S3Store {
             op: "GetObject",
             region: self.region.clone(),
             code: "ConnectionError".into(),
-            message: format!("reading the lease body: {e}"),
+            message: format!("reading {}: {e}", self.location()),
         })?;
-        let rec: LeaseRecord =
-            serde_json::from_slice(&body.into_bytes()).map_err(|e| LeaderError::Corrupt {
-                location: self.location(),
-                message: e.to_string(),
-            })?;
-        Ok(Some((rec, etag)))
+        Ok(Some((body.into_bytes().to_vec(), etag)))
     }
 
-    #[tracing::instrument(level = "debug", skip(self, rec), fields(lease = %self.location(), epoch = rec.epoch))]
-    async fn put(&self, rec: &LeaseRecord, pre: Precondition<'_>) -> Result<Put, LeaderError> {
-        let body = serde_json::to_vec(rec).map_err(|e| LeaderError::Corrupt {
-            location: self.location(),
-            message: e.to_string(),
-        })?;
+    /// Write `body` if `pre` holds (If-None-Match: * / If-Match: etag).
+    pub async fn put_bytes(
+        &self,
+        body: Vec<u8>,
+        pre: Precondition<'_>,
+    ) -> Result<Put, LeaderError> {
         let mut req = self
             .client
             .put_object()
@@ -138,7 +132,36 @@ impl LeaseStore for S3Store {
         }
     }
 
-    fn location(&self) -> String {
+    /// Where the object lives.
+    pub fn location(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+#[async_trait::async_trait]
+impl LeaseStore for S3Store {
+    #[tracing::instrument(level = "debug", skip(self), fields(lease = %self.location()))]
+    async fn get(&self) -> Result<Option<(LeaseRecord, String)>, LeaderError> {
+        let Some((body, etag)) = self.get_bytes().await? else {
+            return Ok(None);
+        };
+        let rec: LeaseRecord = serde_json::from_slice(&body).map_err(|e| LeaderError::Corrupt {
+            location: self.location(),
+            message: e.to_string(),
+        })?;
+        Ok(Some((rec, etag)))
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, rec), fields(lease = %self.location(), epoch = rec.epoch))]
+    async fn put(&self, rec: &LeaseRecord, pre: Precondition<'_>) -> Result<Put, LeaderError> {
+        let body = serde_json::to_vec(rec).map_err(|e| LeaderError::Corrupt {
+            location: self.location(),
+            message: e.to_string(),
+        })?;
+        self.put_bytes(body, pre).await
+    }
+
+    fn location(&self) -> String {
+        S3Store::location(self)
     }
 }

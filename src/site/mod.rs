@@ -6,7 +6,9 @@
 pub mod plan;
 pub mod raw;
 pub mod resolve;
+pub mod run;
 pub mod spec;
+pub mod store;
 
 pub use raw::{RawSite, RawSitePolicy, Tier};
 pub use spec::{SitePolicy, SiteSpec, Step, StepKind};

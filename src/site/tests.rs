@@ -192,3 +192,134 @@ sites:
         "{text}"
     );
 }
+
+mod runs {
+    use super::with_sites;
+    use crate::site::run::*;
+    use crate::site::store::{MemRunStore, RunStore, StoreError, update};
+
+    fn spec() -> crate::config::Spec {
+        with_sites(
+            r#"
+sites:
+  - { name: east, tier: hot, primary: true, traffic: [ { group: web-east, target: a } ] }
+  - name: west
+    region: us-west-2
+    tier: warm
+    instances: [i-0000000000000000c]
+    targets: [web-west/c]
+    traffic: [ { group: web-west, target: c } ]
+    steps:
+      - start_instances: {}
+      - parallel: { steps: [ { exec: { command: [/bin/true] } }, { wait_healthy: {} } ] }
+      - exec: { name: idem, command: [/bin/true], idempotent: true }
+      - shift: {}
+"#,
+        )
+        .expect("valid")
+    }
+
+    #[test]
+    fn one_run_at_a_time_and_never_onto_the_active_site() {
+        let s = spec();
+        let mut r = SiteRuns::default();
+        assert_eq!(r.active(&s.sites), Some("east"));
+        let e = r
+            .start(&s.sites, &s.sites[0], RunKind::Promotion, "t".into(), 1)
+            .expect_err("east is active");
+        assert_eq!(e, StartError::AlreadyActive("east".into()));
+        let run = r
+            .start(&s.sites, &s.sites[1], RunKind::Promotion, "t".into(), 5)
+            .expect("start");
+        assert_eq!(run.from_site, "east");
+        assert_eq!(run.steps.len(), 4);
+        assert_eq!(run.steps[1].steps.len(), 2);
+        let e = r
+            .start(&s.sites, &s.sites[1], RunKind::Drill, "t".into(), 6)
+            .expect_err("busy");
+        assert!(matches!(e, StartError::Busy { .. }), "{e}");
+        r.finish(RunState::Succeeded, None, 9);
+        assert_eq!(r.active(&s.sites), Some("west"));
+        assert!(r.current.is_none());
+        for i in 0..30 {
+            r.start(&s.sites, &s.sites[0], RunKind::Drill, "t".into(), 10 + i)
+                .expect("start");
+            r.finish(RunState::Failed, Some("x".into()), 11 + i);
+        }
+        assert_eq!(r.history.len(), HISTORY);
+        assert_eq!(
+            r.active(&s.sites),
+            Some("west"),
+            "a failed run moves nothing"
+        );
+    }
+
+    #[test]
+    fn a_new_leader_reruns_idempotent_steps_and_stops_at_the_others() {
+        let s = spec();
+        let west = &s.sites[1];
+        let mut r = SiteRuns::default();
+        r.start(&s.sites, west, RunKind::Promotion, "t".into(), 1)
+            .expect("start");
+        let mut run = r.current.clone().expect("run");
+        // start_instances done; the idempotent exec was running.
+        run.steps[0].state = StepState::Done;
+        run.steps[1].state = StepState::Done;
+        run.steps[2].state = StepState::Running;
+        let mut a = run.clone();
+        assert_eq!(resume(&mut a, &west.steps), Resume::Continue);
+        assert_eq!(a.steps[0].state, StepState::Done, "never repeated");
+        assert_eq!(a.steps[2].state, StepState::Pending, "runs again");
+        assert_eq!(a.resumed, 1);
+        // The parallel group was running with its (non-idempotent) exec inside: stop.
+        let mut b = run.clone();
+        b.steps[1].state = StepState::Running;
+        b.steps[1].steps[0].state = StepState::Running;
+        b.steps[2].state = StepState::Pending;
+        assert_eq!(
+            resume(&mut b, &west.steps),
+            Resume::Stop {
+                step: "parallel".into()
+            }
+        );
+        assert_eq!(b.steps[1].state, StepState::Failed);
+        assert!(
+            b.steps[1]
+                .error
+                .clone()
+                .unwrap_or_default()
+                .contains("not safe to run twice")
+        );
+    }
+
+    #[tokio::test]
+    async fn writes_are_conditional_and_fenced_by_epoch() {
+        let store = MemRunStore::default();
+        update(&store, 3, |r| r.active_site = Some("west".into()))
+            .await
+            .expect("write");
+        let e = update(&store, 2, |r| r.active_site = None)
+            .await
+            .expect_err("older epoch");
+        assert!(
+            matches!(
+                e,
+                StoreError::Fenced {
+                    found: 3,
+                    ours: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let (r, v) = store.load().await.expect("load");
+        assert_eq!(r.active_site.as_deref(), Some("west"));
+        // A write against a stale version is a conflict, not an overwrite.
+        store.save(&r, v.as_deref()).await.expect("save");
+        let e = store
+            .save(&r, v.as_deref())
+            .await
+            .expect_err("stale version");
+        assert!(matches!(e, StoreError::Conflict(_)), "{e}");
+    }
+}

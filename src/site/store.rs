@@ -1,0 +1,131 @@
+//! Where [`SiteRuns`] lives: beside the lease, written only with conditional writes by the
+//! leader under its epoch, so that a new leader resumes what the old one started and a
+//! deposed one cannot overwrite it.
+
+use super::run::SiteRuns;
+use crate::leader::s3::S3Store;
+use crate::leader::{Precondition, Put};
+use std::sync::Mutex;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The record was written under a newer epoch: this replica no longer leads.
+    #[error(
+        "the site record at {location} was written by a newer leader (epoch {found} > ours {ours}); not writing"
+    )]
+    Fenced {
+        location: String,
+        found: u64,
+        ours: u64,
+    },
+    /// Someone wrote between our read and our write.
+    #[error("the site record at {0} changed while we wrote it; read it again")]
+    Conflict(String),
+    #[error("{0}")]
+    Store(String),
+    #[error("the site record at {location} is not readable: {message}")]
+    Corrupt { location: String, message: String },
+}
+
+/// A versioned read and a conditional write of the record.
+#[async_trait::async_trait]
+pub trait RunStore: Send + Sync {
+    async fn load(&self) -> Result<(SiteRuns, Option<String>), StoreError>;
+    /// Write `runs` if the record is still at `version` (None: absent).
+    async fn save(&self, runs: &SiteRuns, version: Option<&str>) -> Result<String, StoreError>;
+    fn location(&self) -> String;
+}
+
+/// Read, change and write the record under `epoch`: refused when the stored epoch is
+/// newer; a concurrent write makes it fail with `Conflict` (nothing half-done).
+pub async fn update<T>(
+    store: &dyn RunStore,
+    epoch: u64,
+    f: impl FnOnce(&mut SiteRuns) -> T,
+) -> Result<(SiteRuns, T), StoreError> {
+    let (mut runs, version) = store.load().await?;
+    if runs.epoch > epoch {
+        return Err(StoreError::Fenced {
+            location: store.location(),
+            found: runs.epoch,
+            ours: epoch,
+        });
+    }
+    let out = f(&mut runs);
+    runs.epoch = epoch;
+    store.save(&runs, version.as_deref()).await?;
+    Ok((runs, out))
+}
+
+/// The record in S3, next to the lease object.
+pub struct S3RunStore(pub S3Store);
+
+#[async_trait::async_trait]
+impl RunStore for S3RunStore {
+    #[tracing::instrument(level = "debug", skip(self), fields(record = %self.0.location()))]
+    async fn load(&self) -> Result<(SiteRuns, Option<String>), StoreError> {
+        match self.0.get_bytes().await {
+            Ok(None) => Ok((SiteRuns::default(), None)),
+            Ok(Some((body, etag))) => serde_json::from_slice(&body)
+                .map(|r| (r, Some(etag)))
+                .map_err(|e| StoreError::Corrupt {
+                    location: self.location(),
+                    message: e.to_string(),
+                }),
+            Err(e) => Err(StoreError::Store(e.to_string())),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, runs), fields(record = %self.0.location(), epoch = runs.epoch))]
+    async fn save(&self, runs: &SiteRuns, version: Option<&str>) -> Result<String, StoreError> {
+        let body = serde_json::to_vec(runs).map_err(|e| StoreError::Corrupt {
+            location: self.location(),
+            message: e.to_string(),
+        })?;
+        let pre = match version {
+            Some(v) => Precondition::Matches(v),
+            None => Precondition::Absent,
+        };
+        match self.0.put_bytes(body, pre).await {
+            Ok(Put::Done(v)) => Ok(v),
+            Ok(Put::Conflict) => Err(StoreError::Conflict(self.location())),
+            Err(e) => Err(StoreError::Store(e.to_string())),
+        }
+    }
+
+    fn location(&self) -> String {
+        self.0.location()
+    }
+}
+
+/// The record in memory: a single replica (nothing to survive) and tests.
+#[derive(Default)]
+pub struct MemRunStore {
+    inner: Mutex<Option<(SiteRuns, u64)>>,
+}
+
+#[async_trait::async_trait]
+impl RunStore for MemRunStore {
+    async fn load(&self) -> Result<(SiteRuns, Option<String>), StoreError> {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(match &*g {
+            Some((r, v)) => (r.clone(), Some(v.to_string())),
+            None => (SiteRuns::default(), None),
+        })
+    }
+
+    async fn save(&self, runs: &SiteRuns, version: Option<&str>) -> Result<String, StoreError> {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let cur = g.as_ref().map(|(_, v)| v.to_string());
+        if cur.as_deref() != version {
+            return Err(StoreError::Conflict(self.location()));
+        }
+        let next = g.as_ref().map_or(1, |(_, v)| v + 1);
+        *g = Some((runs.clone(), next));
+        Ok(next.to_string())
+    }
+
+    fn location(&self) -> String {
+        "memory".into()
+    }
+}
