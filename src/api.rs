@@ -35,6 +35,8 @@ pub struct ApiState {
     pub commands: mpsc::Sender<Command>,
     /// `/healthz` and `/readyz` answer 503 while any loop is stalled.
     pub liveness: Arc<Liveness>,
+    /// The site loop (None: no sites configured).
+    pub sites: Option<crate::site::supervisor::SiteHandle>,
 }
 
 /// Largest request body accepted.
@@ -43,7 +45,7 @@ pub const MAX_BODY: usize = 8 * 1024;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// At most `n` characters of client input in an answer.
-fn clip(s: &str, n: usize) -> String {
+pub(crate) fn clip(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
     } else {
@@ -122,7 +124,7 @@ struct ErrorBody {
     error: String,
 }
 
-fn err(code: StatusCode, msg: impl Into<String>) -> Response {
+pub(crate) fn err(code: StatusCode, msg: impl Into<String>) -> Response {
     (code, Json(ErrorBody { error: msg.into() })).into_response()
 }
 
@@ -133,6 +135,15 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/status", get(status))
         .route("/api/v1/groups/{group}/switchover", post(switchover))
+        .route("/api/v1/sites", get(crate::site::api::sites))
+        .route(
+            "/api/v1/sites/{site}/promote",
+            post(crate::site::api::promote),
+        )
+        .route(
+            "/api/v1/sites/{site}/approve",
+            post(crate::site::api::approve),
+        )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
@@ -191,7 +202,7 @@ async fn status(State(s): State<ApiState>) -> Json<StatusBody> {
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
-fn token_ok(expected: &str, headers: &HeaderMap) -> bool {
+pub(crate) fn token_ok(expected: &str, headers: &HeaderMap) -> bool {
     let Some(given) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

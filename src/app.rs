@@ -34,12 +34,22 @@ pub enum AppError {
     Failed(String),
 }
 
-/// A task that runs beside the controller for as long as it runs (e.g. the FloatGroup
-/// status publisher): it gets the leadership handle and the stop token, is supervised like
-/// the others (ending before a shutdown is fatal) and must return once `stop` fires.
-pub type Sidecar = Box<
-    dyn FnOnce(Leadership, CancellationToken) -> futures::future::BoxFuture<'static, ()> + Send,
->;
+/// What a [`Sidecar`] gets from the running controller.
+pub struct SidecarCtx {
+    pub leadership: Leadership,
+    pub board: Arc<HealthBoard>,
+    /// The engine's command channel (switchovers).
+    pub commands: tokio::sync::mpsc::Sender<crate::engine::Command>,
+    pub status: Arc<StatusStore>,
+    pub metrics: Arc<Metrics>,
+    /// Fires when the controller stops; the sidecar must return then.
+    pub stop: CancellationToken,
+}
+
+/// A task that runs beside the controller for as long as it runs (the FloatGroup status
+/// publisher, the site supervisor): supervised like the others (ending before a shutdown
+/// is fatal), and it must return once `stop` fires.
+pub type Sidecar = Box<dyn FnOnce(SidecarCtx) -> futures::future::BoxFuture<'static, ()> + Send>;
 
 /// See the module docs.
 pub struct App {
@@ -51,6 +61,7 @@ pub struct App {
     metrics: Arc<Metrics>,
     status: Arc<StatusStore>,
     sidecars: Vec<(&'static str, Sidecar)>,
+    sites: Option<crate::site::supervisor::SiteHandle>,
 }
 
 impl App {
@@ -69,7 +80,14 @@ impl App {
             metrics: Arc::new(Metrics::new()),
             status: Arc::new(StatusStore::default()),
             sidecars: Vec::new(),
+            sites: None,
         }
+    }
+
+    /// The API reaches the site loop (a sidecar) through this.
+    pub fn with_sites(mut self, h: crate::site::supervisor::SiteHandle) -> Self {
+        self.sites = Some(h);
+        self
     }
 
     /// Run `task` beside the controller (see [`Sidecar`]).
@@ -113,6 +131,7 @@ impl App {
             metrics,
             status,
             sidecars,
+            sites,
         } = self;
         let board = Arc::new(HealthBoard::new(&spec, Instant::now()));
         let liveness = Arc::new(Liveness::new());
@@ -182,7 +201,14 @@ impl App {
             "elector"
         });
         for (name, task) in sidecars {
-            let fut = task(leadership.clone(), stop.clone());
+            let fut = task(SidecarCtx {
+                leadership: leadership.clone(),
+                board: board.clone(),
+                commands: tx.clone(),
+                status: status.clone(),
+                metrics: metrics.clone(),
+                stop: stop.clone(),
+            });
             tasks.spawn(async move {
                 fut.await;
                 name
@@ -196,6 +222,7 @@ impl App {
             board,
             commands: tx,
             liveness: liveness.clone(),
+            sites,
         };
         let api_stop = stop.clone();
         tasks.spawn(async move {

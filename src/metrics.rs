@@ -59,6 +59,10 @@ pub struct Metrics {
     dns_insync: Histogram,
     below_min_healthy: Family<Labels, Gauge>,
     below_min_capacity: Family<Labels, Gauge>,
+    site_active: Family<Labels, Gauge>,
+    site_promotions: Family<Labels, Counter>,
+    site_step_over_budget: Family<Labels, Counter>,
+    site_step_seconds: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -101,6 +105,10 @@ impl Metrics {
             dns_insync: Histogram::new(exponential_buckets(0.05, 2.0, 14)),
             below_min_healthy: Family::default(),
             below_min_capacity: Family::default(),
+            site_active: Family::default(),
+            site_promotions: Family::default(),
+            site_step_over_budget: Family::default(),
+            site_step_seconds: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -249,7 +257,55 @@ impl Metrics {
             "1 while an active-active group's healthy targets' weights sum to less than min_capacity",
             m.below_min_capacity.clone(),
         );
+        registry.register(
+            "site_active",
+            "1 for the site that takes the traffic (as recorded beside the lease)",
+            m.site_active.clone(),
+        );
+        registry.register(
+            "site_promotions",
+            "Site promotions and drills finished, by site, kind and outcome",
+            m.site_promotions.clone(),
+        );
+        registry.register(
+            "site_step_over_budget",
+            "Promotion steps that took longer than their budget (and whole runs over the RTO: step=\"(total)\")",
+            m.site_step_over_budget.clone(),
+        );
+        registry.register(
+            "site_step_seconds",
+            "How long each step of the site's last promotion took",
+            m.site_step_seconds.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    pub fn set_site_active(&self, site: &str, active: bool) {
+        self.site_active
+            .get_or_create(&labels(&[("site", site)]))
+            .set(i64::from(active));
+    }
+
+    pub fn count_site_run(&self, site: &str, kind: &str, outcome: &str) {
+        self.site_promotions
+            .get_or_create(&labels(&[
+                ("site", site),
+                ("kind", kind),
+                ("outcome", outcome),
+            ]))
+            .inc();
+    }
+
+    pub fn count_over_budget(&self, site: &str, step: &str) {
+        self.site_step_over_budget
+            .get_or_create(&labels(&[("site", site), ("step", step)]))
+            .inc();
+    }
+
+    pub fn set_step_seconds(&self, site: &str, step: &str, secs: f64) {
+        self.site_step_seconds
+            .get_or_create(&labels(&[("site", site), ("step", step)]))
+            .set(secs);
     }
 
     /// Text exposition format.

@@ -124,6 +124,70 @@ pub async fn lease_backend(spec: &Spec) -> Result<Box<dyn LeaseBackend>, String>
     })
 }
 
+/// The site loop and the API's handle to it. The promotion record lives next to the S3
+/// lease (`<key>.sites.json`); with a single replica in memory.
+async fn site_loop(
+    spec: &Arc<Spec>,
+    metrics: &Arc<Metrics>,
+) -> (
+    crate::site::supervisor::SiteHandle,
+    crate::site::supervisor::Supervisor,
+) {
+    use crate::site::store::{MemRunStore, RunStore, S3RunStore};
+    let store: Arc<dyn RunStore> = match &spec.leader.backend {
+        LeaderBackend::S3 {
+            bucket,
+            key,
+            region,
+            endpoint_url,
+        } => {
+            let base = sdk_config(
+                region,
+                endpoint_url.as_deref(),
+                spec.aws.call_timeout,
+                spec.aws.max_attempts,
+            )
+            .await;
+            let conf = aws_sdk_s3::config::Builder::from(&base)
+                .force_path_style(endpoint_url.is_some())
+                .build();
+            Arc::new(S3RunStore(crate::leader::s3::S3Store::new(
+                aws_sdk_s3::Client::from_conf(conf),
+                bucket.clone(),
+                format!("{key}.sites.json"),
+            )))
+        }
+        LeaderBackend::Single => Arc::new(MemRunStore::default()),
+        LeaderBackend::Kubernetes { .. } => {
+            tracing::warn!(
+                "sites with the kubernetes lease backend: the promotion record is kept in memory, so a promotion in progress is not resumed by another replica (use the s3 backend for that)"
+            );
+            Arc::new(MemRunStore::default())
+        }
+    };
+    let approvals = Arc::new(crate::site::promote::Approvals::default());
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let parts = crate::site::supervisor::SiteParts {
+        spec: spec.clone(),
+        store,
+        ops: Arc::new(crate::provider::aws::ec2::sites::Ec2SiteOps::new(
+            &spec.aws,
+            metrics.clone(),
+        )),
+        approvals: approvals.clone(),
+    };
+    (
+        crate::site::supervisor::SiteHandle {
+            requests: tx,
+            approvals,
+        },
+        crate::site::supervisor::Supervisor {
+            cx_parts: parts,
+            requests: rx,
+        },
+    )
+}
+
 /// First SIGTERM/SIGINT: orderly shutdown. A second one: exit at once.
 async fn shutdown_signal(stop: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -353,7 +417,14 @@ pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
             );
             app = app.with_sidecar(
                 "FloatGroup status",
-                Box::new(move |leadership, stop| Box::pin(publisher.run(leadership, stop))),
+                Box::new(move |cx| Box::pin(publisher.run(cx.leadership, cx.stop))),
+            );
+        }
+        if !spec.sites.is_empty() {
+            let (handle, supervisor) = site_loop(&spec, &metrics).await;
+            app = app.with_sites(handle).with_sidecar(
+                "site supervisor",
+                Box::new(move |cx| Box::pin(supervisor.run(cx))),
             );
         }
         let result = app.run(listener, shutdown).await;

@@ -84,6 +84,8 @@ struct Inner {
     warnings: BTreeMap<String, String>,
     groups: BTreeMap<String, GroupStatus>,
     audit: VecDeque<AuditEvent>,
+    /// Sites as the site loop last published them (JSON array).
+    sites: serde_json::Value,
     /// Audit events recorded so far in this process (the sequence number of the next).
     audit_seq: u64,
 }
@@ -165,6 +167,15 @@ impl StatusStore {
         }
         w.audit.push_back(ev);
         w.audit_seq += 1;
+    }
+
+    pub fn set_sites(&self, v: serde_json::Value) {
+        self.write().sites = v;
+    }
+
+    /// Sites as last published (JSON array; null when there are none).
+    pub fn sites(&self) -> serde_json::Value {
+        self.read().sites.clone()
     }
 
     /// The sequence number the next audit event will get.

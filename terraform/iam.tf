@@ -25,6 +25,13 @@ data "aws_iam_policy_document" "floatover" {
     resources = ["*"]
   }
 
+  # Site promotion starts stopped standbys, in whichever region the DR site is.
+  statement {
+    sid       = "PromoteSites"
+    actions   = ["ec2:StartInstances"]
+    resources = ["*"]
+  }
+
   statement {
     sid = "MoveFloats"
     actions = [

@@ -84,6 +84,24 @@ pub enum Cmd {
         #[arg(long, env = "FLOATOVER_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// Promote a site: run its promotion plan (`floatover plan` shows it) on the leader.
+    /// With --approve, approve the step of a running promotion that waits for a person.
+    Promote {
+        /// Site name, as in the config (`sites[].name`).
+        site: String,
+        /// Approve the waiting approval step instead of starting a promotion.
+        #[arg(long, conflicts_with = "dry_run")]
+        approve: bool,
+        /// Show the plan the leader would run; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The leader's API: a URL or host:port.
+        #[arg(long, env = "FLOATOVER_API", default_value = "http://127.0.0.1:9090")]
+        api: String,
+        /// Bearer token (api.token of the controller).
+        #[arg(long, env = "FLOATOVER_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
 }
 
 /// Parse arguments and run; the exit code tells scripts what happened
@@ -123,6 +141,13 @@ async fn dispatch(cli: Cli) -> ExitCode {
             api,
             token,
         } => remote::switchover(&api, &group, &target, token).await,
+        Cmd::Promote {
+            site,
+            approve,
+            dry_run,
+            api,
+            token,
+        } => remote::promote(&api, &site, approve, dry_run, token).await,
     }
 }
 

@@ -170,6 +170,67 @@ pub(super) async fn switchover(
     }
 }
 
+/// `floatover promote SITE [--approve] [--dry-run]`.
+pub(super) async fn promote(
+    api: &str,
+    site: &str,
+    approve: bool,
+    dry_run: bool,
+    token: Option<String>,
+) -> ExitCode {
+    let Some(token) = token else {
+        eprintln!("error: --token (or $FLOATOVER_TOKEN) is required for promote");
+        return Exit::Invalid.into();
+    };
+    let client = match http() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let action = if approve { "approve" } else { "promote" };
+    let url = match api_url(api, &["api", "v1", "sites", site, action]) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Invalid.into();
+        }
+    };
+    let mut req = client.post(url.clone()).bearer_auth(token);
+    if dry_run {
+        req = req.json(&serde_json::json!({ "dry_run": true }));
+    }
+    match req.send().await {
+        Ok(r) => {
+            let code = r.status();
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            if !code.is_success() {
+                eprintln!(
+                    "{action} refused ({code}): {}",
+                    body["error"].as_str().unwrap_or("no reason given")
+                );
+                return Exit::Invalid.into();
+            }
+            if approve {
+                println!("approved: the promotion of {site} goes on");
+            } else if dry_run {
+                match serde_json::from_value::<crate::site::plan::SitePlan>(body["plan"].clone()) {
+                    Ok(p) => print!("{}", crate::site::plan::text(&[p])),
+                    Err(_) => println!("{}", body["plan"]),
+                }
+            } else {
+                println!(
+                    "promotion of {site} started: run {} (follow it with floatover status, or GET /api/v1/sites)",
+                    body["run"].as_str().unwrap_or("?")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {}", unreachable(&url, &e));
+            Exit::Failure.into()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::api_url;

@@ -3,12 +3,17 @@
 //! whole with an RTO. This module owns the config of sites ([`raw`], [`spec`],
 //! [`resolve`]); promotion itself builds on it.
 
+pub mod api;
+pub mod hooks;
+pub mod ops;
 pub mod plan;
+pub mod promote;
 pub mod raw;
 pub mod resolve;
 pub mod run;
 pub mod spec;
 pub mod store;
+pub mod supervisor;
 
 pub use raw::{RawSite, RawSitePolicy, Tier};
 pub use spec::{SitePolicy, SiteSpec, Step, StepKind};

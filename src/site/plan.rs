@@ -2,13 +2,13 @@
 //! what it does and its budget, the total against the RTO. Pure.
 
 use super::spec::{SiteSpec, Step, StepKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SitePlan {
     pub site: String,
-    pub tier: &'static str,
+    pub tier: String,
     pub region: String,
     pub primary: bool,
     pub rto_ms: Option<u64>,
@@ -18,16 +18,16 @@ pub struct SitePlan {
     pub steps: Vec<StepPlan>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StepPlan {
     pub name: String,
-    pub kind: &'static str,
+    pub kind: String,
     pub budget_ms: u64,
     pub optional: bool,
     pub idempotent: bool,
     /// What it does, in a few words.
     pub detail: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepPlan>,
 }
 
@@ -99,7 +99,7 @@ fn detail(site: &SiteSpec, s: &Step) -> String {
 fn step_plan(site: &SiteSpec, s: &Step) -> StepPlan {
     StepPlan {
         name: s.name.clone(),
-        kind: s.kind.word(),
+        kind: s.kind.word().into(),
         budget_ms: ms(s.budget),
         optional: s.optional,
         idempotent: s.idempotent,
@@ -115,7 +115,7 @@ pub fn site_plan(site: &SiteSpec) -> SitePlan {
     let expected = site.expected();
     SitePlan {
         site: site.name.clone(),
-        tier: site.tier.as_str(),
+        tier: site.tier.as_str().into(),
         region: site.region.clone(),
         primary: site.primary,
         rto_ms: site.rto.map(ms),

@@ -1,0 +1,83 @@
+//! EC2 operations of site promotion (StartInstances, DescribeInstances), with a client per
+//! region built on first use: a site's region need not host any float.
+
+use crate::aws::{AwsSpec, sdk_config};
+use crate::metrics::Metrics;
+use crate::provider::ProviderError;
+use crate::provider::aws::timed;
+use crate::site::ops::SiteOps;
+use aws_sdk_ec2::Client;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+pub struct Ec2SiteOps {
+    aws: AwsSpec,
+    metrics: Arc<Metrics>,
+    clients: Mutex<HashMap<String, Client>>,
+}
+
+impl Ec2SiteOps {
+    pub fn new(aws: &AwsSpec, metrics: Arc<Metrics>) -> Self {
+        Ec2SiteOps {
+            aws: aws.clone(),
+            metrics,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn client(&self, region: &str) -> Client {
+        let mut g = self.clients.lock().await;
+        if let Some(c) = g.get(region) {
+            return c.clone();
+        }
+        let conf = sdk_config(
+            region,
+            self.aws.endpoint_url.as_deref(),
+            self.aws.call_timeout,
+            self.aws.max_attempts,
+        )
+        .await;
+        let c = Client::new(&conf);
+        g.insert(region.to_string(), c.clone());
+        c
+    }
+}
+
+#[async_trait::async_trait]
+impl SiteOps for Ec2SiteOps {
+    async fn start_instances(&self, region: &str, ids: &[String]) -> Result<(), ProviderError> {
+        let client = self.client(region).await;
+        let call = client
+            .start_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send();
+        timed(&self.metrics, "ec2", "StartInstances", region, call)
+            .await
+            .map(|_| ())
+    }
+
+    async fn instance_states(
+        &self,
+        region: &str,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, String>, ProviderError> {
+        let client = self.client(region).await;
+        let call = client
+            .describe_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send();
+        let out = timed(&self.metrics, "ec2", "DescribeInstances", region, call).await?;
+        Ok(out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter_map(|i| {
+                Some((
+                    i.instance_id()?.to_string(),
+                    i.state()?.name()?.as_str().to_string(),
+                ))
+            })
+            .collect())
+    }
+}

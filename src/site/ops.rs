@@ -1,0 +1,17 @@
+//! What a promotion asks of the provider, provider-neutral: start stopped standbys and
+//! read their states. (Auto Scaling and launches build on it.)
+
+use crate::provider::ProviderError;
+use std::collections::BTreeMap;
+
+#[async_trait::async_trait]
+pub trait SiteOps: Send + Sync {
+    /// Start the instances (idempotent: a running instance stays running).
+    async fn start_instances(&self, region: &str, ids: &[String]) -> Result<(), ProviderError>;
+    /// Each instance's state (`pending`, `running`, `stopped`, ...); a missing one is absent.
+    async fn instance_states(
+        &self,
+        region: &str,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, String>, ProviderError>;
+}

@@ -1,0 +1,497 @@
+//! Running a promotion: each step of the site's plan in order (a parallel group's steps at
+//! once), every transition written to the record beside the lease under the leader's
+//! epoch before the next step begins, so that a new leader resumes exactly there
+//! ([`super::run::resume`]). A step may overrun its budget (reported: metric, log, the
+//! record) and fails at twice its budget, or at its budget with `abort_over_budget`; an
+//! approval waits for its timeout exactly.
+
+use super::ops::SiteOps;
+use super::run::{RunRecord, RunState, StepRecord, StepState};
+use super::spec::{SiteSpec, Step, StepKind};
+use super::store::{RunStore, StoreError, update};
+use crate::config::Spec;
+use crate::engine::Command;
+use crate::leader::Leadership;
+use crate::metrics::Metrics;
+use crate::model::{GroupName, Health, TargetKey};
+use crate::probe::HealthBoard;
+use crate::status::unix_ms;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
+
+/// Approvals given by people (API or CLI), by site, until the waiting step takes them.
+#[derive(Default)]
+pub struct Approvals {
+    given: Mutex<BTreeSet<String>>,
+    notify: Notify,
+}
+
+impl Approvals {
+    pub fn approve(&self, site: &str) {
+        self.given
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(site.to_string());
+        self.notify.notify_waiters();
+    }
+
+    fn take(&self, site: &str) -> bool {
+        self.given
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(site)
+    }
+
+    /// Forget stale approvals (a run that ended without taking its own).
+    pub fn clear(&self, site: &str) {
+        self.take(site);
+    }
+}
+
+/// What running a promotion needs.
+#[derive(Clone)]
+pub struct SiteCx {
+    pub spec: Arc<Spec>,
+    pub store: Arc<dyn RunStore>,
+    pub ops: Arc<dyn SiteOps>,
+    pub board: Arc<HealthBoard>,
+    pub commands: mpsc::Sender<Command>,
+    pub leadership: Leadership,
+    pub metrics: Arc<Metrics>,
+    pub approvals: Arc<Approvals>,
+}
+
+/// How a step went.
+struct Outcome {
+    result: Result<String, String>,
+    /// Time spent waiting on the provider or on probes.
+    waited: Duration,
+    attempts: u32,
+}
+
+/// One run being executed by this leader.
+pub struct Executor {
+    cx: SiteCx,
+    site: SiteSpec,
+    epoch: u64,
+    run_id: String,
+    /// Serialises writes of parallel steps (each is read-check-write).
+    write: tokio::sync::Mutex<()>,
+}
+
+impl Executor {
+    pub fn new(cx: SiteCx, site: SiteSpec, epoch: u64, run_id: String) -> Self {
+        Executor {
+            cx,
+            site,
+            epoch,
+            run_id,
+            write: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Change the run in the record (only while it is still ours and we still lead).
+    async fn save(&self, f: impl FnOnce(&mut RunRecord)) -> Result<RunRecord, String> {
+        let _w = self.write.lock().await;
+        let st = self.cx.leadership.state();
+        if !st.is_leader || st.epoch.0 != self.epoch {
+            return Err("this replica no longer leads; the next leader resumes the run".into());
+        }
+        let id = self.run_id.clone();
+        let (runs, found) = update(self.cx.store.as_ref(), self.epoch, |r| {
+            match r.current.as_mut().filter(|c| c.id == id) {
+                Some(c) => {
+                    f(c);
+                    Some(c.clone())
+                }
+                None => None,
+            }
+        })
+        .await
+        .map_err(|e: StoreError| e.to_string())?;
+        drop(runs);
+        found.ok_or_else(|| format!("run {} is no longer the current one", self.run_id))
+    }
+
+    /// Run every step not done yet; then finish the run. Returns the final record.
+    pub async fn run(self) -> Result<RunRecord, String> {
+        let steps = self.site.steps.clone();
+        for (i, step) in steps.iter().enumerate() {
+            let rec = self.save(|_| {}).await?;
+            let state = rec.steps.get(i).map(|s| s.state);
+            if matches!(state, Some(StepState::Done | StepState::Skipped)) {
+                continue;
+            }
+            let ok = self.step(&[i], step).await?;
+            if !ok && !step.optional {
+                let err = self
+                    .save(|_| {})
+                    .await?
+                    .steps
+                    .get(i)
+                    .and_then(|s| s.error.clone())
+                    .unwrap_or_default();
+                return self
+                    .finish(
+                        RunState::Failed,
+                        Some(format!("step {} failed: {err}", step.name)),
+                    )
+                    .await;
+            }
+        }
+        self.finish(RunState::Succeeded, None).await
+    }
+
+    async fn finish(&self, state: RunState, error: Option<String>) -> Result<RunRecord, String> {
+        let _w = self.write.lock().await;
+        let id = self.run_id.clone();
+        let now = unix_ms();
+        let (runs, _) = update(self.cx.store.as_ref(), self.epoch, |r| {
+            if r.current.as_ref().is_some_and(|c| c.id == id) {
+                r.finish(state.clone(), error.clone(), now);
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let rec = runs
+            .history
+            .iter()
+            .rev()
+            .find(|r| r.id == self.run_id)
+            .cloned()
+            .ok_or_else(|| format!("run {} vanished from the record", self.run_id))?;
+        let outcome = match rec.state {
+            RunState::Succeeded => "succeeded",
+            _ => "failed",
+        };
+        let kind = match rec.kind {
+            super::run::RunKind::Promotion => "promotion",
+            super::run::RunKind::Drill => "drill",
+        };
+        self.cx
+            .metrics
+            .count_site_run(&self.site.name, kind, outcome);
+        let total = rec
+            .finished_unix_ms
+            .unwrap_or(now)
+            .saturating_sub(rec.started_unix_ms);
+        if rec.rto_ms.is_some_and(|rto| total > rto) {
+            self.cx
+                .metrics
+                .count_over_budget(&self.site.name, "(total)");
+            tracing::warn!(site = %self.site.name, run = %rec.id, total_ms = total, rto_ms = rec.rto_ms, "promotion took longer than the site's RTO");
+        }
+        for s in self.cx.spec.sites.iter() {
+            self.cx.metrics.set_site_active(
+                &s.name,
+                runs.active(&self.cx.spec.sites) == Some(s.name.as_str()),
+            );
+        }
+        tracing::info!(site = %self.site.name, run = %rec.id, state = outcome, total_ms = total, error = rec.error.as_deref().unwrap_or(""), "site promotion finished");
+        Ok(rec)
+    }
+
+    /// Run one step (at `path`: its index, and its index inside a parallel group).
+    /// Returns whether it succeeded (or was optional).
+    fn step<'a>(
+        &'a self,
+        path: &'a [usize],
+        step: &'a Step,
+    ) -> futures::future::BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            let started = unix_ms();
+            self.save(|r| {
+                if let Some(s) = at(r, path) {
+                    s.state = StepState::Running;
+                    s.started_unix_ms = Some(started);
+                    s.error = None;
+                }
+            })
+            .await?;
+            tracing::info!(site = %self.site.name, step = %step.name, kind = step.kind.word(), budget = %humantime::format_duration(step.budget), "promotion step started");
+            let t0 = Instant::now();
+            let out = match &step.kind {
+                StepKind::Parallel(inner) => {
+                    let futs = inner.iter().enumerate().map(|(j, s)| {
+                        let mut p = path.to_vec();
+                        p.push(j);
+                        async move { self.step(&p, s).await }
+                    });
+                    let results = futures::future::join_all(futs).await;
+                    let mut failed = Vec::new();
+                    for (r, s) in results.into_iter().zip(inner) {
+                        if !r? {
+                            failed.push(s.name.clone());
+                        }
+                    }
+                    Outcome {
+                        result: if failed.is_empty() {
+                            Ok(format!("{} steps done", inner.len()))
+                        } else {
+                            Err(format!("failed: {}", failed.join(", ")))
+                        },
+                        waited: t0.elapsed(),
+                        attempts: 1,
+                    }
+                }
+                _ => self.leaf(step).await,
+            };
+            let took = t0.elapsed();
+            let over = took > step.budget;
+            if over {
+                self.cx
+                    .metrics
+                    .count_over_budget(&self.site.name, &step.name);
+                tracing::warn!(site = %self.site.name, step = %step.name, took_ms = took.as_millis() as u64, budget_ms = step.budget.as_millis() as u64, "promotion step over its budget");
+            }
+            self.cx
+                .metrics
+                .set_step_seconds(&self.site.name, &step.name, took.as_secs_f64());
+            let finished = unix_ms();
+            let ok = out.result.is_ok();
+            let state = match (ok, step.optional) {
+                (true, _) => StepState::Done,
+                (false, true) => StepState::Skipped,
+                (false, false) => StepState::Failed,
+            };
+            let waited = u64::try_from(out.waited.as_millis()).unwrap_or(u64::MAX);
+            self.save(|r| {
+                if let Some(s) = at(r, path) {
+                    s.state = state;
+                    s.finished_unix_ms = Some(finished);
+                    s.waited_ms = waited;
+                    s.attempts = out.attempts;
+                    s.over_budget = over;
+                    match &out.result {
+                        Ok(d) => s.detail = Some(d.clone()),
+                        Err(e) => s.error = Some(e.clone()),
+                    }
+                }
+            })
+            .await?;
+            match &out.result {
+                Ok(d) => {
+                    tracing::info!(site = %self.site.name, step = %step.name, took_ms = took.as_millis() as u64, detail = %d, "promotion step done")
+                }
+                Err(e) => {
+                    tracing::error!(site = %self.site.name, step = %step.name, took_ms = took.as_millis() as u64, optional = step.optional, error = %e, "promotion step failed")
+                }
+            }
+            Ok(ok || step.optional)
+        })
+    }
+
+    /// The hard limit of a step (see the module docs).
+    fn limit(&self, step: &Step) -> Duration {
+        match step.kind {
+            StepKind::Approval => step.budget,
+            _ if self.site.abort_over_budget => step.budget,
+            _ => step.budget.saturating_mul(2),
+        }
+    }
+
+    async fn leaf(&self, step: &Step) -> Outcome {
+        let limit = self.limit(step);
+        let t0 = Instant::now();
+        let waited = |r: Result<String, String>, attempts: u32| Outcome {
+            result: r,
+            waited: t0.elapsed(),
+            attempts,
+        };
+        match &step.kind {
+            StepKind::StartInstances => waited(self.start_instances(limit).await, 1),
+            StepKind::WaitHealthy { min } => waited(self.wait_healthy(*min, limit).await, 1),
+            StepKind::Shift => waited(self.shift(limit).await, 1),
+            StepKind::Approval => waited(self.approval(limit).await, 1),
+            StepKind::Exec { command, retries } => {
+                let (r, n) =
+                    super::hooks::exec(command, *retries, limit, &self.payload(step)).await;
+                Outcome {
+                    result: r,
+                    waited: Duration::ZERO,
+                    attempts: n,
+                }
+            }
+            StepKind::Webhook {
+                url,
+                secret_env,
+                timeout,
+                retries,
+            } => {
+                let (r, n) = super::hooks::webhook(
+                    url,
+                    secret_env.as_deref(),
+                    *timeout,
+                    *retries,
+                    limit,
+                    &self.payload(step),
+                )
+                .await;
+                Outcome {
+                    result: r,
+                    waited: Duration::ZERO,
+                    attempts: n,
+                }
+            }
+            StepKind::ScaleUp | StepKind::Launch => waited(
+                Err(format!(
+                    "{} is not available in this version of floatover (planned); the plan cannot run past it",
+                    step.kind.word()
+                )),
+                0,
+            ),
+            StepKind::Parallel(_) => waited(Err("internal: nested parallel".into()), 0),
+        }
+    }
+
+    /// The JSON a hook receives.
+    fn payload(&self, step: &Step) -> serde_json::Value {
+        serde_json::json!({
+            "event": "floatover.site.step",
+            "site": self.site.name,
+            "region": self.site.region,
+            "tier": self.site.tier.as_str(),
+            "run": self.run_id,
+            "step": step.name,
+            "epoch": self.epoch,
+            "sent_unix_ms": unix_ms(),
+        })
+    }
+
+    async fn start_instances(&self, limit: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + limit;
+        let ids = &self.site.instances;
+        self.cx
+            .ops
+            .start_instances(&self.site.region, ids)
+            .await
+            .map_err(|e| e.to_string())?;
+        loop {
+            let states = self
+                .cx
+                .ops
+                .instance_states(&self.site.region, ids)
+                .await
+                .map_err(|e| e.to_string())?;
+            let missing: Vec<&String> = ids.iter().filter(|i| !states.contains_key(*i)).collect();
+            if !missing.is_empty() {
+                return Err(format!("instance(s) not found: {missing:?}"));
+            }
+            let not_running: Vec<String> = ids
+                .iter()
+                .filter(|i| states.get(*i).map(String::as_str) != Some("running"))
+                .map(|i| format!("{i} {}", states.get(i).map(String::as_str).unwrap_or("?")))
+                .collect();
+            if not_running.is_empty() {
+                return Ok(format!("{} instance(s) running", ids.len()));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "not running after {}: {}",
+                    humantime::format_duration(limit),
+                    not_running.join(", ")
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    fn up_targets(&self) -> usize {
+        self.site
+            .targets
+            .iter()
+            .filter(|(g, t)| {
+                self.cx.board.get(&TargetKey {
+                    group: g.clone(),
+                    target: t.clone(),
+                }) == Health::Up
+            })
+            .count()
+    }
+
+    async fn wait_healthy(&self, min: usize, limit: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + limit;
+        let mut changed = self.cx.board.subscribe();
+        loop {
+            let up = self.up_targets();
+            if up >= min {
+                return Ok(format!("{up} of {} target(s) up", self.site.targets.len()));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(format!(
+                        "{up} of {} target(s) up after {}, {min} needed",
+                        self.site.targets.len(),
+                        humantime::format_duration(limit)
+                    ));
+                }
+                _ = changed.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+    }
+
+    async fn shift(&self, limit: Duration) -> Result<String, String> {
+        let mut done = Vec::new();
+        for (g, t) in &self.site.traffic {
+            let (reply, rx) = oneshot::channel();
+            self.cx
+                .commands
+                .send(Command::Switchover {
+                    group: GroupName(g.0.clone()),
+                    to: t.clone(),
+                    reply,
+                })
+                .await
+                .map_err(|_| "the engine has stopped".to_string())?;
+            match tokio::time::timeout(limit, rx).await {
+                Ok(Ok(Ok(_))) => done.push(format!("{g} -> {t}")),
+                Ok(Ok(Err(e))) => return Err(format!("{g} -> {t}: {e}")),
+                Ok(Err(_)) => return Err(format!("{g} -> {t}: the engine dropped the request")),
+                Err(_) => {
+                    return Err(format!(
+                        "{g} -> {t}: not done within {}",
+                        humantime::format_duration(limit)
+                    ));
+                }
+            }
+        }
+        Ok(done.join(", "))
+    }
+
+    async fn approval(&self, limit: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let notified = self.cx.approvals.notify.notified();
+            if self.cx.approvals.take(&self.site.name) {
+                let name = self.site.name.clone();
+                let _ = self.save(|r| r.approved.push(name)).await;
+                return Ok("approved".into());
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(format!(
+                        "not approved within {} (floatover promote {} --approve)",
+                        humantime::format_duration(limit),
+                        self.site.name
+                    ));
+                }
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+}
+
+/// The step record at `path` (top-level index, then index inside a parallel group).
+fn at<'r>(r: &'r mut RunRecord, path: &[usize]) -> Option<&'r mut StepRecord> {
+    let (first, rest) = path.split_first()?;
+    let mut s = r.steps.get_mut(*first)?;
+    for i in rest {
+        s = s.steps.get_mut(*i)?;
+    }
+    Some(s)
+}
