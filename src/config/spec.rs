@@ -81,6 +81,8 @@ pub struct Policy {
     pub min_healthy: u32,
     /// Active-active N+1 check on summed weights of healthy targets (0: off).
     pub min_capacity: u32,
+    /// Set when a site names the group as its traffic (see `PlanPolicy::site_managed`).
+    pub site_managed: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -40,6 +40,7 @@ pub fn group_view(g: &GroupSpec) -> GroupView {
             on_all_unhealthy: g.policy.on_all_unhealthy,
             min_healthy: g.policy.min_healthy,
             min_capacity: g.policy.min_capacity,
+            site_managed: g.policy.site_managed,
         },
         settle: g.settle,
     }

@@ -203,6 +203,9 @@ pub struct PlanPolicy {
     pub min_healthy: u32,
     /// Active-active: warn when the healthy targets' weights sum to less (0: never).
     pub min_capacity: u32,
+    /// The group is the traffic of a site: it moves only when asked (a site's shift step or
+    /// a person's switchover), never by itself, so the promotion plan decides when.
+    pub site_managed: bool,
 }
 
 /// Everything the planner looks at for one group.

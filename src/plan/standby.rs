@@ -71,6 +71,13 @@ fn choose_owner(i: &Input, s: &mut Scratch) -> (Option<TargetId>, Reason) {
     if let Some(to) = i.memory.drift_owner.clone().filter(|t| is_up(i, t)) {
         return (Some(to), Reason::Drift);
     }
+    if i.group.policy.site_managed {
+        // Held where it is, down or not: only a site's shift (a switchover) moves it.
+        return match current_owner(i) {
+            Some((cur, _)) => (Some(cur.clone()), Reason::Failover),
+            None => (settle(i, true, s), Reason::Failover),
+        };
+    }
     match current_owner(i) {
         // Holder is Up, or Unknown (fresh start): never move away from it on a guess.
         Some((cur, stamp)) if health_of(i, cur).health != Health::Down => {

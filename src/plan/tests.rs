@@ -24,6 +24,7 @@ fn group(prios: &[u32], floats: usize, preempt: bool, release: bool) -> GroupVie
             },
             min_healthy: 0,
             min_capacity: 0,
+            site_managed: false,
         },
         targets: prios
             .iter()
@@ -456,4 +457,32 @@ fn drift_revert_returns_to_the_owner_at_once_and_adopted_floats_are_left_alone()
         1,
         "not adopted: a foreign holder is replaced"
     );
+}
+
+/// A site's traffic group never moves by itself: its owner going down changes nothing
+/// until the site's shift asks (a switchover); a fresh group still gets placed.
+#[test]
+fn a_site_managed_group_moves_only_when_asked() {
+    let mut g = group(&[200, 100], 1, true, false);
+    g.policy.site_managed = true;
+    let mut w = World::new(g);
+    w.set(0, Health::Up);
+    w.set(1, Health::Up);
+    let p = w.plan();
+    assert_eq!(p.actions.len(), 1, "placed at first");
+    w.apply(&p);
+    w.set(0, Health::Down);
+    w.now += Duration::from_secs(60);
+    assert!(w.plan().actions.is_empty(), "held on a down owner");
+    w.memory.switchover = Some(t(1));
+    let p = w.plan();
+    assert!(
+        matches!(&p.actions[..], [Action::Move { to, reason: Reason::Switchover, .. }] if *to == t(1)),
+        "{:?}",
+        p.actions
+    );
+    w.apply(&p);
+    w.set(0, Health::Up);
+    w.now += Duration::from_secs(3600);
+    assert!(w.plan().actions.is_empty(), "no failback by itself either");
 }

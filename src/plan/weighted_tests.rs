@@ -32,6 +32,7 @@ fn group(weights: &[u32], mode: Mode, min_healthy: u32) -> GroupView {
             on_all_unhealthy: OnAllUnhealthy::Keep,
             min_healthy,
             min_capacity: 0,
+            site_managed: false,
         },
         settle: ms(1_000),
     }

@@ -88,6 +88,8 @@ impl Supervisor {
         let mut led_epoch: Option<u64> = None;
         let mut below_since: Option<Instant> = None;
         let mut refreshed = Instant::now();
+        // Re-read the record at the next tick (a run started or ended).
+        let mut reload = false;
         publish(&sc.status, &sites, &cx, &SiteRuns::default());
         loop {
             let req = tokio::select! {
@@ -155,7 +157,7 @@ impl Supervisor {
                         .await;
                     }
                 }
-                refreshed = Instant::now() - REFRESH;
+                reload = true;
             }
             // Re-read the record for status: every second during a run, else every ten.
             let due = if running.is_some() || req.is_some() {
@@ -163,9 +165,10 @@ impl Supervisor {
             } else {
                 REFRESH * 10
             };
-            if refreshed.elapsed() >= due {
+            if reload || refreshed.elapsed() >= due {
                 if let Ok((r, _)) = cx.store.load().await {
                     runs = Some(r);
+                    reload = false;
                 }
                 refreshed = Instant::now();
             }
@@ -182,7 +185,7 @@ impl Supervisor {
                     .start(&cx, st.epoch.0, &site, kind, trigger, &mut running)
                     .await;
                 if r.is_ok() {
-                    refreshed = Instant::now() - REFRESH;
+                    reload = true;
                 }
                 let _ = reply.send(r);
                 continue;
@@ -254,7 +257,7 @@ impl Supervisor {
                 )
                 .await
             {
-                Ok(_) => refreshed = Instant::now() - REFRESH,
+                Ok(_) => reload = true,
                 Err(e) => tracing::error!(error = %e, "automatic promotion not started"),
             }
             below_since = None;

@@ -157,6 +157,20 @@ pub fn resolve_from(
             default_region.as_deref(),
         );
         is.0.extend(issues);
+        for g in groups.iter_mut() {
+            if sites
+                .iter()
+                .any(|s| s.traffic.iter().any(|(tg, _)| *tg == g.name))
+            {
+                if g.policy.mode != Mode::ActiveStandby {
+                    is.add(
+                        "sites",
+                        format!("group {} is a site's traffic, so it must be active-standby (a promotion moves its owner)", g.name),
+                    );
+                }
+                g.policy.site_managed = true;
+            }
+        }
         (sites, policy)
     };
 
@@ -470,6 +484,7 @@ fn resolve_group(
             fencing: pol.fencing,
             min_healthy: pol.min_healthy,
             min_capacity: pol.min_capacity,
+            site_managed: false,
         },
         targets,
         floats,

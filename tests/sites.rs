@@ -1,0 +1,364 @@
+//! DR sites on LocalStack, two regions, the real binary with the S3 lease (the promotion
+//! record lives beside it). The primary site in us-east-1 loses its health quorum; the
+//! warm site in us-west-2 is promoted step by step: its stopped standby is started
+//! (StartInstances), its probe turns healthy (the "instance" boots: a health server
+//! starts when LocalStack reports it running), a hook runs, and only then the Route 53
+//! weights move. Every step is in the record with its timing.
+
+mod common;
+
+use common::bin;
+use common::dns::unique;
+use floatover_devkit::health::HealthServer;
+use floatover_devkit::replica::{Replica, free_port, metric_sum};
+use floatover_devkit::seed::{self, World};
+use floatover_devkit::{LocalStack, dns, use_test_credentials};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "site-token-0123456789";
+
+async fn wait(timeout: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < timeout {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+struct Sites {
+    ls: LocalStack,
+    east: World,
+    west: World,
+    zone: String,
+    name: String,
+    r53: aws_sdk_route53::Client,
+    east_hs: HealthServer,
+    dir: tempfile::TempDir,
+}
+
+async fn instance_state(ec2: &aws_sdk_ec2::Client, id: &str) -> String {
+    let out = ec2.describe_instances().instance_ids(id).send().await;
+    out.ok()
+        .and_then(|o| {
+            o.reservations()
+                .first()
+                .and_then(|r| r.instances().first())
+                .and_then(|i| i.state())
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// Two regions seeded; the west standby stopped; a weighted record east=1 west=0; a
+/// "boot" task that starts the west health server once the instance runs.
+async fn sites(tag: &str) -> (Sites, String, tokio::task::JoinHandle<()>) {
+    use_test_credentials();
+    let ls = LocalStack::start_or_reuse().expect("LocalStack");
+    let east = seed::world(&ls.endpoint, "us-east-1", 1, &unique(tag))
+        .await
+        .expect("seed east");
+    let west = seed::world(&ls.endpoint, "us-west-2", 1, &unique(tag))
+        .await
+        .expect("seed west");
+    let wc = seed::clients(&ls.endpoint, "us-west-2").await;
+    let wid = west.instances[0].instance_id.clone();
+    wc.ec2
+        .stop_instances()
+        .instance_ids(&wid)
+        .send()
+        .await
+        .expect("stop the west standby");
+    assert!(
+        wait(Duration::from_secs(20), async || instance_state(
+            &wc.ec2, &wid
+        )
+        .await
+            == "stopped")
+        .await,
+        "west standby never stopped"
+    );
+    let r53 = dns::client(&ls.endpoint).await;
+    let domain = unique(tag);
+    let zone = dns::zone(&r53, &domain).await.expect("zone");
+    let name = format!("www.{domain}.");
+    dns::weighted(
+        &r53,
+        &zone,
+        &name,
+        &[("east", "10.0.0.1", 1), ("west", "10.1.0.1", 0)],
+    )
+    .await
+    .expect("records");
+    let east_hs = HealthServer::start().await.expect("health");
+    let mut west_hs = HealthServer::start().await.expect("health");
+    west_hs.stop().await;
+    let url = west_hs.url();
+    let (ec2, id) = (wc.ec2.clone(), wid.clone());
+    let boot = tokio::spawn(async move {
+        loop {
+            if instance_state(&ec2, &id).await == "running" {
+                // The instance boots: its server answers a moment later.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let _ = west_hs.restart().await;
+                // Keep it alive for the rest of the test.
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let s = Sites {
+        ls,
+        east,
+        west,
+        zone,
+        name,
+        r53,
+        east_hs,
+        dir: tempfile::tempdir().expect("tempdir"),
+    };
+    (s, url, boot)
+}
+
+fn config(s: &Sites, port: u16, west_url: &str, extra_steps: &str) -> String {
+    let ep = &s.ls.endpoint;
+    let hook = s.dir.path().join("hook.json");
+    format!(
+        r#"api: {{ listen: "127.0.0.1:{port}", token: "{TOKEN}" }}
+aws: {{ region: us-east-1, endpoint_url: "{ep}", dns_member_writes: upsert }}
+leader: {{ backend: s3, identity: r0, s3: {{ bucket: {bucket}, key: leader.json, endpoint_url: "{ep}" }} }}
+probe_defaults: {{ interval: 200ms, timeout: 200ms, rise: 2, fall: 2 }}
+resync_interval: 2s
+groups:
+  - name: www
+    targets:
+      - {{ name: east, dns: {{ value: 10.0.0.1, set_identifier: east }}, priority: 200, probes: [ {{ http: {{ url: "{east_url}" }} }} ] }}
+      - {{ name: west, dns: {{ value: 10.1.0.1, set_identifier: west }}, priority: 100, probes: [ {{ http: {{ url: "{west_url}" }} }} ] }}
+    floats: [ {{ dns: {{ zone_id: {zone}, name: "{name}", type: A, ttl: 60 }} }} ]
+  - name: app-east
+    targets: [ {{ name: e1, instance_id: {ei}, probes: [ {{ http: {{ url: "{east_url}" }} }} ] }} ]
+    floats: [ {{ eip: {{ allocation_id: {ea} }} }} ]
+  - name: app-west
+    region: us-west-2
+    targets: [ {{ name: w1, instance_id: {wi}, probes: [ {{ http: {{ url: "{west_url}" }} }} ] }} ]
+    floats: [ {{ eip: {{ allocation_id: {wa} }} }} ]
+site_policy: {{ grace: 1s }}
+sites:
+  - {{ name: east, tier: hot, primary: true, targets: [app-east/e1], traffic: [ {{ group: www, target: east }} ] }}
+  - name: west
+    region: us-west-2
+    tier: warm
+    rto: 60s
+    instances: [{wi}]
+    targets: [app-west/w1]
+    traffic: [ {{ group: www, target: west }} ]
+    steps:
+      - start_instances: {{ budget: 20s }}
+      - wait_healthy: {{ budget: 20s }}
+{extra_steps}      - exec: {{ name: notify, command: [sh, -c, "cat > {hook}"], idempotent: true }}
+      - shift: {{ budget: 10s }}
+"#,
+        bucket = s.east.bucket,
+        east_url = s.east_hs.url(),
+        zone = s.zone,
+        name = s.name,
+        ei = s.east.instances[0].instance_id,
+        ea = s.east.allocation_id,
+        wi = s.west.instances[0].instance_id,
+        wa = s.west.allocation_id,
+        hook = hook.display(),
+    )
+}
+
+async fn weights(s: &Sites) -> Vec<(String, i64)> {
+    dns::read(&s.r53, &s.zone, &s.name)
+        .await
+        .map(|(w, _)| w.into_iter().collect())
+        .unwrap_or_default()
+}
+
+async fn site_api(r: &Replica) -> Value {
+    r.get("/api/v1/sites")
+        .await
+        .and_then(|(_, b)| serde_json::from_str(&b).ok())
+        .unwrap_or_default()
+}
+
+fn site<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["sites"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == name))
+        .unwrap_or(&Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_warm_site_is_promoted_step_by_step_when_the_primary_loses_quorum() {
+    let (mut s, west_url, boot) = sites("site").await;
+    let port = free_port();
+    let cfg = config(&s, port, &west_url, "");
+    let r = Replica::spawn(&bin(), s.dir.path(), "r0", &cfg, port).expect("spawn");
+    let dump = |r: &Replica| {
+        let text = std::fs::read_to_string(&r.log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(60).collect();
+        eprintln!("---- log, newest first ----\n{}", tail.join("\n"));
+    };
+    // Steady: east leads the traffic, the sites API says so.
+    let steady = wait(Duration::from_secs(20), async || {
+        let v = site_api(&r).await;
+        site(&v, "east")["active"] == true && site(&v, "east")["healthy"] == true
+    })
+    .await;
+    if !steady {
+        dump(&r);
+    }
+    assert!(steady, "{}", site_api(&r).await);
+    assert_eq!(
+        weights(&s).await,
+        [("east".to_string(), 100), ("west".to_string(), 0)]
+    );
+
+    // The primary site dies: below quorum for the 1 s grace, then west is promoted.
+    let died = Instant::now();
+    let died_ms = common::now_ms();
+    s.east_hs.stop().await;
+    let done = wait(Duration::from_secs(60), async || {
+        let v = site_api(&r).await;
+        site(&v, "west")["active"] == true && site(&v, "west")["run"]["state"] == "succeeded"
+    })
+    .await;
+    let v = site_api(&r).await;
+    if !done {
+        dump(&r);
+    }
+    assert!(done, "{v:#}");
+    let took = died.elapsed();
+    assert_eq!(
+        weights(&s).await,
+        [("east".to_string(), 0), ("west".to_string(), 100)]
+    );
+
+    let run = &site(&v, "west")["run"];
+    assert!(
+        run["trigger"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("automatic: site east below quorum"),
+        "{run:#}"
+    );
+    assert_eq!(run["from_site"], "east");
+    let steps = run["steps"].as_array().expect("steps");
+    let names: Vec<&str> = steps
+        .iter()
+        .map(|x| x["name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        names,
+        ["start_instances", "wait_healthy", "notify", "shift"]
+    );
+    for st in steps {
+        assert_eq!(st["state"], "done", "{st:#}");
+        assert!(
+            st["started_unix_ms"].is_u64() && st["finished_unix_ms"].is_u64(),
+            "{st:#}"
+        );
+    }
+    // Order: each step starts after the previous one finished; the weights moved only
+    // after the standby was healthy.
+    for w in steps.windows(2) {
+        assert!(
+            w[1]["started_unix_ms"].as_u64() >= w[0]["finished_unix_ms"].as_u64(),
+            "{w:#?}"
+        );
+    }
+    assert!(
+        steps[0]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("1 instance(s) running"),
+        "{:#}",
+        steps[0]
+    );
+    assert_eq!(steps[1]["detail"], "1 of 1 target(s) up");
+    assert_eq!(steps[3]["detail"], "www -> west");
+    let status: Value = r
+        .get("/api/v1/status")
+        .await
+        .and_then(|(_, b)| serde_json::from_str(&b).ok())
+        .unwrap_or_default();
+    let moved = status["audit"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["group"] == "www" && e["reason"] == "switchover" && e["ok"] == true)
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        moved["started_unix_ms"].as_u64() >= steps[1]["finished_unix_ms"].as_u64(),
+        "the weights moved before the standby was healthy: {moved:#} vs {:#}",
+        steps[1]
+    );
+    // The hook got the run's JSON.
+    let hook: Value = serde_json::from_str(
+        &std::fs::read_to_string(s.dir.path().join("hook.json")).expect("the hook ran"),
+    )
+    .expect("hook JSON");
+    assert_eq!(hook["site"], "west");
+    assert_eq!(hook["step"], "notify");
+    assert_eq!(hook["run"], run["id"]);
+    // Metrics and the record beside the lease.
+    let m = r.metrics().await.expect("metrics");
+    let won = |l: &str| l.contains("site=\"west\"") && l.contains("outcome=\"succeeded\"");
+    assert_eq!(
+        metric_sum(&m, "floatover_site_promotions_total", &won),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric_sum(&m, "floatover_site_active", &|l| l
+            .contains("site=\"west\"")),
+        1.0
+    );
+    let c = seed::clients(&s.ls.endpoint, "us-east-1").await;
+    let body =
+        c.s3.get_object()
+            .bucket(&s.east.bucket)
+            .key("leader.json.sites.json")
+            .send()
+            .await
+            .expect("the record is in S3")
+            .body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes();
+    let rec: Value = serde_json::from_slice(&body).expect("record JSON");
+    assert_eq!(rec["active_site"], "west");
+    assert!(rec["current"].is_null(), "{rec:#}");
+    eprintln!(
+        "run started {} ms after the primary died; finished {} ms after",
+        run["started_unix_ms"]
+            .as_u64()
+            .unwrap_or(0)
+            .saturating_sub(died_ms),
+        run["finished_unix_ms"]
+            .as_u64()
+            .unwrap_or(0)
+            .saturating_sub(died_ms)
+    );
+    eprintln!(
+        "primary died -> west took the traffic in {took:?}; steps: {:?}",
+        steps
+            .iter()
+            .map(|x| (
+                x["name"].as_str().unwrap_or(""),
+                x["finished_unix_ms"].as_u64().unwrap_or(0)
+                    - x["started_unix_ms"].as_u64().unwrap_or(0)
+            ))
+            .collect::<Vec<_>>()
+    );
+    boot.abort();
+}
