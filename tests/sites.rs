@@ -362,3 +362,210 @@ async fn the_warm_site_is_promoted_step_by_step_when_the_primary_loses_quorum() 
     );
     boot.abort();
 }
+
+async fn leads(r: &Replica) -> bool {
+    r.status()
+        .await
+        .is_some_and(|s| s["leader"]["is_leader"] == true)
+}
+
+fn cli(r: &Replica, args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(bin())
+        .arg("promote")
+        .args(args)
+        .args(["--api", &r.api, "--token", TOKEN])
+        .output()
+        .expect("run floatover promote");
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn step_state(v: &Value, site_name: &str, step: &str) -> String {
+    site(v, site_name)["run"]["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["name"] == step)
+        .and_then(|s| s["state"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_promotion_waits_for_approval_and_only_one_runs_at_a_time() {
+    let (s, west_url, boot) = sites("appr").await;
+    let port = free_port();
+    let cfg = config(&s, port, &west_url, "      - approval: { timeout: 60s }\n");
+    let r = Replica::spawn(&bin(), s.dir.path(), "r0", &cfg, port).expect("spawn");
+    assert!(
+        wait(Duration::from_secs(20), async || {
+            site(&site_api(&r).await, "east")["active"] == true && leads(&r).await
+        })
+        .await,
+        "steady"
+    );
+    let (code, out) = cli(&r, &["west", "--dry-run"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("site west (warm, us-west-2)") && out.contains("approval"),
+        "{out}"
+    );
+    let (code, out) = cli(&r, &["west"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("promotion of west started: run west-"),
+        "{out}"
+    );
+    let (code, out) = cli(&r, &["west"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("already running"), "{out}");
+    // The standby starts and turns healthy; then the plan waits for a person.
+    let waiting = wait(Duration::from_secs(30), async || {
+        step_state(&site_api(&r).await, "west", "approval") == "running"
+    })
+    .await;
+    assert!(waiting, "{:#}", site_api(&r).await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        step_state(&site_api(&r).await, "west", "approval"),
+        "running",
+        "blocks"
+    );
+    assert_eq!(
+        weights(&s).await,
+        [("east".to_string(), 100), ("west".to_string(), 0)]
+    );
+    let (code, out) = cli(&r, &["west", "--approve"]);
+    assert_eq!(code, Some(0), "{out}");
+    let done = wait(Duration::from_secs(20), async || {
+        site(&site_api(&r).await, "west")["run"]["state"] == "succeeded"
+    })
+    .await;
+    assert!(done, "{:#}", site_api(&r).await);
+    assert_eq!(
+        weights(&s).await,
+        [("east".to_string(), 0), ("west".to_string(), 100)]
+    );
+    let v = site_api(&r).await;
+    assert_eq!(
+        site(&v, "west")["run"]["trigger"],
+        "requested through the API"
+    );
+    assert_eq!(
+        site(&v, "west")["run"]["approved"],
+        serde_json::json!(["west"])
+    );
+    // Nothing waits any more: a stray approval is refused.
+    let (code, out) = cli(&r, &["west", "--approve"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("no approval is waiting for site west"),
+        "{out}"
+    );
+    boot.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unapproved_promotion_times_out_and_a_failing_hook_stops_the_plan() {
+    let (s, west_url, boot) = sites("stop").await;
+    let port = free_port();
+    let cfg = config(&s, port, &west_url, "      - approval: { timeout: 2s }\n");
+    let r = Replica::spawn(&bin(), s.dir.path(), "r0", &cfg, port).expect("spawn");
+    assert!(
+        wait(Duration::from_secs(20), async || {
+            site(&site_api(&r).await, "east")["active"] == true && leads(&r).await
+        })
+        .await,
+        "steady"
+    );
+    let (code, out) = cli(&r, &["west"]);
+    assert_eq!(code, Some(0), "{out}");
+    let failed = wait(Duration::from_secs(40), async || {
+        site(&site_api(&r).await, "west")["run"]["state"] == "failed"
+    })
+    .await;
+    let v = site_api(&r).await;
+    assert!(failed, "{v:#}");
+    let run = &site(&v, "west")["run"];
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("step approval failed: not approved within 2s"),
+        "{run:#}"
+    );
+    assert_eq!(
+        step_state(&v, "west", "shift"),
+        "pending",
+        "nothing after the failed step ran"
+    );
+    assert_eq!(site(&v, "east")["active"], true, "the traffic stays");
+    assert_eq!(
+        weights(&s).await,
+        [("east".to_string(), 100), ("west".to_string(), 0)]
+    );
+
+    // A failing, non-optional hook: the plan stops there with the program's own words.
+    let path = s.dir.path().join("r0.yaml");
+    let failing = config(
+        &s,
+        port,
+        &west_url,
+        "      - exec: { name: boom, command: [sh, -c, \"echo disk full >&2; exit 4\"] }\n",
+    );
+    std::fs::write(&path, failing).expect("write");
+    // The reload is picked up within the 2 s poll; the plan then shows the new step.
+    assert!(
+        wait(Duration::from_secs(15), async || {
+            site_api(&r).await["plans"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| {
+                    p["steps"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|st| st["name"] == "boom")
+                })
+        })
+        .await,
+        "reloaded"
+    );
+    let started = wait(Duration::from_secs(15), async || {
+        cli(&r, &["west"]).0 == Some(0)
+    })
+    .await;
+    assert!(started, "promote after the reload");
+    let failed = wait(Duration::from_secs(40), async || {
+        let v = site_api(&r).await;
+        site(&v, "west")["run"]["state"] == "failed" && step_state(&v, "west", "boom") == "failed"
+    })
+    .await;
+    let v = site_api(&r).await;
+    assert!(failed, "{v:#}");
+    let run = &site(&v, "west")["run"];
+    assert_eq!(
+        run["error"], "step boom failed: sh exited with 4: disk full",
+        "{run:#}"
+    );
+    assert_eq!(step_state(&v, "west", "notify"), "pending");
+    assert_eq!(
+        weights(&s).await,
+        [("east".to_string(), 100), ("west".to_string(), 0)]
+    );
+    let m = r.metrics().await.expect("metrics");
+    assert_eq!(
+        metric_sum(&m, "floatover_site_promotions_total", &|l| l
+            .contains("outcome=\"failed\"")),
+        2.0,
+        "{m}"
+    );
+    boot.abort();
+}
