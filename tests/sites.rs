@@ -569,3 +569,75 @@ async fn an_unapproved_promotion_times_out_and_a_failing_hook_stops_the_plan() {
     );
     boot.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_killed_mid_promotion_is_replaced_and_the_next_one_finishes_the_run() {
+    let (s, west_url, boot) = sites("resume").await;
+    // A slow, idempotent step in the middle: the leader dies while it runs.
+    let slow = "      - exec: { name: slow, command: [sleep, \"3\"], idempotent: true }\n";
+    let mut rs = Vec::new();
+    for name in ["r0", "r1"] {
+        let port = free_port();
+        let cfg =
+            config(&s, port, &west_url, slow).replace("identity: r0", &format!("identity: {name}"));
+        rs.push(Replica::spawn(&bin(), s.dir.path(), name, &cfg, port).expect("spawn"));
+    }
+    let mut leader = None;
+    assert!(
+        wait(Duration::from_secs(30), async || {
+            for (i, r) in rs.iter().enumerate() {
+                if leads(r).await {
+                    leader = Some(i);
+                    return true;
+                }
+            }
+            false
+        })
+        .await,
+        "a leader"
+    );
+    let l = leader.expect("leader");
+    let other = 1 - l;
+    let (code, out) = cli(&rs[l], &["west"]);
+    assert_eq!(code, Some(0), "{out}");
+    let in_slow = wait(Duration::from_secs(30), async || {
+        step_state(&site_api(&rs[l]).await, "west", "slow") == "running"
+    })
+    .await;
+    assert!(in_slow, "{:#}", site_api(&rs[l]).await);
+    let before = site(&site_api(&rs[l]).await, "west")["run"].clone();
+    rs[l].kill9();
+    // The standby takes the lease and resumes the run from the record.
+    let done = wait(Duration::from_secs(40), async || {
+        let v = site_api(&rs[other]).await;
+        site(&v, "west")["run"]["state"] == "succeeded"
+    })
+    .await;
+    let v = site_api(&rs[other]).await;
+    assert!(done, "{v:#}");
+    let after = &site(&v, "west")["run"];
+    assert_eq!(after["id"], before["id"], "the same run, resumed");
+    assert_eq!(after["resumed"], 1);
+    for step in ["start_instances", "wait_healthy"] {
+        let find = |r: &Value| {
+            r["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|x| x["name"] == step)
+                .cloned()
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            find(after)["started_unix_ms"],
+            find(&before)["started_unix_ms"],
+            "{step} was done before the leader died and never ran again"
+        );
+    }
+    assert_eq!(
+        weights(&s).await,
+        [("east".to_string(), 0), ("west".to_string(), 100)]
+    );
+    assert_eq!(site(&v, "west")["active"], true);
+    boot.abort();
+}
