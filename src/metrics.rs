@@ -60,6 +60,7 @@ pub struct Metrics {
     below_min_healthy: Family<Labels, Gauge>,
     below_min_capacity: Family<Labels, Gauge>,
     site_active: Family<Labels, Gauge>,
+    site_ready: Family<Labels, Gauge>,
     site_promotions: Family<Labels, Counter>,
     site_step_over_budget: Family<Labels, Counter>,
     site_step_seconds: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
@@ -106,6 +107,7 @@ impl Metrics {
             below_min_healthy: Family::default(),
             below_min_capacity: Family::default(),
             site_active: Family::default(),
+            site_ready: Family::default(),
             site_promotions: Family::default(),
             site_step_over_budget: Family::default(),
             site_step_seconds: Family::default(),
@@ -263,6 +265,11 @@ impl Metrics {
             m.site_active.clone(),
         );
         registry.register(
+            "site_ready",
+            "1 while the site's promotion plan passed pre-flight (could run now), 0 when not (status says why)",
+            m.site_ready.clone(),
+        );
+        registry.register(
             "site_promotions",
             "Site promotions and drills finished, by site, kind and outcome",
             m.site_promotions.clone(),
@@ -284,6 +291,12 @@ impl Metrics {
         self.site_active
             .get_or_create(&labels(&[("site", site)]))
             .set(i64::from(active));
+    }
+
+    pub fn set_site_ready(&self, site: &str, ready: bool) {
+        self.site_ready
+            .get_or_create(&labels(&[("site", site)]))
+            .set(i64::from(ready));
     }
 
     pub fn count_site_run(&self, site: &str, kind: &str, outcome: &str) {

@@ -28,7 +28,7 @@ data "aws_iam_policy_document" "floatover" {
   # Site promotion starts stopped standbys, in whichever region the DR site is.
   statement {
     sid       = "PromoteSites"
-    actions   = ["ec2:StartInstances"]
+    actions   = ["ec2:StartInstances", "ec2:DescribeLaunchTemplates", "ec2:DescribeImages"]
     resources = ["*"]
   }
 

@@ -641,3 +641,96 @@ async fn a_leader_killed_mid_promotion_is_replaced_and_the_next_one_finishes_the
     assert_eq!(site(&v, "west")["active"], true);
     boot.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_names_a_missing_instance_and_a_missing_launch_template() {
+    let (s, west_url, boot) = sites("pre").await;
+    let port = free_port();
+    let good = config(&s, port, &west_url, "");
+    // A second DR site, cold, whose launch template does not exist, with a hook that is
+    // not there; and the warm site pointed at an instance that does not exist.
+    let bad = good
+        .replace("    instances: [", "    instances: [i-0000000000000dead, ")
+        .replace(
+            "site_policy: { grace: 1s }",
+            "site_policy: { grace: 1s, automatic: false }",
+        )
+        + &format!(
+            r#"  - name: central
+    region: eu-central-1
+    tier: cold
+    launch: {{ launch_template: lt-0000000000000beef }}
+    traffic: [ {{ group: www, target: east }} ]
+    steps:
+      - exec: {{ command: [/nonexistent/warm-up] }}
+      - launch: {{}}
+      - shift: {{}}
+"#
+        );
+    let path = s.dir.path().join("pre.yaml");
+    std::fs::write(&path, &bad).expect("write");
+    // On demand: floatover plan.
+    let out = std::process::Command::new(bin())
+        .args(["plan", "--json", "-c"])
+        .arg(&path)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .output()
+        .expect("plan");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let problems = |site_name: &str| -> String {
+        v["preflight"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["site"] == site_name)
+            .map(|p| p["problems"].to_string())
+            .unwrap_or_default()
+    };
+    assert!(
+        problems("west").contains("i-0000000000000dead"),
+        "{v:#} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let central = problems("central");
+    assert!(
+        central.contains("launch template lt-0000000000000beef does not exist in eu-central-1"),
+        "{central}"
+    );
+    assert!(
+        central.contains("/nonexistent/warm-up is not an executable file here"),
+        "{central}"
+    );
+    assert_eq!(problems("east"), "[]");
+
+    // In the background: the running controller says so in status and metrics.
+    let r = Replica::spawn(&bin(), s.dir.path(), "r0", &bad, port).expect("spawn");
+    let shown = wait(Duration::from_secs(20), async || {
+        let v = site_api(&r).await;
+        site(&v, "west")["ready"] == false
+            && site(&v, "central")["ready"] == false
+            && site(&v, "east")["ready"] == true
+    })
+    .await;
+    let v = site_api(&r).await;
+    assert!(shown, "{v:#}");
+    assert!(
+        site(&v, "west")["not_ready"]
+            .to_string()
+            .contains("i-0000000000000dead"),
+        "{v:#}"
+    );
+    let m = r.metrics().await.expect("metrics");
+    assert_eq!(
+        metric_sum(&m, "floatover_site_ready", &|l| l
+            .contains("site=\"central\"")),
+        0.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric_sum(&m, "floatover_site_ready", &|l| l.contains("site=\"east\"")),
+        1.0,
+        "{m}"
+    );
+    boot.abort();
+}

@@ -225,8 +225,17 @@ pub(super) async fn plan(path: &Path, json: bool) -> ExitCode {
         .iter()
         .map(crate::site::plan::site_plan)
         .collect();
+    // Pre-flight on demand: could each plan run right now?
+    let ops =
+        crate::provider::aws::ec2::sites::Ec2SiteOps::new(&spec.aws, Arc::new(Metrics::new()));
+    let mut readiness = Vec::new();
+    for s in &spec.sites {
+        let r = crate::site::preflight::check(&spec, &ops, s, crate::status::unix_ms()).await;
+        readiness
+            .push(serde_json::json!({ "site": s.name, "ready": r.ready, "problems": r.problems }));
+    }
     if json {
-        let all = serde_json::json!({ "groups": reports, "sites": sites });
+        let all = serde_json::json!({ "groups": reports, "sites": sites, "preflight": readiness });
         match serde_json::to_string_pretty(&all) {
             Ok(s) => println!("{s}"),
             Err(e) => {
@@ -237,6 +246,20 @@ pub(super) async fn plan(path: &Path, json: bool) -> ExitCode {
     } else {
         print!("{}", text(&reports));
         print!("{}", crate::site::plan::text(&sites));
+        for r in &readiness {
+            match r["problems"].as_array().filter(|p| !p.is_empty()) {
+                None => println!(
+                    "site {}: pre-flight ok (the plan could run now)",
+                    r["site"].as_str().unwrap_or("")
+                ),
+                Some(p) => {
+                    println!("site {}: NOT READY", r["site"].as_str().unwrap_or(""));
+                    for x in p {
+                        println!("  - {}", x.as_str().unwrap_or(""));
+                    }
+                }
+            }
+        }
     }
     if any_missing {
         eprintln!("error: the config names resources that do not exist (see above)");

@@ -7,6 +7,7 @@ pub mod api;
 pub mod hooks;
 pub mod ops;
 pub mod plan;
+pub mod preflight;
 pub mod promote;
 pub mod raw;
 pub mod resolve;

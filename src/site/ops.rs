@@ -14,4 +14,15 @@ pub trait SiteOps: Send + Sync {
         region: &str,
         ids: &[String],
     ) -> Result<BTreeMap<String, String>, ProviderError>;
+    /// StartInstances with DryRun: Ok when the call would be allowed (real AWS checks
+    /// permissions this way; emulators say yes to anything).
+    async fn can_start(&self, region: &str, ids: &[String]) -> Result<(), ProviderError>;
+    /// Whether a launch template (id `lt-...` or name) exists.
+    async fn launch_template_exists(
+        &self,
+        region: &str,
+        template: &str,
+    ) -> Result<bool, ProviderError>;
+    /// Whether an AMI exists.
+    async fn image_exists(&self, region: &str, image: &str) -> Result<bool, ProviderError>;
 }

@@ -4,6 +4,7 @@
 //! promotion at a time, executed in a child task this loop supervises (a panic there fails
 //! the run, visibly; it never goes unnoticed).
 
+use super::preflight::{self, Readiness};
 use super::promote::{Approvals, Executor, SiteCx};
 use super::run::{Resume, RunKind, RunRecord, RunState, SiteRuns, resume};
 use super::spec::SiteSpec;
@@ -12,6 +13,7 @@ use crate::app::SidecarCtx;
 use crate::model::{Health, TargetKey};
 use crate::status::{StatusStore, unix_ms};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -47,6 +49,11 @@ pub struct SiteStatus {
     pub targets: usize,
     pub quorum: usize,
     pub healthy: bool,
+    /// Pre-flight: could its plan run now? (None: not checked yet.)
+    pub ready: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_ready: Vec<String>,
+    pub preflight_unix_ms: Option<u64>,
     /// The promotion of this site in progress, or its last one.
     pub run: Option<RunRecord>,
 }
@@ -90,7 +97,10 @@ impl Supervisor {
         let mut refreshed = Instant::now();
         // Re-read the record at the next tick (a run started or ended).
         let mut reload = false;
-        publish(&sc.status, &sites, &cx, &SiteRuns::default());
+        let mut readiness: BTreeMap<String, Readiness> = BTreeMap::new();
+        let mut preflight: Option<JoinHandle<BTreeMap<String, Readiness>>> = None;
+        let mut next_preflight = Instant::now();
+        publish(&sc.status, &sites, &cx, &SiteRuns::default(), &readiness);
         loop {
             let req = tokio::select! {
                 _ = sc.stop.cancelled() => {
@@ -103,6 +113,45 @@ impl Supervisor {
                 r = self.requests.recv() => r,
                 _ = tokio::time::sleep(TICK) => None,
             };
+            // Pre-flight runs on every replica, in a child task (slow provider calls never
+            // hold this loop up).
+            if preflight.as_ref().is_some_and(|h| h.is_finished())
+                && let Some(h) = preflight.take()
+            {
+                match h.await {
+                    Ok(r) => {
+                        for (name, rd) in &r {
+                            sc.metrics.set_site_ready(name, rd.ready);
+                            if !rd.ready {
+                                tracing::warn!(site = %name, problems = %rd.problems.join("; "), "pre-flight: site not ready");
+                            }
+                        }
+                        readiness = r;
+                    }
+                    Err(e) => tracing::error!(error = %e, "pre-flight task failed"),
+                }
+                publish(
+                    &sc.status,
+                    &sites,
+                    &cx,
+                    runs.as_ref().unwrap_or(&SiteRuns::default()),
+                    &readiness,
+                );
+            }
+            if preflight.is_none() && Instant::now() >= next_preflight {
+                next_preflight = Instant::now() + policy.preflight_interval;
+                let (spec, ops) = (cx.spec.clone(), cx.ops.clone());
+                preflight = Some(tokio::spawn(async move {
+                    let mut out = BTreeMap::new();
+                    for s in &spec.sites {
+                        out.insert(
+                            s.name.clone(),
+                            preflight::check(&spec, ops.as_ref(), s, unix_ms()).await,
+                        );
+                    }
+                    out
+                }));
+            }
             let st = sc.leadership.state();
             if !st.is_leader {
                 if let Some((id, h)) = running.take() {
@@ -173,7 +222,7 @@ impl Supervisor {
                 refreshed = Instant::now();
             }
             let Some(cur) = runs.clone() else { continue };
-            publish(&sc.status, &sites, &cx, &cur);
+            publish(&sc.status, &sites, &cx, &cur, &readiness);
             if let Some(SiteRequest::Promote {
                 site,
                 kind,
@@ -235,7 +284,10 @@ impl Supervisor {
             if since.elapsed() < policy.grace {
                 continue;
             }
-            let Some(dr) = sites.iter().find(|s| s.name != active.name) else {
+            // A DR site that passed pre-flight first, then any other.
+            let ready = |s: &&SiteSpec| readiness.get(&s.name).is_some_and(|r| r.ready);
+            let others = || sites.iter().filter(|s| s.name != active.name);
+            let Some(dr) = others().find(ready).or_else(|| others().next()) else {
                 continue;
             };
             let why = format!(
@@ -350,7 +402,13 @@ fn up_targets(cx: &SiteCx, site: &SiteSpec) -> usize {
         .count()
 }
 
-fn publish(status: &StatusStore, sites: &[SiteSpec], cx: &SiteCx, runs: &SiteRuns) {
+fn publish(
+    status: &StatusStore,
+    sites: &[SiteSpec],
+    cx: &SiteCx,
+    runs: &SiteRuns,
+    readiness: &BTreeMap<String, Readiness>,
+) {
     let active = runs.active(sites);
     let v: Vec<SiteStatus> = sites
         .iter()
@@ -368,6 +426,12 @@ fn publish(status: &StatusStore, sites: &[SiteSpec], cx: &SiteCx, runs: &SiteRun
                 targets: s.targets.len(),
                 quorum: s.quorum_count(),
                 healthy: !s.targets.is_empty() && up >= s.quorum_count(),
+                ready: readiness.get(&s.name).map(|r| r.ready),
+                not_ready: readiness
+                    .get(&s.name)
+                    .map(|r| r.problems.clone())
+                    .unwrap_or_default(),
+                preflight_unix_ms: readiness.get(&s.name).map(|r| r.checked_unix_ms),
                 run: runs
                     .current
                     .iter()

@@ -80,4 +80,61 @@ impl SiteOps for Ec2SiteOps {
             })
             .collect())
     }
+
+    async fn can_start(&self, region: &str, ids: &[String]) -> Result<(), ProviderError> {
+        let client = self.client(region).await;
+        let call = client
+            .start_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .dry_run(true)
+            .send();
+        match timed(&self.metrics, "ec2", "StartInstances", region, call).await {
+            Ok(_) => Ok(()),
+            // "Request would have succeeded, but DryRun flag is set."
+            Err(ProviderError::Api { code, .. }) if code == "DryRunOperation" => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn launch_template_exists(
+        &self,
+        region: &str,
+        template: &str,
+    ) -> Result<bool, ProviderError> {
+        let client = self.client(region).await;
+        let mut req = client.describe_launch_templates();
+        req = if template.starts_with("lt-") {
+            req.launch_template_ids(template)
+        } else {
+            req.launch_template_names(template)
+        };
+        match timed(
+            &self.metrics,
+            "ec2",
+            "DescribeLaunchTemplates",
+            region,
+            req.send(),
+        )
+        .await
+        {
+            Ok(o) => Ok(!o.launch_templates().is_empty()),
+            Err(ProviderError::Api { code, .. })
+                if code.starts_with("InvalidLaunchTemplateId")
+                    || code.starts_with("InvalidLaunchTemplateName") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn image_exists(&self, region: &str, image: &str) -> Result<bool, ProviderError> {
+        let client = self.client(region).await;
+        let call = client.describe_images().image_ids(image).send();
+        match timed(&self.metrics, "ec2", "DescribeImages", region, call).await {
+            Ok(o) => Ok(!o.images().is_empty()),
+            Err(ProviderError::Api { code, .. }) if code.starts_with("InvalidAMIID") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 }

@@ -1,0 +1,142 @@
+//! Pre-flight: could this site's plan run right now? Checked in the background (every
+//! `site_policy.preflight_interval`) by every replica and shown in status and as
+//! `floatover_site_ready{site}`. Local checks (hooks runnable, secrets set, an approval
+//! can be given, every step kind available) need nothing; provider checks read the
+//! standbys' states (a terminated one cannot start), prove StartInstances with DryRun (on
+//! real AWS that checks permissions; LocalStack says yes to anything, so existence and
+//! state come from DescribeInstances), and look the launch template or AMI up.
+
+use super::ops::SiteOps;
+use super::spec::{SiteSpec, Step, StepKind};
+use crate::config::Spec;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The verdict for one site.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Readiness {
+    pub ready: bool,
+    /// Why not (empty when ready).
+    pub problems: Vec<String>,
+    pub checked_unix_ms: u64,
+}
+
+fn runnable(prog: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let ok = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if prog.contains('/') {
+        return ok(Path::new(prog));
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| ok(&d.join(prog))))
+}
+
+fn flat(steps: &[Step]) -> Vec<&Step> {
+    steps
+        .iter()
+        .flat_map(|s| match &s.kind {
+            StepKind::Parallel(inner) => inner.iter().collect::<Vec<_>>(),
+            _ => vec![s],
+        })
+        .collect()
+}
+
+/// What can be checked without the provider.
+pub fn local_problems(
+    spec: &Spec,
+    site: &SiteSpec,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<String> {
+    let mut v = Vec::new();
+    for s in flat(&site.steps) {
+        match &s.kind {
+            StepKind::Exec { command, .. } => {
+                if let Some(prog) = command.first()
+                    && !runnable(prog)
+                {
+                    v.push(format!(
+                        "step {}: {prog} is not an executable file here",
+                        s.name
+                    ));
+                }
+            }
+            StepKind::Webhook {
+                secret_env: Some(var),
+                ..
+            } if env(var).is_none_or(|x| x.is_empty()) => {
+                v.push(format!("step {}: secret_env {var} is not set", s.name));
+            }
+            StepKind::Approval if spec.api.token.is_none() => v.push(format!(
+                "step {}: nobody can approve: set api.token or api.token_env",
+                s.name
+            )),
+            StepKind::ScaleUp | StepKind::Launch => v.push(format!(
+                "step {}: {} is not available in this version of floatover",
+                s.name,
+                s.kind.word()
+            )),
+            _ => {}
+        }
+    }
+    v
+}
+
+/// What needs the provider.
+pub async fn provider_problems(ops: &dyn SiteOps, site: &SiteSpec) -> Vec<String> {
+    let mut v = Vec::new();
+    if !site.instances.is_empty() {
+        match ops.instance_states(&site.region, &site.instances).await {
+            Ok(states) => {
+                for id in &site.instances {
+                    match states.get(id).map(String::as_str) {
+                        None => v.push(format!("instance {id} does not exist in {}", site.region)),
+                        Some(st @ ("terminated" | "shutting-down")) => {
+                            v.push(format!("instance {id} is {st}: it cannot be started"))
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            // A missing id fails the whole describe call on AWS: name it.
+            Err(e) => v.push(e.to_string()),
+        }
+        if v.is_empty()
+            && let Err(e) = ops.can_start(&site.region, &site.instances).await
+        {
+            v.push(format!("StartInstances would be refused: {e}"));
+        }
+    }
+    if let Some(l) = &site.launch {
+        if let Some(t) = &l.launch_template {
+            match ops.launch_template_exists(&site.region, t).await {
+                Ok(true) => {}
+                Ok(false) => v.push(format!(
+                    "launch template {t} does not exist in {}",
+                    site.region
+                )),
+                Err(e) => v.push(e.to_string()),
+            }
+        }
+        if let Some(i) = &l.image_id {
+            match ops.image_exists(&site.region, i).await {
+                Ok(true) => {}
+                Ok(false) => v.push(format!("AMI {i} does not exist in {}", site.region)),
+                Err(e) => v.push(e.to_string()),
+            }
+        }
+    }
+    v
+}
+
+/// Both, for one site.
+pub async fn check(spec: &Spec, ops: &dyn SiteOps, site: &SiteSpec, now_unix_ms: u64) -> Readiness {
+    let mut problems = local_problems(spec, site, &|k| std::env::var(k).ok());
+    problems.extend(provider_problems(ops, site).await);
+    Readiness {
+        ready: problems.is_empty(),
+        problems,
+        checked_unix_ms: now_unix_ms,
+    }
+}
