@@ -655,18 +655,16 @@ async fn preflight_names_a_missing_instance_and_a_missing_launch_template() {
             "site_policy: { grace: 1s }",
             "site_policy: { grace: 1s, automatic: false }",
         )
-        + &format!(
-            r#"  - name: central
+        + r#"  - name: central
     region: eu-central-1
     tier: cold
-    launch: {{ launch_template: lt-0000000000000beef }}
-    traffic: [ {{ group: www, target: east }} ]
+    launch: { launch_template: lt-0000000000000beef }
+    traffic: [ { group: www, target: east } ]
     steps:
-      - exec: {{ command: [/nonexistent/warm-up] }}
-      - launch: {{}}
-      - shift: {{}}
-"#
-        );
+      - exec: { command: [/nonexistent/warm-up] }
+      - launch: {}
+      - shift: {}
+"#;
     let path = s.dir.path().join("pre.yaml");
     std::fs::write(&path, &bad).expect("write");
     // On demand: floatover plan.
