@@ -732,3 +732,99 @@ async fn preflight_names_a_missing_instance_and_a_missing_launch_template() {
     );
     boot.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_promotes_verifies_fails_back_and_writes_its_report() {
+    let (s, west_url, boot) = sites("drill").await;
+    let port = free_port();
+    let cfg = config(&s, port, &west_url, "");
+    let r = Replica::spawn(&bin(), s.dir.path(), "r0", &cfg, port).expect("spawn");
+    assert!(
+        wait(Duration::from_secs(20), async || {
+            site(&site_api(&r).await, "east")["active"] == true && leads(&r).await
+        })
+        .await,
+        "steady"
+    );
+    let out_dir = s.dir.path().join("reports");
+    let out = std::process::Command::new(bin())
+        .args(["drill", "west", "--timeout", "90s", "--out"])
+        .arg(&out_dir)
+        .args(["--api", &r.api, "--token", TOKEN])
+        .output()
+        .expect("run floatover drill");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("drill PASSED"), "{text}");
+    // Back where it started.
+    assert_eq!(
+        weights(&s).await,
+        [("east".to_string(), 100), ("west".to_string(), 0)]
+    );
+    assert_eq!(site(&site_api(&r).await, "east")["active"], true);
+    let file = |ext: &str| {
+        std::fs::read_dir(&out_dir)
+            .expect("report dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == ext))
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
+    };
+    let rep: Value = serde_json::from_str(&file("json")).expect("report JSON");
+    assert_eq!(rep["verdict"], "passed");
+    assert_eq!(rep["site"], "west");
+    assert_eq!(rep["from_site"], "east");
+    assert_eq!(rep["rto_ms"], 60_000);
+    assert_eq!(rep["within_rto"], true);
+    let steps = rep["steps"].as_array().expect("steps");
+    let names: Vec<String> = steps
+        .iter()
+        .map(|x| {
+            format!(
+                "{}:{}",
+                x["phase"].as_str().unwrap_or(""),
+                x["name"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "promote:start_instances",
+            "promote:wait_healthy",
+            "promote:notify",
+            "promote:shift",
+            "promote:verify",
+            "failback:shift"
+        ]
+    );
+    for st in steps {
+        assert_eq!(st["state"], "done", "{st:#}");
+        assert!(st["took_ms"].as_u64().is_some() && st["budget_ms"].as_u64().is_some());
+    }
+    let md = file("md");
+    assert!(md.starts_with("# Drill of site west: PASSED"), "{md}");
+    assert!(md.contains("within the RTO of 60.0 s"), "{md}");
+    // The SVG is well-formed XML with one bar per step and the RTO line.
+    let svg = file("svg");
+    let doc = roxmltree::Document::parse(&svg).expect("the SVG parses");
+    let bars = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("rect") && n.attribute("height") == Some("16"))
+        .count();
+    assert_eq!(bars, steps.len(), "{svg}");
+    assert!(doc.descendants().any(|n| n.text() == Some("RTO")));
+    // `FLOATOVER_DRILL_REPORT_DIR=examples/drill-report` refreshes the README's example.
+    if let Ok(keep) = std::env::var("FLOATOVER_DRILL_REPORT_DIR") {
+        for (ext, text) in [("json", file("json")), ("md", file("md")), ("svg", svg.clone())] {
+            let text = text.replace(&rep["drill_run"].as_str().unwrap_or("").to_string(), "example");
+            std::fs::write(std::path::Path::new(&keep).join(format!("drill-example.{ext}")), text)
+                .expect("keep the report");
+        }
+    }
+    boot.abort();
+}

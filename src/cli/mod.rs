@@ -84,6 +84,26 @@ pub enum Cmd {
         #[arg(long, env = "FLOATOVER_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// Practice: promote SITE, verify it took the traffic and is healthy, fail back to the
+    /// site that had the traffic, and write a report (Markdown, JSON, SVG timeline) with
+    /// every step against its budget and the recovery against the RTO. Exit 0 when the
+    /// drill passed.
+    Drill {
+        /// Site name, as in the config (`sites[].name`).
+        site: String,
+        /// Directory for the report files.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// Give up waiting after this long (the run itself goes on on the leader).
+        #[arg(long, default_value = "2h", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        /// The leader's API: a URL or host:port.
+        #[arg(long, env = "FLOATOVER_API", default_value = "http://127.0.0.1:9090")]
+        api: String,
+        /// Bearer token (api.token of the controller).
+        #[arg(long, env = "FLOATOVER_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
     /// Promote a site: run its promotion plan (`floatover plan` shows it) on the leader.
     /// With --approve, approve the step of a running promotion that waits for a person.
     Promote {
@@ -141,6 +161,13 @@ async fn dispatch(cli: Cli) -> ExitCode {
             api,
             token,
         } => remote::switchover(&api, &group, &target, token).await,
+        Cmd::Drill {
+            site,
+            out,
+            timeout,
+            api,
+            token,
+        } => remote::drill(&api, &site, &out, timeout, token).await,
         Cmd::Promote {
             site,
             approve,

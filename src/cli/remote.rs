@@ -170,6 +170,151 @@ pub(super) async fn switchover(
     }
 }
 
+/// `floatover drill SITE`: start the drill, follow it to the end of its failback, write
+/// the report.
+pub(super) async fn drill(
+    api: &str,
+    site: &str,
+    out: &std::path::Path,
+    timeout: std::time::Duration,
+    token: Option<String>,
+) -> ExitCode {
+    use crate::site::run::{RunRecord, RunState};
+    let Some(token) = token else {
+        eprintln!("error: --token (or $FLOATOVER_TOKEN) is required for drill");
+        return Exit::Invalid.into();
+    };
+    if let Err(e) = std::fs::create_dir_all(out) {
+        eprintln!("error: cannot create {}: {e}", out.display());
+        return Exit::Invalid.into();
+    }
+    let client = match http() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (start, sites) = match (
+        api_url(api, &["api", "v1", "sites", site, "promote"]),
+        api_url(api, &["api", "v1", "sites"]),
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return Exit::Invalid.into();
+        }
+    };
+    let resp = client
+        .post(start.clone())
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "drill": true }))
+        .send()
+        .await;
+    let id = match resp {
+        Ok(r) if r.status().is_success() => {
+            let b: serde_json::Value = r.json().await.unwrap_or_default();
+            b["run"].as_str().unwrap_or_default().to_string()
+        }
+        Ok(r) => {
+            let code = r.status();
+            let b: serde_json::Value = r.json().await.unwrap_or_default();
+            eprintln!(
+                "drill refused ({code}): {}",
+                b["error"].as_str().unwrap_or("no reason given")
+            );
+            return Exit::Invalid.into();
+        }
+        Err(e) => {
+            eprintln!("error: {}", unreachable(&start, &e));
+            return Exit::Failure.into();
+        }
+    };
+    println!("drill of {site} started: run {id}");
+    let deadline = tokio::time::Instant::now() + timeout;
+    let runs = |v: &serde_json::Value| -> Vec<RunRecord> {
+        v["sites"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| serde_json::from_value(s["run"].clone()).ok())
+            .collect()
+    };
+    let (drill, failback) = loop {
+        if tokio::time::Instant::now() >= deadline {
+            eprintln!(
+                "error: the drill did not finish within {}; it goes on on the leader",
+                humantime::format_duration(timeout)
+            );
+            return Exit::Failure.into();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let Ok(r) = client.get(sites.clone()).send().await else {
+            continue;
+        };
+        let v: serde_json::Value = r.json().await.unwrap_or_default();
+        let all = runs(&v);
+        let Some(d) = all.iter().find(|r| r.id == id).cloned() else {
+            continue;
+        };
+        match d.state {
+            RunState::Running => continue,
+            RunState::Failed => break (d, None),
+            RunState::Succeeded => {
+                if let Some(f) = all
+                    .iter()
+                    .find(|r| r.drill_of.as_deref() == Some(id.as_str()))
+                    && f.state != RunState::Running
+                {
+                    break (d, Some(f.clone()));
+                }
+            }
+        }
+    };
+    let report = crate::site::report::build(&drill, failback.as_ref());
+    let base = out.join(format!("drill-{id}"));
+    let json = serde_json::to_string_pretty(&report).unwrap_or_default();
+    let files = [
+        (base.with_extension("json"), json),
+        (
+            base.with_extension("md"),
+            crate::site::report::markdown(&report),
+        ),
+        (
+            base.with_extension("svg"),
+            crate::site::report::svg(&report),
+        ),
+    ];
+    for (p, text) in &files {
+        if let Err(e) = std::fs::write(p, text) {
+            eprintln!("error: cannot write {}: {e}", p.display());
+            return Exit::Failure.into();
+        }
+    }
+    println!(
+        "drill {}: recovery {} (RTO {}); report: {}",
+        report.verdict.to_uppercase(),
+        report
+            .recovery_ms
+            .map(|m| format!("{:.2} s", m as f64 / 1000.0))
+            .unwrap_or_else(|| "-".into()),
+        report
+            .rto_ms
+            .map(|m| format!("{:.0} s", m as f64 / 1000.0))
+            .unwrap_or_else(|| "none".into()),
+        files
+            .iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if report.verdict == "passed" {
+        ExitCode::SUCCESS
+    } else {
+        if let Some(e) = &report.error {
+            eprintln!("drill failed: {e}");
+        }
+        Exit::Failure.into()
+    }
+}
+
 /// `floatover promote SITE [--approve] [--dry-run]`.
 pub(super) async fn promote(
     api: &str,

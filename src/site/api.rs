@@ -19,6 +19,9 @@ pub struct PromoteBody {
     /// Show the plan, change nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// A drill: promote, verify, fail back (the report comes from `floatover drill`).
+    #[serde(default)]
+    pub drill: bool,
 }
 
 pub async fn sites(State(s): State<ApiState>) -> Response {
@@ -93,7 +96,7 @@ pub async fn promote(
                 return err(
                     StatusCode::BAD_REQUEST,
                     format!(
-                        "body must be empty or {{\"dry_run\": true|false}}: {}",
+                        "body must be empty or {{\"dry_run\": true|false, \"drill\": true|false}}: {}",
                         clip(&e.to_string(), 160)
                     ),
                 );
@@ -119,10 +122,15 @@ pub async fn promote(
         );
     };
     let (reply, rx) = oneshot::channel();
+    let (kind, trigger) = if body.drill {
+        (RunKind::Drill, "drill requested through the API")
+    } else {
+        (RunKind::Promotion, "requested through the API")
+    };
     let req = SiteRequest::Promote {
         site: site.clone(),
-        kind: RunKind::Promotion,
-        trigger: "requested through the API".into(),
+        kind,
+        trigger: trigger.into(),
         reply,
     };
     if h.requests.send(req).await.is_err() {

@@ -10,6 +10,7 @@ pub mod plan;
 pub mod preflight;
 pub mod promote;
 pub mod raw;
+pub mod report;
 pub mod resolve;
 pub mod run;
 pub mod spec;

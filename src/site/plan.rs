@@ -92,6 +92,7 @@ fn detail(site: &SiteSpec, s: &Step) -> String {
             }
         ),
         StepKind::Approval => "wait for `floatover promote SITE --approve`".into(),
+        StepKind::Verify => "the site holds its traffic and is healthy".into(),
         StepKind::Parallel(v) => format!("{} steps at once", v.len()),
     }
 }

@@ -62,6 +62,7 @@ pub struct SiteCx {
     pub leadership: Leadership,
     pub metrics: Arc<Metrics>,
     pub approvals: Arc<Approvals>,
+    pub status: Arc<crate::status::StatusStore>,
 }
 
 /// How a step went.
@@ -118,7 +119,10 @@ impl Executor {
 
     /// Run every step not done yet; then finish the run. Returns the final record.
     pub async fn run(self) -> Result<RunRecord, String> {
-        let steps = self.site.steps.clone();
+        let first = self.save(|_| {}).await?;
+        let steps = self
+            .site
+            .run_steps(first.kind == super::run::RunKind::Drill);
         for (i, step) in steps.iter().enumerate() {
             let rec = self.save(|_| {}).await?;
             let state = rec.steps.get(i).map(|s| s.state);
@@ -306,6 +310,7 @@ impl Executor {
             StepKind::WaitHealthy { min } => waited(self.wait_healthy(*min, limit).await, 1),
             StepKind::Shift => waited(self.shift(limit).await, 1),
             StepKind::Approval => waited(self.approval(limit).await, 1),
+            StepKind::Verify => waited(self.verify(limit).await, 1),
             StepKind::Exec { command, retries } => {
                 let (r, n) =
                     super::hooks::exec(command, *retries, limit, &self.payload(step)).await;
@@ -460,6 +465,52 @@ impl Executor {
             }
         }
         Ok(done.join(", "))
+    }
+
+    /// The site holds its traffic (each group's owner is its target, as the engine last
+    /// observed) and is healthy (its quorum is up).
+    async fn verify(&self, limit: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let groups = self.cx.status.groups();
+            let off: Vec<String> = self
+                .site
+                .traffic
+                .iter()
+                .filter(|(g, t)| {
+                    !groups
+                        .iter()
+                        .any(|x| x.name == g.0 && x.owner.as_ref() == Some(t))
+                })
+                .map(|(g, t)| format!("{g} is not on {t}"))
+                .collect();
+            let (up, need) = (self.up_targets(), self.site.quorum_count());
+            let healthy = self.site.targets.is_empty() || up >= need;
+            if off.is_empty() && healthy {
+                return Ok(format!(
+                    "traffic on {} ({}); {up} of {} target(s) up",
+                    self.site.name,
+                    self.site
+                        .traffic
+                        .iter()
+                        .map(|(g, t)| format!("{g} -> {t}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    self.site.targets.len()
+                ));
+            }
+            if Instant::now() >= deadline {
+                let mut why = off;
+                if !healthy {
+                    why.push(format!(
+                        "{up} of {} target(s) up, {need} needed",
+                        self.site.targets.len()
+                    ));
+                }
+                return Err(why.join("; "));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     async fn approval(&self, limit: Duration) -> Result<String, String> {

@@ -68,6 +68,9 @@ pub struct RunRecord {
     /// Steps approved by a person (by name).
     #[serde(default)]
     pub approved: Vec<String>,
+    /// For the failback that ends a drill: the drill's run id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill_of: Option<String>,
     /// Leader changes the run lived through.
     #[serde(default)]
     pub resumed: u32,
@@ -152,7 +155,7 @@ impl SiteRuns {
             });
         }
         let from = self.active(sites).unwrap_or_default().to_string();
-        if kind == RunKind::Promotion && from == site.name {
+        if from == site.name {
             return Err(StartError::AlreadyActive(site.name.clone()));
         }
         Ok(self.current.insert(RunRecord {
@@ -167,7 +170,12 @@ impl SiteRuns {
             rto_ms: site
                 .rto
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-            steps: site.steps.iter().map(pending).collect(),
+            steps: site
+                .run_steps(kind == RunKind::Drill)
+                .iter()
+                .map(pending)
+                .collect(),
+            drill_of: None,
             approved: Vec::new(),
             resumed: 0,
             error: None,
@@ -177,7 +185,8 @@ impl SiteRuns {
     /// End the current run: into the history; on success the site takes the traffic.
     pub fn finish(&mut self, state: RunState, error: Option<String>, now_unix_ms: u64) {
         if let Some(mut r) = self.current.take() {
-            if state == RunState::Succeeded && r.kind == RunKind::Promotion {
+            // A drill moves the traffic too (its failback moves it back).
+            if state == RunState::Succeeded {
                 self.active_site = Some(r.site.clone());
             }
             r.state = state;

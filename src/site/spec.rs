@@ -29,6 +29,22 @@ impl SiteSpec {
         (n.ceil() as usize).clamp(1, self.targets.len().max(1))
     }
 
+    /// The steps a run of `kind` executes: the plan, and for a drill a final check that
+    /// the site took the traffic and is healthy.
+    pub fn run_steps(&self, drill: bool) -> Vec<Step> {
+        let mut v = self.steps.clone();
+        if drill {
+            v.push(Step {
+                name: "verify".into(),
+                kind: StepKind::Verify,
+                budget: Duration::from_secs(30),
+                optional: false,
+                idempotent: true,
+            });
+        }
+        v
+    }
+
     /// The sum of the top-level steps' budgets: what the plan expects to take.
     pub fn expected(&self) -> Duration {
         self.steps
@@ -82,6 +98,8 @@ pub enum StepKind {
     },
     Approval,
     Parallel(Vec<Step>),
+    /// Drills only: the site took the traffic and is healthy.
+    Verify,
 }
 
 impl StepKind {
@@ -95,6 +113,7 @@ impl StepKind {
             StepKind::Exec { .. } => "exec",
             StepKind::Webhook { .. } => "webhook",
             StepKind::Approval => "approval",
+            StepKind::Verify => "verify",
             StepKind::Parallel(_) => "parallel",
         }
     }

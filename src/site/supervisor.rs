@@ -87,6 +87,7 @@ impl Supervisor {
             leadership: sc.leadership.clone(),
             metrics: sc.metrics.clone(),
             approvals: parts.approvals.clone(),
+            status: sc.status.clone(),
         };
         let sites = parts.spec.sites.clone();
         let policy = parts.spec.site_policy.clone();
@@ -189,6 +190,27 @@ impl Supervisor {
                 && let Some((id, h)) = running.take()
             {
                 match h.await {
+                    Ok(Ok(rec))
+                        if rec.kind == RunKind::Drill && rec.state == RunState::Succeeded =>
+                    {
+                        // The drill's last act: fail back to where the traffic was.
+                        tracing::info!(run = %id, back_to = %rec.from_site, "drill succeeded; failing back");
+                        let why = format!("failback that ends drill {}", rec.id);
+                        if let Err(e) = self
+                            .start(
+                                &cx,
+                                st.epoch.0,
+                                &rec.from_site,
+                                RunKind::Promotion,
+                                why,
+                                Some(rec.id.clone()),
+                                &mut running,
+                            )
+                            .await
+                        {
+                            tracing::error!(run = %id, error = %e, "drill failback not started");
+                        }
+                    }
                     Ok(Ok(rec)) => tracing::info!(run = %id, state = ?rec.state, "site run ended"),
                     Ok(Err(e)) => tracing::error!(run = %id, error = %e, "site run stopped"),
                     Err(e) => {
@@ -231,7 +253,7 @@ impl Supervisor {
             }) = req
             {
                 let r = self
-                    .start(&cx, st.epoch.0, &site, kind, trigger, &mut running)
+                    .start(&cx, st.epoch.0, &site, kind, trigger, None, &mut running)
                     .await;
                 if r.is_ok() {
                     reload = true;
@@ -271,6 +293,7 @@ impl Supervisor {
                             &name,
                             RunKind::Promotion,
                             why,
+                            None,
                             &mut running,
                         )
                         .await
@@ -305,6 +328,7 @@ impl Supervisor {
                     &name,
                     RunKind::Promotion,
                     why,
+                    None,
                     &mut running,
                 )
                 .await
@@ -323,6 +347,7 @@ impl Supervisor {
         site: &str,
         kind: RunKind,
         trigger: String,
+        drill_of: Option<String>,
         running: &mut Option<(String, JoinHandle<Result<RunRecord, String>>)>,
     ) -> Result<String, String> {
         let Some(spec) = cx.spec.sites.iter().find(|s| s.name == site) else {
@@ -336,9 +361,14 @@ impl Supervisor {
         cx.approvals.clear(site);
         let now = unix_ms();
         let (_, started) = update(cx.store.as_ref(), epoch, |r| {
-            r.start(&cx.spec.sites, spec, kind, trigger.clone(), now)
+            let id = r
+                .start(&cx.spec.sites, spec, kind, trigger.clone(), now)
                 .map(|run| run.id.clone())
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            if let Some(c) = r.current.as_mut() {
+                c.drill_of = drill_of.clone();
+            }
+            Ok::<String, String>(id)
         })
         .await
         .map_err(|e| e.to_string())?;
@@ -373,7 +403,7 @@ async fn take_over(
             r.finish(RunState::Failed, Some("its site is no longer in the config".into()), now);
             return None;
         };
-        match resume(run, &site.steps) {
+        match resume(run, &site.run_steps(run.kind == RunKind::Drill)) {
             Resume::Continue => Some((run.id.clone(), site.clone())),
             Resume::Stop { step } => {
                 let msg = format!("stopped after a leader change: step {step} was interrupted and is not safe to run twice");
