@@ -820,10 +820,20 @@ async fn a_drill_promotes_verifies_fails_back_and_writes_its_report() {
     assert!(doc.descendants().any(|n| n.text() == Some("RTO")));
     // `FLOATOVER_DRILL_REPORT_DIR=examples/drill-report` refreshes the README's example.
     if let Ok(keep) = std::env::var("FLOATOVER_DRILL_REPORT_DIR") {
-        for (ext, text) in [("json", file("json")), ("md", file("md")), ("svg", svg.clone())] {
-            let text = text.replace(&rep["drill_run"].as_str().unwrap_or("").to_string(), "example");
-            std::fs::write(std::path::Path::new(&keep).join(format!("drill-example.{ext}")), text)
-                .expect("keep the report");
+        for (ext, text) in [
+            ("json", file("json")),
+            ("md", file("md")),
+            ("svg", svg.clone()),
+        ] {
+            let text = text.replace(
+                &rep["drill_run"].as_str().unwrap_or("").to_string(),
+                "example",
+            );
+            std::fs::write(
+                std::path::Path::new(&keep).join(format!("drill-example.{ext}")),
+                text,
+            )
+            .expect("keep the report");
         }
     }
     boot.abort();

@@ -58,6 +58,14 @@ pub struct SiteStatus {
     pub run: Option<RunRecord>,
 }
 
+/// What to start.
+pub struct Order {
+    pub kind: RunKind,
+    pub trigger: String,
+    /// For a drill's failback: the drill's run id.
+    pub drill_of: Option<String>,
+}
+
 pub struct Supervisor {
     pub cx_parts: SiteParts,
     pub requests: mpsc::Receiver<SiteRequest>,
@@ -201,9 +209,11 @@ impl Supervisor {
                                 &cx,
                                 st.epoch.0,
                                 &rec.from_site,
-                                RunKind::Promotion,
-                                why,
-                                Some(rec.id.clone()),
+                                Order {
+                                    kind: RunKind::Promotion,
+                                    trigger: why,
+                                    drill_of: Some(rec.id.clone()),
+                                },
                                 &mut running,
                             )
                             .await
@@ -253,7 +263,17 @@ impl Supervisor {
             }) = req
             {
                 let r = self
-                    .start(&cx, st.epoch.0, &site, kind, trigger, None, &mut running)
+                    .start(
+                        &cx,
+                        st.epoch.0,
+                        &site,
+                        Order {
+                            kind,
+                            trigger,
+                            drill_of: None,
+                        },
+                        &mut running,
+                    )
                     .await;
                 if r.is_ok() {
                     reload = true;
@@ -291,9 +311,11 @@ impl Supervisor {
                             &cx,
                             st.epoch.0,
                             &name,
-                            RunKind::Promotion,
-                            why,
-                            None,
+                            Order {
+                                kind: RunKind::Promotion,
+                                trigger: why,
+                                drill_of: None,
+                            },
                             &mut running,
                         )
                         .await
@@ -326,9 +348,11 @@ impl Supervisor {
                     &cx,
                     st.epoch.0,
                     &name,
-                    RunKind::Promotion,
-                    why,
-                    None,
+                    Order {
+                        kind: RunKind::Promotion,
+                        trigger: why,
+                        drill_of: None,
+                    },
                     &mut running,
                 )
                 .await
@@ -345,11 +369,14 @@ impl Supervisor {
         cx: &SiteCx,
         epoch: u64,
         site: &str,
-        kind: RunKind,
-        trigger: String,
-        drill_of: Option<String>,
+        order: Order,
         running: &mut Option<(String, JoinHandle<Result<RunRecord, String>>)>,
     ) -> Result<String, String> {
+        let Order {
+            kind,
+            trigger,
+            drill_of,
+        } = order;
         let Some(spec) = cx.spec.sites.iter().find(|s| s.name == site) else {
             return Err(format!("no site named {site:?}"));
         };
