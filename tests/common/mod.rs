@@ -4,6 +4,7 @@
 
 pub mod dns;
 pub mod faults;
+pub mod sites;
 
 use floatover_devkit::health::HealthServer;
 use floatover_devkit::replica::{Replica, Scenario, free_port, render_config};

@@ -13,14 +13,15 @@ use crate::config::Spec;
 use crate::engine::Command;
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
-use crate::model::{GroupName, Health, TargetKey};
 use crate::probe::HealthBoard;
 use crate::status::unix_ms;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
+
+mod steps;
 
 /// Approvals given by people (API or CLI), by site, until the waiting step takes them.
 #[derive(Default)]
@@ -364,176 +365,6 @@ impl Executor {
             "epoch": self.epoch,
             "sent_unix_ms": unix_ms(),
         })
-    }
-
-    async fn start_instances(&self, limit: Duration) -> Result<String, String> {
-        let deadline = Instant::now() + limit;
-        let ids = &self.site.instances;
-        self.cx
-            .ops
-            .start_instances(&self.site.region, ids)
-            .await
-            .map_err(|e| e.to_string())?;
-        loop {
-            let states = self
-                .cx
-                .ops
-                .instance_states(&self.site.region, ids)
-                .await
-                .map_err(|e| e.to_string())?;
-            let missing: Vec<&String> = ids.iter().filter(|i| !states.contains_key(*i)).collect();
-            if !missing.is_empty() {
-                return Err(format!("instance(s) not found: {missing:?}"));
-            }
-            let not_running: Vec<String> = ids
-                .iter()
-                .filter(|i| states.get(*i).map(String::as_str) != Some("running"))
-                .map(|i| format!("{i} {}", states.get(i).map(String::as_str).unwrap_or("?")))
-                .collect();
-            if not_running.is_empty() {
-                return Ok(format!("{} instance(s) running", ids.len()));
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "not running after {}: {}",
-                    humantime::format_duration(limit),
-                    not_running.join(", ")
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-
-    fn up_targets(&self) -> usize {
-        self.site
-            .targets
-            .iter()
-            .filter(|(g, t)| {
-                self.cx.board.get(&TargetKey {
-                    group: g.clone(),
-                    target: t.clone(),
-                }) == Health::Up
-            })
-            .count()
-    }
-
-    async fn wait_healthy(&self, min: usize, limit: Duration) -> Result<String, String> {
-        let deadline = Instant::now() + limit;
-        let mut changed = self.cx.board.subscribe();
-        loop {
-            let up = self.up_targets();
-            if up >= min {
-                return Ok(format!("{up} of {} target(s) up", self.site.targets.len()));
-            }
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => {
-                    return Err(format!(
-                        "{up} of {} target(s) up after {}, {min} needed",
-                        self.site.targets.len(),
-                        humantime::format_duration(limit)
-                    ));
-                }
-                _ = changed.changed() => {}
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-            }
-        }
-    }
-
-    async fn shift(&self, limit: Duration) -> Result<String, String> {
-        let mut done = Vec::new();
-        for (g, t) in &self.site.traffic {
-            let (reply, rx) = oneshot::channel();
-            self.cx
-                .commands
-                .send(Command::Switchover {
-                    group: GroupName(g.0.clone()),
-                    to: t.clone(),
-                    reply,
-                })
-                .await
-                .map_err(|_| "the engine has stopped".to_string())?;
-            match tokio::time::timeout(limit, rx).await {
-                Ok(Ok(Ok(_))) => done.push(format!("{g} -> {t}")),
-                Ok(Ok(Err(e))) => return Err(format!("{g} -> {t}: {e}")),
-                Ok(Err(_)) => return Err(format!("{g} -> {t}: the engine dropped the request")),
-                Err(_) => {
-                    return Err(format!(
-                        "{g} -> {t}: not done within {}",
-                        humantime::format_duration(limit)
-                    ));
-                }
-            }
-        }
-        Ok(done.join(", "))
-    }
-
-    /// The site holds its traffic (each group's owner is its target, as the engine last
-    /// observed) and is healthy (its quorum is up).
-    async fn verify(&self, limit: Duration) -> Result<String, String> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let groups = self.cx.status.groups();
-            let off: Vec<String> = self
-                .site
-                .traffic
-                .iter()
-                .filter(|(g, t)| {
-                    !groups
-                        .iter()
-                        .any(|x| x.name == g.0 && x.owner.as_ref() == Some(t))
-                })
-                .map(|(g, t)| format!("{g} is not on {t}"))
-                .collect();
-            let (up, need) = (self.up_targets(), self.site.quorum_count());
-            let healthy = self.site.targets.is_empty() || up >= need;
-            if off.is_empty() && healthy {
-                return Ok(format!(
-                    "traffic on {} ({}); {up} of {} target(s) up",
-                    self.site.name,
-                    self.site
-                        .traffic
-                        .iter()
-                        .map(|(g, t)| format!("{g} -> {t}"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    self.site.targets.len()
-                ));
-            }
-            if Instant::now() >= deadline {
-                let mut why = off;
-                if !healthy {
-                    why.push(format!(
-                        "{up} of {} target(s) up, {need} needed",
-                        self.site.targets.len()
-                    ));
-                }
-                return Err(why.join("; "));
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    async fn approval(&self, limit: Duration) -> Result<String, String> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let notified = self.cx.approvals.notify.notified();
-            if self.cx.approvals.take(&self.site.name) {
-                let name = self.site.name.clone();
-                let _ = self.save(|r| r.approved.push(name)).await;
-                return Ok("approved".into());
-            }
-            tokio::select! {
-                _ = notified => {}
-                _ = tokio::time::sleep_until(deadline) => {
-                    return Err(format!(
-                        "not approved within {} (floatover promote {} --approve)",
-                        humantime::format_duration(limit),
-                        self.site.name
-                    ));
-                }
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
     }
 }
 
