@@ -13,7 +13,7 @@ use crate::api::{self, ApiState};
 use crate::config::Spec;
 use crate::engine::Engine;
 use crate::faults::Faults;
-use crate::leader::{Elector, EpochFloor, Leadership, LeaseBackend};
+use crate::leader::{Elector, EpochFloor, LeaseBackend};
 use crate::liveness::Liveness;
 use crate::metrics::Metrics;
 use crate::probe::{self, Checker, HealthBoard, ProbeDeps};
@@ -34,22 +34,7 @@ pub enum AppError {
     Failed(String),
 }
 
-/// What a [`Sidecar`] gets from the running controller.
-pub struct SidecarCtx {
-    pub leadership: Leadership,
-    pub board: Arc<HealthBoard>,
-    /// The engine's command channel (switchovers).
-    pub commands: tokio::sync::mpsc::Sender<crate::engine::Command>,
-    pub status: Arc<StatusStore>,
-    pub metrics: Arc<Metrics>,
-    /// Fires when the controller stops; the sidecar must return then.
-    pub stop: CancellationToken,
-}
-
-/// A task that runs beside the controller for as long as it runs (the FloatGroup status
-/// publisher, the site supervisor): supervised like the others (ending before a shutdown
-/// is fatal), and it must return once `stop` fires.
-pub type Sidecar = Box<dyn FnOnce(SidecarCtx) -> futures::future::BoxFuture<'static, ()> + Send>;
+pub use crate::sidecar::{Sidecar, SidecarCtx};
 
 /// See the module docs.
 pub struct App {

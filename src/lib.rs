@@ -23,5 +23,6 @@ pub mod probe;
 pub mod provider;
 pub mod reload;
 pub mod runtime;
+pub mod sidecar;
 pub mod site;
 pub mod status;

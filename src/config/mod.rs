@@ -7,6 +7,7 @@
 
 pub mod duration;
 pub mod raw;
+pub mod site;
 pub mod spec;
 mod validate;
 

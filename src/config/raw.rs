@@ -41,9 +41,9 @@ pub struct RawConfig {
     pub groups: Vec<RawGroup>,
     /// Disaster-recovery sites and their promotion plans.
     #[serde(default)]
-    pub sites: Vec<crate::site::RawSite>,
+    pub sites: Vec<crate::config::site::RawSite>,
     #[serde(default)]
-    pub site_policy: crate::site::RawSitePolicy,
+    pub site_policy: crate::config::site::RawSitePolicy,
 }
 
 /// Where the groups come from. One source is chosen at start.

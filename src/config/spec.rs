@@ -20,8 +20,8 @@ pub struct Spec {
     pub switchover_timeout: Duration,
     pub group_source: GroupSource,
     pub groups: Vec<GroupSpec>,
-    pub sites: Vec<crate::site::SiteSpec>,
-    pub site_policy: crate::site::SitePolicy,
+    pub sites: Vec<crate::config::site::SiteSpec>,
+    pub site_policy: crate::config::site::SitePolicy,
 }
 
 /// Where the groups came from.

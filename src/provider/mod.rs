@@ -6,6 +6,7 @@
 //! here and implement the same trait, so the planner and the engine do not change.
 
 pub mod aws;
+pub mod sites;
 
 use crate::leader::{Fence, FenceError};
 use crate::model::MoveStamp;

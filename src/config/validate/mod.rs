@@ -150,7 +150,7 @@ pub fn resolve_from(
         );
         (Vec::new(), Default::default())
     } else {
-        let (sites, policy, issues) = crate::site::resolve::resolve(
+        let (sites, policy, issues) = crate::config::site::resolve::resolve(
             &raw.sites,
             &raw.site_policy,
             &groups,

@@ -5,7 +5,7 @@ use crate::aws::{AwsSpec, sdk_config};
 use crate::metrics::Metrics;
 use crate::provider::ProviderError;
 use crate::provider::aws::timed;
-use crate::site::ops::SiteOps;
+use crate::provider::sites::SiteOps;
 use aws_sdk_ec2::Client;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

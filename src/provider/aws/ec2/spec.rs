@@ -225,6 +225,11 @@ impl RawEc2Float {
     }
 }
 
+/// Whether `s` looks like an EC2 instance id.
+pub fn is_instance_id(s: &str) -> bool {
+    s.starts_with("i-")
+}
+
 /// Check a target's EC2 fields against what the group's EC2 floats need. Returns the
 /// endpoint (None when the target has no EC2 fields) or every problem found.
 pub fn endpoint(
@@ -234,7 +239,7 @@ pub fn endpoint(
 ) -> Result<Option<Ec2Endpoint>, Vec<Problem>> {
     let mut out = Vec::new();
     if let Some(i) = instance_id
-        && !i.starts_with("i-")
+        && !is_instance_id(i)
     {
         out.push(problem("instance_id", "must look like i-…"));
     }

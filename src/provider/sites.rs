@@ -1,7 +1,7 @@
 //! What a promotion asks of the provider, provider-neutral: start stopped standbys and
 //! read their states. (Auto Scaling and launches build on it.)
 
-use crate::provider::ProviderError;
+use super::ProviderError;
 use std::collections::BTreeMap;
 
 #[async_trait::async_trait]

@@ -1,9 +1,9 @@
 //! `GET /api/v1/sites`, `POST /api/v1/sites/{site}/promote` and
 //! `POST /api/v1/sites/{site}/approve` (both with the bearer token).
 
-use super::run::RunKind;
-use super::supervisor::SiteRequest;
-use crate::api::{ApiState, clip, err, token_ok};
+use super::{ApiState, clip, err, token_ok};
+use crate::site::run::RunKind;
+use crate::site::supervisor::SiteRequest;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -25,7 +25,12 @@ pub struct PromoteBody {
 }
 
 pub async fn sites(State(s): State<ApiState>) -> Response {
-    let plans: Vec<_> = s.spec.sites.iter().map(super::plan::site_plan).collect();
+    let plans: Vec<_> = s
+        .spec
+        .sites
+        .iter()
+        .map(crate::site::plan::site_plan)
+        .collect();
     let status = match s.status.sites() {
         serde_json::Value::Null => serde_json::json!([]),
         v => v,
@@ -109,7 +114,7 @@ pub async fn promote(
             .sites
             .iter()
             .find(|x| x.name == site)
-            .map(super::plan::site_plan);
+            .map(crate::site::plan::site_plan);
         return Json(serde_json::json!({ "dry_run": true, "plan": plan })).into_response();
     }
     if let Some(r) = not_leader(&s, "promotion") {

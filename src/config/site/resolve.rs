@@ -156,7 +156,7 @@ fn site(cx: &mut Ctx, p: &str, s: &RawSite, default_region: Option<&str>) -> Opt
         cx.bounded(&format!("{p}.rto"), r.0, MAX_WAIT);
     }
     for (j, id) in s.instances.iter().enumerate() {
-        if !id.starts_with("i-") {
+        if !crate::provider::aws::ec2::spec::is_instance_id(id) {
             cx.add(
                 format!("{p}.instances[{j}]"),
                 format!("{id:?} is not an EC2 instance id (i-...)"),

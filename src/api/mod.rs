@@ -24,6 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
+mod sites;
+
 /// Shared state of the API handlers.
 #[derive(Clone)]
 pub struct ApiState {
@@ -135,15 +137,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/status", get(status))
         .route("/api/v1/groups/{group}/switchover", post(switchover))
-        .route("/api/v1/sites", get(crate::site::api::sites))
-        .route(
-            "/api/v1/sites/{site}/promote",
-            post(crate::site::api::promote),
-        )
-        .route(
-            "/api/v1/sites/{site}/approve",
-            post(crate::site::api::approve),
-        )
+        .route("/api/v1/sites", get(sites::sites))
+        .route("/api/v1/sites/{site}/promote", post(sites::promote))
+        .route("/api/v1/sites/{site}/approve", post(sites::approve))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
