@@ -170,7 +170,7 @@ async fn site_loop(
     let parts = crate::site::supervisor::SiteParts {
         spec: spec.clone(),
         store,
-        ops: Arc::new(crate::provider::aws::ec2::sites::Ec2SiteOps::new(
+        ops: Arc::new(crate::provider::aws::sites::AwsSiteOps::new(
             &spec.aws,
             metrics.clone(),
         )),

@@ -226,8 +226,7 @@ pub(super) async fn plan(path: &Path, json: bool) -> ExitCode {
         .map(crate::site::plan::site_plan)
         .collect();
     // Pre-flight on demand: could each plan run right now?
-    let ops =
-        crate::provider::aws::ec2::sites::Ec2SiteOps::new(&spec.aws, Arc::new(Metrics::new()));
+    let ops = crate::provider::aws::sites::AwsSiteOps::new(&spec.aws, Arc::new(Metrics::new()));
     let mut readiness = Vec::new();
     for s in &spec.sites {
         let r = crate::site::preflight::check(&spec, &ops, s, crate::status::unix_ms()).await;

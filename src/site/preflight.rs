@@ -72,11 +72,6 @@ pub fn local_problems(
                 "step {}: nobody can approve: set api.token or api.token_env",
                 s.name
             )),
-            StepKind::ScaleUp | StepKind::Launch => v.push(format!(
-                "step {}: {} is not available in this version of floatover",
-                s.name,
-                s.kind.word()
-            )),
             _ => {}
         }
     }
@@ -87,10 +82,10 @@ pub fn local_problems(
 pub async fn provider_problems(ops: &dyn SiteOps, site: &SiteSpec) -> Vec<String> {
     let mut v = Vec::new();
     if !site.instances.is_empty() {
-        match ops.instance_states(&site.region, &site.instances).await {
+        match ops.describe_instances(&site.region, &site.instances).await {
             Ok(states) => {
                 for id in &site.instances {
-                    match states.get(id).map(String::as_str) {
+                    match states.get(id).map(|v| v.state.as_str()) {
                         None => v.push(format!("instance {id} does not exist in {}", site.region)),
                         Some(st @ ("terminated" | "shutting-down")) => {
                             v.push(format!("instance {id} is {st}: it cannot be started"))
@@ -106,6 +101,20 @@ pub async fn provider_problems(ops: &dyn SiteOps, site: &SiteSpec) -> Vec<String
             && let Err(e) = ops.can_start(&site.region, &site.instances).await
         {
             v.push(format!("StartInstances would be refused: {e}"));
+        }
+    }
+    if let Some((name, desired)) = &site.auto_scaling {
+        match ops.scaling_group(&site.region, name).await {
+            Ok(None) => v.push(format!(
+                "Auto Scaling group {name} does not exist in {}",
+                site.region
+            )),
+            Ok(Some(g)) if *desired > g.max => v.push(format!(
+                "Auto Scaling group {name}: desired {desired} is above its max size {}",
+                g.max
+            )),
+            Ok(Some(_)) => {}
+            Err(e) => v.push(e.to_string()),
         }
     }
     if let Some(l) = &site.launch {

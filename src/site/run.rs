@@ -75,6 +75,20 @@ pub struct RunRecord {
     #[serde(default)]
     pub resumed: u32,
     pub error: Option<String>,
+    /// Instances a `launch` step started (recorded before it waits for them, so that a
+    /// new leader probes these instead of launching again).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub launched: Vec<Launched>,
+}
+
+/// One instance launched by a run, with its addresses once known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Launched {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_ip: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,6 +193,7 @@ impl SiteRuns {
             approved: Vec::new(),
             resumed: 0,
             error: None,
+            launched: Vec::new(),
         }))
     }
 

@@ -4,6 +4,7 @@
 pub mod raw;
 pub mod resolve;
 pub mod spec;
+pub mod template;
 
 pub use raw::{RawSite, RawSitePolicy, Tier};
 pub use spec::{SitePolicy, SiteSpec, Step, StepKind};

@@ -100,6 +100,11 @@ pub struct RawLaunch {
     /// `floatover:run`).
     #[serde(default)]
     pub tags: std::collections::BTreeMap<String, String>,
+    /// How `wait_healthy` probes each launched instance: a probe whose URL, address or
+    /// command may use `{instance_id}`, `{private_ip}` and `{public_ip}`.
+    pub probe: Option<crate::config::raw::RawProbe>,
+    /// Launched instances that must pass `probe` (default: all of them).
+    pub min_healthy: Option<u32>,
 }
 
 fn one() -> u32 {

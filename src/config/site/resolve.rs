@@ -190,6 +190,12 @@ fn site(cx: &mut Ctx, p: &str, s: &RawSite, default_region: Option<&str>) -> Opt
         if !(1..=100).contains(&l.count) {
             cx.add(format!("{p}.launch.count"), "between 1 and 100");
         }
+        if l.min_healthy.is_some_and(|m| m == 0 || m > l.count) {
+            cx.add(
+                format!("{p}.launch.min_healthy"),
+                format!("between 1 and launch.count ({})", l.count),
+            );
+        }
     }
     match s.tier {
         Tier::Warm if s.instances.is_empty() && s.auto_scaling.is_none() => cx.add(
@@ -258,6 +264,9 @@ fn site(cx: &mut Ctx, p: &str, s: &RawSite, default_region: Option<&str>) -> Opt
             subnet_id: l.subnet_id.clone(),
             count: l.count,
             tags: l.tags.clone(),
+            // Resolved with the probe defaults by config::validate.
+            probe: None,
+            min_healthy: l.min_healthy.unwrap_or(l.count),
         }),
         steps,
     })
@@ -390,10 +399,11 @@ fn step(
             )
         }
         RawStep::WaitHealthy(w) => {
-            if targets == 0 && s.tier != Tier::Cold {
+            let probed = s.launch.as_ref().is_some_and(|l| l.probe.is_some());
+            if targets == 0 && !probed {
                 cx.add(
                     p,
-                    "wait_healthy needs the site's `targets` (what to wait for)",
+                    "wait_healthy needs the site's `targets` or `launch.probe` (what to wait for)",
                 );
             }
             let quorum = ((targets as f64 * s.quorum).ceil() as usize).clamp(1, targets.max(1));

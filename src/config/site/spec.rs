@@ -62,6 +62,9 @@ pub struct LaunchSpec {
     pub subnet_id: Option<String>,
     pub count: u32,
     pub tags: BTreeMap<String, String>,
+    /// A template: see [`crate::config::site::template`].
+    pub probe: Option<crate::config::ProbeSpec>,
+    pub min_healthy: u32,
 }
 
 /// One step of a promotion.

@@ -15,7 +15,7 @@ use std::time::Duration;
 mod probe;
 mod service;
 
-use probe::{check_probe_defaults, resolve_probe};
+use probe::{check_probe_defaults, resolve_probe, resolve_template_probe};
 use service::{resolve_api, resolve_aws, resolve_leader};
 
 struct Issues(Vec<Issue>);
@@ -150,13 +150,31 @@ pub fn resolve_from(
         );
         (Vec::new(), Default::default())
     } else {
-        let (sites, policy, issues) = crate::config::site::resolve::resolve(
+        let (mut sites, policy, issues) = crate::config::site::resolve::resolve(
             &raw.sites,
             &raw.site_policy,
             &groups,
             default_region.as_deref(),
         );
         is.0.extend(issues);
+        for (i, rs) in raw.sites.iter().enumerate() {
+            let Some(pr) = rs.launch.as_ref().and_then(|l| l.probe.as_ref()) else {
+                continue;
+            };
+            let probe = resolve_template_probe(
+                pr,
+                &format!("sites[{i}].launch.probe"),
+                &raw.probe_defaults,
+                &mut is,
+            );
+            if let Some(l) = sites
+                .iter_mut()
+                .find(|s| s.name == rs.name)
+                .and_then(|s| s.launch.as_mut())
+            {
+                l.probe = probe;
+            }
+        }
         for g in groups.iter_mut() {
             if sites
                 .iter()

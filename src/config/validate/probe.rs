@@ -151,6 +151,73 @@ pub(super) fn check_host_port(a: &str) -> Result<(), String> {
     }
 }
 
+/// A launched instance's probe (`sites[i].launch.probe`): its placeholders must be known;
+/// its shape is checked with sample values filled in; the template itself is kept.
+pub(super) fn resolve_template_probe(
+    pr: &RawProbe,
+    pp: &str,
+    d: &RawProbeDefaults,
+    is: &mut Issues,
+) -> Option<ProbeSpec> {
+    use crate::config::site::template::{PLACEHOLDERS, render, sample, unknown};
+    let mut texts: Vec<(String, &str)> = Vec::new();
+    if let Some(h) = &pr.http {
+        texts.push((format!("{pp}.http.url"), &h.url));
+    }
+    if let Some(t) = &pr.tcp {
+        texts.push((format!("{pp}.tcp.address"), &t.address));
+    }
+    if let Some(e) = &pr.exec {
+        for (i, c) in e.command.iter().enumerate() {
+            texts.push((format!("{pp}.exec.command[{i}]"), c));
+        }
+    }
+    let mut bad = false;
+    for (path, t) in &texts {
+        let u = unknown(t);
+        if !u.is_empty() {
+            bad = true;
+            is.add(
+                path.clone(),
+                format!(
+                    "unknown placeholder(s) {}; use {}",
+                    u.join(", "),
+                    PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
+                ),
+            );
+        }
+    }
+    if bad {
+        return None;
+    }
+    let v = sample();
+    let mut filled = pr.clone();
+    if let Some(h) = filled.http.as_mut() {
+        h.url = render(&h.url, &v).unwrap_or_default();
+    }
+    if let Some(t) = filled.tcp.as_mut() {
+        t.address = render(&t.address, &v).unwrap_or_default();
+    }
+    let checked = resolve_probe(&filled, pp, d, is)?;
+    // The timing is the checked one, the kind keeps the placeholders.
+    let kind = match (&pr.http, &pr.tcp, &pr.exec) {
+        (Some(h), _, _) => ProbeKind::Http {
+            url: h.url.clone(),
+            expect_status: h.expect_status.clone(),
+            body_contains: h.body_contains.clone(),
+            insecure: h.insecure,
+        },
+        (_, Some(t), _) => ProbeKind::Tcp {
+            address: t.address.clone(),
+        },
+        (_, _, Some(e)) => ProbeKind::Exec {
+            command: e.command.clone(),
+        },
+        _ => return None,
+    };
+    Some(ProbeSpec { kind, ..checked })
+}
+
 #[cfg(test)]
 mod tests {
     use super::check_host_port;

@@ -11,6 +11,7 @@
 
 pub mod ec2;
 pub mod route53;
+pub mod sites;
 pub mod stamp;
 
 use crate::aws::AwsSpec;

@@ -21,7 +21,10 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
+mod fleet;
 mod steps;
+
+pub use fleet::{TAG_RUN, TAG_SITE, client_token};
 
 /// Approvals given by people (API or CLI), by site, until the waiting step takes them.
 #[derive(Default)]
@@ -342,13 +345,8 @@ impl Executor {
                     attempts: n,
                 }
             }
-            StepKind::ScaleUp | StepKind::Launch => waited(
-                Err(format!(
-                    "{} is not available in this version of floatover (planned); the plan cannot run past it",
-                    step.kind.word()
-                )),
-                0,
-            ),
+            StepKind::ScaleUp => waited(self.scale_up(limit).await, 1),
+            StepKind::Launch => waited(self.launch(&step.name, limit).await, 1),
             StepKind::Parallel(_) => waited(Err("internal: nested parallel".into()), 0),
         }
     }
@@ -377,3 +375,6 @@ fn at<'r>(r: &'r mut RunRecord, path: &[usize]) -> Option<&'r mut StepRecord> {
     }
     Some(s)
 }
+
+#[cfg(test)]
+mod tests;

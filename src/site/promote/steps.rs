@@ -17,12 +17,15 @@ impl Executor {
             .await
             .map_err(|e| e.to_string())?;
         loop {
-            let states = self
+            let states: std::collections::BTreeMap<String, String> = self
                 .cx
                 .ops
-                .instance_states(&self.site.region, ids)
+                .describe_instances(&self.site.region, ids)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|(k, v)| (k, v.state))
+                .collect();
             let missing: Vec<&String> = ids.iter().filter(|i| !states.contains_key(*i)).collect();
             if !missing.is_empty() {
                 return Err(format!("instance(s) not found: {missing:?}"));
@@ -59,13 +62,24 @@ impl Executor {
             .count()
     }
 
+    /// The site's targets (at least `min` up, as the engine's probes see them), then what
+    /// the run launched (probed here, see `launched_healthy`).
     pub(super) async fn wait_healthy(&self, min: usize, limit: Duration) -> Result<String, String> {
         let deadline = Instant::now() + limit;
+        let launched = self.launched_healthy(deadline).await?;
         let mut changed = self.cx.board.subscribe();
         loop {
             let up = self.up_targets();
+            if self.site.targets.is_empty() {
+                return Ok(launched);
+            }
             if up >= min {
-                return Ok(format!("{up} of {} target(s) up", self.site.targets.len()));
+                let t = format!("{up} of {} target(s) up", self.site.targets.len());
+                return Ok(if launched.is_empty() {
+                    t
+                } else {
+                    format!("{launched}; {t}")
+                });
             }
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => {

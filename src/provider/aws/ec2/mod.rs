@@ -11,7 +11,7 @@
 
 mod observe;
 mod release;
-pub mod sites;
+
 pub mod spec;
 
 use super::Pacer;
