@@ -27,9 +27,28 @@ data "aws_iam_policy_document" "floatover" {
 
   # Site promotion starts stopped standbys, in whichever region the DR site is.
   statement {
-    sid       = "PromoteSites"
-    actions   = ["ec2:StartInstances", "ec2:DescribeLaunchTemplates", "ec2:DescribeImages"]
+    sid = "PromoteSites"
+    actions = [
+      "ec2:StartInstances",
+      "ec2:RunInstances",
+      "ec2:DescribeLaunchTemplates",
+      "ec2:DescribeImages",
+      "autoscaling:DescribeAutoScalingGroups",
+      "autoscaling:SetDesiredCapacity",
+    ]
     resources = ["*"]
+  }
+
+  # A cold site's launch tags its instances (floatover:site, floatover:run) in any region.
+  statement {
+    sid       = "TagLaunchedInstances"
+    actions   = ["ec2:CreateTags"]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "ec2:CreateAction"
+      values   = ["RunInstances"]
+    }
   }
 
   statement {

@@ -123,3 +123,93 @@ pub fn lean_responder(
     let addr = rx.recv().map_err(std::io::Error::other)??;
     Ok(format!("http://{addr}/health"))
 }
+
+/// Health endpoints of instances a cold site launches, which LocalStack records but never
+/// runs: `GET /health?instance=ID&ip=IP` answers 200 once the test has marked that
+/// instance booted ([`FleetHealth::boot`]), 503 before; `GET /site` answers 200 once any
+/// instance has. Every probe is logged (instance, ip) so a test sees what was probed.
+#[derive(Clone, Default)]
+pub struct FleetHealth {
+    booted: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    probed: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ProbeQuery {
+    instance: Option<String>,
+    ip: Option<String>,
+}
+
+impl FleetHealth {
+    /// Serve on a free loopback port; returns the base URL (`http://127.0.0.1:PORT`).
+    pub async fn start(&self) -> std::io::Result<(String, JoinHandle<()>)> {
+        use axum::extract::Query;
+        use axum::http::StatusCode;
+        let l = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = l.local_addr()?;
+        let (a, b) = (self.clone(), self.clone());
+        let app = axum::Router::new()
+            .route(
+                "/health",
+                axum::routing::get(move |Query(q): Query<ProbeQuery>| {
+                    let me = a.clone();
+                    async move {
+                        let id = q.instance.unwrap_or_default();
+                        me.probed
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((id.clone(), q.ip.unwrap_or_default()));
+                        if me.is_booted(&id) {
+                            StatusCode::OK
+                        } else {
+                            StatusCode::SERVICE_UNAVAILABLE
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/site",
+                axum::routing::get(move || {
+                    let me = b.clone();
+                    async move {
+                        let any = !me
+                            .booted
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .is_empty();
+                        if any {
+                            StatusCode::OK
+                        } else {
+                            StatusCode::SERVICE_UNAVAILABLE
+                        }
+                    }
+                }),
+            );
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(l, app).await;
+        });
+        Ok((format!("http://{addr}"), task))
+    }
+
+    pub fn boot(&self, id: &str) {
+        self.booted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string());
+    }
+
+    pub fn is_booted(&self, id: &str) -> bool {
+        self.booted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(id)
+    }
+
+    /// Every probe so far: (instance, ip) as the URL carried them.
+    pub fn probed(&self) -> Vec<(String, String)> {
+        self.probed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}

@@ -84,8 +84,8 @@ fn count(n: u32) -> i32 {
 #[async_trait::async_trait]
 impl SiteOps for AwsSiteOps {
     async fn start_instances(&self, region: &str, ids: &[String]) -> Result<(), ProviderError> {
-        let client = self.ec2(region).await;
-        let call = client
+        let ec2 = self.ec2(region).await;
+        let call = ec2
             .start_instances()
             .set_instance_ids(Some(ids.to_vec()))
             .send();
@@ -102,8 +102,8 @@ impl SiteOps for AwsSiteOps {
         if ids.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let client = self.ec2(region).await;
-        let call = client
+        let ec2 = self.ec2(region).await;
+        let call = ec2
             .describe_instances()
             .set_instance_ids(Some(ids.to_vec()))
             .send();
@@ -126,8 +126,8 @@ impl SiteOps for AwsSiteOps {
     }
 
     async fn can_start(&self, region: &str, ids: &[String]) -> Result<(), ProviderError> {
-        let client = self.ec2(region).await;
-        let call = client
+        let ec2 = self.ec2(region).await;
+        let call = ec2
             .start_instances()
             .set_instance_ids(Some(ids.to_vec()))
             .dry_run(true)
@@ -145,8 +145,8 @@ impl SiteOps for AwsSiteOps {
         region: &str,
         template: &str,
     ) -> Result<bool, ProviderError> {
-        let client = self.ec2(region).await;
-        let mut req = client.describe_launch_templates();
+        let ec2 = self.ec2(region).await;
+        let mut req = ec2.describe_launch_templates();
         req = if template.starts_with("lt-") {
             req.launch_template_ids(template)
         } else {
@@ -173,8 +173,8 @@ impl SiteOps for AwsSiteOps {
     }
 
     async fn image_exists(&self, region: &str, image: &str) -> Result<bool, ProviderError> {
-        let client = self.ec2(region).await;
-        let call = client.describe_images().image_ids(image).send();
+        let ec2 = self.ec2(region).await;
+        let call = ec2.describe_images().image_ids(image).send();
         match timed(&self.metrics, "ec2", "DescribeImages", region, call).await {
             Ok(o) => Ok(!o.images().is_empty()),
             Err(ProviderError::Api { code, .. }) if code.starts_with("InvalidAMIID") => Ok(false),
@@ -187,9 +187,9 @@ impl SiteOps for AwsSiteOps {
         region: &str,
         req: &LaunchRequest,
     ) -> Result<Vec<String>, ProviderError> {
-        let client = self.ec2(region).await;
+        let ec2 = self.ec2(region).await;
         let n = count(req.count);
-        let mut call = client
+        let mut call = ec2
             .run_instances()
             .min_count(n)
             .max_count(n)
@@ -242,8 +242,8 @@ impl SiteOps for AwsSiteOps {
         key: &str,
         value: &str,
     ) -> Result<Vec<String>, ProviderError> {
-        let client = self.ec2(region).await;
-        let call = client
+        let ec2 = self.ec2(region).await;
+        let call = ec2
             .describe_instances()
             .filters(
                 Filter::builder()
@@ -276,8 +276,8 @@ impl SiteOps for AwsSiteOps {
         region: &str,
         name: &str,
     ) -> Result<Option<ScalingView>, ProviderError> {
-        let client = self.clients(region).await.asg;
-        let call = client
+        let asg = self.clients(region).await.asg;
+        let call = asg
             .describe_auto_scaling_groups()
             .auto_scaling_group_names(name)
             .send();
@@ -321,8 +321,8 @@ impl SiteOps for AwsSiteOps {
         name: &str,
         desired: u32,
     ) -> Result<(), ProviderError> {
-        let client = self.clients(region).await.asg;
-        let call = client
+        let asg = self.clients(region).await.asg;
+        let call = asg
             .set_desired_capacity()
             .auto_scaling_group_name(name)
             .desired_capacity(count(desired))
