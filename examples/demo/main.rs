@@ -2,10 +2,12 @@
 //! instance, three floatover replicas electing a leader through an S3 lease. It kills the
 //! active instance's health endpoint, brings it back, kills the leader, and prints a
 //! timeline. Then the same replicas steer a Route 53 weighted record over three targets in
-//! two regions (`dns.rs`). Runs by itself, ends by itself, cleans up. `scripts/demo` builds
-//! and runs it.
+//! two regions (`dns.rs`), and promote a warm DR site in a second region when the primary
+//! region's site dies, step by step against budgets (`region.rs`). Runs by itself, ends by
+//! itself, cleans up. `scripts/demo` builds and runs it.
 
 mod dns;
+mod region;
 
 use floatover_devkit::health::HealthServer;
 use floatover_devkit::replica::{Replica, Scenario, floatover_bin, free_port, render_config};
@@ -168,7 +170,14 @@ async fn run() -> Result<(), String> {
         failback_delay_ms: 3_000,
         ..Default::default()
     };
-    scenario.extra_yaml = act.group_yaml(scenario.interval_ms);
+    let domain = act
+        .name
+        .trim_start_matches("www.")
+        .trim_end_matches('.')
+        .to_string();
+    let mut sites =
+        region::RegionAct::prepare(&ls.endpoint, act.client.clone(), &act.zone, &domain).await?;
+    scenario.extra_yaml = act.group_yaml(scenario.interval_ms) + &sites.yaml(scenario.interval_ms);
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut demo = Demo {
         t0,
@@ -299,6 +308,9 @@ async fn run() -> Result<(), String> {
 
     println!();
     dns_act(&demo, &mut act, nl).await?;
+
+    println!();
+    region::run(&|m| demo.say(m), &mut sites, &demo.replicas[nl]).await?;
 
     println!();
     demo.say("shutting down: SIGTERM to the replicas (the leader releases its lease), stopping LocalStack");
