@@ -6,6 +6,7 @@ mod decision;
 mod dns;
 mod eip;
 mod probes;
+mod sites;
 mod stats;
 mod takeover;
 
@@ -56,6 +57,74 @@ fn machine() -> String {
     )
 }
 
+const SITES_HEADER: &str = "## Warm site promotion";
+
+/// The site section of RESULTS.md (its last section, so `--sites` can replace it).
+fn site_section(r: &Result<sites::SiteBench, String>) -> String {
+    let mut md = format!(
+        "{SITES_HEADER}\n\nTwo regions on LocalStack, `floatover run` (release) on the S3 lease, site west (us-west-2, warm: one stopped standby) promoted through the API, then east promoted back. Command: `bench/run` (or `bench/run --sites` for this section alone).\n\n{HEADER}\n"
+    );
+    match r {
+        Ok(b) => {
+            for s in std::iter::once(&b.total)
+                .chain(&b.steps)
+                .chain(std::iter::once(&b.overhead))
+            {
+                let _ = writeln!(md, "{}", s.row());
+            }
+            let _ = writeln!(md);
+            for s in std::iter::once(&b.total)
+                .chain(&b.steps)
+                .chain(std::iter::once(&b.overhead))
+            {
+                let _ = writeln!(md, "- **{}**: {}.", s.name, s.note);
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(md, "\nsite promotion bench failed: {e}");
+        }
+    }
+    md
+}
+
+fn site_passed(r: &Result<sites::SiteBench, String>) -> bool {
+    r.as_ref()
+        .is_ok_and(|b| b.overhead.passed() == Some(true) && !b.total.samples_ms.is_empty())
+}
+
+/// `bench/run --sites`: the site promotion bench alone; replaces its section of
+/// RESULTS.md.
+async fn sites_only() -> ExitCode {
+    use_test_credentials();
+    let ls = match LocalStack::start_or_reuse() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cannot start LocalStack: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let r = sites::run(&ls.endpoint, 10).await;
+    drop(ls);
+    let section = site_section(&r);
+    println!("{section}");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/RESULTS.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let kept = old
+        .split_once(&format!("\n{SITES_HEADER}"))
+        .map(|(a, _)| a.to_string())
+        .unwrap_or(old);
+    if let Err(e) = std::fs::write(&path, format!("{}\n\n{section}", kept.trim_end())) {
+        eprintln!("cannot write {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    eprintln!("wrote {}", path.display());
+    if site_passed(&r) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 /// `bench/run --probes`: the probe throughput bench alone (does not write RESULTS.md).
 async fn probes_only() -> ExitCode {
     use_test_credentials();
@@ -89,6 +158,9 @@ async fn main() -> ExitCode {
     let quick = std::env::args().any(|a| a == "--quick");
     if std::env::args().any(|a| a == "--probes") {
         return probes_only().await;
+    }
+    if std::env::args().any(|a| a == "--sites") {
+        return sites_only().await;
     }
     let (n_dec, n_eip, n_take) = if quick { (200, 5, 3) } else { (2_000, 30, 12) };
     use_test_credentials();
@@ -179,6 +251,8 @@ async fn main() -> ExitCode {
     }
     eprintln!("probe throughput: 1,000 HTTP targets at 100 ms for 20 s ...");
     let throughput = probes::run(&ls.endpoint, 1_000, std::time::Duration::from_secs(20)).await;
+    eprintln!("warm site promotion on LocalStack ...");
+    let site_bench = sites::run(&ls.endpoint, if quick { 2 } else { 10 }).await;
     drop(ls);
 
     let mut md = String::new();
@@ -224,6 +298,7 @@ async fn main() -> ExitCode {
     for s in &all {
         let _ = writeln!(md, "- **{}**: {}.", s.name, s.note);
     }
+    let _ = write!(md, "\n{}", site_section(&site_bench));
     println!("\n{md}");
     let failed = all.iter().any(|s| s.passed() == Some(false))
         || eip_series < 2 * variants.len()
@@ -231,7 +306,8 @@ async fn main() -> ExitCode {
         || dns_lines
             .iter()
             .any(|l| l.contains("failed") || !l.contains(" 1.00 "))
-        || throughput.as_ref().map_or(true, |t| !t.passed());
+        || throughput.as_ref().map_or(true, |t| !t.passed())
+        || !site_passed(&site_bench);
     if !quick {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/RESULTS.md");
         if let Err(e) = std::fs::write(&path, &md) {
