@@ -1,6 +1,7 @@
 //! The config of disaster-recovery sites (`sites:`, `site_policy:`): as written, as
 //! resolved and the checks between. Promotion itself lives in the `site` module.
 
+mod capacity;
 pub mod raw;
 pub mod resolve;
 pub mod spec;

@@ -11,13 +11,13 @@ const MIN_BUDGET: Duration = Duration::from_secs(1);
 const MAX_BUDGET: Duration = Duration::from_secs(24 * 3600);
 const MAX_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     issues: Vec<Issue>,
     groups: &'a [GroupSpec],
 }
 
 impl Ctx<'_> {
-    fn add(&mut self, path: impl Into<String>, reason: impl Into<String>) {
+    pub(super) fn add(&mut self, path: impl Into<String>, reason: impl Into<String>) {
         self.issues.push(Issue {
             path: path.into(),
             reason: reason.into(),
@@ -155,63 +155,7 @@ fn site(cx: &mut Ctx, p: &str, s: &RawSite, default_region: Option<&str>) -> Opt
     if let Some(r) = s.rto {
         cx.bounded(&format!("{p}.rto"), r.0, MAX_WAIT);
     }
-    for (j, id) in s.instances.iter().enumerate() {
-        if !crate::provider::aws::ec2::spec::is_instance_id(id) {
-            cx.add(
-                format!("{p}.instances[{j}]"),
-                format!("{id:?} is not an EC2 instance id (i-...)"),
-            );
-        }
-    }
-    if let Some(a) = &s.auto_scaling {
-        if a.name.trim().is_empty() {
-            cx.add(format!("{p}.auto_scaling.name"), "must not be empty");
-        }
-        if a.desired == 0 {
-            cx.add(
-                format!("{p}.auto_scaling.desired"),
-                "must be at least 1 (the capacity the site needs to take the traffic)",
-            );
-        }
-    }
-    if let Some(l) = &s.launch {
-        if l.launch_template.is_none() && l.image_id.is_none() {
-            cx.add(
-                format!("{p}.launch"),
-                "needs a launch_template or an image_id",
-            );
-        }
-        if l.launch_template.is_none() && l.instance_type.is_none() {
-            cx.add(
-                format!("{p}.launch.instance_type"),
-                "required without a launch_template",
-            );
-        }
-        if !(1..=100).contains(&l.count) {
-            cx.add(format!("{p}.launch.count"), "between 1 and 100");
-        }
-        if l.min_healthy.is_some_and(|m| m == 0 || m > l.count) {
-            cx.add(
-                format!("{p}.launch.min_healthy"),
-                format!("between 1 and launch.count ({})", l.count),
-            );
-        }
-    }
-    match s.tier {
-        Tier::Warm if s.instances.is_empty() && s.auto_scaling.is_none() => cx.add(
-            format!("{p}.tier"),
-            "a warm site needs stopped `instances` to start or an `auto_scaling` group to raise",
-        ),
-        Tier::Cold if s.launch.is_none() => cx.add(
-            format!("{p}.tier"),
-            "a cold site needs `launch` (a launch template or an AMI)",
-        ),
-        Tier::Hot | Tier::Warm if s.launch.is_some() => cx.add(
-            format!("{p}.launch"),
-            "only a cold site launches instances (set tier: cold)",
-        ),
-        _ => {}
-    }
+    super::capacity::check(cx, p, s);
     let raw_steps = match &s.steps {
         Some(v) => v.clone(),
         None => default_steps(s),
