@@ -124,8 +124,9 @@ pub async fn lease_backend(spec: &Spec) -> Result<Box<dyn LeaseBackend>, String>
     })
 }
 
-/// The site loop and the API's handle to it. The promotion record lives next to the S3
-/// lease (`<key>.sites.json`); with a single replica in memory.
+/// The site loop and the API's handle to it. The promotion record lives next to the
+/// lease: `<key>.sites.json` beside the S3 lease, the ConfigMap `<lease>-sites` beside the
+/// Kubernetes Lease; with a single replica in memory.
 async fn site_loop(
     spec: &Arc<Spec>,
     metrics: &Arc<Metrics>,
@@ -158,11 +159,23 @@ async fn site_loop(
             )))
         }
         LeaderBackend::Single => Arc::new(MemRunStore::default()),
-        LeaderBackend::Kubernetes { .. } => {
-            tracing::warn!(
-                "sites with the kubernetes lease backend: the promotion record is kept in memory, so a promotion in progress is not resumed by another replica (use the s3 backend for that)"
-            );
-            Arc::new(MemRunStore::default())
+        LeaderBackend::Kubernetes { namespace, name } => {
+            match kube_client(
+                "the site record",
+                namespace.as_deref(),
+                spec.aws.call_timeout,
+            )
+            .await
+            {
+                Ok((client, ns)) => Arc::new(crate::site::store::ConfigMapRunStore::new(
+                    client, &ns, name,
+                )),
+                Err(e) => {
+                    // The lease backend needs the same client and fails loudly first.
+                    tracing::error!(error = %e, "sites: no Kubernetes client for the promotion record; keeping it in memory");
+                    Arc::new(MemRunStore::default())
+                }
+            }
         }
     };
     let approvals = Arc::new(crate::site::promote::Approvals::default());

@@ -37,6 +37,12 @@ const KINDS: &[(&str, &str, &str, &str)] = &[
         "floatgroups.floatover.io",
     ),
     ("/api/v1/namespaces/", "events", "EventList", "events"),
+    (
+        "/api/v1/namespaces/",
+        "configmaps",
+        "ConfigMapList",
+        "configmaps",
+    ),
 ];
 
 /// Objects are stored by (plural, namespace, name).
@@ -158,6 +164,25 @@ impl FakeKube {
         g.objects.insert(Self::key(LEASES, namespace, name), obj);
     }
 
+    /// A ConfigMap as stored (None: absent).
+    pub fn configmap(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.lock()
+            .objects
+            .get(&Self::key("configmaps", namespace, name))
+            .cloned()
+    }
+
+    /// Put a ConfigMap in place as another writer would (a new resourceVersion).
+    pub fn plant_configmap(&self, namespace: &str, name: &str, mut obj: Value) {
+        let mut g = self.lock();
+        g.resource_version += 1;
+        obj["metadata"]["resourceVersion"] = json!(g.resource_version.to_string());
+        obj["metadata"]["name"] = json!(name);
+        obj["metadata"]["namespace"] = json!(namespace);
+        g.objects
+            .insert(Self::key("configmaps", namespace, name), obj);
+    }
+
     /// Delete the Lease.
     pub fn delete(&self, namespace: &str, name: &str) {
         self.lock()
@@ -247,7 +272,10 @@ impl FakeKube {
         let path = path.split('?').next().unwrap_or("");
         let Some((rest, plural, list_kind, label)) =
             KINDS.iter().find_map(|(pre, plural, kind, label)| {
-                path.strip_prefix(pre).map(|r| (r, *plural, *kind, *label))
+                // Core kinds share a prefix: the plural after the namespace decides.
+                path.strip_prefix(pre)
+                    .filter(|r| r.split('/').nth(1) == Some(*plural))
+                    .map(|r| (r, *plural, *kind, *label))
             })
         else {
             return status(404, "NotFound", format!("the server could not find {path}"));

@@ -129,3 +129,111 @@ impl RunStore for MemRunStore {
         "memory".into()
     }
 }
+
+/// The record in a ConfigMap next to the Kubernetes Lease (`<lease>-sites`, key
+/// `sites.json`), written with the object's resourceVersion as the precondition: the API
+/// server refuses a write over a newer version (409), as S3 refuses a stale ETag.
+pub struct ConfigMapRunStore {
+    api: kube::Api<k8s_openapi::api::core::v1::ConfigMap>,
+    namespace: String,
+    name: String,
+}
+
+/// The ConfigMap's data key.
+pub const CONFIGMAP_KEY: &str = "sites.json";
+
+impl ConfigMapRunStore {
+    /// The store for the Lease `lease` in `namespace`.
+    pub fn new(client: kube::Client, namespace: &str, lease: &str) -> Self {
+        ConfigMapRunStore {
+            api: kube::Api::namespaced(client, namespace),
+            namespace: namespace.to_string(),
+            name: format!("{lease}-sites"),
+        }
+    }
+
+    fn kube_error(&self, op: &str, e: kube::Error) -> StoreError {
+        match e {
+            kube::Error::Api(s) if s.code == 409 || s.code == 404 && op == "replace" => {
+                StoreError::Conflict(self.location())
+            }
+            kube::Error::Api(s) => StoreError::Store(format!(
+                "{op} configmap {}/{}: {}: {}",
+                self.namespace, self.name, s.reason, s.message
+            )),
+            other => StoreError::Store(format!(
+                "{op} configmap {}/{}: {other}",
+                self.namespace, self.name
+            )),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RunStore for ConfigMapRunStore {
+    #[tracing::instrument(level = "debug", skip(self), fields(record = %self.location()))]
+    async fn load(&self) -> Result<(SiteRuns, Option<String>), StoreError> {
+        let cm = self
+            .api
+            .get_opt(&self.name)
+            .await
+            .map_err(|e| self.kube_error("get", e))?;
+        let Some(cm) = cm else {
+            return Ok((SiteRuns::default(), None));
+        };
+        let version = cm.metadata.resource_version.clone();
+        match cm.data.as_ref().and_then(|d| d.get(CONFIGMAP_KEY)) {
+            None => Ok((SiteRuns::default(), version)),
+            Some(body) => serde_json::from_str(body)
+                .map(|r| (r, version))
+                .map_err(|e| StoreError::Corrupt {
+                    location: self.location(),
+                    message: e.to_string(),
+                }),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, runs), fields(record = %self.location(), epoch = runs.epoch))]
+    async fn save(&self, runs: &SiteRuns, version: Option<&str>) -> Result<String, StoreError> {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+        let body = serde_json::to_string(runs).map_err(|e| StoreError::Corrupt {
+            location: self.location(),
+            message: e.to_string(),
+        })?;
+        let cm = k8s_openapi::api::core::v1::ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                namespace: Some(self.namespace.clone()),
+                resource_version: version.map(str::to_string),
+                labels: Some(
+                    [(
+                        "app.kubernetes.io/managed-by".to_string(),
+                        "floatover".to_string(),
+                    )]
+                    .into(),
+                ),
+                ..Default::default()
+            },
+            data: Some([(CONFIGMAP_KEY.to_string(), body)].into()),
+            ..Default::default()
+        };
+        let pp = kube::api::PostParams::default();
+        let written = match version {
+            None => self
+                .api
+                .create(&pp, &cm)
+                .await
+                .map_err(|e| self.kube_error("create", e))?,
+            Some(_) => self
+                .api
+                .replace(&self.name, &pp, &cm)
+                .await
+                .map_err(|e| self.kube_error("replace", e))?,
+        };
+        Ok(written.metadata.resource_version.unwrap_or_default())
+    }
+
+    fn location(&self) -> String {
+        format!("configmap {}/{}", self.namespace, self.name)
+    }
+}
