@@ -142,6 +142,11 @@ impl StatusStore {
         self.write().observe_errors.insert(group.to_string(), e);
     }
 
+    /// Why reading this group's floats fails, if it does.
+    pub fn observe_error_of(&self, group: &str) -> Option<String> {
+        self.read().observe_errors.get(group).cloned()
+    }
+
     pub fn clear_observe_error(&self, group: &str) {
         let mut w = self.write();
         if w.observe_errors.contains_key(group) {

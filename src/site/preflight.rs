@@ -139,6 +139,22 @@ pub async fn provider_problems(ops: &dyn SiteOps, site: &SiteSpec) -> Vec<String
     v
 }
 
+/// The traffic the site would take can be read: the engine's last reading of each
+/// traffic group's floats (DNS records, EIPs) did not fail (a deleted hosted zone, a
+/// released address, missing permissions).
+pub fn traffic_problems(status: &crate::status::StatusStore, site: &SiteSpec) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    site.traffic
+        .iter()
+        .filter(|(g, _)| seen.insert(g.0.clone()))
+        .filter_map(|(g, _)| {
+            status
+                .observe_error_of(&g.0)
+                .map(|e| format!("traffic group {g} cannot be read: {e}"))
+        })
+        .collect()
+}
+
 /// Both, for one site.
 pub async fn check(spec: &Spec, ops: &dyn SiteOps, site: &SiteSpec, now_unix_ms: u64) -> Readiness {
     let mut problems = local_problems(spec, site, &|k| std::env::var(k).ok());

@@ -149,14 +149,14 @@ impl Supervisor {
             }
             if preflight.is_none() && Instant::now() >= next_preflight {
                 next_preflight = Instant::now() + policy.preflight_interval;
-                let (spec, ops) = (cx.spec.clone(), cx.ops.clone());
+                let (spec, ops, status) = (cx.spec.clone(), cx.ops.clone(), sc.status.clone());
                 preflight = Some(tokio::spawn(async move {
                     let mut out = BTreeMap::new();
                     for s in &spec.sites {
-                        out.insert(
-                            s.name.clone(),
-                            preflight::check(&spec, ops.as_ref(), s, unix_ms()).await,
-                        );
+                        let mut r = preflight::check(&spec, ops.as_ref(), s, unix_ms()).await;
+                        r.problems.extend(preflight::traffic_problems(&status, s));
+                        r.ready = r.problems.is_empty();
+                        out.insert(s.name.clone(), r);
                     }
                     out
                 }));

@@ -323,3 +323,30 @@ sites:
         assert!(matches!(e, StoreError::Conflict(_)), "{e}");
     }
 }
+
+#[test]
+fn preflight_names_traffic_that_cannot_be_read() {
+    let spec = with_sites(
+        r#"
+sites:
+  - { name: east, tier: hot, primary: true, traffic: [ { group: web-east, target: a } ] }
+  - { name: west, region: us-west-2, tier: hot, traffic: [ { group: web-west, target: c }, { group: web-west, target: d } ] }
+"#,
+    )
+    .expect("valid");
+    let status = crate::status::StatusStore::default();
+    let west = &spec.sites[1];
+    assert!(crate::site::preflight::traffic_problems(&status, west).is_empty());
+    status.set_observe_error(
+        "web-west",
+        "DescribeAddresses in us-west-2: InvalidAllocationID.NotFound: gone".into(),
+    );
+    assert_eq!(
+        crate::site::preflight::traffic_problems(&status, west),
+        [
+            "traffic group web-west cannot be read: DescribeAddresses in us-west-2: InvalidAllocationID.NotFound: gone"
+        ],
+        "once per group"
+    );
+    assert!(crate::site::preflight::traffic_problems(&status, &spec.sites[0]).is_empty());
+}
