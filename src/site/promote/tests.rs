@@ -216,3 +216,218 @@ fn the_client_token_is_stable_per_step_and_short_enough() {
     assert_ne!(a, client_token("west-2", "launch"));
     assert!(a.len() <= 64 && a.is_ascii());
 }
+
+/// Launches through a counting provider double (narrow: what the launch step asks for and
+/// when it does not launch again; RunInstances itself runs against LocalStack in
+/// tests/site_cold.rs).
+mod launch {
+    use super::*;
+    use crate::provider::ProviderError;
+    use crate::provider::sites::{InstanceView, LaunchRequest, ScalingView, SiteOps};
+    use crate::site::run::Launched;
+    use std::collections::BTreeMap;
+
+    #[derive(Default)]
+    struct Counting {
+        launches: Mutex<Vec<LaunchRequest>>,
+        tagged: Vec<String>,
+    }
+
+    #[async_trait::async_trait]
+    impl SiteOps for Counting {
+        async fn start_instances(&self, _: &str, _: &[String]) -> Result<(), ProviderError> {
+            Ok(())
+        }
+        async fn describe_instances(
+            &self,
+            _: &str,
+            ids: &[String],
+        ) -> Result<BTreeMap<String, InstanceView>, ProviderError> {
+            Ok(ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    (
+                        id.clone(),
+                        InstanceView {
+                            state: "running".into(),
+                            private_ip: Some(format!("10.9.0.{}", i + 1)),
+                            public_ip: None,
+                        },
+                    )
+                })
+                .collect())
+        }
+        async fn can_start(&self, _: &str, _: &[String]) -> Result<(), ProviderError> {
+            Ok(())
+        }
+        async fn launch_template_exists(&self, _: &str, _: &str) -> Result<bool, ProviderError> {
+            Ok(true)
+        }
+        async fn image_exists(&self, _: &str, _: &str) -> Result<bool, ProviderError> {
+            Ok(true)
+        }
+        async fn run_instances(
+            &self,
+            _: &str,
+            req: &LaunchRequest,
+        ) -> Result<Vec<String>, ProviderError> {
+            self.launches
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(req.clone());
+            Ok(vec![
+                "i-0000000000000a001".into(),
+                "i-0000000000000a002".into(),
+            ])
+        }
+        async fn instances_tagged(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+        ) -> Result<Vec<String>, ProviderError> {
+            Ok(self.tagged.clone())
+        }
+        async fn scaling_group(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<Option<ScalingView>, ProviderError> {
+            Ok(None)
+        }
+        async fn set_desired(&self, _: &str, _: &str, _: u32) -> Result<(), ProviderError> {
+            Ok(())
+        }
+    }
+
+    const COLD: &str = r#"
+leader: { backend: single }
+aws: { region: us-east-1 }
+groups:
+  - name: www
+    targets:
+      - { name: east, dns: { value: 10.0.0.1, set_identifier: east }, probes: [ { tcp: { address: "127.0.0.1:9" } } ] }
+      - { name: west, dns: { value: 10.1.0.1, set_identifier: west }, probes: [ { tcp: { address: "127.0.0.1:9" } } ] }
+    floats: [ { dns: { zone_id: Z1, name: www.example.com, type: A, ttl: 60 } } ]
+sites:
+  - { name: east, tier: hot, primary: true, traffic: [ { group: www, target: east } ] }
+  - name: west
+    region: us-west-2
+    tier: cold
+    launch: { launch_template: web-dr, count: 2, tags: { app: www } }
+    traffic: [ { group: www, target: west } ]
+    steps: [ { launch: { budget: 20s } }, { shift: {} } ]
+"#;
+
+    /// Run west's plan with `before` applied to the fresh run record; returns the record
+    /// and what was launched.
+    async fn run(
+        tagged: Vec<String>,
+        before: impl FnOnce(&mut RunRecord),
+    ) -> (RunRecord, Vec<LaunchRequest>) {
+        let spec = Arc::new(crate::config::from_yaml(COLD).expect("valid"));
+        let ops = Arc::new(Counting {
+            tagged,
+            ..Counting::default()
+        });
+        let store: Arc<dyn RunStore> = Arc::new(MemRunStore::default());
+        let west = spec.sites[1].clone();
+        let (runs, _) = update(store.as_ref(), 1, |r: &mut SiteRuns| {
+            let _ = r.start(&spec.sites, &west, RunKind::Promotion, "test".into(), 1);
+            if let Some(c) = r.current.as_mut() {
+                before(c);
+            }
+        })
+        .await
+        .expect("start");
+        let id = runs.current.expect("run").id;
+        let (tx, mut rx) = mpsc::channel(1);
+        tokio::spawn(async move {
+            while let Some(Command::Switchover { reply, .. }) = rx.recv().await {
+                let _ = reply.send(Ok(Vec::new()));
+            }
+        });
+        let cx = SiteCx {
+            board: Arc::new(HealthBoard::new(&spec, Instant::now())),
+            spec: spec.clone(),
+            store,
+            ops: ops.clone(),
+            commands: tx,
+            leadership: Leadership::always_leader("r0"),
+            metrics: Arc::new(Metrics::new()),
+            approvals: Arc::new(Approvals::default()),
+            status: Arc::new(crate::status::StatusStore::default()),
+        };
+        let rec = Executor::new(cx, west, 1, id)
+            .run()
+            .await
+            .expect("finished");
+        let launched = ops
+            .launches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        (rec, launched)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fresh_launch_is_tagged_with_the_run_and_carries_its_token() {
+        let (rec, launched) = run(vec![], |_| {}).await;
+        assert_eq!(rec.state, RunState::Succeeded, "{rec:?}");
+        assert_eq!(launched.len(), 1);
+        let req = &launched[0];
+        assert_eq!(req.client_token, client_token(&rec.id, "launch"));
+        assert_eq!(req.launch_template.as_deref(), Some("web-dr"));
+        assert_eq!(req.count, 2);
+        assert_eq!(req.tags.get(TAG_RUN), Some(&rec.id));
+        assert_eq!(req.tags.get(TAG_SITE).map(String::as_str), Some("west"));
+        assert_eq!(req.tags.get("app").map(String::as_str), Some("www"));
+        assert_eq!(
+            rec.launched,
+            [
+                Launched {
+                    id: "i-0000000000000a001".into(),
+                    private_ip: Some("10.9.0.1".into()),
+                    public_ip: None
+                },
+                Launched {
+                    id: "i-0000000000000a002".into(),
+                    private_ip: Some("10.9.0.2".into()),
+                    public_ip: None
+                }
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resumed_launch_never_launches_again() {
+        // The previous leader recorded its instances, then died.
+        let (rec, launched) = run(vec![], |r| {
+            r.launched = vec![Launched {
+                id: "i-0000000000000b001".into(),
+                private_ip: None,
+                public_ip: None,
+            }];
+        })
+        .await;
+        assert_eq!(rec.state, RunState::Succeeded, "{rec:?}");
+        assert!(launched.is_empty(), "launched again: {launched:?}");
+        assert_eq!(rec.launched[0].private_ip.as_deref(), Some("10.9.0.1"));
+
+        // It died between RunInstances and the record: the run's tag finds them.
+        let (rec, launched) = run(vec!["i-0000000000000c001".into()], |_| {}).await;
+        assert_eq!(rec.state, RunState::Succeeded, "{rec:?}");
+        assert!(launched.is_empty(), "launched again: {launched:?}");
+        assert_eq!(rec.launched[0].id, "i-0000000000000c001");
+        assert!(
+            rec.steps[0]
+                .detail
+                .as_deref()
+                .unwrap_or("")
+                .contains("found from an interrupted launch"),
+            "{:?}",
+            rec.steps[0]
+        );
+    }
+}
