@@ -22,45 +22,15 @@ pub struct SiteBench {
     pub steps: Vec<Series>,
 }
 
-async fn state(ec2: &aws_sdk_ec2::Client, id: &str) -> String {
-    ec2.describe_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .ok()
-        .and_then(|o| {
-            o.reservations()
-                .first()
-                .and_then(|r| r.instances().first())
-                .and_then(|i| i.state())
-                .and_then(|s| s.name())
-                .map(|n| n.as_str().to_string())
-        })
-        .unwrap_or_default()
-}
-
 async fn wait_state(ec2: &aws_sdk_ec2::Client, id: &str, want: &str) -> Result<(), String> {
     let t = Instant::now();
-    while state(ec2, id).await != want {
+    while seed::instance_state(ec2, id).await != want {
         if t.elapsed() > Duration::from_secs(30) {
             return Err(format!("{id} never {want}"));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
-}
-
-async fn site(r: &Replica, name: &str) -> Value {
-    let v: Value = r
-        .get("/api/v1/sites")
-        .await
-        .and_then(|(_, b)| serde_json::from_str(&b).ok())
-        .unwrap_or_default();
-    v["sites"]
-        .as_array()
-        .and_then(|a| a.iter().find(|s| s["name"] == name))
-        .cloned()
-        .unwrap_or_default()
 }
 
 /// Ask for a promotion and wait until it ends; returns the run.
@@ -81,7 +51,7 @@ async fn promote(r: &Replica, name: &str, previous: &str) -> Result<Value, Strin
     }
     let t = Instant::now();
     loop {
-        let s = site(r, name).await;
+        let s = r.site(name).await;
         let run = &s["run"];
         if run["id"] != previous && (run["state"] == "succeeded" || run["state"] == "failed") {
             if run["state"] == "failed" {
@@ -159,7 +129,7 @@ sites:
             .status()
             .await
             .is_some_and(|s| s["leader"]["is_leader"] == true);
-        let e = site(&r, "east").await;
+        let e = r.site("east").await;
         if leads && e["active"] == true && e["healthy"] == true {
             break;
         }

@@ -282,6 +282,20 @@ impl Replica {
         Some((code, r.text().await.unwrap_or_default()))
     }
 
+    /// One site as `GET /api/v1/sites` shows it (Null when absent or unanswered).
+    pub async fn site(&self, name: &str) -> serde_json::Value {
+        let v: serde_json::Value = self
+            .get("/api/v1/sites")
+            .await
+            .and_then(|(_, b)| serde_json::from_str(&b).ok())
+            .unwrap_or_default();
+        v["sites"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == name))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.pid
     }

@@ -213,3 +213,21 @@ impl Clients {
             .map(str::to_string)
     }
 }
+
+/// An instance's state name (`stopped`, `running`, ...); empty when it cannot be read.
+pub async fn instance_state(ec2: &aws_sdk_ec2::Client, id: &str) -> String {
+    ec2.describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .ok()
+        .and_then(|o| {
+            o.reservations()
+                .first()
+                .and_then(|r| r.instances().first())
+                .and_then(|i| i.state())
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_string())
+        })
+        .unwrap_or_default()
+}

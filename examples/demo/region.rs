@@ -7,7 +7,6 @@
 use floatover_devkit::health::HealthServer;
 use floatover_devkit::replica::Replica;
 use floatover_devkit::{dns, seed};
-use serde_json::Value;
 use std::time::{Duration, Instant};
 
 pub struct RegionAct {
@@ -18,23 +17,6 @@ pub struct RegionAct {
     pub west_url: String,
     pub west_instance: String,
     boot: tokio::task::JoinHandle<()>,
-}
-
-async fn state(ec2: &aws_sdk_ec2::Client, id: &str) -> String {
-    ec2.describe_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .ok()
-        .and_then(|o| {
-            o.reservations()
-                .first()
-                .and_then(|r| r.instances().first())
-                .and_then(|i| i.state())
-                .and_then(|s| s.name())
-                .map(|n| n.as_str().to_string())
-        })
-        .unwrap_or_default()
 }
 
 impl RegionAct {
@@ -62,7 +44,7 @@ impl RegionAct {
             .await
             .map_err(|e| format!("StopInstances: {e}"))?;
         let t = Instant::now();
-        while state(&ec2, &id).await != "stopped" {
+        while seed::instance_state(&ec2, &id).await != "stopped" {
             if t.elapsed() > Duration::from_secs(30) {
                 return Err("the west standby never stopped".into());
             }
@@ -75,7 +57,7 @@ impl RegionAct {
         let boot_id = id.clone();
         let boot = tokio::spawn(async move {
             loop {
-                if state(&ec2, &boot_id).await == "running" {
+                if seed::instance_state(&ec2, &boot_id).await == "running" {
                     // The instance boots; its server answers a second later.
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     let _ = west_hs.restart().await;
@@ -146,20 +128,6 @@ impl Drop for RegionAct {
     }
 }
 
-fn site<'a>(v: &'a Value, name: &str) -> &'a Value {
-    v["sites"]
-        .as_array()
-        .and_then(|a| a.iter().find(|s| s["name"] == name))
-        .unwrap_or(&Value::Null)
-}
-
-async fn sites(r: &Replica) -> Value {
-    r.get("/api/v1/sites")
-        .await
-        .and_then(|(_, b)| serde_json::from_str(&b).ok())
-        .unwrap_or_default()
-}
-
 /// One step as a bar: its time in `#`, up to its budget in `.`, over budget in `!`.
 pub fn bar(took_ms: u64, budget_ms: u64, width: usize) -> String {
     let budget_ms = budget_ms.max(1);
@@ -186,13 +154,12 @@ pub async fn run(
     ));
     let t = Instant::now();
     loop {
-        let v = sites(leader).await;
-        let (e, w) = (site(&v, "east"), site(&v, "west"));
+        let (e, w) = (leader.site("east").await, leader.site("west").await);
         if e["active"] == true && e["healthy"] == true && w["ready"] == true {
             break;
         }
         if t.elapsed() > Duration::from_secs(30) {
-            return Err(format!("the sites never settled: {v}"));
+            return Err(format!("the sites never settled: {e} {w}"));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -206,8 +173,7 @@ pub async fn run(
     let mut printed = 0usize;
     let mut announced = false;
     let run = loop {
-        let v = sites(leader).await;
-        let run = site(&v, "west")["run"].clone();
+        let run = leader.site("west").await["run"].clone();
         if !announced && run["state"] == "running" {
             announced = true;
             say(format!(

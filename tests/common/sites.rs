@@ -5,6 +5,7 @@ use super::bin;
 use super::dns::unique;
 use floatover_devkit::health::HealthServer;
 use floatover_devkit::replica::Replica;
+pub use floatover_devkit::seed::instance_state;
 use floatover_devkit::seed::{self, World};
 use floatover_devkit::{LocalStack, dns, use_test_credentials};
 use serde_json::Value;
@@ -32,20 +33,6 @@ pub struct Sites {
     pub r53: aws_sdk_route53::Client,
     pub east_hs: HealthServer,
     pub dir: tempfile::TempDir,
-}
-
-pub async fn instance_state(ec2: &aws_sdk_ec2::Client, id: &str) -> String {
-    let out = ec2.describe_instances().instance_ids(id).send().await;
-    out.ok()
-        .and_then(|o| {
-            o.reservations()
-                .first()
-                .and_then(|r| r.instances().first())
-                .and_then(|i| i.state())
-                .and_then(|s| s.name())
-                .map(|n| n.as_str().to_string())
-        })
-        .unwrap_or_default()
 }
 
 /// Two regions seeded; the west standby stopped; a weighted record east=1 west=0; a
