@@ -4,7 +4,8 @@
 //! site's probe template, and only then moves the Route 53 weights. LocalStack records
 //! instances but runs nothing, so their health endpoints are played by a test server that
 //! answers for an instance once LocalStack reports it running (its "boot"), and logs
-//! which instance id and address each probe carried.
+//! which instance id and address each probe carried; the site's own traffic target (its
+//! front door) answers a second later, and the shift waits for it.
 
 mod common;
 
@@ -58,15 +59,16 @@ async fn a_cold_site_launches_from_its_template_probes_the_new_instances_then_sh
     let fleet = FleetHealth::default();
     let (fleet_url, _srv) = fleet.start().await.expect("fleet health");
     // Boot: an instance the site launched answers 300 ms after LocalStack says running.
-    let (ec2, f) = (wc.ec2.clone(), fleet.clone());
+    let (ec2, f, test_tag) = (wc.ec2.clone(), fleet.clone(), tag.clone());
     let boot = tokio::spawn(async move {
         loop {
             let out = ec2
                 .describe_instances()
                 .filters(
+                    // This test's instances only (LocalStack may be shared by other runs).
                     aws_sdk_ec2::types::Filter::builder()
-                        .name("tag:floatover:site")
-                        .values("west")
+                        .name("tag:test")
+                        .values(&test_tag)
                         .build(),
                 )
                 .send()
@@ -85,6 +87,11 @@ async fn a_cold_site_launches_from_its_template_probes_the_new_instances_then_sh
                     tokio::spawn(async move {
                         tokio::time::sleep(Duration::from_millis(300)).await;
                         f.boot(&id);
+                        // The site's front door answers a second after its servers: the
+                        // shift must wait for it too (a switchover refuses a target
+                        // that is not up).
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        f.open_site();
                     });
                 }
             }
@@ -118,7 +125,7 @@ sites:
     launch:
       launch_template: {lt_name}
       count: 2
-      tags: {{ app: www }}
+      tags: {{ app: www, test: {tag} }}
       probe: {{ http: {{ url: "{fleet_url}/health?instance={{instance_id}}&ip={{private_ip}}" }} }}
     traffic: [ {{ group: www, target: west }} ]
     steps:

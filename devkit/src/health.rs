@@ -126,12 +126,14 @@ pub fn lean_responder(
 
 /// Health endpoints of instances a cold site launches, which LocalStack records but never
 /// runs: `GET /health?instance=ID&ip=IP` answers 200 once the test has marked that
-/// instance booted ([`FleetHealth::boot`]), 503 before; `GET /site` answers 200 once any
-/// instance has. Every probe is logged (instance, ip) so a test sees what was probed.
+/// instance booted ([`FleetHealth::boot`]), 503 before; `GET /site` (the site's front
+/// door, e.g. its load balancer) answers 200 once the test opened it
+/// ([`FleetHealth::open_site`]). Every probe is logged (instance, ip) so a test sees what was probed.
 #[derive(Clone, Default)]
 pub struct FleetHealth {
     booted: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
     probed: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    site_open: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(serde::Deserialize)]
@@ -172,12 +174,7 @@ impl FleetHealth {
                 axum::routing::get(move || {
                     let me = b.clone();
                     async move {
-                        let any = !me
-                            .booted
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .is_empty();
-                        if any {
+                        if me.site_open.load(std::sync::atomic::Ordering::SeqCst) {
                             StatusCode::OK
                         } else {
                             StatusCode::SERVICE_UNAVAILABLE
@@ -196,6 +193,11 @@ impl FleetHealth {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.to_string());
+    }
+
+    pub fn open_site(&self) {
+        self.site_open
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn is_booted(&self, id: &str) -> bool {

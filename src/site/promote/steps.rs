@@ -64,16 +64,37 @@ impl Executor {
 
     /// The site's targets (at least `min` up, as the engine's probes see them), then what
     /// the run launched (probed here, see `launched_healthy`).
+    /// What `shift` will need up that is not: the site's traffic targets, as the engine's
+    /// probes see them (a switchover refuses an unhealthy target).
+    fn traffic_down(&self) -> Vec<String> {
+        self.site
+            .traffic
+            .iter()
+            .filter(|(g, t)| {
+                self.cx.board.get(&TargetKey {
+                    group: g.clone(),
+                    target: t.clone(),
+                }) != Health::Up
+            })
+            .map(|(g, t)| format!("{g}/{t}"))
+            .collect()
+    }
+
+    /// The site's targets (at least `min` up, as the engine's probes see them), what the
+    /// run launched (probed here, see `launched_healthy`), and the traffic targets that
+    /// `shift` moves to.
     pub(super) async fn wait_healthy(&self, min: usize, limit: Duration) -> Result<String, String> {
         let deadline = Instant::now() + limit;
         let launched = self.launched_healthy(deadline).await?;
         let mut changed = self.cx.board.subscribe();
         loop {
             let up = self.up_targets();
-            if self.site.targets.is_empty() {
-                return Ok(launched);
-            }
-            if up >= min {
+            let enough = self.site.targets.is_empty() || up >= min;
+            let down = self.traffic_down();
+            if enough && down.is_empty() {
+                if self.site.targets.is_empty() {
+                    return Ok(launched);
+                }
                 let t = format!("{up} of {} target(s) up", self.site.targets.len());
                 return Ok(if launched.is_empty() {
                     t
@@ -83,11 +104,22 @@ impl Executor {
             }
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => {
-                    return Err(format!(
-                        "{up} of {} target(s) up after {}, {min} needed",
-                        self.site.targets.len(),
-                        humantime::format_duration(limit)
-                    ));
+                    let mut why = Vec::new();
+                    if !enough {
+                        why.push(format!(
+                            "{up} of {} target(s) up after {}, {min} needed",
+                            self.site.targets.len(),
+                            humantime::format_duration(limit)
+                        ));
+                    }
+                    if !down.is_empty() {
+                        why.push(format!(
+                            "traffic target(s) not up after {}: {}",
+                            humantime::format_duration(limit),
+                            down.join(", ")
+                        ));
+                    }
+                    return Err(why.join("; "));
                 }
                 _ = changed.changed() => {}
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
