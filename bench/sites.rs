@@ -152,6 +152,14 @@ sites:
             .await
             .map_err(|e| format!("StopInstances: {e}"))?;
         wait_state(&wec2, &wid, "stopped").await?;
+        // ... and the controller has seen it go down (else wait_healthy measures nothing).
+        let t = Instant::now();
+        while r.site("west").await["healthy"] != false {
+            if t.elapsed() > Duration::from_secs(10) {
+                return Err("west never went down".into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         // The standby "boots": its server answers as soon as LocalStack says running.
         let (ec2, id) = (wec2.clone(), wid.clone());
         let boot = tokio::spawn(async move {
