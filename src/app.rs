@@ -1,6 +1,6 @@
 //! The controller as one value: an [`App`] is built from a resolved spec plus the provider
 //! and the lease backend it should use, and runs until its shutdown future resolves. The
-//! binary injects the AWS provider and the configured lease (`runtime::run`); a test can
+//! binary injects the AWS provider and the configured lease (`bootstrap::run`); a test can
 //! inject the in-memory provider and lease store and run the whole controller in one
 //! process.
 //!

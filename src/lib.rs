@@ -7,6 +7,7 @@
 pub mod api;
 pub mod app;
 pub mod aws;
+pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod crd;
@@ -22,7 +23,6 @@ pub mod plan;
 pub mod probe;
 pub mod provider;
 pub mod reload;
-pub mod runtime;
 pub mod sidecar;
 pub mod site;
 pub mod status;

@@ -1,4 +1,4 @@
-//! The lease protocol (`leader::cas`) with paused time: every timing rule is checked on the
+//! The lease protocol (`leader::protocol`) with paused time: every timing rule is checked on the
 //! virtual clock, so these tests are exact and take milliseconds. Each scenario runs on
 //! every store: the in-memory store and the Kubernetes Lease store over the fake API
 //! server (`devkit::kubeapi`, in process). The same protocol runs over S3 in tests/lease.rs

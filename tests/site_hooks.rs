@@ -61,6 +61,7 @@ async fn a_signed_webhook_verifies_and_is_retried_on_5xx_only() {
         3,
         Duration::from_secs(20),
         &payload,
+        &|| Ok(()),
     )
     .await;
     assert_eq!(attempts, 3, "{r:?}");
@@ -90,11 +91,13 @@ async fn a_signed_webhook_verifies_and_is_retried_on_5xx_only() {
         3,
         Duration::from_secs(20),
         &payload,
+        &|| Ok(()),
     )
     .await;
     assert_eq!(attempts, 1);
     assert!(
-        r.as_ref().is_err_and(|e| e.contains("answered 403")),
+        r.as_ref()
+            .is_err_and(|e| e.to_string().contains("answered 403")),
         "{r:?}"
     );
     assert_eq!(
@@ -111,10 +114,11 @@ async fn a_signed_webhook_verifies_and_is_retried_on_5xx_only() {
         0,
         Duration::from_secs(5),
         &payload,
+        &|| Ok(()),
     )
     .await;
     assert_eq!(attempts, 0);
-    assert!(r.is_err_and(|e| e.contains("FLOATOVER_TEST_NOT_SET is not set")));
+    assert!(r.is_err_and(|e| e.to_string().contains("FLOATOVER_TEST_NOT_SET is not set")));
 }
 
 #[tokio::test(start_paused = true)]
@@ -132,6 +136,7 @@ async fn a_dead_endpoint_costs_at_most_the_limit() {
         10,
         Duration::from_secs(12),
         &serde_json::json!({}),
+        &|| Ok(()),
     )
     .await;
     assert!(r.is_err());

@@ -4,7 +4,7 @@
 //! a write from an older epoch is refused, a write over a changed record conflicts,
 //! nothing is half-written, and errors read in the user's words.
 
-use floatover::site::run::{RunKind, SiteRuns};
+use floatover::site::record::{RunKind, SiteRuns};
 use floatover::site::store::{ConfigMapRunStore, RunStore, StoreError, update};
 use floatover_devkit::kubeapi::FakeKube;
 use serde_json::json;

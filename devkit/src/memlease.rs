@@ -1,5 +1,5 @@
 //! An in-memory lease store for deterministic tests of the lease protocol
-//! (`floatover::leader::cas`) with paused time: the same
+//! (`floatover::leader::protocol`) with paused time: the same
 //! conditional-write semantics as S3 (create if absent, write if the version matches),
 //! shared by every replica that holds a clone, with switches to make it unreachable and a
 //! log of every successful write.

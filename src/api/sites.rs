@@ -2,7 +2,8 @@
 //! `POST /api/v1/sites/{site}/approve` (both with the bearer token).
 
 use super::{ApiState, clip, err, token_ok};
-use crate::site::run::RunKind;
+use crate::site::decide::Request;
+use crate::site::record::RunKind;
 use crate::site::supervisor::SiteRequest;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -29,7 +30,7 @@ pub async fn sites(State(s): State<ApiState>) -> Response {
         .spec
         .sites
         .iter()
-        .map(crate::site::plan::site_plan)
+        .map(crate::site::outline::site_plan)
         .collect();
     let status = match s.status.sites() {
         serde_json::Value::Null => serde_json::json!([]),
@@ -114,7 +115,7 @@ pub async fn promote(
             .sites
             .iter()
             .find(|x| x.name == site)
-            .map(crate::site::plan::site_plan);
+            .map(crate::site::outline::site_plan);
         return Json(serde_json::json!({ "dry_run": true, "plan": plan })).into_response();
     }
     if let Some(r) = not_leader(&s, "promotion") {
@@ -132,10 +133,12 @@ pub async fn promote(
     } else {
         (RunKind::Promotion, "requested through the API")
     };
-    let req = SiteRequest::Promote {
-        site: site.clone(),
-        kind,
-        trigger: trigger.into(),
+    let req = SiteRequest {
+        request: Request {
+            site: site.clone(),
+            kind,
+            trigger: trigger.into(),
+        },
         reply,
     };
     if h.requests.send(req).await.is_err() {
@@ -150,7 +153,7 @@ pub async fn promote(
             Json(serde_json::json!({ "run": id, "site": site })),
         )
             .into_response(),
-        Ok(Ok(Err(e))) => err(StatusCode::CONFLICT, e),
+        Ok(Ok(Err(e))) => err(StatusCode::CONFLICT, e.to_string()),
         _ => err(
             StatusCode::GATEWAY_TIMEOUT,
             "no answer from the site loop within 15s",

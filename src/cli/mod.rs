@@ -152,7 +152,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
             floatgroups,
         } if !floatgroups.is_empty() => check_objects(&config, &floatgroups),
         Cmd::Check { config, .. } => check(&config),
-        Cmd::Run { config } => crate::runtime::run(&config, cli.log_format).await,
+        Cmd::Run { config } => crate::bootstrap::run(&config, cli.log_format).await,
         Cmd::Plan { config, json } => plan::plan(&config, json).await,
         Cmd::Status { api, json } => remote::status(&api, json).await,
         Cmd::Switchover {

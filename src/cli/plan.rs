@@ -3,6 +3,7 @@
 //! adapters and planner as the engine, so the dry run decides exactly as the controller
 //! would.
 
+use crate::bootstrap::{check_credentials, regions};
 use crate::config;
 use crate::engine::{group_view, health_view, observed_view};
 use crate::exit::Exit;
@@ -13,7 +14,6 @@ use crate::plan::{self, Action, GroupMemory, Note};
 use crate::probe::{self, Checker, HealthBoard};
 use crate::provider::FloatProvider;
 use crate::provider::aws::AwsProvider;
-use crate::runtime::{check_credentials, regions};
 use serde::Serialize;
 use std::path::Path;
 use std::process::ExitCode;
@@ -223,7 +223,7 @@ pub(super) async fn plan(path: &Path, json: bool) -> ExitCode {
     let sites: Vec<_> = spec
         .sites
         .iter()
-        .map(crate::site::plan::site_plan)
+        .map(crate::site::outline::site_plan)
         .collect();
     // Pre-flight on demand: could each plan run right now?
     let ops = crate::provider::aws::sites::AwsSiteOps::new(&spec.aws, Arc::new(Metrics::new()));
@@ -244,7 +244,7 @@ pub(super) async fn plan(path: &Path, json: bool) -> ExitCode {
         }
     } else {
         print!("{}", text(&reports));
-        print!("{}", crate::site::plan::text(&sites));
+        print!("{}", crate::site::outline::text(&sites));
         for r in &readiness {
             match r["problems"].as_array().filter(|p| !p.is_empty()) {
                 None => println!(

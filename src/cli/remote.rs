@@ -179,7 +179,7 @@ pub(super) async fn drill(
     timeout: std::time::Duration,
     token: Option<String>,
 ) -> ExitCode {
-    use crate::site::run::{RunRecord, RunState};
+    use crate::site::record::{RunRecord, RunState};
     let Some(token) = token else {
         eprintln!("error: --token (or $FLOATOVER_TOKEN) is required for drill");
         return Exit::Invalid.into();
@@ -357,8 +357,9 @@ pub(super) async fn promote(
             if approve {
                 println!("approved: the promotion of {site} goes on");
             } else if dry_run {
-                match serde_json::from_value::<crate::site::plan::SitePlan>(body["plan"].clone()) {
-                    Ok(p) => print!("{}", crate::site::plan::text(&[p])),
+                match serde_json::from_value::<crate::site::outline::SitePlan>(body["plan"].clone())
+                {
+                    Ok(p) => print!("{}", crate::site::outline::text(&[p])),
                     Err(_) => println!("{}", body["plan"]),
                 }
             } else {

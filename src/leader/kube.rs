@@ -17,7 +17,7 @@
 //! `acquireTime` are written for people reading the Lease; floatover never reads them.
 
 use super::LeaderError;
-use super::cas::{CasLease, LeaseRecord, LeaseStore, LeaseTiming, Precondition, Put};
+use super::protocol::{CasLease, LeaseRecord, LeaseStore, LeaseTiming, Precondition, Put};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};

@@ -6,14 +6,14 @@
 //! [`Fence::permit`] right before each mutating call, which refuses once the lease could
 //! expire before that call returns (README, "Leader election and fencing").
 
-pub mod cas;
 mod elector;
 pub mod kube;
+pub mod protocol;
 pub mod s3;
 mod single;
 
-pub use cas::{CasLease, LeaseRecord, LeaseStore, LeaseTiming, Precondition, Put};
 pub use elector::{Elector, Leadership};
+pub use protocol::{CasLease, LeaseRecord, LeaseStore, LeaseTiming, Precondition, Put};
 pub use single::SingleLease;
 
 use crate::model::Epoch;

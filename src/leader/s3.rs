@@ -3,11 +3,11 @@
 //! LocalStack without any other coordination service. The protocol is [`super::cas`].
 
 use super::LeaderError;
-use super::cas::{CasLease, LeaseRecord, LeaseStore, Precondition, Put};
+use super::protocol::{CasLease, LeaseRecord, LeaseStore, Precondition, Put};
 use crate::aws::{Failure, failure};
 use aws_sdk_s3::primitives::ByteStream;
 
-pub use super::cas::LeaseTiming;
+pub use super::protocol::LeaseTiming;
 
 /// The S3 lease: the shared protocol over an S3 object.
 pub type S3Lease = CasLease<S3Store>;

@@ -3,6 +3,7 @@
 //! when the step names a secret: header `X-Floatover-Signature: sha256=<hex>` over the
 //! exact body bytes (which carry `sent_unix_ms`, so a receiver can refuse replays).
 
+use crate::leader::FenceError;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use std::process::Stdio;
@@ -28,25 +29,65 @@ fn tail(b: &[u8]) -> String {
     s[start..].replace('\n', " | ")
 }
 
+/// Why a hook failed, in words the run record shows.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("no command")]
+    NoCommand,
+    #[error("cannot run {prog}: {source}")]
+    Spawn {
+        prog: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The program exited non-zero, or the endpoint answered, without success (the last
+    /// attempt's words).
+    #[error("{0}")]
+    Failed(String),
+    #[error("{what} still running after {} (killed)", human(.limit))]
+    StillRunning { what: String, limit: Duration },
+    #[error("{url}: no answer within {}", human(.limit))]
+    NoAnswer { url: String, limit: Duration },
+    #[error("secret_env {0} is not set: cannot sign the call")]
+    NoSecret(String),
+    #[error("http client: {0}")]
+    Client(#[source] reqwest::Error),
+    /// This replica may no longer act: the hook was not called (again).
+    #[error("not called: {0}")]
+    Fenced(#[from] FenceError),
+}
+
+fn human(d: &Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(*d)
+}
+
+/// Asked right before each attempt: may this replica still act?
+pub type Gate<'a> = &'a (dyn Fn() -> Result<(), FenceError> + Send + Sync);
+
 fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(1u64 << attempt.min(2))
 }
 
 /// Run `command` (no shell) with `payload` on stdin until it exits 0, at most
-/// `retries + 1` times within `limit`. Returns the outcome and the attempts made.
+/// `retries + 1` times within `limit`, each attempt only if `gate` allows it. Returns the
+/// outcome and the attempts made.
 pub async fn exec(
     command: &[String],
     retries: u32,
     limit: Duration,
     payload: &serde_json::Value,
-) -> (Result<String, String>, u32) {
+    gate: Gate<'_>,
+) -> (Result<String, HookError>, u32) {
     let deadline = Instant::now() + limit;
     let body = payload.to_string();
     let Some((prog, args)) = command.split_first() else {
-        return (Err("no command".into()), 0);
+        return (Err(HookError::NoCommand), 0);
     };
     let mut last = String::new();
     for attempt in 0..=retries {
+        if let Err(e) = gate() {
+            return (Err(e.into()), attempt);
+        }
         let mut cmd = tokio::process::Command::new(prog);
         cmd.args(args)
             .stdin(Stdio::piped())
@@ -64,7 +105,10 @@ pub async fn exec(
         }
         let mut child = match cmd.spawn() {
             Ok(c) => c,
-            Err(e) => return (Err(format!("cannot run {prog}: {e}")), attempt + 1),
+            Err(source) => {
+                let prog = prog.clone();
+                return (Err(HookError::Spawn { prog, source }), attempt + 1);
+            }
         };
         if let Some(mut stdin) = child.stdin.take() {
             // A program that does not read its stdin is fine.
@@ -88,24 +132,19 @@ pub async fn exec(
             }
             Ok(Err(e)) => last = format!("{prog}: {e}"),
             Err(_) => {
-                return (
-                    Err(format!(
-                        "{prog} still running after {} (killed)",
-                        humantime::format_duration(limit)
-                    )),
-                    attempt + 1,
-                );
+                let what = prog.clone();
+                return (Err(HookError::StillRunning { what, limit }), attempt + 1);
             }
         }
         if attempt < retries {
             let pause = backoff(attempt);
             if Instant::now() + pause >= deadline {
-                return (Err(last), attempt + 1);
+                return (Err(HookError::Failed(last)), attempt + 1);
             }
             tokio::time::sleep(pause).await;
         }
     }
-    (Err(last), retries + 1)
+    (Err(HookError::Failed(last)), retries + 1)
 }
 
 /// POST `payload` to `url` until it answers 2xx: at most `retries + 1` attempts of
@@ -118,27 +157,26 @@ pub async fn webhook(
     retries: u32,
     limit: Duration,
     payload: &serde_json::Value,
-) -> (Result<String, String>, u32) {
+    gate: Gate<'_>,
+) -> (Result<String, HookError>, u32) {
     let deadline = Instant::now() + limit;
     let body = payload.to_string().into_bytes();
     let sig = match secret_env {
         None => None,
         Some(var) => match std::env::var(var) {
             Ok(k) if !k.is_empty() => Some(signature(k.as_bytes(), &body)),
-            _ => {
-                return (
-                    Err(format!("secret_env {var} is not set: cannot sign the call")),
-                    0,
-                );
-            }
+            _ => return (Err(HookError::NoSecret(var.into())), 0),
         },
     };
     let client = match reqwest::Client::builder().timeout(timeout).build() {
         Ok(c) => c,
-        Err(e) => return (Err(format!("http client: {e}")), 0),
+        Err(e) => return (Err(HookError::Client(e)), 0),
     };
     let mut last = String::new();
     for attempt in 0..=retries {
+        if let Err(e) = gate() {
+            return (Err(e.into()), attempt);
+        }
         let mut req = client
             .post(url)
             .header("content-type", "application/json")
@@ -166,29 +204,24 @@ pub async fn webhook(
                     tail(text.as_bytes())
                 );
                 if !(code.is_server_error() || code.as_u16() == 429) {
-                    return (Err(last), attempt + 1);
+                    return (Err(HookError::Failed(last)), attempt + 1);
                 }
             }
             Ok(Err(e)) => last = format!("{url}: {e}"),
             Err(_) => {
-                return (
-                    Err(format!(
-                        "{url}: no answer within {}",
-                        humantime::format_duration(limit)
-                    )),
-                    attempt + 1,
-                );
+                let url = url.to_string();
+                return (Err(HookError::NoAnswer { url, limit }), attempt + 1);
             }
         }
         if attempt < retries {
             let pause = backoff(attempt);
             if Instant::now() + pause >= deadline {
-                return (Err(last), attempt + 1);
+                return (Err(HookError::Failed(last)), attempt + 1);
             }
             tokio::time::sleep(pause).await;
         }
     }
-    (Err(last), retries + 1)
+    (Err(HookError::Failed(last)), retries + 1)
 }
 
 #[cfg(test)]
@@ -208,19 +241,28 @@ mod tests {
     async fn exec_retries_then_reports_the_exit_and_stderr() {
         let p = serde_json::json!({"site": "dr"});
         let cmd = vec!["sh".into(), "-c".into(), "echo boom >&2; exit 3".into()];
-        let (r, n) = exec(&cmd, 1, Duration::from_secs(10), &p).await;
+        let open = || Ok(());
+        let (r, n) = exec(&cmd, 1, Duration::from_secs(10), &p, &open).await;
         assert_eq!(n, 2);
-        assert_eq!(r, Err("sh exited with 3: boom".into()));
+        assert_eq!(
+            r.map_err(|e| e.to_string()),
+            Err("sh exited with 3: boom".into())
+        );
         let cmd = vec![
             "sh".into(),
             "-c".into(),
             "test \"$FLOATOVER_SITE\" = dr && cat".into(),
         ];
-        let (r, n) = exec(&cmd, 0, Duration::from_secs(10), &p).await;
+        let (r, n) = exec(&cmd, 0, Duration::from_secs(10), &p, &open).await;
         assert_eq!(n, 1);
-        assert_eq!(r, Ok("exit 0 {\"site\":\"dr\"}".into()));
+        assert_eq!(r.ok(), Some("exit 0 {\"site\":\"dr\"}".into()));
         let cmd = vec!["/nonexistent/hook".into()];
-        let (r, _) = exec(&cmd, 3, Duration::from_secs(10), &p).await;
-        assert!(r.unwrap_err().starts_with("cannot run /nonexistent/hook"));
+        let (r, _) = exec(&cmd, 3, Duration::from_secs(10), &p, &open).await;
+        let e = r.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.starts_with("cannot run /nonexistent/hook"), "{e}");
+        let shut = || Err(FenceError::NotLeader);
+        let (r, n) = exec(&cmd, 3, Duration::from_secs(10), &p, &shut).await;
+        assert_eq!(n, 0, "a fenced hook is never started");
+        assert!(matches!(r, Err(HookError::Fenced(_))));
     }
 }

@@ -3,16 +3,17 @@
 //! whole with an RTO. The config of sites is [`crate::config::site`]; this module runs
 //! promotions (record, executor, supervisor, pre-flight, drills and their report).
 
+pub mod decide;
 pub mod hooks;
 /// What a promotion asks of the provider (the trait lives with the provider's own).
 pub mod ops {
     pub use crate::provider::sites::SiteOps;
 }
-pub mod plan;
+pub mod outline;
 pub mod preflight;
 pub mod promote;
+pub mod record;
 pub mod report;
-pub mod run;
 pub mod store;
 pub mod supervisor;
 

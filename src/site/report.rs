@@ -3,7 +3,7 @@
 //! (for people) and an SVG timeline (one bar per step, a tick at its budget, the RTO as a
 //! line). Pure: built from the run records alone.
 
-use super::run::{RunRecord, RunState, StepRecord, StepState};
+use super::record::{RunRecord, RunState, StepRecord, StepState};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 

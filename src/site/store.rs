@@ -2,12 +2,12 @@
 //! leader under its epoch, so that a new leader resumes what the old one started and a
 //! deposed one cannot overwrite it.
 
-use super::run::SiteRuns;
+use super::record::SiteRuns;
 use crate::leader::s3::S3Store;
-use crate::leader::{Precondition, Put};
-use std::sync::Mutex;
+use crate::leader::{LeaderError, Precondition, Put};
+use std::sync::{Arc, Mutex};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The record was written under a newer epoch: this replica no longer leads.
     #[error(
@@ -21,8 +21,25 @@ pub enum StoreError {
     /// Someone wrote between our read and our write.
     #[error("the site record at {0} changed while we wrote it; read it again")]
     Conflict(String),
-    #[error("{0}")]
-    Store(String),
+    /// The S3 object could not be read or written (`op in region: Code: message`).
+    #[error(transparent)]
+    S3(Arc<LeaderError>),
+    /// The API server answered with an error.
+    #[error("{op} {location}: {reason}: {message}")]
+    Kube {
+        op: &'static str,
+        location: String,
+        reason: String,
+        message: String,
+    },
+    /// No answer from the API server.
+    #[error("{op} {location}: {source}")]
+    KubeTransport {
+        op: &'static str,
+        location: String,
+        #[source]
+        source: Arc<kube::Error>,
+    },
     #[error("the site record at {location} is not readable: {message}")]
     Corrupt { location: String, message: String },
 }
@@ -72,7 +89,7 @@ impl RunStore for S3RunStore {
                     location: self.location(),
                     message: e.to_string(),
                 }),
-            Err(e) => Err(StoreError::Store(e.to_string())),
+            Err(e) => Err(StoreError::S3(Arc::new(e))),
         }
     }
 
@@ -89,7 +106,7 @@ impl RunStore for S3RunStore {
         match self.0.put_bytes(body, pre).await {
             Ok(Put::Done(v)) => Ok(v),
             Ok(Put::Conflict) => Err(StoreError::Conflict(self.location())),
-            Err(e) => Err(StoreError::Store(e.to_string())),
+            Err(e) => Err(StoreError::S3(Arc::new(e))),
         }
     }
 
@@ -152,19 +169,22 @@ impl ConfigMapRunStore {
         }
     }
 
-    fn kube_error(&self, op: &str, e: kube::Error) -> StoreError {
+    fn kube_error(&self, op: &'static str, e: kube::Error) -> StoreError {
         match e {
             kube::Error::Api(s) if s.code == 409 || s.code == 404 && op == "replace" => {
                 StoreError::Conflict(self.location())
             }
-            kube::Error::Api(s) => StoreError::Store(format!(
-                "{op} configmap {}/{}: {}: {}",
-                self.namespace, self.name, s.reason, s.message
-            )),
-            other => StoreError::Store(format!(
-                "{op} configmap {}/{}: {other}",
-                self.namespace, self.name
-            )),
+            kube::Error::Api(s) => StoreError::Kube {
+                op,
+                location: self.location(),
+                reason: s.reason.clone(),
+                message: s.message.clone(),
+            },
+            other => StoreError::KubeTransport {
+                op,
+                location: self.location(),
+                source: Arc::new(other),
+            },
         }
     }
 }

@@ -1,15 +1,19 @@
-//! The leader's site loop: resume a promotion a previous leader left running, watch the
-//! active site's health quorum and promote a DR site when it is lost for `grace`, take
-//! promotion requests (API, CLI), and publish every site's state for status. One
-//! promotion at a time, executed in a child task this loop supervises (a panic there fails
-//! the run, visibly; it never goes unnoticed).
+//! The leader's site loop, as a thin driver around the pure [`decide`]: it gathers the
+//! input (leadership, the run record, which sites are up and ready, the requests
+//! waiting), carries the actions out (take the record over, start a run in a child task,
+//! answer a request, abandon a run) and sleeps until something changes: a health
+//! transition, a leadership change, a request, a run or pre-flight ending, or a deadline
+//! the decision named (the end of the grace). One promotion at a time, executed in a
+//! child task this loop supervises: a panic there fails the run, visibly.
 
+use super::decide::{self, Input, Order, Refusal, Request, SiteAction};
 use super::preflight::{self, Readiness};
-use super::promote::{Approvals, Executor, SiteCx};
-use super::run::{Resume, RunKind, RunRecord, RunState, SiteRuns, resume};
+use super::promote::{Approvals, Executor, RunError, SiteCx};
+use super::record::{Resume, RunKind, RunRecord, RunState, SiteRuns, StartError, resume};
 use super::spec::SiteSpec;
-use super::store::update;
+use super::store::{RunStore, StoreError, update};
 use crate::model::{Health, TargetKey};
+use crate::provider::sites::SiteOps;
 use crate::sidecar::SidecarCtx;
 use crate::status::{StatusStore, unix_ms};
 use serde::Serialize;
@@ -20,14 +24,23 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-/// A request to the site loop.
-pub enum SiteRequest {
-    Promote {
-        site: String,
-        kind: RunKind,
-        trigger: String,
-        reply: oneshot::Sender<Result<String, String>>,
-    },
+/// Why a request to the site loop was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("cannot read the site record: {0}")]
+    Record(#[source] StoreError),
+    #[error("the site loop stopped before answering")]
+    Stopped,
+}
+
+/// A request to the site loop, with where to send the answer (the run's id).
+pub struct SiteRequest {
+    pub request: Request,
+    pub reply: oneshot::Sender<Result<String, SiteError>>,
 }
 
 /// What the API holds to reach the site loop.
@@ -58,360 +71,347 @@ pub struct SiteStatus {
     pub run: Option<RunRecord>,
 }
 
-/// What to start.
-pub struct Order {
-    pub kind: RunKind,
-    pub trigger: String,
-    /// For a drill's failback: the drill's run id.
-    pub drill_of: Option<String>,
-}
-
+/// The site loop: what it is built with, before the controller hands it its context.
 pub struct Supervisor {
-    pub cx_parts: SiteParts,
+    pub spec: Arc<crate::config::Spec>,
+    pub store: Arc<dyn RunStore>,
+    pub ops: Arc<dyn SiteOps>,
+    pub approvals: Arc<Approvals>,
     pub requests: mpsc::Receiver<SiteRequest>,
 }
 
-/// What the supervisor needs besides the sidecar context.
-pub struct SiteParts {
-    pub spec: Arc<crate::config::Spec>,
-    pub store: Arc<dyn super::store::RunStore>,
-    pub ops: Arc<dyn super::ops::SiteOps>,
-    pub approvals: Arc<Approvals>,
-}
-
-const TICK: Duration = Duration::from_millis(500);
-/// How often the record is re-read for status while a run is going.
+/// How often the record is re-read for status while a run is going (ten times slower
+/// when none is).
 const REFRESH: Duration = Duration::from_secs(1);
 
+type RunTask = JoinHandle<Result<RunRecord, RunError>>;
+
+/// The driver's memory between two decisions.
+struct Driver {
+    cx: SiteCx,
+    record: Option<SiteRuns>,
+    taken_over: Option<u64>,
+    running: Option<(String, RunTask)>,
+    below_since: Option<Instant>,
+    wake: Option<Instant>,
+    readiness: BTreeMap<String, Readiness>,
+    pending: Vec<SiteRequest>,
+    refreshed: Instant,
+}
+
 impl Supervisor {
+    /// Run until the controller stops. Pre-flight runs on every replica; everything else
+    /// only while this replica leads.
     pub async fn run(mut self, sc: SidecarCtx) {
-        let parts = &self.cx_parts;
-        let cx = SiteCx {
-            spec: parts.spec.clone(),
-            store: parts.store.clone(),
-            ops: parts.ops.clone(),
-            board: sc.board.clone(),
-            commands: sc.commands.clone(),
-            leadership: sc.leadership.clone(),
-            metrics: sc.metrics.clone(),
-            approvals: parts.approvals.clone(),
-            status: sc.status.clone(),
+        let cx = SiteCx::new(&sc, self.spec, self.store, self.ops, self.approvals);
+        let mut d = Driver {
+            cx,
+            record: None,
+            taken_over: None,
+            running: None,
+            below_since: None,
+            wake: None,
+            readiness: BTreeMap::new(),
+            pending: Vec::new(),
+            refreshed: Instant::now(),
         };
-        let sites = parts.spec.sites.clone();
-        let policy = parts.spec.site_policy.clone();
-        let mut running: Option<(String, JoinHandle<Result<RunRecord, String>>)> = None;
-        let mut runs: Option<SiteRuns> = None;
-        let mut led_epoch: Option<u64> = None;
-        let mut below_since: Option<Instant> = None;
-        let mut refreshed = Instant::now();
-        // Re-read the record at the next tick (a run started or ended).
-        let mut reload = false;
-        let mut readiness: BTreeMap<String, Readiness> = BTreeMap::new();
+        let mut board = d.cx.board.subscribe();
+        let mut leadership = d.cx.leadership.clone();
         let mut preflight: Option<JoinHandle<BTreeMap<String, Readiness>>> = None;
         let mut next_preflight = Instant::now();
-        publish(&sc.status, &sites, &cx, &SiteRuns::default(), &readiness);
+        let mut requests_open = true;
+        d.publish();
         loop {
-            let req = tokio::select! {
+            if preflight.is_none() && Instant::now() >= next_preflight {
+                next_preflight = Instant::now() + d.cx.spec.site_policy.preflight_interval;
+                preflight = Some(spawn_preflight(&d.cx));
+            }
+            d.settle().await;
+            let refresh = d.refreshed + d.refresh_every();
+            let fence = d.cx.leadership.state().fence_deadline;
+            let until = [Some(refresh), Some(next_preflight), d.wake, fence]
+                .into_iter()
+                .flatten()
+                .filter(|t| *t > Instant::now())
+                .min()
+                .unwrap_or(refresh);
+            tokio::select! {
                 _ = sc.stop.cancelled() => {
-                    if let Some((_, h)) = running.take() {
+                    if let Some((_, h)) = d.running.take() {
                         // The record keeps the run; the next leader resumes it.
                         h.abort();
                     }
+                    for r in d.pending.drain(..) {
+                        let _ = r.reply.send(Err(SiteError::Stopped));
+                    }
                     return;
                 }
-                r = self.requests.recv() => r,
-                _ = tokio::time::sleep(TICK) => None,
-            };
-            // Pre-flight runs on every replica, in a child task (slow provider calls never
-            // hold this loop up).
-            if preflight.as_ref().is_some_and(|h| h.is_finished())
-                && let Some(h) = preflight.take()
-            {
-                match h.await {
-                    Ok(r) => {
-                        for (name, rd) in &r {
-                            sc.metrics.set_site_ready(name, rd.ready);
-                            if !rd.ready {
-                                tracing::warn!(site = %name, problems = %rd.problems.join("; "), "pre-flight: site not ready");
-                            }
-                        }
-                        readiness = r;
-                    }
-                    Err(e) => tracing::error!(error = %e, "pre-flight task failed"),
-                }
-                publish(
-                    &sc.status,
-                    &sites,
-                    &cx,
-                    runs.as_ref().unwrap_or(&SiteRuns::default()),
-                    &readiness,
-                );
+                r = self.requests.recv(), if requests_open => match r {
+                    Some(r) => d.pending.push(r),
+                    None => requests_open = false,
+                },
+                _ = board.changed() => {}
+                _ = leadership.changed() => {}
+                r = join(&mut d.running) => d.ended(r).await,
+                r = join_preflight(&mut preflight) => d.readiness(r),
+                _ = tokio::time::sleep_until(until) => {}
             }
-            if preflight.is_none() && Instant::now() >= next_preflight {
-                next_preflight = Instant::now() + policy.preflight_interval;
-                let (spec, ops, status) = (cx.spec.clone(), cx.ops.clone(), sc.status.clone());
-                preflight = Some(tokio::spawn(async move {
-                    let mut out = BTreeMap::new();
-                    for s in &spec.sites {
-                        let mut r = preflight::check(&spec, ops.as_ref(), s, unix_ms()).await;
-                        r.problems.extend(preflight::traffic_problems(&status, s));
-                        r.ready = r.problems.is_empty();
-                        out.insert(s.name.clone(), r);
-                    }
-                    out
-                }));
+            if Instant::now() >= refresh {
+                d.reload().await;
             }
-            let st = sc.leadership.state();
-            if !st.is_leader {
-                if let Some((id, h)) = running.take() {
-                    tracing::warn!(run = %id, "lost leadership during a promotion; the next leader resumes it");
-                    h.abort();
-                }
-                led_epoch = None;
-                below_since = None;
-                if let Some(SiteRequest::Promote { reply, .. }) = req {
-                    let _ = reply.send(Err("this replica does not lead; ask the leader".into()));
-                }
-                continue;
-            }
-            // Newly leading: read the record and resume what was left running.
-            if led_epoch != Some(st.epoch.0) {
-                match take_over(&cx, st.epoch.0).await {
-                    Ok((r, resumed)) => {
-                        if let Some((id, site)) = resumed {
-                            running = Some((id.clone(), spawn(&cx, &site, st.epoch.0, id)));
-                        }
-                        runs = Some(r);
-                        led_epoch = Some(st.epoch.0);
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot read the site record; trying again");
-                        if let Some(SiteRequest::Promote { reply, .. }) = req {
-                            let _ = reply.send(Err(format!("cannot read the site record: {e}")));
-                        }
-                        continue;
-                    }
-                }
-            }
-            // A run ended: its outcome is in the record.
-            if running.as_ref().is_some_and(|(_, h)| h.is_finished())
-                && let Some((id, h)) = running.take()
-            {
-                match h.await {
-                    Ok(Ok(rec))
-                        if rec.kind == RunKind::Drill && rec.state == RunState::Succeeded =>
-                    {
-                        // The drill's last act: fail back to where the traffic was.
-                        tracing::info!(run = %id, back_to = %rec.from_site, "drill succeeded; failing back");
-                        let why = format!("failback that ends drill {}", rec.id);
-                        if let Err(e) = self
-                            .start(
-                                &cx,
-                                st.epoch.0,
-                                &rec.from_site,
-                                Order {
-                                    kind: RunKind::Promotion,
-                                    trigger: why,
-                                    drill_of: Some(rec.id.clone()),
-                                },
-                                &mut running,
-                            )
-                            .await
-                        {
-                            tracing::error!(run = %id, error = %e, "drill failback not started");
-                        }
-                    }
-                    Ok(Ok(rec)) => tracing::info!(run = %id, state = ?rec.state, "site run ended"),
-                    Ok(Err(e)) => tracing::error!(run = %id, error = %e, "site run stopped"),
-                    Err(e) => {
-                        tracing::error!(run = %id, error = %e, "site run task failed; marking the run failed");
-                        let now = unix_ms();
-                        let _ = update(cx.store.as_ref(), st.epoch.0, |r| {
-                            if r.current.as_ref().is_some_and(|c| c.id == id) {
-                                r.finish(
-                                    RunState::Failed,
-                                    Some(format!("the run's task failed: {e}")),
-                                    now,
-                                );
-                            }
-                        })
-                        .await;
-                    }
-                }
-                reload = true;
-            }
-            // Re-read the record for status: every second during a run, else every ten.
-            let due = if running.is_some() || req.is_some() {
-                REFRESH
-            } else {
-                REFRESH * 10
-            };
-            if reload || refreshed.elapsed() >= due {
-                if let Ok((r, _)) = cx.store.load().await {
-                    runs = Some(r);
-                    reload = false;
-                }
-                refreshed = Instant::now();
-            }
-            let Some(cur) = runs.clone() else { continue };
-            publish(&sc.status, &sites, &cx, &cur, &readiness);
-            if let Some(SiteRequest::Promote {
-                site,
-                kind,
-                trigger,
-                reply,
-            }) = req
-            {
-                let r = self
-                    .start(
-                        &cx,
-                        st.epoch.0,
-                        &site,
-                        Order {
-                            kind,
-                            trigger,
-                            drill_of: None,
-                        },
-                        &mut running,
-                    )
-                    .await;
-                if r.is_ok() {
-                    reload = true;
-                }
-                let _ = reply.send(r);
-                continue;
-            }
-            // Automatic failover: the active site has lost its quorum for `grace`.
-            if !policy.automatic || running.is_some() || cur.current.is_some() {
-                below_since = None;
-                continue;
-            }
-            let Some(active) = cur
-                .active(&sites)
-                .and_then(|a| sites.iter().find(|s| s.name == a))
-            else {
-                continue;
-            };
-            let (up, need) = (up_targets(&cx, active), active.quorum_count());
-            if active.targets.is_empty() || up >= need {
-                below_since = None;
-                if policy.automatic_failback
-                    && !active.primary
-                    && let Some(p) = sites.iter().find(|s| s.primary)
-                    && !p.targets.is_empty()
-                    && up_targets(&cx, p) >= p.quorum_count()
-                {
-                    let why = format!(
-                        "automatic failback: primary site {} is healthy again",
-                        p.name
-                    );
-                    let name = p.name.clone();
-                    if let Err(e) = self
-                        .start(
-                            &cx,
-                            st.epoch.0,
-                            &name,
-                            Order {
-                                kind: RunKind::Promotion,
-                                trigger: why,
-                                drill_of: None,
-                            },
-                            &mut running,
-                        )
-                        .await
-                    {
-                        tracing::error!(error = %e, "automatic failback not started");
-                    }
-                }
-                continue;
-            }
-            let since = *below_since.get_or_insert_with(Instant::now);
-            if since.elapsed() < policy.grace {
-                continue;
-            }
-            // A DR site that passed pre-flight first, then any other.
-            let ready = |s: &&SiteSpec| readiness.get(&s.name).is_some_and(|r| r.ready);
-            let others = || sites.iter().filter(|s| s.name != active.name);
-            let Some(dr) = others().find(ready).or_else(|| others().next()) else {
-                continue;
-            };
-            let why = format!(
-                "automatic: site {} below quorum ({up} of {} target(s) up, {need} needed) for {}",
-                active.name,
-                active.targets.len(),
-                humantime::format_duration(policy.grace)
-            );
-            tracing::warn!(site = %active.name, promote = %dr.name, "{why}");
-            let name = dr.name.clone();
-            match self
-                .start(
-                    &cx,
-                    st.epoch.0,
-                    &name,
-                    Order {
-                        kind: RunKind::Promotion,
-                        trigger: why,
-                        drill_of: None,
-                    },
-                    &mut running,
-                )
-                .await
-            {
-                Ok(_) => reload = true,
-                Err(e) => tracing::error!(error = %e, "automatic promotion not started"),
-            }
-            below_since = None;
+        }
+    }
+}
+
+/// Wait for the run task, if there is one (pends forever otherwise).
+async fn join(running: &mut Option<(String, RunTask)>) -> (String, RunOutcome) {
+    match running {
+        Some((id, h)) => {
+            let r = h.await;
+            let id = id.clone();
+            *running = None;
+            (id, r)
+        }
+        None => std::future::pending().await,
+    }
+}
+
+type RunOutcome = Result<Result<RunRecord, RunError>, tokio::task::JoinError>;
+
+async fn join_preflight(
+    h: &mut Option<JoinHandle<BTreeMap<String, Readiness>>>,
+) -> Result<BTreeMap<String, Readiness>, tokio::task::JoinError> {
+    match h {
+        Some(j) => {
+            let r = j.await;
+            *h = None;
+            r
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Pre-flight in a child task (slow provider calls never hold the loop up).
+fn spawn_preflight(cx: &SiteCx) -> JoinHandle<BTreeMap<String, Readiness>> {
+    let (spec, ops, status) = (cx.spec.clone(), cx.ops.clone(), cx.status.clone());
+    tokio::spawn(async move {
+        let mut out = BTreeMap::new();
+        for s in &spec.sites {
+            let mut r = preflight::check(&spec, ops.as_ref(), s, unix_ms()).await;
+            r.problems.extend(preflight::traffic_problems(&status, s));
+            r.ready = r.problems.is_empty();
+            out.insert(s.name.clone(), r);
+        }
+        out
+    })
+}
+
+impl Driver {
+    fn refresh_every(&self) -> Duration {
+        if self.running.is_some() {
+            REFRESH
+        } else {
+            REFRESH * 10
         }
     }
 
-    async fn start(
-        &self,
-        cx: &SiteCx,
-        epoch: u64,
-        site: &str,
-        order: Order,
-        running: &mut Option<(String, JoinHandle<Result<RunRecord, String>>)>,
-    ) -> Result<String, String> {
+    /// Decide and act until the decision asks for nothing new (a take-over or a start
+    /// changes the input; at most a few rounds).
+    async fn settle(&mut self) {
+        for _ in 0..4 {
+            let up: BTreeMap<String, usize> = self
+                .cx
+                .spec
+                .sites
+                .iter()
+                .map(|s| (s.name.clone(), up_targets(&self.cx, s)))
+                .collect();
+            let ready: BTreeMap<String, bool> = self
+                .readiness
+                .iter()
+                .map(|(k, r)| (k.clone(), r.ready))
+                .collect();
+            let requests: Vec<Request> = self.pending.iter().map(|r| r.request.clone()).collect();
+            let st = self.cx.leadership.state();
+            let input = Input {
+                sites: &self.cx.spec.sites,
+                policy: &self.cx.spec.site_policy,
+                leading: st.is_leader.then_some(st.epoch.0),
+                taken_over: self.taken_over,
+                record: self.record.as_ref(),
+                running: self.running.as_ref().map(|(id, _)| id.as_str()),
+                up: &up,
+                ready: &ready,
+                below_since: self.below_since,
+                requests: &requests,
+            };
+            let actions = decide::decide(&input, Instant::now());
+            let again = self.act(actions, st.epoch.0).await;
+            self.publish();
+            if !again {
+                return;
+            }
+        }
+    }
+
+    /// Carry the actions out; true when the input changed enough to decide again.
+    async fn act(&mut self, actions: Vec<SiteAction>, epoch: u64) -> bool {
+        self.wake = None;
+        let mut answered: Vec<(usize, Result<String, SiteError>)> = Vec::new();
+        let mut again = false;
+        for a in actions {
+            match a {
+                SiteAction::Abandon { run } => {
+                    tracing::warn!(run = %run, "lost leadership during a promotion; the next leader resumes it");
+                    if let Some((_, h)) = self.running.take() {
+                        h.abort();
+                    }
+                    self.taken_over = None;
+                }
+                SiteAction::Refuse { request, why } => answered.push((request, Err(why.into()))),
+                SiteAction::TakeOver { epoch } => match take_over(&self.cx, epoch).await {
+                    Ok((runs, resumed)) => {
+                        if let Some((id, site)) = resumed {
+                            self.running = Some((id.clone(), spawn(&self.cx, &site, epoch, id)));
+                        }
+                        self.record = Some(runs);
+                        self.taken_over = Some(epoch);
+                        again = true;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the site record; trying again");
+                        for i in 0..self.pending.len() {
+                            answered.push((i, Err(SiteError::Record(e.clone()))));
+                        }
+                        // Try again soon, not in a hot loop.
+                        self.wake = Some(Instant::now() + REFRESH);
+                    }
+                },
+                SiteAction::Start {
+                    site,
+                    order,
+                    request,
+                } => {
+                    let r = self.start(epoch, &site, order).await;
+                    match (&r, request) {
+                        (Ok(_), _) => again = true,
+                        (Err(e), None) => {
+                            tracing::error!(site = %site, error = %e, "site run not started")
+                        }
+                        _ => {}
+                    }
+                    if let Some(i) = request {
+                        answered.push((i, r));
+                    }
+                }
+                SiteAction::BelowSince(t) => self.below_since = t,
+                SiteAction::WakeAt(t) => self.wake = Some(t),
+            }
+        }
+        // Answer (and forget) the requests, highest index first so the others keep theirs.
+        answered.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
+        for (i, r) in answered {
+            if i < self.pending.len() {
+                let req = self.pending.remove(i);
+                let _ = req.reply.send(r);
+            }
+        }
+        again
+    }
+
+    async fn start(&mut self, epoch: u64, site: &str, order: Order) -> Result<String, SiteError> {
+        let cx = &self.cx;
+        let Some(spec) = cx.spec.sites.iter().find(|s| s.name == site) else {
+            return Err(Refusal::NoSuchSite(site.into()).into());
+        };
         let Order {
             kind,
             trigger,
             drill_of,
         } = order;
-        let Some(spec) = cx.spec.sites.iter().find(|s| s.name == site) else {
-            return Err(format!("no site named {site:?}"));
-        };
-        if let Some((id, _)) = running {
-            return Err(format!(
-                "a promotion is already running ({id}); one at a time"
-            ));
-        }
         cx.approvals.clear(site);
         let now = unix_ms();
-        let (_, started) = update(cx.store.as_ref(), epoch, |r| {
+        let (runs, started) = update(cx.store.as_ref(), epoch, |r| {
             let id = r
                 .start(&cx.spec.sites, spec, kind, trigger.clone(), now)
-                .map(|run| run.id.clone())
-                .map_err(|e| e.to_string())?;
+                .map(|run| run.id.clone())?;
             if let Some(c) = r.current.as_mut() {
                 c.drill_of = drill_of.clone();
             }
-            Ok::<String, String>(id)
+            Ok::<String, StartError>(id)
         })
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(SiteError::Record)?;
         let id = started?;
         tracing::info!(site, run = %id, trigger = %trigger, "site promotion started");
-        *running = Some((id.clone(), spawn(cx, spec, epoch, id.clone())));
+        self.record = Some(runs);
+        self.running = Some((id.clone(), spawn(cx, spec, epoch, id.clone())));
         Ok(id)
+    }
+
+    /// A run's task ended: its outcome is in the record (a panic is written there).
+    async fn ended(&mut self, (id, r): (String, RunOutcome)) {
+        match r {
+            Ok(Ok(rec)) => tracing::info!(run = %id, state = ?rec.state, "site run ended"),
+            Ok(Err(e)) => tracing::error!(run = %id, error = %e, "site run stopped"),
+            Err(e) => {
+                tracing::error!(run = %id, error = %e, "site run task failed; marking the run failed");
+                let now = unix_ms();
+                if let Some(epoch) = self.taken_over {
+                    let _ = update(self.cx.store.as_ref(), epoch, |r| {
+                        if r.current.as_ref().is_some_and(|c| c.id == id) {
+                            r.finish(
+                                RunState::Failed,
+                                Some(format!("the run's task failed: {e}")),
+                                now,
+                            );
+                        }
+                    })
+                    .await;
+                }
+            }
+        }
+        self.reload().await;
+    }
+
+    fn readiness(&mut self, r: Result<BTreeMap<String, Readiness>, tokio::task::JoinError>) {
+        match r {
+            Ok(r) => {
+                for (name, rd) in &r {
+                    self.cx.metrics.set_site_ready(name, rd.ready);
+                    if !rd.ready {
+                        tracing::warn!(site = %name, problems = %rd.problems.join("; "), "pre-flight: site not ready");
+                    }
+                }
+                self.readiness = r;
+            }
+            Err(e) => tracing::error!(error = %e, "pre-flight task failed"),
+        }
+    }
+
+    /// Re-read the record (for status, and to see what a run wrote).
+    async fn reload(&mut self) {
+        self.refreshed = Instant::now();
+        if self.taken_over.is_none() {
+            return;
+        }
+        match self.cx.store.load().await {
+            Ok((r, _)) => self.record = Some(r),
+            Err(e) => tracing::warn!(error = %e, "cannot re-read the site record"),
+        }
+    }
+
+    fn publish(&self) {
+        let empty = SiteRuns::default();
+        publish(
+            &self.cx,
+            self.record.as_ref().unwrap_or(&empty),
+            &self.readiness,
+        );
     }
 }
 
-fn spawn(
-    cx: &SiteCx,
-    site: &SiteSpec,
-    epoch: u64,
-    id: String,
-) -> JoinHandle<Result<RunRecord, String>> {
+fn spawn(cx: &SiteCx, site: &SiteSpec, epoch: u64, id: String) -> RunTask {
     let ex = Executor::new(cx.clone(), site.clone(), epoch, id);
     tokio::spawn(ex.run())
 }
@@ -421,7 +421,7 @@ fn spawn(
 async fn take_over(
     cx: &SiteCx,
     epoch: u64,
-) -> Result<(SiteRuns, Option<(String, SiteSpec)>), String> {
+) -> Result<(SiteRuns, Option<(String, SiteSpec)>), StoreError> {
     let sites = cx.spec.sites.clone();
     let now = unix_ms();
     let (runs, resumed) = update(cx.store.as_ref(), epoch, |r| {
@@ -439,15 +439,15 @@ async fn take_over(
             }
         }
     })
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     if let Some((id, _)) = &resumed {
         tracing::warn!(run = %id, "resuming the promotion a previous leader left running");
     }
     Ok((runs, resumed))
 }
 
-fn up_targets(cx: &SiteCx, site: &SiteSpec) -> usize {
+/// Targets of `site` that are up, as the engine's probes see them.
+pub(super) fn up_targets(cx: &SiteCx, site: &SiteSpec) -> usize {
     site.targets
         .iter()
         .filter(|(g, t)| {
@@ -459,18 +459,14 @@ fn up_targets(cx: &SiteCx, site: &SiteSpec) -> usize {
         .count()
 }
 
-fn publish(
-    status: &StatusStore,
-    sites: &[SiteSpec],
-    cx: &SiteCx,
-    runs: &SiteRuns,
-    readiness: &BTreeMap<String, Readiness>,
-) {
+fn publish(cx: &SiteCx, runs: &SiteRuns, readiness: &BTreeMap<String, Readiness>) {
+    let sites = &cx.spec.sites;
     let active = runs.active(sites);
     let v: Vec<SiteStatus> = sites
         .iter()
         .map(|s| {
             let up = up_targets(cx, s);
+            let rd = readiness.get(&s.name);
             cx.metrics
                 .set_site_active(&s.name, active == Some(s.name.as_str()));
             SiteStatus {
@@ -482,13 +478,10 @@ fn publish(
                 targets_up: up,
                 targets: s.targets.len(),
                 quorum: s.quorum_count(),
-                healthy: !s.targets.is_empty() && up >= s.quorum_count(),
-                ready: readiness.get(&s.name).map(|r| r.ready),
-                not_ready: readiness
-                    .get(&s.name)
-                    .map(|r| r.problems.clone())
-                    .unwrap_or_default(),
-                preflight_unix_ms: readiness.get(&s.name).map(|r| r.checked_unix_ms),
+                healthy: decide::at_quorum(s, up),
+                ready: rd.map(|r| r.ready),
+                not_ready: rd.map(|r| r.problems.clone()).unwrap_or_default(),
+                preflight_unix_ms: rd.map(|r| r.checked_unix_ms),
                 run: runs
                     .current
                     .iter()
@@ -498,5 +491,12 @@ fn publish(
             }
         })
         .collect();
-    status.set_sites(serde_json::to_value(v).unwrap_or_default());
+    publish_status(&cx.status, v);
+}
+
+fn publish_status(status: &StatusStore, v: Vec<SiteStatus>) {
+    match serde_json::to_value(v) {
+        Ok(v) => status.set_sites(v),
+        Err(e) => tracing::error!(error = %e, "cannot render the sites' status"),
+    }
 }

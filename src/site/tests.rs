@@ -174,9 +174,9 @@ sites:
 "#,
     )
     .expect("valid");
-    let plans: Vec<_> = s.sites.iter().map(super::plan::site_plan).collect();
+    let plans: Vec<_> = s.sites.iter().map(super::outline::site_plan).collect();
     assert!(plans[1].over_rto, "8m of steps over a 5m RTO");
-    let text = super::plan::text(&plans);
+    let text = super::outline::text(&plans);
     assert!(
         text.contains("site west (warm, us-west-2): promotion expected within 8m, RTO 5m"),
         "{text}"
@@ -195,7 +195,7 @@ sites:
 
 mod runs {
     use super::with_sites;
-    use crate::site::run::*;
+    use crate::site::record::*;
     use crate::site::store::{MemRunStore, RunStore, StoreError, update};
 
     fn spec() -> crate::config::Spec {

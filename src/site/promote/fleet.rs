@@ -4,11 +4,11 @@
 //! records its instances before waiting on them, tags them with the run, and passes a
 //! client token derived from the run, so a new leader finds them instead of launching twice.
 
-use super::Executor;
+use super::{Executor, StepError};
 use crate::config::site::template::{Vars, render_probe};
 use crate::probe::{Checker, RiseFall};
 use crate::provider::sites::LaunchRequest;
-use crate::site::run::Launched;
+use crate::site::record::Launched;
 use sha2::Digest;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -26,35 +26,34 @@ pub fn client_token(run_id: &str, step: &str) -> String {
 }
 
 impl Executor {
-    pub(super) async fn scale_up(&self, limit: Duration) -> Result<String, String> {
+    pub(super) async fn scale_up(&self, limit: Duration) -> Result<String, StepError> {
         let deadline = Instant::now() + limit;
         let region = &self.site.region;
         let Some((name, desired)) = self.site.auto_scaling.clone() else {
             return Err("the site has no `auto_scaling` group".into());
         };
         let ops = &self.cx.ops;
+        self.permit()?;
         let g = ops
             .scaling_group(region, &name)
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .ok_or_else(|| format!("Auto Scaling group {name} does not exist in {region}"))?;
         if desired > g.max {
-            return Err(format!(
+            return Err(StepError::Unmet(format!(
                 "Auto Scaling group {name}: desired {desired} is above its max size {}; raise max_size",
                 g.max
-            ));
+            )));
         }
         let raised = g.desired < desired;
         if raised {
-            ops.set_desired(region, &name, desired)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.permit()?;
+            ops.set_desired(region, &name, desired).await?;
         }
         loop {
+            self.permit()?;
             let g = ops
                 .scaling_group(region, &name)
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
                 .ok_or_else(|| format!("Auto Scaling group {name} disappeared from {region}"))?;
             let n = g.in_service.len();
             if n >= desired as usize {
@@ -73,7 +72,7 @@ impl Executor {
                     .iter()
                     .map(|(i, s)| format!("{i} {s}"))
                     .collect();
-                return Err(format!(
+                return Err(StepError::Unmet(format!(
                     "{name}: {n} of {desired} in service after {} ({})",
                     humantime::format_duration(limit),
                     if states.is_empty() {
@@ -81,13 +80,13 @@ impl Executor {
                     } else {
                         states.join(", ")
                     }
-                ));
+                )));
             }
             tokio::time::sleep(Duration::from_secs(1).min(limit / 4)).await;
         }
     }
 
-    pub(super) async fn launch(&self, step: &str, limit: Duration) -> Result<String, String> {
+    pub(super) async fn launch(&self, step: &str, limit: Duration) -> Result<String, StepError> {
         let deadline = Instant::now() + limit;
         let region = &self.site.region;
         let l = self
@@ -96,14 +95,12 @@ impl Executor {
             .clone()
             .ok_or("the site has no `launch` settings")?;
         let ops = &self.cx.ops;
-        let rec = self.save(|_| {}).await?;
+        let rec = self.current().await?;
         let mut ids: Vec<String> = rec.launched.iter().map(|x| x.id.clone()).collect();
         if ids.is_empty() {
             // A leader that died between RunInstances and the record left them tagged.
-            ids = ops
-                .instances_tagged(region, TAG_RUN, &self.run_id)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.permit()?;
+            ids = ops.instances_tagged(region, TAG_RUN, &self.run_id).await?;
         }
         let found = !ids.is_empty();
         if !found {
@@ -120,10 +117,8 @@ impl Executor {
                 tags,
                 client_token: client_token(&self.run_id, step),
             };
-            ids = ops
-                .run_instances(region, &req)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.permit()?;
+            ids = ops.run_instances(region, &req).await?;
             if ids.is_empty() {
                 return Err("RunInstances returned no instances".into());
             }
@@ -139,10 +134,8 @@ impl Executor {
         let first = launched.clone();
         self.save(move |r| r.launched = first).await?;
         loop {
-            let views = ops
-                .describe_instances(region, &ids)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.permit()?;
+            let views = ops.describe_instances(region, &ids).await?;
             let mut waiting = Vec::new();
             for x in launched.iter_mut() {
                 match views.get(&x.id) {
@@ -151,7 +144,10 @@ impl Executor {
                         x.public_ip = v.public_ip.clone();
                     }
                     Some(v) if v.state == "terminated" || v.state == "shutting-down" => {
-                        return Err(format!("instance {} is {} (launch failed)", x.id, v.state));
+                        return Err(StepError::Unmet(format!(
+                            "instance {} is {} (launch failed)",
+                            x.id, v.state
+                        )));
                     }
                     Some(v) => waiting.push(format!("{} {}", x.id, v.state)),
                     None => waiting.push(format!("{} not visible yet", x.id)),
@@ -179,11 +175,11 @@ impl Executor {
                 ));
             }
             if Instant::now() >= deadline {
-                return Err(format!(
+                return Err(StepError::Unmet(format!(
                     "not running after {}: {}",
                     humantime::format_duration(limit),
                     waiting.join(", ")
-                ));
+                )));
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -191,7 +187,7 @@ impl Executor {
 
     /// Probe what this run launched with the site's `launch.probe` until `min_healthy`
     /// pass (rise in a row). Returns a line for the step's detail, or why not.
-    pub(super) async fn launched_healthy(&self, deadline: Instant) -> Result<String, String> {
+    pub(super) async fn launched_healthy(&self, deadline: Instant) -> Result<String, StepError> {
         let Some((probe, need)) = self
             .site
             .launch
@@ -200,7 +196,7 @@ impl Executor {
         else {
             return Ok(String::new());
         };
-        let launched = self.save(|_| {}).await?.launched;
+        let launched = self.current().await?.launched;
         if launched.is_empty() {
             return Err(
                 "nothing was launched to probe: put a launch step before wait_healthy".into(),
@@ -215,7 +211,7 @@ impl Executor {
             };
             kinds.push((x.id.clone(), render_probe(&probe.kind, &vars)?));
         }
-        let checker = Checker::for_spec(&self.cx.spec).map_err(|e| e.to_string())?;
+        let checker = Checker::for_spec(&self.cx.spec)?;
         let mut states: Vec<RiseFall> = kinds
             .iter()
             .map(|_| RiseFall::new(probe.rise, probe.fall))
@@ -242,7 +238,7 @@ impl Executor {
                 ));
             }
             if Instant::now() >= deadline {
-                return Err(format!(
+                return Err(StepError::Unmet(format!(
                     "{up} of {} launched instance(s) healthy, {need} needed{}",
                     kinds.len(),
                     if last.is_empty() {
@@ -250,7 +246,7 @@ impl Executor {
                     } else {
                         format!(" (last: {})", last.join("; "))
                     }
-                ));
+                )));
             }
             tokio::time::sleep_until((Instant::now() + probe.interval).min(deadline)).await;
         }

@@ -1,19 +1,23 @@
 //! Running a promotion: each step of the site's plan in order (a parallel group's steps at
 //! once), every transition written to the record beside the lease under the leader's
 //! epoch before the next step begins, so that a new leader resumes exactly there
-//! ([`super::run::resume`]). A step may overrun its budget (reported: metric, log, the
+//! ([`super::record::resume`]). A step may overrun its budget (reported: metric, log, the
 //! record) and fails at twice its budget, or at its budget with `abort_over_budget`; an
 //! approval waits for its timeout exactly.
 
+use super::hooks::HookError;
 use super::ops::SiteOps;
-use super::run::{RunRecord, RunState, StepRecord, StepState};
+use super::record::{RunKind, RunRecord, RunState, StepRecord, StepState};
 use super::spec::{SiteSpec, Step, StepKind};
 use super::store::{RunStore, StoreError, update};
 use crate::config::Spec;
 use crate::engine::Command;
-use crate::leader::Leadership;
+use crate::leader::{Fence, FenceError, Leadership};
 use crate::metrics::Metrics;
+use crate::model::Epoch;
 use crate::probe::HealthBoard;
+use crate::provider::ProviderError;
+use crate::sidecar::SidecarCtx;
 use crate::status::unix_ms;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -69,9 +73,88 @@ pub struct SiteCx {
     pub status: Arc<crate::status::StatusStore>,
 }
 
+impl SiteCx {
+    /// The context of the site task: what the controller gives every sidecar, and the
+    /// site's own store, provider operations and approvals.
+    pub fn new(
+        sc: &SidecarCtx,
+        spec: Arc<Spec>,
+        store: Arc<dyn RunStore>,
+        ops: Arc<dyn SiteOps>,
+        approvals: Arc<Approvals>,
+    ) -> Self {
+        SiteCx {
+            spec,
+            store,
+            ops,
+            board: sc.board.clone(),
+            commands: sc.commands.clone(),
+            leadership: sc.leadership.clone(),
+            metrics: sc.metrics.clone(),
+            approvals,
+            status: sc.status.clone(),
+        }
+    }
+}
+
+/// Why a run stopped before it finished (the record keeps it for the next leader).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("this replica may no longer act ({0}); the next leader resumes the run")]
+    Fenced(#[from] FenceError),
+    #[error(transparent)]
+    Record(#[from] StoreError),
+    #[error("run {0} is no longer the current one")]
+    NotCurrent(String),
+}
+
+/// Why a step failed. [`StepError::Stop`] ends the run without recording the step as
+/// failed (this replica may not write any more); every other one is the step's failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Stop(#[from] RunError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Hook(HookError),
+    #[error(transparent)]
+    Probe(#[from] crate::probe::CheckerError),
+    /// What the step waited for did not happen, in words for the record.
+    #[error("{0}")]
+    Unmet(String),
+}
+
+impl From<FenceError> for StepError {
+    fn from(e: FenceError) -> Self {
+        StepError::Stop(RunError::Fenced(e))
+    }
+}
+
+impl From<HookError> for StepError {
+    fn from(e: HookError) -> Self {
+        match e {
+            HookError::Fenced(f) => f.into(),
+            other => StepError::Hook(other),
+        }
+    }
+}
+
+impl From<&str> for StepError {
+    fn from(s: &str) -> Self {
+        StepError::Unmet(s.into())
+    }
+}
+
+impl From<String> for StepError {
+    fn from(s: String) -> Self {
+        StepError::Unmet(s)
+    }
+}
+
 /// How a step went.
 struct Outcome {
-    result: Result<String, String>,
+    result: Result<String, StepError>,
     /// Time spent waiting on the provider or on probes.
     waited: Duration,
     attempts: u32,
@@ -98,13 +181,28 @@ impl Executor {
         }
     }
 
+    /// May this replica still act under the run's epoch, for one provider call (or one
+    /// record write) more? Asked right before each of them, as the engine does before
+    /// every float move: a deposed leader stops at its fence deadline, not at the next
+    /// decision.
+    pub(super) fn permit(&self) -> Result<(), FenceError> {
+        self.cx
+            .leadership
+            .permit(Epoch(self.epoch), self.cx.spec.aws.call_timeout)
+    }
+
+    /// The run as the record holds it now (a read: no write).
+    async fn current(&self) -> Result<RunRecord, RunError> {
+        let (runs, _) = self.cx.store.load().await?;
+        runs.current
+            .filter(|c| c.id == self.run_id)
+            .ok_or_else(|| RunError::NotCurrent(self.run_id.clone()))
+    }
+
     /// Change the run in the record (only while it is still ours and we still lead).
-    async fn save(&self, f: impl FnOnce(&mut RunRecord)) -> Result<RunRecord, String> {
+    async fn save(&self, f: impl FnOnce(&mut RunRecord)) -> Result<RunRecord, RunError> {
         let _w = self.write.lock().await;
-        let st = self.cx.leadership.state();
-        if !st.is_leader || st.epoch.0 != self.epoch {
-            return Err("this replica no longer leads; the next leader resumes the run".into());
-        }
+        self.permit()?;
         let id = self.run_id.clone();
         let (runs, found) = update(self.cx.store.as_ref(), self.epoch, |r| {
             match r.current.as_mut().filter(|c| c.id == id) {
@@ -115,20 +213,18 @@ impl Executor {
                 None => None,
             }
         })
-        .await
-        .map_err(|e: StoreError| e.to_string())?;
+        .await?;
         drop(runs);
-        found.ok_or_else(|| format!("run {} is no longer the current one", self.run_id))
+        found.ok_or_else(|| RunError::NotCurrent(self.run_id.clone()))
     }
 
     /// Run every step not done yet; then finish the run. Returns the final record.
-    pub async fn run(self) -> Result<RunRecord, String> {
-        let first = self.save(|_| {}).await?;
-        let steps = self
-            .site
-            .run_steps(first.kind == super::run::RunKind::Drill);
+    pub async fn run(self) -> Result<RunRecord, RunError> {
+        self.permit()?;
+        let first = self.current().await?;
+        let steps = self.site.run_steps(first.kind == RunKind::Drill);
         for (i, step) in steps.iter().enumerate() {
-            let rec = self.save(|_| {}).await?;
+            let rec = self.current().await?;
             let state = rec.steps.get(i).map(|s| s.state);
             if matches!(state, Some(StepState::Done | StepState::Skipped)) {
                 continue;
@@ -136,7 +232,7 @@ impl Executor {
             let ok = self.step(&[i], step).await?;
             if !ok && !step.optional {
                 let err = self
-                    .save(|_| {})
+                    .current()
                     .await?
                     .steps
                     .get(i)
@@ -153,8 +249,9 @@ impl Executor {
         self.finish(RunState::Succeeded, None).await
     }
 
-    async fn finish(&self, state: RunState, error: Option<String>) -> Result<RunRecord, String> {
+    async fn finish(&self, state: RunState, error: Option<String>) -> Result<RunRecord, RunError> {
         let _w = self.write.lock().await;
+        self.permit()?;
         let id = self.run_id.clone();
         let now = unix_ms();
         let (runs, _) = update(self.cx.store.as_ref(), self.epoch, |r| {
@@ -162,22 +259,21 @@ impl Executor {
                 r.finish(state.clone(), error.clone(), now);
             }
         })
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         let rec = runs
             .history
             .iter()
             .rev()
             .find(|r| r.id == self.run_id)
             .cloned()
-            .ok_or_else(|| format!("run {} vanished from the record", self.run_id))?;
+            .ok_or_else(|| RunError::NotCurrent(self.run_id.clone()))?;
         let outcome = match rec.state {
             RunState::Succeeded => "succeeded",
             _ => "failed",
         };
         let kind = match rec.kind {
-            super::run::RunKind::Promotion => "promotion",
-            super::run::RunKind::Drill => "drill",
+            RunKind::Promotion => "promotion",
+            RunKind::Drill => "drill",
         };
         self.cx
             .metrics
@@ -208,7 +304,7 @@ impl Executor {
         &'a self,
         path: &'a [usize],
         step: &'a Step,
-    ) -> futures::future::BoxFuture<'a, Result<bool, String>> {
+    ) -> futures::future::BoxFuture<'a, Result<bool, RunError>> {
         Box::pin(async move {
             let started = unix_ms();
             self.save(|r| {
@@ -239,13 +335,19 @@ impl Executor {
                         result: if failed.is_empty() {
                             Ok(format!("{} steps done", inner.len()))
                         } else {
-                            Err(format!("failed: {}", failed.join(", ")))
+                            Err(format!("failed: {}", failed.join(", ")).into())
                         },
                         waited: t0.elapsed(),
                         attempts: 1,
                     }
                 }
                 _ => self.leaf(step).await,
+            };
+            // This replica may not act any more: stop here, the record keeps the step
+            // running for the next leader.
+            let out = match out.result {
+                Err(StepError::Stop(e)) => return Err(e),
+                result => Outcome { result, ..out },
             };
             let took = t0.elapsed();
             let over = took > step.budget;
@@ -275,7 +377,7 @@ impl Executor {
                     s.over_budget = over;
                     match &out.result {
                         Ok(d) => s.detail = Some(d.clone()),
-                        Err(e) => s.error = Some(e.clone()),
+                        Err(e) => s.error = Some(e.to_string()),
                     }
                 }
             })
@@ -304,7 +406,7 @@ impl Executor {
     async fn leaf(&self, step: &Step) -> Outcome {
         let limit = self.limit(step);
         let t0 = Instant::now();
-        let waited = |r: Result<String, String>, attempts: u32| Outcome {
+        let waited = |r: Result<String, StepError>, attempts: u32| Outcome {
             result: r,
             waited: t0.elapsed(),
             attempts,
@@ -316,10 +418,11 @@ impl Executor {
             StepKind::Approval => waited(self.approval(limit).await, 1),
             StepKind::Verify => waited(self.verify(limit).await, 1),
             StepKind::Exec { command, retries } => {
+                let gate = || self.permit();
                 let (r, n) =
-                    super::hooks::exec(command, *retries, limit, &self.payload(step)).await;
+                    super::hooks::exec(command, *retries, limit, &self.payload(step), &gate).await;
                 Outcome {
-                    result: r,
+                    result: r.map_err(StepError::from),
                     waited: Duration::ZERO,
                     attempts: n,
                 }
@@ -337,10 +440,11 @@ impl Executor {
                     *retries,
                     limit,
                     &self.payload(step),
+                    &|| self.permit(),
                 )
                 .await;
                 Outcome {
-                    result: r,
+                    result: r.map_err(StepError::from),
                     waited: Duration::ZERO,
                     attempts: n,
                 }

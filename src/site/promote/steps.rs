@@ -1,6 +1,6 @@
 //! The built-in steps that wait on the provider, on probes or on a person.
 
-use super::Executor;
+use super::{Executor, StepError};
 use crate::engine::Command;
 use crate::model::{GroupName, Health, TargetKey};
 use std::time::Duration;
@@ -8,27 +8,26 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 impl Executor {
-    pub(super) async fn start_instances(&self, limit: Duration) -> Result<String, String> {
+    pub(super) async fn start_instances(&self, limit: Duration) -> Result<String, StepError> {
         let deadline = Instant::now() + limit;
         let ids = &self.site.instances;
-        self.cx
-            .ops
-            .start_instances(&self.site.region, ids)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.permit()?;
+        self.cx.ops.start_instances(&self.site.region, ids).await?;
         loop {
+            self.permit()?;
             let states: std::collections::BTreeMap<String, String> = self
                 .cx
                 .ops
                 .describe_instances(&self.site.region, ids)
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
                 .into_iter()
                 .map(|(k, v)| (k, v.state))
                 .collect();
             let missing: Vec<&String> = ids.iter().filter(|i| !states.contains_key(*i)).collect();
             if !missing.is_empty() {
-                return Err(format!("instance(s) not found: {missing:?}"));
+                return Err(StepError::Unmet(format!(
+                    "instance(s) not found: {missing:?}"
+                )));
             }
             let not_running: Vec<String> = ids
                 .iter()
@@ -39,31 +38,20 @@ impl Executor {
                 return Ok(format!("{} instance(s) running", ids.len()));
             }
             if Instant::now() >= deadline {
-                return Err(format!(
+                return Err(StepError::Unmet(format!(
                     "not running after {}: {}",
                     humantime::format_duration(limit),
                     not_running.join(", ")
-                ));
+                )));
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 
     pub(super) fn up_targets(&self) -> usize {
-        self.site
-            .targets
-            .iter()
-            .filter(|(g, t)| {
-                self.cx.board.get(&TargetKey {
-                    group: g.clone(),
-                    target: t.clone(),
-                }) == Health::Up
-            })
-            .count()
+        crate::site::supervisor::up_targets(&self.cx, &self.site)
     }
 
-    /// The site's targets (at least `min` up, as the engine's probes see them), then what
-    /// the run launched (probed here, see `launched_healthy`).
     /// What `shift` will need up that is not: the site's traffic targets, as the engine's
     /// probes see them (a switchover refuses an unhealthy target).
     fn traffic_down(&self) -> Vec<String> {
@@ -83,7 +71,11 @@ impl Executor {
     /// The site's targets (at least `min` up, as the engine's probes see them), what the
     /// run launched (probed here, see `launched_healthy`), and the traffic targets that
     /// `shift` moves to.
-    pub(super) async fn wait_healthy(&self, min: usize, limit: Duration) -> Result<String, String> {
+    pub(super) async fn wait_healthy(
+        &self,
+        min: usize,
+        limit: Duration,
+    ) -> Result<String, StepError> {
         let deadline = Instant::now() + limit;
         let launched = self.launched_healthy(deadline).await?;
         let mut changed = self.cx.board.subscribe();
@@ -119,7 +111,7 @@ impl Executor {
                             down.join(", ")
                         ));
                     }
-                    return Err(why.join("; "));
+                    return Err(StepError::Unmet(why.join("; ")));
                 }
                 _ = changed.changed() => {}
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
@@ -127,10 +119,11 @@ impl Executor {
         }
     }
 
-    pub(super) async fn shift(&self, limit: Duration) -> Result<String, String> {
+    pub(super) async fn shift(&self, limit: Duration) -> Result<String, StepError> {
         let mut done = Vec::new();
         for (g, t) in &self.site.traffic {
             let (reply, rx) = oneshot::channel();
+            self.permit()?;
             self.cx
                 .commands
                 .send(Command::Switchover {
@@ -142,13 +135,17 @@ impl Executor {
                 .map_err(|_| "the engine has stopped".to_string())?;
             match tokio::time::timeout(limit, rx).await {
                 Ok(Ok(Ok(_))) => done.push(format!("{g} -> {t}")),
-                Ok(Ok(Err(e))) => return Err(format!("{g} -> {t}: {e}")),
-                Ok(Err(_)) => return Err(format!("{g} -> {t}: the engine dropped the request")),
+                Ok(Ok(Err(e))) => return Err(StepError::Unmet(format!("{g} -> {t}: {e}"))),
+                Ok(Err(_)) => {
+                    return Err(StepError::Unmet(format!(
+                        "{g} -> {t}: the engine dropped the request"
+                    )));
+                }
                 Err(_) => {
-                    return Err(format!(
+                    return Err(StepError::Unmet(format!(
                         "{g} -> {t}: not done within {}",
                         humantime::format_duration(limit)
-                    ));
+                    )));
                 }
             }
         }
@@ -157,7 +154,7 @@ impl Executor {
 
     /// The site holds its traffic (each group's owner is its target, as the engine last
     /// observed) and is healthy (its quorum is up).
-    pub(super) async fn verify(&self, limit: Duration) -> Result<String, String> {
+    pub(super) async fn verify(&self, limit: Duration) -> Result<String, StepError> {
         let deadline = Instant::now() + limit;
         loop {
             let groups = self.cx.status.groups();
@@ -195,13 +192,13 @@ impl Executor {
                         self.site.targets.len()
                     ));
                 }
-                return Err(why.join("; "));
+                return Err(StepError::Unmet(why.join("; ")));
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 
-    pub(super) async fn approval(&self, limit: Duration) -> Result<String, String> {
+    pub(super) async fn approval(&self, limit: Duration) -> Result<String, StepError> {
         let deadline = Instant::now() + limit;
         loop {
             let notified = self.cx.approvals.notify.notified();
@@ -213,11 +210,11 @@ impl Executor {
             tokio::select! {
                 _ = notified => {}
                 _ = tokio::time::sleep_until(deadline) => {
-                    return Err(format!(
+                    return Err(StepError::Unmet(format!(
                         "not approved within {} (floatover promote {} --approve)",
                         humantime::format_duration(limit),
                         self.site.name
-                    ));
+                    )));
                 }
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::provider::aws::sites::AwsSiteOps;
-use crate::site::run::{RunKind, SiteRuns};
+use crate::site::record::{RunKind, SiteRuns};
 use crate::site::store::MemRunStore;
 use aws_sdk_autoscaling::Client as Asg;
 use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
@@ -224,7 +224,7 @@ mod launch {
     use super::*;
     use crate::provider::ProviderError;
     use crate::provider::sites::{InstanceView, LaunchRequest, ScalingView, SiteOps};
-    use crate::site::run::Launched;
+    use crate::site::record::Launched;
     use std::collections::BTreeMap;
 
     #[derive(Default)]

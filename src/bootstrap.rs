@@ -180,22 +180,19 @@ async fn site_loop(
     };
     let approvals = Arc::new(crate::site::promote::Approvals::default());
     let (tx, rx) = tokio::sync::mpsc::channel(8);
-    let parts = crate::site::supervisor::SiteParts {
-        spec: spec.clone(),
-        store,
-        ops: Arc::new(crate::provider::aws::sites::AwsSiteOps::new(
-            &spec.aws,
-            metrics.clone(),
-        )),
-        approvals: approvals.clone(),
-    };
     (
         crate::site::supervisor::SiteHandle {
             requests: tx,
-            approvals,
+            approvals: approvals.clone(),
         },
         crate::site::supervisor::Supervisor {
-            cx_parts: parts,
+            spec: spec.clone(),
+            store,
+            ops: Arc::new(crate::provider::aws::sites::AwsSiteOps::new(
+                &spec.aws,
+                metrics.clone(),
+            )),
+            approvals,
             requests: rx,
         },
     )
