@@ -1,0 +1,263 @@
+//! Site mutations pass the fence (guarantee 2): a leader that loses its lease in the
+//! middle of a promotion makes no further provider call, hook call or record write after
+//! its fence deadline, counted on an in-memory provider under paused time. The record
+//! keeps the interrupted step as running, so the next leader resumes it.
+
+use floatover::config;
+use floatover::engine::Command;
+use floatover::leader::{LeaderState, Leadership, StoreHealth};
+use floatover::metrics::Metrics;
+use floatover::model::Epoch;
+use floatover::probe::HealthBoard;
+use floatover::provider::ProviderError;
+use floatover::provider::sites::{InstanceView, LaunchRequest, ScalingView, SiteOps};
+use floatover::site::promote::{Approvals, Executor, RunError, SiteCx};
+use floatover::site::record::{RunKind, SiteRuns, StepState};
+use floatover::site::store::{MemRunStore, RunStore, update};
+use floatover::status::StatusStore;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+/// Every call with the virtual instant it was made at. Instances never finish booting.
+#[derive(Default)]
+struct Recorder {
+    calls: Mutex<Vec<(&'static str, Instant)>>,
+}
+
+impl Recorder {
+    fn note(&self, op: &'static str) {
+        self.calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((op, Instant::now()));
+    }
+    fn calls(&self) -> Vec<(&'static str, Instant)> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl SiteOps for Recorder {
+    async fn start_instances(&self, _: &str, _: &[String]) -> Result<(), ProviderError> {
+        self.note("StartInstances");
+        Ok(())
+    }
+    async fn describe_instances(
+        &self,
+        _: &str,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, InstanceView>, ProviderError> {
+        self.note("DescribeInstances");
+        Ok(ids
+            .iter()
+            .map(|i| {
+                let v = InstanceView {
+                    state: "pending".into(),
+                    ..InstanceView::default()
+                };
+                (i.clone(), v)
+            })
+            .collect())
+    }
+    async fn can_start(&self, _: &str, _: &[String]) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    async fn launch_template_exists(&self, _: &str, _: &str) -> Result<bool, ProviderError> {
+        Ok(true)
+    }
+    async fn image_exists(&self, _: &str, _: &str) -> Result<bool, ProviderError> {
+        Ok(true)
+    }
+    async fn run_instances(
+        &self,
+        _: &str,
+        _: &LaunchRequest,
+    ) -> Result<Vec<String>, ProviderError> {
+        self.note("RunInstances");
+        Ok(vec![])
+    }
+    async fn instances_tagged(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+    ) -> Result<Vec<String>, ProviderError> {
+        self.note("DescribeInstances(tag)");
+        Ok(vec![])
+    }
+    async fn scaling_group(&self, _: &str, _: &str) -> Result<Option<ScalingView>, ProviderError> {
+        self.note("DescribeAutoScalingGroups");
+        Ok(None)
+    }
+    async fn set_desired(&self, _: &str, _: &str, _: u32) -> Result<(), ProviderError> {
+        self.note("SetDesiredCapacity");
+        Ok(())
+    }
+}
+
+const CONFIG: &str = r#"
+leader: { backend: single }
+aws: { region: us-east-1, call_timeout: 1500ms }
+groups:
+  - name: www
+    targets:
+      - { name: east, dns: { value: 10.0.0.1, set_identifier: east }, probes: [ { tcp: { address: "127.0.0.1:9" } } ] }
+      - { name: west, dns: { value: 10.1.0.1, set_identifier: west }, probes: [ { tcp: { address: "127.0.0.1:9" } } ] }
+    floats: [ { dns: { zone_id: Z1, name: www.example.com, type: A, ttl: 60 } } ]
+sites:
+  - { name: east, tier: hot, primary: true, traffic: [ { group: www, target: east } ] }
+  - name: west
+    region: us-west-2
+    tier: warm
+    instances: [i-0000000000000000c]
+    traffic: [ { group: www, target: west } ]
+    steps:
+      - { start_instances: { budget: 60s } }
+      - { exec: { command: [sh, -c, "touch MARKER"] } }
+      - { shift: {} }
+"#;
+
+fn leading(deadline: Instant) -> LeaderState {
+    LeaderState {
+        identity: "r0".into(),
+        is_leader: true,
+        epoch: Epoch(1),
+        holder: Some("r0".into()),
+        holder_api: None,
+        store: StoreHealth::default(),
+        fence_deadline: Some(deadline),
+    }
+}
+
+struct Run {
+    ops: Arc<Recorder>,
+    store: Arc<MemRunStore>,
+    leader: watch::Sender<LeaderState>,
+    marker: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    commands: mpsc::Receiver<Command>,
+}
+
+/// West's promotion with a lease whose fence deadline is `lease` away and never renewed.
+async fn setup(lease: Duration) -> (Run, Executor) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = dir.path().join("hook-ran");
+    let yaml = CONFIG.replace("MARKER", &marker.display().to_string());
+    let spec = Arc::new(config::from_yaml(&yaml).expect("valid config"));
+    let ops = Arc::new(Recorder::default());
+    let store = Arc::new(MemRunStore::default());
+    let west = spec.sites[1].clone();
+    let (runs, _) = update(store.as_ref(), 1, |r: &mut SiteRuns| {
+        let _ = r.start(&spec.sites, &west, RunKind::Promotion, "test".into(), 1);
+    })
+    .await
+    .expect("start");
+    let id = runs.current.expect("a run").id;
+    let (leader, rx) = watch::channel(leading(Instant::now() + lease));
+    let (tx, commands) = mpsc::channel(4);
+    let cx = SiteCx {
+        board: Arc::new(HealthBoard::new(&spec, Instant::now())),
+        spec: spec.clone(),
+        store: store.clone() as Arc<dyn RunStore>,
+        ops: ops.clone(),
+        commands: tx,
+        leadership: Leadership::follow(rx),
+        metrics: Arc::new(Metrics::new()),
+        approvals: Arc::new(Approvals::default()),
+        status: Arc::new(StatusStore::default()),
+    };
+    let ex = Executor::new(cx, west, 1, id);
+    (
+        Run {
+            ops,
+            store,
+            leader,
+            marker,
+            _dir: dir,
+            commands,
+        },
+        ex,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_leader_whose_lease_runs_out_mid_promotion_stops_calling_at_its_fence() {
+    let t0 = Instant::now();
+    let lease = Duration::from_secs(5);
+    let (mut run, ex) = setup(lease).await;
+    let err = ex.run().await.expect_err("the run cannot finish");
+    assert!(matches!(err, RunError::Fenced(_)), "{err}");
+    // Time goes on: nothing else is called by anyone.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let calls = run.ops.calls();
+    let last_allowed = t0 + lease - Duration::from_millis(1500);
+    assert_eq!(calls.first().map(|c| c.0), Some("StartInstances"));
+    assert!(
+        calls.len() >= 5,
+        "it polled while the lease lasted: {calls:?}"
+    );
+    for (op, at) in &calls {
+        assert!(
+            *at <= last_allowed,
+            "{op} at +{:?}, after the last instant a call could still finish under the lease (+{:?})",
+            at.duration_since(t0),
+            last_allowed.duration_since(t0)
+        );
+    }
+    assert!(!run.marker.exists(), "the hook after it never ran");
+    assert!(
+        run.commands.try_recv().is_err(),
+        "no switchover was asked for"
+    );
+    let (runs, _) = run.store.load().await.expect("record");
+    let cur = runs.current.expect("the run is still the current one");
+    assert_eq!(
+        cur.steps[0].state,
+        StepState::Running,
+        "left running for the next leader"
+    );
+    assert_eq!(cur.steps[1].state, StepState::Pending);
+    drop(run.leader);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_leader_told_it_lost_the_lease_stops_at_once() {
+    let t0 = Instant::now();
+    let (run, ex) = setup(Duration::from_secs(3600)).await;
+    let task = tokio::spawn(ex.run());
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let before = run.ops.calls().len();
+    run.leader.send_modify(|s| {
+        s.is_leader = false;
+        s.holder = Some("r1".into());
+    });
+    let t_lost = Instant::now();
+    let err = task.await.expect("no panic").expect_err("stopped");
+    assert!(matches!(err, RunError::Fenced(_)), "{err}");
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let calls = run.ops.calls();
+    assert!(before >= 2, "{calls:?}");
+    assert!(
+        calls.iter().all(|(_, at)| *at <= t_lost),
+        "a call after the lease was lost: {calls:?} (lost at +{:?})",
+        t_lost.duration_since(t0)
+    );
+    assert!(!run.marker.exists());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_with_too_little_lease_left_makes_no_call_at_all() {
+    let (run, ex) = setup(Duration::from_millis(1000)).await;
+    let err = ex.run().await.expect_err("fenced");
+    assert!(matches!(err, RunError::Fenced(_)), "{err}");
+    assert_eq!(run.ops.calls(), vec![]);
+    let (runs, _) = run.store.load().await.expect("record");
+    assert_eq!(
+        runs.current.expect("run").steps[0].state,
+        StepState::Pending,
+        "not even the record was written"
+    );
+}
