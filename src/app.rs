@@ -29,9 +29,17 @@ use tokio_util::sync::CancellationToken;
 /// Why a run ended badly.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// A task ended on its own, or shutdown missed its deadline.
-    #[error("{0}")]
-    Failed(String),
+    /// A task returned although no shutdown was asked for.
+    #[error("the {0} task ended unexpectedly")]
+    TaskEnded(&'static str),
+    #[error("a task failed: {0}")]
+    TaskFailed(#[source] tokio::task::JoinError),
+    #[error("a probe task ended unexpectedly")]
+    ProbeEnded,
+    #[error("a probe task failed: {0}")]
+    ProbeFailed(#[source] tokio::task::JoinError),
+    #[error("shutdown deadline passed")]
+    ShutdownDeadline,
 }
 
 pub use crate::sidecar::{Sidecar, SidecarCtx};
@@ -46,7 +54,7 @@ pub struct App {
     metrics: Arc<Metrics>,
     status: Arc<StatusStore>,
     sidecars: Vec<(&'static str, Sidecar)>,
-    sites: Option<crate::site::supervisor::SiteHandle>,
+    sites: Option<api::SiteHandle>,
 }
 
 impl App {
@@ -70,7 +78,7 @@ impl App {
     }
 
     /// The API reaches the site loop (a sidecar) through this.
-    pub fn with_sites(mut self, h: crate::site::supervisor::SiteHandle) -> Self {
+    pub fn with_sites(mut self, h: api::SiteHandle) -> Self {
         self.sites = Some(h);
         self
     }
@@ -216,50 +224,8 @@ impl App {
             }
             "api"
         });
-        let watch_stop = stop.clone();
-        let (watch_metrics, watch_status) = (metrics.clone(), status.clone());
-        tasks.spawn(async move {
-            let mut was = false;
-            loop {
-                tokio::select! {
-                    _ = watch_stop.cancelled() => return "stall watch",
-                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                }
-                let stalled = liveness.check().err();
-                watch_metrics.set_stalled(stalled.is_some());
-                if stalled.is_some() != was {
-                    was = stalled.is_some();
-                    watch_status.set_warning("stall", stalled.map(|s| format!("stalled: {s}")));
-                }
-            }
-        });
-
-        // Supervise: any task that ends before a shutdown was asked for is fatal.
-        let mut failure: Option<String> = None;
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => {}
-            Some(r) = tasks.join_next() => {
-                failure = Some(match r {
-                    Ok(name) => format!("the {name} task ended unexpectedly"),
-                    Err(e) => format!("a task failed: {e}"),
-                });
-            }
-            Some(r) = probes.join_next() => {
-                failure = Some(match r {
-                    Ok(()) => "a probe task ended unexpectedly".to_string(),
-                    Err(e) => format!("a probe task failed: {e}"),
-                });
-            }
-        }
-        // A task that ended because a shutdown was asked for in the meantime is no failure.
-        if stop.is_cancelled() {
-            failure = None;
-        }
-        if let Some(why) = &failure {
-            tracing::error!(reason = %why, "fatal: stopping so that a standby takes over");
-            stop.cancel();
-        }
+        tasks.spawn(stall_watch(liveness, metrics, status, stop.clone()));
+        let failure = supervise(&mut tasks, &mut probes, &stop).await;
         // Orderly shutdown (engine finishes in-flight calls, then the lease is released), but
         // never longer than a deadline.
         let deadline = spec
@@ -267,17 +233,80 @@ impl App {
             .call_timeout
             .saturating_add(spec.leader.retry_period)
             .saturating_add(Duration::from_secs(3));
-        let orderly = async {
-            while tasks.join_next().await.is_some() {}
-            probes.shutdown().await;
-        };
-        if tokio::time::timeout(deadline, orderly).await.is_err() {
-            tracing::error!(deadline = %humantime::format_duration(deadline), "shutdown did not finish in time; exiting anyway");
-            failure.get_or_insert_with(|| "shutdown deadline passed".into());
-        }
-        match failure {
-            Some(why) => Err(AppError::Failed(why)),
+        let late = shut_down(tasks, probes, deadline).await;
+        match failure.or(late) {
+            Some(why) => Err(why),
             None => Ok(()),
         }
     }
+}
+
+/// Shows a stalled loop in metrics and status (the elector also stops renewing).
+async fn stall_watch(
+    liveness: Arc<Liveness>,
+    metrics: Arc<Metrics>,
+    status: Arc<StatusStore>,
+    stop: CancellationToken,
+) -> &'static str {
+    let mut was = false;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return "stall watch",
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+        let stalled = liveness.check().err();
+        metrics.set_stalled(stalled.is_some());
+        if stalled.is_some() != was {
+            was = stalled.is_some();
+            status.set_warning("stall", stalled.map(|s| format!("stalled: {s}")));
+        }
+    }
+}
+
+/// Wait for a shutdown, or for a task to end first (fatal: everything is stopped so that
+/// a standby takes over). Returns the failure, if any.
+async fn supervise(
+    tasks: &mut JoinSet<&'static str>,
+    probes: &mut JoinSet<()>,
+    stop: &CancellationToken,
+) -> Option<AppError> {
+    let mut failure = tokio::select! {
+        biased;
+        _ = stop.cancelled() => None,
+        Some(r) = tasks.join_next() => Some(match r {
+            Ok(name) => AppError::TaskEnded(name),
+            Err(e) => AppError::TaskFailed(e),
+        }),
+        Some(r) = probes.join_next() => Some(match r {
+            Ok(()) => AppError::ProbeEnded,
+            Err(e) => AppError::ProbeFailed(e),
+        }),
+    };
+    // A task that ended because a shutdown was asked for in the meantime is no failure.
+    if stop.is_cancelled() {
+        failure = None;
+    }
+    if let Some(why) = &failure {
+        tracing::error!(reason = %why, "fatal: stopping so that a standby takes over");
+        stop.cancel();
+    }
+    failure
+}
+
+/// Let every task finish (the engine its in-flight calls, then the elector releases the
+/// lease), within `deadline`.
+async fn shut_down(
+    mut tasks: JoinSet<&'static str>,
+    mut probes: JoinSet<()>,
+    deadline: Duration,
+) -> Option<AppError> {
+    let orderly = async {
+        while tasks.join_next().await.is_some() {}
+        probes.shutdown().await;
+    };
+    if tokio::time::timeout(deadline, orderly).await.is_err() {
+        tracing::error!(deadline = %humantime::format_duration(deadline), "shutdown did not finish in time; exiting anyway");
+        return Some(AppError::ShutdownDeadline);
+    }
+    None
 }

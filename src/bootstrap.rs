@@ -24,6 +24,53 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// What the credentials message tells a user to set.
+const CREDENTIALS_HINT: &str = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (LocalStack accepts test / test), or AWS_PROFILE, or run with an instance or pod role (IRSA)";
+
+/// Why the controller cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("{what}: no cluster to talk to (in-cluster service account or KUBECONFIG): {source}")]
+    NoCluster {
+        what: &'static str,
+        #[source]
+        source: kube::config::InferConfigError,
+    },
+    #[error("{what}: {source}")]
+    KubeClient {
+        what: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("no AWS credentials: {CREDENTIALS_HINT}")]
+    NoCredentialChain,
+    #[error("no AWS credentials found: {CREDENTIALS_HINT}")]
+    NoCredentials,
+    #[error(
+        "no AWS credentials within 10s (the credential chain is still looking): {CREDENTIALS_HINT}"
+    )]
+    CredentialsSlow,
+    #[error("api.listen {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Checker(#[from] crate::probe::CheckerError),
+}
+
+impl BootstrapError {
+    /// The exit code it deserves: a taken port is the config's fault, the rest the
+    /// environment's.
+    pub fn exit(&self) -> Exit {
+        match self {
+            BootstrapError::Listen { .. } => Exit::Invalid,
+            _ => Exit::Failure,
+        }
+    }
+}
+
 pub(crate) fn regions(spec: &Spec) -> Vec<String> {
     let mut r: Vec<String> = spec
         .groups
@@ -48,13 +95,13 @@ fn identity(spec: &Spec) -> String {
 /// after `timeout` and are not retried inside (the caller's next round is the retry), and
 /// the namespace to use: `namespace`, else `$POD_NAMESPACE`, else the client's own.
 async fn kube_client(
-    what: &str,
+    what: &'static str,
     namespace: Option<&str>,
     timeout: Duration,
-) -> Result<(kube::Client, String), String> {
-    let mut config = kube::Config::infer().await.map_err(|e| {
-        format!("{what}: no cluster to talk to (in-cluster service account or KUBECONFIG): {e}")
-    })?;
+) -> Result<(kube::Client, String), BootstrapError> {
+    let mut config = kube::Config::infer()
+        .await
+        .map_err(|source| BootstrapError::NoCluster { what, source })?;
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);
     config.connect_timeout = Some(timeout);
@@ -67,18 +114,15 @@ async fn kube_client(
                 .filter(|s| !s.is_empty())
         })
         .unwrap_or_else(|| config.default_namespace.clone());
-    let client = kube::Client::try_from(config).map_err(|e| format!("{what}: {e}"))?;
+    let client = kube::Client::try_from(config)
+        .map_err(|source| BootstrapError::KubeClient { what, source })?;
     Ok((client, ns))
 }
 
 /// Build the lease backend the config asks for.
-pub async fn lease_backend(spec: &Spec) -> Result<Box<dyn LeaseBackend>, String> {
+pub async fn lease_backend(spec: &Spec) -> Result<Box<dyn LeaseBackend>, BootstrapError> {
     let identity = identity(spec);
-    let timing = LeaseTiming {
-        lease: spec.leader.lease_duration,
-        renew_deadline: spec.leader.renew_deadline,
-        retry: spec.leader.retry_period,
-    };
+    let timing = LeaseTiming::of(&spec.leader);
     Ok(match &spec.leader.backend {
         LeaderBackend::Single => {
             tracing::warn!(
@@ -106,22 +150,28 @@ pub async fn lease_backend(spec: &Spec) -> Result<Box<dyn LeaseBackend>, String>
             // Lease calls must answer well within the retry period; one attempt per round
             // (the next round is the retry).
             let timeout = spec.leader.retry_period.max(Duration::from_millis(300));
-            let base = sdk_config(region, endpoint_url.as_deref(), timeout, 1).await;
-            let conf = aws_sdk_s3::config::Builder::from(&base)
-                .force_path_style(endpoint_url.is_some())
-                .build();
+            let client = s3_client(region, endpoint_url.as_deref(), timeout, 1).await;
             Box::new(
-                S3Lease::s3(
-                    aws_sdk_s3::Client::from_conf(conf),
-                    bucket.clone(),
-                    key.clone(),
-                    identity,
-                    timing,
-                )
-                .advertise(Some(spec.api.advertise.clone())),
+                S3Lease::s3(client, bucket.clone(), key.clone(), identity, timing)
+                    .advertise(Some(spec.api.advertise.clone())),
             )
         }
     })
+}
+
+/// An S3 client for the lease bucket (path-style with an endpoint override: LocalStack
+/// and other emulators serve no virtual hosts).
+async fn s3_client(
+    region: &str,
+    endpoint_url: Option<&str>,
+    timeout: Duration,
+    attempts: u32,
+) -> aws_sdk_s3::Client {
+    let base = sdk_config(region, endpoint_url, timeout, attempts).await;
+    let conf = aws_sdk_s3::config::Builder::from(&base)
+        .force_path_style(endpoint_url.is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
 }
 
 /// The site loop and the API's handle to it. The promotion record lives next to the
@@ -142,18 +192,15 @@ async fn site_loop(
             region,
             endpoint_url,
         } => {
-            let base = sdk_config(
+            let client = s3_client(
                 region,
                 endpoint_url.as_deref(),
                 spec.aws.call_timeout,
                 spec.aws.max_attempts,
             )
             .await;
-            let conf = aws_sdk_s3::config::Builder::from(&base)
-                .force_path_style(endpoint_url.is_some())
-                .build();
             Arc::new(S3RunStore(crate::leader::s3::S3Store::new(
-                aws_sdk_s3::Client::from_conf(conf),
+                client,
                 bucket.clone(),
                 format!("{key}.sites.json"),
             )))
@@ -198,32 +245,54 @@ async fn site_loop(
     )
 }
 
-/// First SIGTERM/SIGINT: orderly shutdown. A second one: exit at once.
-async fn shutdown_signal(stop: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (mut term, mut int) = match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(t), Ok(i)) => (t, i),
-        _ => {
-            tracing::error!("cannot listen for SIGTERM/SIGINT");
-            return;
-        }
-    };
+/// The first SIGTERM/SIGINT asks for an orderly shutdown (`stop`); a second one means
+/// "now": this returns, and `run` exits at once with [`Exit::Interrupted`] (a returned
+/// outcome rather than an exit from a task, so that it can be tested).
+pub async fn shutdown_on_signals<F, Fut>(mut next_signal: F, stop: CancellationToken)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<&'static str>>,
+{
     tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        s = next_signal() => match s {
+            Some(name) => tracing::info!("{name}: shutting down"),
+            // No signals to wait for: only a shutdown asked for otherwise.
+            None => std::future::pending::<()>().await,
+        },
         _ = stop.cancelled() => {}
     }
     stop.cancel();
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    if next_signal().await.is_none() {
+        std::future::pending::<()>().await;
     }
     tracing::warn!("second signal: exiting at once");
-    logging::drain(Duration::from_millis(100));
-    std::process::exit(i32::from(Exit::Interrupted.code()));
+}
+
+/// SIGTERM or SIGINT, whichever comes first (None: they cannot be listened for).
+fn process_signals() -> impl FnMut() -> futures::future::BoxFuture<'static, Option<&'static str>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let both = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => Some(Arc::new(tokio::sync::Mutex::new((t, i)))),
+        _ => {
+            tracing::error!("cannot listen for SIGTERM/SIGINT");
+            None
+        }
+    };
+    move || {
+        let both = both.clone();
+        Box::pin(async move {
+            let both = both?;
+            let mut g = both.lock().await;
+            let (term, int) = &mut *g;
+            tokio::select! {
+                _ = term.recv() => Some("SIGTERM"),
+                _ = int.recv() => Some("SIGINT"),
+            }
+        })
+    }
 }
 
 /// A panic anywhere ends the process (exit 70) after logging it: a half-dead controller
@@ -238,7 +307,7 @@ fn exit_on_panic() {
 }
 
 /// One line that says what to set when the SDK finds no credentials.
-pub async fn check_credentials(spec: &Spec) -> Result<(), String> {
+pub async fn check_credentials(spec: &Spec) -> Result<(), BootstrapError> {
     use aws_credential_types::provider::ProvideCredentials;
     let conf = sdk_config(
         &spec.aws.default_region,
@@ -247,16 +316,13 @@ pub async fn check_credentials(spec: &Spec) -> Result<(), String> {
         1,
     )
     .await;
-    let hint = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (LocalStack accepts test / test), or AWS_PROFILE, or run with an instance or pod role (IRSA)";
     let Some(p) = conf.credentials_provider() else {
-        return Err(format!("no AWS credentials: {hint}"));
+        return Err(BootstrapError::NoCredentialChain);
     };
     match tokio::time::timeout(Duration::from_secs(10), p.provide_credentials()).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(_)) => Err(format!("no AWS credentials found: {hint}")),
-        Err(_) => Err(format!(
-            "no AWS credentials within 10s (the credential chain is still looking): {hint}"
-        )),
+        Ok(Err(_)) => Err(BootstrapError::NoCredentials),
+        Err(_) => Err(BootstrapError::CredentialsSlow),
     }
 }
 
@@ -269,7 +335,7 @@ struct Parts {
 }
 
 /// Build the parts for `spec`; the error says what failed and the exit code it deserves.
-async fn parts(spec: &Spec, metrics: &Arc<Metrics>) -> Result<Parts, (String, Exit)> {
+async fn parts(spec: &Spec, metrics: &Arc<Metrics>) -> Result<Parts, BootstrapError> {
     // Bind first: a port conflict must fail before anything else starts. After a reload
     // the old listener was just closed: retry briefly.
     let mut bound = tokio::net::TcpListener::bind(spec.api.listen).await;
@@ -280,19 +346,15 @@ async fn parts(spec: &Spec, metrics: &Arc<Metrics>) -> Result<Parts, (String, Ex
         tokio::time::sleep(Duration::from_millis(100)).await;
         bound = tokio::net::TcpListener::bind(spec.api.listen).await;
     }
-    let listener = bound.map_err(|e| {
-        (
-            format!("api.listen {}: {e}", spec.api.listen),
-            Exit::Invalid,
-        )
+    let listener = bound.map_err(|source| BootstrapError::Listen {
+        addr: spec.api.listen,
+        source,
     })?;
-    check_credentials(spec)
-        .await
-        .map_err(|e| (e, Exit::Failure))?;
-    let checker = Checker::for_spec(spec).map_err(|e| (e.to_string(), Exit::Failure))?;
+    check_credentials(spec).await?;
+    let checker = Checker::for_spec(spec)?;
     let provider: Arc<dyn FloatProvider> =
         Arc::new(AwsProvider::connect(&spec.aws, &regions(spec), metrics.clone()).await);
-    let backend = lease_backend(spec).await.map_err(|e| (e, Exit::Failure))?;
+    let backend = lease_backend(spec).await?;
     Ok(Parts {
         listener,
         checker,
@@ -301,63 +363,52 @@ async fn parts(spec: &Spec, metrics: &Arc<Metrics>) -> Result<Parts, (String, Ex
     })
 }
 
-/// `floatover run`.
-pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
-    logging::init(log);
-    let faults = match Faults::from_env() {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Invalid.into();
-        }
-    };
-    let file_spec = match config::load(path) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{}: {e}", path.display());
-            return Exit::Invalid.into();
-        }
-    };
-    exit_on_panic();
-    if let Some(f) = faults.armed_fault() {
-        tracing::warn!(fault = ?f, "FAULT INJECTION ARMED: SIGUSR1 will break this process on purpose (tests only)");
-    }
-    let metrics = Arc::new(Metrics::new());
-    let status = Arc::new(StatusStore::default());
+/// The config to start with, the config watcher, and (with `group_source: kubernetes`)
+/// the client, namespace and shared state of the FloatGroups.
+struct Start {
+    watch: ConfigWatch,
+    spec: Spec,
+    objects: Option<Objects>,
+}
+
+type Objects = (kube::Client, String, Arc<ObjectsState>);
+
+/// Read the config (file and objects) and start watching it; an error is printed here.
+async fn start(
+    path: &Path,
+    metrics: &Arc<Metrics>,
+    status: &Arc<StatusStore>,
+) -> Result<Start, Exit> {
+    let file_spec = config::load(path).map_err(|e| {
+        eprintln!("{}: {e}", path.display());
+        Exit::Invalid
+    })?;
     // With FloatGroups as the group source: one client for reading them and for the
     // leader's status and Events, and the objects' state shared by both.
     let objects = match &file_spec.group_source {
         GroupSource::File => None,
         GroupSource::Kubernetes { namespace } => {
-            match kube_client(
-                "group_source kubernetes",
-                namespace.as_deref(),
-                Duration::from_secs(5),
-            )
-            .await
-            {
-                Ok((client, ns)) => {
-                    tracing::info!(namespace = %ns, "groups come from FloatGroup objects");
-                    Some((client, ns, Arc::new(ObjectsState::default())))
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Exit::Failure.into();
-                }
-            }
+            let timeout = Duration::from_secs(5);
+            let (client, ns) =
+                kube_client("group_source kubernetes", namespace.as_deref(), timeout)
+                    .await
+                    .map_err(|e| {
+                        eprintln!("error: {e}");
+                        Exit::Failure
+                    })?;
+            tracing::info!(namespace = %ns, "groups come from FloatGroup objects");
+            Some((client, ns, Arc::new(ObjectsState::default())))
         }
     };
     let source = objects
         .as_ref()
         .map(|(c, ns, st)| ObjectSource::new(c.clone(), ns, st.clone()));
-    let (mut watch, spec) =
-        match ConfigWatch::start(path.to_path_buf(), source, &metrics, &status).await {
-            Ok(w) => w,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Exit::Failure.into();
-            }
-        };
+    let (mut watch, spec) = ConfigWatch::start(path.to_path_buf(), source, metrics, status)
+        .await
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            Exit::Failure
+        })?;
     // In a cluster, a refused config file is also an Event on this Pod.
     let pod_client = match (&objects, &spec.leader.backend) {
         (Some((c, ns, _)), _) => Some((c.clone(), ns.clone())),
@@ -371,17 +422,127 @@ pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
         _ => None,
     };
     watch = watch.with_events(pod_client.and_then(|(c, ns)| PodEvents::new(c, &ns)));
+    Ok(Start {
+        watch,
+        spec,
+        objects,
+    })
+}
+
+/// The controller for `spec` with its sidecars (FloatGroup status, the site loop).
+async fn controller(
+    spec: &Arc<Spec>,
+    parts: Parts,
+    objects: &Option<Objects>,
+    faults: &Faults,
+    metrics: &Arc<Metrics>,
+    status: &Arc<StatusStore>,
+) -> (App, tokio::net::TcpListener) {
+    let Parts {
+        listener,
+        checker,
+        provider,
+        backend,
+    } = parts;
+    let mut app = App::new(spec.clone(), provider, backend, checker)
+        .with_faults(faults.clone())
+        .with_metrics(metrics.clone())
+        .with_status(status.clone());
+    if let Some((client, ns, state)) = objects {
+        let publisher = Publisher::new(
+            client.clone(),
+            ns,
+            &identity(spec),
+            state.clone(),
+            status.clone(),
+        );
+        app = app.with_sidecar(
+            "FloatGroup status",
+            Box::new(move |cx| Box::pin(publisher.run(cx.leadership, cx.stop))),
+        );
+    }
+    if !spec.sites.is_empty() {
+        let (handle, supervisor) = site_loop(spec, metrics).await;
+        app = app.with_sites(handle).with_sidecar(
+            "site supervisor",
+            Box::new(move |cx| Box::pin(supervisor.run(cx))),
+        );
+    }
+    (app, listener)
+}
+
+/// After a reload: the parts for the new config, or, if it cannot start, for the
+/// previous one again (the status says why). Err: neither can start.
+async fn reload_parts(
+    new: Arc<Spec>,
+    spec: &mut Arc<Spec>,
+    metrics: &Arc<Metrics>,
+    status: &StatusStore,
+) -> Result<Parts, BootstrapError> {
+    match parts(&new, metrics).await {
+        Ok(p) => {
+            tracing::info!(
+                groups = new.groups.len(),
+                "config reload: the controller runs the new config"
+            );
+            *spec = new;
+            Ok(p)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "config reload: cannot start with the new config; going back to the previous one");
+            metrics.set_config_valid(false);
+            status.set_warning(
+                "config",
+                Some(format!(
+                    "config reload failed to start, the previous config runs again: {e}"
+                )),
+            );
+            parts(spec, metrics).await.inspect_err(|e| {
+                tracing::error!(error = %e, "cannot start again with the previous config either");
+            })
+        }
+    }
+}
+
+/// `floatover run`.
+pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
+    logging::init(log);
+    let faults = match Faults::from_env() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Invalid.into();
+        }
+    };
+    exit_on_panic();
+    if let Some(f) = faults.armed_fault() {
+        tracing::warn!(fault = ?f, "FAULT INJECTION ARMED: SIGUSR1 will break this process on purpose (tests only)");
+    }
+    let metrics = Arc::new(Metrics::new());
+    let status = Arc::new(StatusStore::default());
+    let Start {
+        mut watch,
+        spec,
+        objects,
+    } = match start(path, &metrics, &status).await {
+        Ok(s) => s,
+        Err(code) => return code.into(),
+    };
     let mut spec = Arc::new(spec);
     let mut current = match parts(&spec, &metrics).await {
         Ok(p) => p,
-        Err((e, code)) => {
+        Err(e) => {
             eprintln!("error: {e}");
-            return code.into();
+            return e.exit().into();
         }
     };
     metrics.set_config_valid(true);
     let stop = CancellationToken::new();
-    tokio::spawn(shutdown_signal(stop.clone()));
+    let aborted = tokio::spawn(shutdown_on_signals(process_signals(), stop.clone()));
+    let aborted = async move {
+        let _ = aborted.await;
+    };
+    tokio::pin!(aborted);
 
     // The config watcher hands each new valid config over; a rejected one is reported
     // there and never reaches the loop below.
@@ -397,13 +558,7 @@ pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
     });
     let specs_rx = Arc::new(tokio::sync::Mutex::new(specs_rx));
 
-    loop {
-        let Parts {
-            listener,
-            checker,
-            provider,
-            backend,
-        } = current;
+    let code = loop {
         let (next_tx, mut next_rx) = tokio::sync::oneshot::channel::<Arc<Spec>>();
         let (stop2, rx) = (stop.clone(), specs_rx.clone());
         let shutdown = async move {
@@ -413,71 +568,70 @@ pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
                 Some(s) = rx.recv() => { let _ = next_tx.send(s); }
             }
         };
-        let mut app = App::new(spec.clone(), provider, backend, checker)
-            .with_faults(faults.clone())
-            .with_metrics(metrics.clone())
-            .with_status(status.clone());
-        if let Some((client, ns, state)) = &objects {
-            let publisher = Publisher::new(
-                client.clone(),
-                ns,
-                &identity(&spec),
-                state.clone(),
-                status.clone(),
-            );
-            app = app.with_sidecar(
-                "FloatGroup status",
-                Box::new(move |cx| Box::pin(publisher.run(cx.leadership, cx.stop))),
-            );
-        }
-        if !spec.sites.is_empty() {
-            let (handle, supervisor) = site_loop(&spec, &metrics).await;
-            app = app.with_sites(handle).with_sidecar(
-                "site supervisor",
-                Box::new(move |cx| Box::pin(supervisor.run(cx))),
-            );
-        }
-        let result = app.run(listener, shutdown).await;
+        let (app, listener) =
+            controller(&spec, current, &objects, &faults, &metrics, &status).await;
+        let result = tokio::select! {
+            r = app.run(listener, shutdown) => r,
+            _ = &mut aborted => break Exit::Interrupted.into(),
+        };
         let next = next_rx.try_recv().ok();
         match (result, next) {
             (Ok(()), Some(new)) if !stop.is_cancelled() => {
-                current = match parts(&new, &metrics).await {
-                    Ok(p) => {
-                        tracing::info!(
-                            groups = new.groups.len(),
-                            "config reload: the controller runs the new config"
-                        );
-                        spec = new;
-                        p
-                    }
-                    Err((e, _)) => {
-                        tracing::error!(error = %e, "config reload: cannot start with the new config; going back to the previous one");
-                        metrics.set_config_valid(false);
-                        status.set_warning(
-                            "config",
-                            Some(format!(
-                                "config reload failed to start, the previous config runs again: {e}"
-                            )),
-                        );
-                        match parts(&spec, &metrics).await {
-                            Ok(p) => p,
-                            Err((e, code)) => {
-                                tracing::error!(error = %e, "cannot start again with the previous config either");
-                                logging::drain(Duration::from_millis(300));
-                                return code.into();
-                            }
-                        }
-                    }
+                current = match reload_parts(new, &mut spec, &metrics, &status).await {
+                    Ok(p) => p,
+                    Err(e) => break e.exit().into(),
                 };
             }
             (result, _) => {
                 tracing::info!("floatover stopped");
-                logging::drain(Duration::from_millis(300));
-                return match result {
+                break match result {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(_) => Exit::Failure.into(),
                 };
             }
         }
+    };
+    logging::drain(Duration::from_millis(300));
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Signals from a channel: the first asks for an orderly stop, the second returns.
+    #[tokio::test(start_paused = true)]
+    async fn a_second_signal_aborts_and_a_first_only_stops() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let next = move || {
+            let rx = rx.clone();
+            async move { rx.lock().await.recv().await }
+        };
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(shutdown_on_signals(next, stop.clone()));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!stop.is_cancelled() && !task.is_finished());
+        tx.send("SIGTERM").expect("send");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(stop.is_cancelled(), "the first signal stops in order");
+        assert!(!task.is_finished(), "and does not abort");
+        tx.send("SIGINT").expect("send");
+        tokio::time::timeout(Duration::from_secs(1), task)
+            .await
+            .expect("the second signal aborts")
+            .expect("no panic");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shutdown_asked_for_otherwise_still_waits_for_a_second_signal() {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(shutdown_on_signals(
+            || std::future::ready(None::<&'static str>),
+            stop.clone(),
+        ));
+        stop.cancel();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(!task.is_finished(), "no signals: never an abort");
     }
 }

@@ -32,6 +32,11 @@ impl Fault {
 }
 
 /// The armed fault (if any) and whether it fired.
+/// `FLOATOVER_FAULT` names no fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("FLOATOVER_FAULT={0:?} is not one of engine-panic, engine-stall, probe-stall")]
+pub struct UnknownFault(pub String);
+
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
     armed: Option<Fault>,
@@ -40,13 +45,11 @@ pub struct Faults {
 
 impl Faults {
     /// Read `FLOATOVER_FAULT`. An unknown value is an error naming the accepted ones.
-    pub fn from_env() -> Result<Faults, String> {
+    pub fn from_env() -> Result<Faults, UnknownFault> {
         match std::env::var("FLOATOVER_FAULT") {
             Ok(v) if !v.is_empty() => match Fault::parse(&v) {
                 Some(f) => Ok(Faults::armed(f)),
-                None => Err(format!(
-                    "FLOATOVER_FAULT={v:?} is not one of engine-panic, engine-stall, probe-stall"
-                )),
+                None => Err(UnknownFault(v)),
             },
             _ => Ok(Faults::default()),
         }

@@ -14,7 +14,7 @@
 
 use crate::config::{self, GroupSource, RawConfig, Spec};
 use crate::crd::publish::PodEvents;
-use crate::crd::source::{Found, ObjectSource};
+use crate::crd::source::{Found, ObjectSource, SourceError};
 use crate::metrics::Metrics;
 use crate::status::StatusStore;
 use std::collections::BTreeSet;
@@ -58,6 +58,30 @@ fn env(k: &str) -> Option<String> {
     std::env::var(k).ok()
 }
 
+/// Why a config (file and objects) cannot be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Config {
+        path: String,
+        #[source]
+        source: config::ConfigError,
+    },
+    /// Without the file's path: the reload's own message names it.
+    #[error(transparent)]
+    Invalid(#[from] config::ConfigError),
+    #[error(transparent)]
+    Objects(#[from] SourceError),
+    #[error("internal: no object source")]
+    NoObjectSource,
+}
+
 fn found_bytes(found: &[Found]) -> Vec<u8> {
     let v: Vec<_> = found
         .iter()
@@ -75,11 +99,17 @@ impl ConfigWatch {
         objects: Option<ObjectSource>,
         metrics: &Metrics,
         status: &StatusStore,
-    ) -> Result<(Self, Spec), String> {
-        let bytes = std::fs::read(&path)
-            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    ) -> Result<(Self, Spec), ReloadError> {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(&path).map_err(|source| ReloadError::Read {
+            path: shown.clone(),
+            source,
+        })?;
         let text = String::from_utf8_lossy(&bytes).to_string();
-        let spec = config::from_yaml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let spec = config::from_yaml(&text).map_err(|source| ReloadError::Config {
+            path: shown.clone(),
+            source,
+        })?;
         let hup = match signal(SignalKind::hangup()) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -101,10 +131,10 @@ impl ConfigWatch {
             false => spec,
             true => {
                 let found = match &w.objects {
-                    Some(o) => o.list().await.map_err(|e| e.to_string())?,
+                    Some(o) => o.list().await?,
                     None => Vec::new(),
                 };
-                let base = config::parse_raw(&text).map_err(|e| e.to_string())?;
+                let base = config::parse_raw(&text)?;
                 w.seen = hash(&[&bytes, &found_bytes(&found)]);
                 let (spec, _) = w.take(&bytes, &base, &found, metrics, status)?;
                 spec
@@ -141,12 +171,12 @@ impl ConfigWatch {
         found: &[Found],
         metrics: &Metrics,
         status: &StatusStore,
-    ) -> Result<(Spec, bool), String> {
+    ) -> Result<(Spec, bool), ReloadError> {
         let Some(src) = self.objects.as_mut() else {
-            return Err("internal: no object source".into());
+            return Err(ReloadError::NoObjectSource);
         };
         let a = src.accept(base, found, &env);
-        let spec = a.spec.map_err(|e| e.to_string())?;
+        let spec = a.spec?;
         let mut now_refused = BTreeSet::new();
         for (name, o) in &a.objects {
             if let Some(why) = &o.rejected {
@@ -239,7 +269,7 @@ impl ConfigWatch {
                 (Ok(spec), None) => spec,
                 (Ok(_), Some(found)) => {
                     let taken = config::parse_raw(&text)
-                        .map_err(|e| e.to_string())
+                        .map_err(ReloadError::from)
                         .and_then(|base| self.take(&bytes, &base, &found, metrics, status));
                     match taken {
                         Ok((spec, true)) => spec,
@@ -253,7 +283,7 @@ impl ConfigWatch {
                             continue;
                         }
                         Err(e) => {
-                            self.reject(&e, metrics, status);
+                            self.reject(&e.to_string(), metrics, status);
                             continue;
                         }
                     }

@@ -55,11 +55,7 @@ async fn the_whole_controller_runs_in_process_with_injected_provider_and_lease()
     let backend = CasLease::new(
         store.for_replica("me"),
         "me".into(),
-        LeaseTiming {
-            lease: spec.leader.lease_duration,
-            renew_deadline: spec.leader.renew_deadline,
-            retry: spec.leader.retry_period,
-        },
+        LeaseTiming::of(&spec.leader),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -38,8 +38,11 @@ pub struct ApiState {
     /// `/healthz` and `/readyz` answer 503 while any loop is stalled.
     pub liveness: Arc<Liveness>,
     /// The site loop (None: no sites configured).
-    pub sites: Option<crate::site::supervisor::SiteHandle>,
+    pub sites: Option<SiteHandle>,
 }
+
+/// How the API reaches the site loop (requests and approvals).
+pub use crate::site::supervisor::SiteHandle;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 8 * 1024;

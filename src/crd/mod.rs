@@ -80,7 +80,7 @@ impl FloatGroup {
 }
 
 /// The CustomResourceDefinition, as YAML.
-pub fn crd_yaml() -> Result<String, String> {
+pub fn crd_yaml() -> Result<String, serde_saphyr::ser::Error> {
     use kube::CustomResourceExt;
-    serde_saphyr::to_string(&FloatGroup::crd()).map_err(|e| e.to_string())
+    serde_saphyr::to_string(&FloatGroup::crd())
 }

@@ -17,8 +17,8 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-/// Errors reading the objects.
-#[derive(Debug, thiserror::Error)]
+/// Errors reading the objects, and why one object is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SourceError {
     #[error("ListFloatGroups in namespace {namespace}: {reason}: {message}")]
     List {
@@ -26,6 +26,13 @@ pub enum SourceError {
         reason: String,
         message: String,
     },
+    /// The spec does not decode: the field (`spec.targets[0].name`) and the reason.
+    #[error("{at}: {reason}")]
+    Decode { at: String, reason: String },
+    /// The spec decodes but the config with it does not validate: each problem with its
+    /// path in the object's words (`FloatGroup web: spec.floats[0]...`).
+    #[error("{}", .0.iter().map(|(p, r)| format!("{p}: {r}")).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<(String, String)>),
 }
 
 /// One FloatGroup as read.
@@ -35,7 +42,7 @@ pub struct Found {
     pub uid: Option<String>,
     pub generation: Option<i64>,
     /// The spec as a group, or why it does not decode (field path and reason).
-    pub spec: Result<RawGroup, String>,
+    pub spec: Result<RawGroup, SourceError>,
     /// The spec as stored, for change detection.
     pub raw: serde_json::Value,
 }
@@ -79,7 +86,7 @@ pub struct Assembly {
 }
 
 /// Decode one object's spec: field errors name the path under `spec`.
-pub fn decode(name: &str, spec: &serde_json::Value) -> Result<RawGroup, String> {
+pub fn decode(name: &str, spec: &serde_json::Value) -> Result<RawGroup, SourceError> {
     let mut track = serde_path_to_error::Track::new();
     let de = serde_path_to_error::Deserializer::new(spec, &mut track);
     match FloatGroupSpec::deserialize(de) {
@@ -97,10 +104,10 @@ pub fn decode(name: &str, spec: &serde_json::Value) -> Result<RawGroup, String> 
             } else {
                 format!("spec.{path}")
             };
-            Err(format!(
-                "{at}: {}",
-                e.to_string().replace("struct Raw", "a mapping ")
-            ))
+            Err(SourceError::Decode {
+                at,
+                reason: e.to_string().replace("struct Raw", "a mapping "),
+            })
         }
     }
 }
@@ -128,7 +135,7 @@ fn try_with(
     running: &[(String, RawGroup)],
     extra: Option<(&str, &RawGroup)>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Spec, String> {
+) -> Result<Spec, SourceError> {
     let mut raw = base.clone();
     raw.groups = running.iter().map(|(_, g)| g.clone()).collect();
     let mut names: Vec<&str> = running.iter().map(|(n, _)| n.as_str()).collect();
@@ -137,11 +144,12 @@ fn try_with(
         names.push(n);
     }
     config::resolve_objects(&raw, env).map_err(|e| {
-        e.issues()
-            .iter()
-            .map(|i| format!("{}: {}", object_path(&i.path, &names), i.reason))
-            .collect::<Vec<_>>()
-            .join("; ")
+        SourceError::Invalid(
+            e.issues()
+                .iter()
+                .map(|i| (object_path(&i.path, &names), i.reason.clone()))
+                .collect(),
+        )
     })
 }
 
@@ -174,6 +182,7 @@ pub fn assemble(
                 out_running.insert(f.name.clone(), (g, f.generation));
             }
             Err(why) => {
+                let why = why.to_string();
                 let why = if why.starts_with("FloatGroup ") {
                     why
                 } else {

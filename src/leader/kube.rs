@@ -125,15 +125,28 @@ pub fn reason_of(e: &kube::Error) -> (String, String) {
     }
 }
 
+/// A Lease that cannot carry, or does not hold, a lease record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeaseShapeError {
+    #[error("epoch {0} does not fit leaseTransitions")]
+    EpochTooLarge(u64),
+    #[error("the Lease has no resourceVersion")]
+    NoVersion,
+    #[error("annotation {key}: {value:?} is not a number")]
+    NotANumber { key: String, value: String },
+    #[error("leaseTransitions is negative")]
+    NegativeTransitions,
+}
+
 /// The Lease that stores `rec` (with `resource_version` for a conditional replace).
 pub fn lease_of(
     rec: &LeaseRecord,
     namespace: &str,
     name: &str,
     resource_version: Option<String>,
-) -> Result<Lease, String> {
-    let transitions = i32::try_from(rec.epoch)
-        .map_err(|_| format!("epoch {} does not fit leaseTransitions", rec.epoch))?;
+) -> Result<Lease, LeaseShapeError> {
+    let transitions =
+        i32::try_from(rec.epoch).map_err(|_| LeaseShapeError::EpochTooLarge(rec.epoch))?;
     let seconds = i32::try_from(rec.lease_ms.div_ceil(1000).max(1)).unwrap_or(i32::MAX);
     let mut annotations = BTreeMap::from([
         (LEASE_MS.to_string(), rec.lease_ms.to_string()),
@@ -172,25 +185,27 @@ pub fn lease_of(
 /// The record a Lease stores, and its version. A Lease written by someone else (without
 /// floatover's annotations) reads as held by its `holderIdentity` for
 /// `leaseDurationSeconds`.
-pub fn record_of(lease: &Lease) -> Result<(LeaseRecord, String), String> {
+pub fn record_of(lease: &Lease) -> Result<(LeaseRecord, String), LeaseShapeError> {
     let version = lease
         .metadata
         .resource_version
         .clone()
         .filter(|v| !v.is_empty())
-        .ok_or("the Lease has no resourceVersion")?;
+        .ok_or(LeaseShapeError::NoVersion)?;
     let spec = lease.spec.clone().unwrap_or_default();
     let ann = lease.metadata.annotations.clone().unwrap_or_default();
-    let number = |key: &str| -> Result<Option<u64>, String> {
+    let number = |key: &str| -> Result<Option<u64>, LeaseShapeError> {
         ann.get(key)
             .map(|v| {
-                v.parse::<u64>()
-                    .map_err(|_| format!("annotation {key}: {v:?} is not a number"))
+                v.parse::<u64>().map_err(|_| LeaseShapeError::NotANumber {
+                    key: key.into(),
+                    value: v.clone(),
+                })
             })
             .transpose()
     };
     let epoch = u64::try_from(spec.lease_transitions.unwrap_or(0))
-        .map_err(|_| "leaseTransitions is negative".to_string())?;
+        .map_err(|_| LeaseShapeError::NegativeTransitions)?;
     let lease_ms = match number(LEASE_MS)? {
         Some(ms) => ms,
         None => u64::try_from(spec.lease_duration_seconds.unwrap_or(0))
@@ -219,7 +234,7 @@ impl LeaseStore for KubeStore {
             .await
             .map_err(|(op, e)| self.error(op, e))?;
         lease
-            .map(|l| record_of(&l).map_err(|m| self.corrupt(m)))
+            .map(|l| record_of(&l).map_err(|m| self.corrupt(m.to_string())))
             .transpose()
     }
 
@@ -230,7 +245,7 @@ impl LeaseStore for KubeStore {
             Precondition::Matches(v) => Some(v.to_string()),
         };
         let lease = lease_of(rec, &self.namespace, &self.name, version.clone())
-            .map_err(|m| self.corrupt(m))?;
+            .map_err(|m| self.corrupt(m.to_string()))?;
         let pp = PostParams::default();
         let res = match version {
             None => {
@@ -321,7 +336,7 @@ mod tests {
             .as_mut()
             .unwrap()
             .insert(LEASE_MS.into(), "soon".into());
-        assert!(record_of(&l).unwrap_err().contains("lease-ms"));
+        assert!(record_of(&l).unwrap_err().to_string().contains("lease-ms"));
         let big = LeaseRecord {
             epoch: u64::MAX,
             ..rec()

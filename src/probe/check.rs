@@ -95,7 +95,7 @@ impl Checker {
         let work = async {
             match &probe.plain {
                 Some(Ok(plain)) => plain.run().await,
-                Some(Err(why)) => Outcome::Fail(why.clone()),
+                Some(Err(why)) => Outcome::Fail(why.to_string()),
                 None => self.run_inner(&probe.kind).await,
             }
         };
@@ -110,7 +110,7 @@ impl Checker {
             ProbeKind::Http { url, .. } if url.starts_with("http://") => {
                 match PlainHttp::parse(kind) {
                     Ok(plain) => plain.run().await,
-                    Err(why) => Outcome::Fail(why),
+                    Err(why) => Outcome::Fail(why.to_string()),
                 }
             }
             ProbeKind::Http {
@@ -184,7 +184,7 @@ pub(super) fn status_ok(status: u16, expect: &[u16]) -> bool {
 pub struct Prepared {
     kind: ProbeKind,
     /// Some for plain `http://` probes (Err: the URL cannot be probed, said every time).
-    plain: Option<Result<PlainHttp, String>>,
+    plain: Option<Result<PlainHttp, super::http::HttpProbeError>>,
 }
 
 impl Prepared {

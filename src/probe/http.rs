@@ -23,8 +23,37 @@ pub(super) struct PlainHttp {
 /// health endpoint's head is a few hundred bytes).
 const MAX_HEAD: usize = 16 * 1024;
 
+/// Why a plain HTTP probe failed, in the words its target's `last_error` shows.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpProbeError {
+    #[error("not an HTTP probe")]
+    NotHttp,
+    #[error("bad URL: {0}")]
+    BadUrl(String),
+    #[error("URL has no host")]
+    NoHost,
+    #[error("request failed: sending: {0}")]
+    Send(#[source] std::io::Error),
+    #[error("request failed: reading: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("request failed: connection closed before a complete response head")]
+    Closed,
+    #[error("response head larger than {} KiB", MAX_HEAD / 1024)]
+    HeadTooLarge,
+    #[error("request failed: invalid response: {0}")]
+    Invalid(#[source] httparse::Error),
+    #[error("request failed: {0}")]
+    Exchange(#[source] hyper::Error),
+    #[error("reading body: {0}")]
+    Body(#[source] hyper::Error),
+    #[error("unexpected status {0}")]
+    Status(u16),
+    #[error("body lacks {0:?}")]
+    BodyLacks(String),
+}
+
 impl PlainHttp {
-    pub(super) fn parse(kind: &ProbeKind) -> Result<Self, String> {
+    pub(super) fn parse(kind: &ProbeKind) -> Result<Self, HttpProbeError> {
         let ProbeKind::Http {
             url,
             expect_status,
@@ -32,12 +61,12 @@ impl PlainHttp {
             ..
         } = kind
         else {
-            return Err("not an HTTP probe".into());
+            return Err(HttpProbeError::NotHttp);
         };
-        let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad URL: {e}"))?;
+        let parsed = reqwest::Url::parse(url).map_err(|e| HttpProbeError::BadUrl(e.to_string()))?;
         let (Some(host_str), Some(port)) = (parsed.host_str(), parsed.port_or_known_default())
         else {
-            return Err("URL has no host".into());
+            return Err(HttpProbeError::NoHost);
         };
         let host = host_str.trim_start_matches('[').trim_end_matches(']');
         let path = match parsed.query() {
@@ -61,9 +90,11 @@ impl PlainHttp {
                 .parse::<std::net::IpAddr>()
                 .ok()
                 .map(|ip| std::net::SocketAddr::new(ip, port)),
-            path: path.parse().map_err(|e| format!("bad URL path: {e}"))?,
+            path: path
+                .parse()
+                .map_err(|e| HttpProbeError::BadUrl(format!("path: {e}")))?,
             authority: hyper::header::HeaderValue::from_str(&authority)
-                .map_err(|e| format!("bad URL host: {e}"))?,
+                .map_err(|e| HttpProbeError::BadUrl(format!("host: {e}")))?,
             expect: expect_status.clone(),
             body_contains: body_contains.clone(),
         })
@@ -96,7 +127,7 @@ impl PlainHttp {
         if self.body_contains.is_none() {
             return match self.status_only(stream).await {
                 Ok(()) => Outcome::Ok,
-                Err(why) => Outcome::Fail(why),
+                Err(why) => Outcome::Fail(why.to_string()),
             };
         }
         let io = NoShutdown(hyper_util::rt::TokioIo::new(stream));
@@ -120,20 +151,20 @@ impl PlainHttp {
             let resp = sender
                 .send_request(req)
                 .await
-                .map_err(|e| format!("request failed: {e}"))?;
+                .map_err(HttpProbeError::Exchange)?;
             let status = resp.status().as_u16();
             if !status_ok(status, &self.expect) {
-                return Err(format!("unexpected status {status}"));
+                return Err(HttpProbeError::Status(status));
             }
             if let Some(needle) = &self.body_contains {
                 let body = resp
                     .into_body()
                     .collect()
                     .await
-                    .map_err(|e| format!("reading body: {e}"))?
+                    .map_err(HttpProbeError::Body)?
                     .to_bytes();
                 if !String::from_utf8_lossy(&body).contains(needle.as_str()) {
-                    return Err(format!("body lacks {needle:?}"));
+                    return Err(HttpProbeError::BodyLacks(needle.clone()));
                 }
             }
             Ok(())
@@ -144,13 +175,13 @@ impl PlainHttp {
         let result = tokio::select! {
             r = &mut exchange => r,
             c = &mut conn => match c {
-                Err(e) => Err(format!("request failed: {e}")),
+                Err(e) => Err(HttpProbeError::Exchange(e)),
                 Ok(()) => exchange.await,
             },
         };
         match result {
             Ok(()) => Outcome::Ok,
-            Err(why) => Outcome::Fail(why),
+            Err(why) => Outcome::Fail(why.to_string()),
         }
     }
 
@@ -159,25 +190,23 @@ impl PlainHttp {
     /// (httparse, hyper's own parser), and the body is never read. A thousand probes a
     /// second each holding hyper's two 8 KiB buffers made the resident memory of a busy
     /// controller grow by ~10 MiB.
-    async fn status_only(&self, mut stream: tokio::net::TcpStream) -> Result<(), String> {
+    async fn status_only(&self, mut stream: tokio::net::TcpStream) -> Result<(), HttpProbeError> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         stream
             .write_all(&self.request)
             .await
-            .map_err(|e| format!("request failed: sending: {e}"))?;
+            .map_err(HttpProbeError::Send)?;
         let mut buf = Vec::with_capacity(1024);
         loop {
             if buf.len() >= MAX_HEAD {
-                return Err(format!("response head larger than {} KiB", MAX_HEAD / 1024));
+                return Err(HttpProbeError::HeadTooLarge);
             }
             let n = stream
                 .read_buf(&mut buf)
                 .await
-                .map_err(|e| format!("request failed: reading: {e}"))?;
+                .map_err(HttpProbeError::Read)?;
             if n == 0 {
-                return Err(
-                    "request failed: connection closed before a complete response head".into(),
-                );
+                return Err(HttpProbeError::Closed);
             }
             // Interim 1xx heads (other than 101) come before the real one.
             loop {
@@ -191,12 +220,12 @@ impl PlainHttp {
                             continue;
                         }
                         if !status_ok(status, &self.expect) {
-                            return Err(format!("unexpected status {status}"));
+                            return Err(HttpProbeError::Status(status));
                         }
                         return Ok(());
                     }
                     Ok(httparse::Status::Partial) => break,
-                    Err(e) => return Err(format!("request failed: invalid response: {e}")),
+                    Err(e) => return Err(HttpProbeError::Invalid(e)),
                 }
             }
         }

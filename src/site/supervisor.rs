@@ -247,7 +247,14 @@ impl Driver {
             };
             let actions = decide::decide(&input, Instant::now());
             let again = self.act(actions, st.epoch.0).await;
-            self.publish();
+            if !st.is_leader {
+                self.taken_over = None;
+            }
+            // Status shows the record as the leader holds it (a standby shows what its
+            // pre-flight found, see `readiness`).
+            if self.taken_over.is_some() {
+                self.publish();
+            }
             if !again {
                 return;
             }
@@ -387,6 +394,7 @@ impl Driver {
             }
             Err(e) => tracing::error!(error = %e, "pre-flight task failed"),
         }
+        self.publish();
     }
 
     /// Re-read the record (for status, and to see what a run wrote).

@@ -31,8 +31,17 @@ pub fn unknown(s: &str) -> Vec<String> {
     v
 }
 
+/// A placeholder an instance cannot fill.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("instance {instance} has no {what}")]
+pub struct TemplateError {
+    pub instance: String,
+    /// `private ip`, `public ip`.
+    pub what: String,
+}
+
 /// Replace the placeholders; Err names the one the instance cannot fill (no public IP).
-pub fn render(s: &str, vars: &Vars) -> Result<String, String> {
+pub fn render(s: &str, vars: &Vars) -> Result<String, TemplateError> {
     let mut out = s.replace("{instance_id}", &vars.instance_id);
     for (k, v) in [
         ("{private_ip}", &vars.private_ip),
@@ -42,11 +51,10 @@ pub fn render(s: &str, vars: &Vars) -> Result<String, String> {
             match v {
                 Some(v) => out = out.replace(k, v),
                 None => {
-                    return Err(format!(
-                        "instance {} has no {}",
-                        vars.instance_id,
-                        k.trim_matches(['{', '}']).replace('_', " ")
-                    ));
+                    return Err(TemplateError {
+                        instance: vars.instance_id.clone(),
+                        what: k.trim_matches(['{', '}']).replace('_', " "),
+                    });
                 }
             }
         }
@@ -55,7 +63,7 @@ pub fn render(s: &str, vars: &Vars) -> Result<String, String> {
 }
 
 /// The probe with every placeholder filled in.
-pub fn render_probe(kind: &ProbeKind, vars: &Vars) -> Result<ProbeKind, String> {
+pub fn render_probe(kind: &ProbeKind, vars: &Vars) -> Result<ProbeKind, TemplateError> {
     Ok(match kind {
         ProbeKind::Http {
             url,
@@ -101,11 +109,13 @@ mod tests {
             public_ip: None,
         };
         assert_eq!(
-            render("http://{private_ip}:8080/h?id={instance_id}", &v).as_deref(),
+            render("http://{private_ip}:8080/h?id={instance_id}", &v)
+                .as_deref()
+                .map_err(|e| e.to_string()),
             Ok("http://10.0.0.7:8080/h?id=i-1")
         );
         assert_eq!(
-            render("{public_ip}:443", &v),
+            render("{public_ip}:443", &v).map_err(|e| e.to_string()),
             Err("instance i-1 has no public ip".into())
         );
         assert_eq!(unknown("http://{region}/{private_ip}"), vec!["{region}"]);

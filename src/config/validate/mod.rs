@@ -469,7 +469,7 @@ fn resolve_group(
     }
     for (zone, n) in per_zone {
         if let Err(reason) = dns::check_batch_limits(zone, n, &members) {
-            is.add(format!("{p}.floats"), reason);
+            is.add(format!("{p}.floats"), reason.to_string());
         }
     }
 

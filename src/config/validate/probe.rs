@@ -100,7 +100,7 @@ pub(super) fn resolve_probe(
         }
     } else if let Some(t) = &pr.tcp {
         if let Err(why) = check_host_port(&t.address) {
-            is.add(format!("{pp}.tcp.address"), why);
+            is.add(format!("{pp}.tcp.address"), why.to_string());
         }
         ProbeKind::Tcp {
             address: t.address.clone(),
@@ -132,22 +132,31 @@ pub(super) fn resolve_probe(
     })
 }
 
+/// Why a probe address is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum AddressError {
+    #[error("{0:?} is not [IPv6]:port, e.g. [2001:db8::1]:80")]
+    NotBracketed(String),
+    #[error("{0:?} is ambiguous: write an IPv6 address in brackets, e.g. [2001:db8::1]:80")]
+    Ambiguous(String),
+    #[error("{0:?} is not host:port, e.g. 10.0.0.5:443")]
+    NotHostPort(String),
+}
+
 /// `host:port`, `1.2.3.4:port` or `[v6]:port`. A bare IPv6 address with a port is
 /// ambiguous (`2001:db8::1:80`), so it is refused with the bracketed form to use.
-pub(super) fn check_host_port(a: &str) -> Result<(), String> {
+pub(super) fn check_host_port(a: &str) -> Result<(), AddressError> {
     let port_ok = |p: &str| p.parse::<u16>().map(|p| p > 0).unwrap_or(false);
     if let Some(rest) = a.strip_prefix('[') {
         return match rest.split_once("]:") {
             Some((ip, port)) if ip.parse::<std::net::Ipv6Addr>().is_ok() && port_ok(port) => Ok(()),
-            _ => Err(format!("{a:?} is not [IPv6]:port, e.g. [2001:db8::1]:80")),
+            _ => Err(AddressError::NotBracketed(a.into())),
         };
     }
     match a.rsplit_once(':') {
-        Some((h, _)) if h.contains(':') => Err(format!(
-            "{a:?} is ambiguous: write an IPv6 address in brackets, e.g. [2001:db8::1]:80"
-        )),
+        Some((h, _)) if h.contains(':') => Err(AddressError::Ambiguous(a.into())),
         Some((h, p)) if !h.trim().is_empty() && port_ok(p) => Ok(()),
-        _ => Err(format!("{a:?} is not host:port, e.g. 10.0.0.5:443")),
+        _ => Err(AddressError::NotHostPort(a.into())),
     }
 }
 
@@ -247,6 +256,7 @@ mod tests {
         assert!(
             check_host_port("2001:db8::1:80")
                 .unwrap_err()
+                .to_string()
                 .contains("brackets")
         );
     }

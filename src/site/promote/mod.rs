@@ -120,6 +120,8 @@ pub enum StepError {
     Hook(HookError),
     #[error(transparent)]
     Probe(#[from] crate::probe::CheckerError),
+    #[error(transparent)]
+    Template(#[from] crate::config::site::template::TemplateError),
     /// What the step waited for did not happen, in words for the record.
     #[error("{0}")]
     Unmet(String),

@@ -213,12 +213,34 @@ pub const MAX_BATCH_CHARS: usize = 32_000;
 /// target name and 20-digit numbers).
 const MAX_TXT_CHARS: usize = 120;
 
+/// A group whose worst-case change batch does not fit Route 53's limits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchLimitError {
+    #[error(
+        "zone {zone}: a decision could change {records} records in one batch ({floats} float(s) x ({targets} targets x 2 + 4)); Route 53 takes at most {MAX_BATCH_RECORDS} per request. Use fewer targets or floats per group in this zone"
+    )]
+    Records {
+        zone: String,
+        records: usize,
+        floats: usize,
+        targets: usize,
+    },
+    #[error(
+        "zone {zone}: a decision could send {chars} characters of record values in one batch; Route 53 takes at most {MAX_BATCH_CHARS} per request. Use fewer targets or floats per group in this zone"
+    )]
+    Chars { zone: String, chars: usize },
+}
+
 /// The largest batch one decision of a group can send to one zone: every member of every
 /// float in the zone replaced (DELETE and CREATE), and each float's stamp and version
 /// swapped. floatover sends one batch per zone per decision, atomically, so a group whose
 /// worst case does not fit Route 53's limits is refused at config time rather than split
 /// (a split batch would no longer be one compare-and-set).
-pub fn check_batch_limits(zone: &str, floats: usize, members: &[&DnsMember]) -> Result<(), String> {
+pub fn check_batch_limits(
+    zone: &str,
+    floats: usize,
+    members: &[&DnsMember],
+) -> Result<(), BatchLimitError> {
     let records = floats.saturating_mul(members.len().saturating_mul(2).saturating_add(4));
     let value_chars: usize = members.iter().map(|m| m.value.len()).sum();
     let chars = floats.saturating_mul(
@@ -226,16 +248,18 @@ pub fn check_batch_limits(zone: &str, floats: usize, members: &[&DnsMember]) -> 
             .saturating_mul(2)
             .saturating_add(4 * MAX_TXT_CHARS),
     );
+    let zone = zone.to_string();
     if records > MAX_BATCH_RECORDS {
-        return Err(format!(
-            "zone {zone}: a decision could change {records} records in one batch ({floats} float(s) x ({} targets x 2 + 4)); Route 53 takes at most {MAX_BATCH_RECORDS} per request. Use fewer targets or floats per group in this zone",
-            members.len()
-        ));
+        let targets = members.len();
+        return Err(BatchLimitError::Records {
+            zone,
+            records,
+            floats,
+            targets,
+        });
     }
     if chars > MAX_BATCH_CHARS {
-        return Err(format!(
-            "zone {zone}: a decision could send {chars} characters of record values in one batch; Route 53 takes at most {MAX_BATCH_CHARS} per request. Use fewer targets or floats per group in this zone"
-        ));
+        return Err(BatchLimitError::Chars { zone, chars });
     }
     Ok(())
 }
@@ -299,7 +323,7 @@ mod tests {
         );
         let too_many: Vec<&DnsMember> = std::iter::repeat_n(&m, 499).collect();
         let e = check_batch_limits("Z1", 1, &too_many).unwrap_err();
-        assert!(e.contains("1002 records"), "{e}");
+        assert!(e.to_string().contains("1002 records"), "{e}");
         assert!(check_batch_limits("Z1", 3, &many[..100]).is_ok());
         assert!(check_batch_limits("Z1", 5, &many[..100]).is_err());
     }
