@@ -87,110 +87,15 @@ pub fn resolve_from(
         &mut is,
     );
 
-    let group_source = match &raw.group_source {
-        RawGroupSource::File => GroupSource::File,
-        RawGroupSource::Kubernetes(k) => {
-            not_blank(
-                "group_source.kubernetes.namespace",
-                k.namespace.as_deref(),
-                &mut is,
-            );
-            GroupSource::Kubernetes {
-                namespace: k.namespace.clone(),
-            }
-        }
-    };
-    match (origin, &group_source) {
-        (Origin::File, GroupSource::File) if raw.groups.is_empty() => {
-            is.add("groups", "at least one group is required (or set group_source: kubernetes to read FloatGroup objects)");
-        }
-        (Origin::File, GroupSource::Kubernetes { .. }) if !raw.groups.is_empty() => {
-            is.add("groups", "must be empty when group_source is kubernetes: the groups come from FloatGroup objects (one source is chosen at start)");
-        }
-        _ => {}
-    }
-    let mut names = HashSet::new();
-    let mut groups = Vec::new();
-    let mut float_owners: std::collections::HashMap<String, String> = Default::default();
-    for (gi, g) in raw.groups.iter().enumerate() {
-        let p = format!("groups[{gi}]");
-        if !valid_name(&g.name) {
-            is.add(
-                format!("{p}.name"),
-                "must be 1-63 characters of a-z, 0-9, '-' or '_' (it appears in URLs and metrics)",
-            );
-        } else if !names.insert(g.name.clone()) {
-            is.add(
-                format!("{p}.name"),
-                format!("duplicate group name {:?}", g.name),
-            );
-        }
-        if let Some(gs) = resolve_group(g, &p, raw, default_region.as_deref(), &mut is) {
-            for f in &gs.floats {
-                if let Some(other) = float_owners.insert(f.id.clone(), g.name.clone()) {
-                    is.add(
-                        format!("{p}.floats"),
-                        format!(
-                            "float {} is also in group {other:?}; a float belongs to one group",
-                            f.id
-                        ),
-                    );
-                }
-            }
-            groups.push(gs);
-        }
-    }
-
-    let (sites, site_policy) = if !raw.sites.is_empty()
-        && matches!(group_source, GroupSource::Kubernetes { .. })
-    {
-        is.add(
-            "sites",
-            "not supported with group_source kubernetes yet: sites refer to groups by name, and FloatGroups come and go",
-        );
-        (Vec::new(), Default::default())
-    } else {
-        let (mut sites, policy, issues) = crate::config::site::resolve::resolve(
-            &raw.sites,
-            &raw.site_policy,
-            &groups,
-            default_region.as_deref(),
-        );
-        is.0.extend(issues);
-        for (i, rs) in raw.sites.iter().enumerate() {
-            let Some(pr) = rs.launch.as_ref().and_then(|l| l.probe.as_ref()) else {
-                continue;
-            };
-            let probe = resolve_template_probe(
-                pr,
-                &format!("sites[{i}].launch.probe"),
-                &raw.probe_defaults,
-                &mut is,
-            );
-            if let Some(l) = sites
-                .iter_mut()
-                .find(|s| s.name == rs.name)
-                .and_then(|s| s.launch.as_mut())
-            {
-                l.probe = probe;
-            }
-        }
-        for g in groups.iter_mut() {
-            if sites
-                .iter()
-                .any(|s| s.traffic.iter().any(|(tg, _)| *tg == g.name))
-            {
-                if g.policy.mode != Mode::ActiveStandby {
-                    is.add(
-                        "sites",
-                        format!("group {} is a site's traffic, so it must be active-standby (a promotion moves its owner)", g.name),
-                    );
-                }
-                g.policy.site_managed = true;
-            }
-        }
-        (sites, policy)
-    };
+    let group_source = resolve_group_source(raw, origin, &mut is);
+    let mut groups = resolve_groups(raw, default_region.as_deref(), &mut is);
+    let (sites, site_policy) = resolve_sites(
+        raw,
+        &group_source,
+        &mut groups,
+        default_region.as_deref(),
+        &mut is,
+    );
 
     if !is.0.is_empty() {
         return Err(ConfigError::Invalid(is.0));
@@ -216,6 +121,136 @@ pub fn resolve_from(
             path: "(document)".into(),
             reason: "internal: incomplete resolution".into(),
         }])),
+    }
+}
+
+/// `group_source`, and whether `groups:` fits it.
+fn resolve_group_source(raw: &RawConfig, origin: Origin, is: &mut Issues) -> GroupSource {
+    let group_source = match &raw.group_source {
+        RawGroupSource::File => GroupSource::File,
+        RawGroupSource::Kubernetes(k) => {
+            not_blank(
+                "group_source.kubernetes.namespace",
+                k.namespace.as_deref(),
+                is,
+            );
+            GroupSource::Kubernetes {
+                namespace: k.namespace.clone(),
+            }
+        }
+    };
+    match (origin, &group_source) {
+        (Origin::File, GroupSource::File) if raw.groups.is_empty() => {
+            is.add("groups", "at least one group is required (or set group_source: kubernetes to read FloatGroup objects)");
+        }
+        (Origin::File, GroupSource::Kubernetes { .. }) if !raw.groups.is_empty() => {
+            is.add("groups", "must be empty when group_source is kubernetes: the groups come from FloatGroup objects (one source is chosen at start)");
+        }
+        _ => {}
+    }
+    group_source
+}
+
+/// Every group, with the floats that belong to more than one refused.
+fn resolve_groups(
+    raw: &RawConfig,
+    default_region: Option<&str>,
+    is: &mut Issues,
+) -> Vec<GroupSpec> {
+    let mut names = HashSet::new();
+    let mut groups = Vec::new();
+    let mut float_owners: std::collections::HashMap<String, String> = Default::default();
+    for (gi, g) in raw.groups.iter().enumerate() {
+        let p = format!("groups[{gi}]");
+        if !valid_name(&g.name) {
+            is.add(
+                format!("{p}.name"),
+                "must be 1-63 characters of a-z, 0-9, '-' or '_' (it appears in URLs and metrics)",
+            );
+        } else if !names.insert(g.name.clone()) {
+            is.add(
+                format!("{p}.name"),
+                format!("duplicate group name {:?}", g.name),
+            );
+        }
+        if let Some(gs) = resolve_group(g, &p, raw, default_region, is) {
+            for f in &gs.floats {
+                if let Some(other) = float_owners.insert(f.id.clone(), g.name.clone()) {
+                    is.add(
+                        format!("{p}.floats"),
+                        format!(
+                            "float {} is also in group {other:?}; a float belongs to one group",
+                            f.id
+                        ),
+                    );
+                }
+            }
+            groups.push(gs);
+        }
+    }
+
+    groups
+}
+
+/// The sites (not with FloatGroups yet), their launch probes, and the groups they steer
+/// (marked site-managed; they must be active-standby).
+fn resolve_sites(
+    raw: &RawConfig,
+    group_source: &GroupSource,
+    groups: &mut [GroupSpec],
+    default_region: Option<&str>,
+    is: &mut Issues,
+) -> (
+    Vec<crate::config::site::SiteSpec>,
+    crate::config::site::SitePolicy,
+) {
+    if !raw.sites.is_empty() && matches!(group_source, GroupSource::Kubernetes { .. }) {
+        is.add(
+            "sites",
+            "not supported with group_source kubernetes yet: sites refer to groups by name, and FloatGroups come and go",
+        );
+        (Vec::new(), Default::default())
+    } else {
+        let (mut sites, policy, issues) = crate::config::site::resolve::resolve(
+            &raw.sites,
+            &raw.site_policy,
+            groups,
+            default_region,
+        );
+        is.0.extend(issues);
+        for (i, rs) in raw.sites.iter().enumerate() {
+            let Some(pr) = rs.launch.as_ref().and_then(|l| l.probe.as_ref()) else {
+                continue;
+            };
+            let probe = resolve_template_probe(
+                pr,
+                &format!("sites[{i}].launch.probe"),
+                &raw.probe_defaults,
+                is,
+            );
+            if let Some(l) = sites
+                .iter_mut()
+                .find(|s| s.name == rs.name)
+                .and_then(|s| s.launch.as_mut())
+            {
+                l.probe = probe;
+            }
+        }
+        for g in groups.iter_mut() {
+            if sites
+                .iter()
+                .any(|s| s.traffic.iter().any(|(tg, _)| *tg == g.name))
+            {
+                if g.policy.mode != Mode::ActiveStandby {
+                    is.add(
+                        "sites",
+                        format!("group {} is a site's traffic, so it must be active-standby (a promotion moves its owner)", g.name),
+                    );
+                }
+                g.policy.site_managed = true;
+            }
+        }
+        (sites, policy)
     }
 }
 
@@ -297,7 +332,77 @@ fn resolve_group(
         is.add(format!("{p}.floats"), "at least one float is required");
     }
 
-    // Floats first: their kinds decide which target fields are required.
+    let Floats {
+        floats,
+        needs,
+        dns_types,
+    } = resolve_floats(g, p, &region, is);
+    check_capacity(g, p, is);
+    let mut targets = Vec::new();
+    let mut tnames = HashSet::new();
+    for (ti, t) in g.targets.iter().enumerate() {
+        let tp = format!("{p}.targets[{ti}]");
+        if !valid_name(&t.name) {
+            is.add(
+                format!("{tp}.name"),
+                "must be 1-63 characters of a-z, 0-9, '-' or '_'",
+            );
+        } else if !tnames.insert(t.name.clone()) {
+            is.add(
+                format!("{tp}.name"),
+                format!("duplicate target name {:?} in this group", t.name),
+            );
+        }
+        let kinds = FloatNeeds {
+            region: &region,
+            needs: &needs,
+            dns_types: &dns_types,
+        };
+        targets.push(resolve_target(t, &tp, &kinds, raw, is));
+    }
+    check_batches(p, &targets, &floats, is);
+
+    if is.0.len() != before {
+        return None;
+    }
+    let settle = settle_time(&targets);
+    Some(GroupSpec {
+        settle,
+        name: GroupName(g.name.clone()),
+        policy: Policy {
+            mode: pol.mode,
+            preempt: pol.preempt,
+            failback_delay: pol.failback_delay.0,
+            min_hold: pol.min_hold.0,
+            on_all_unhealthy: pol.on_all_unhealthy,
+            on_drift: pol.on_drift,
+            fencing: pol.fencing,
+            min_healthy: pol.min_healthy,
+            min_capacity: pol.min_capacity,
+            site_managed: false,
+        },
+        targets,
+        floats,
+    })
+}
+
+/// A group's floats, and what they ask of its targets.
+struct Floats {
+    floats: Vec<FloatRef>,
+    needs: Vec<ec2::Needs>,
+    dns_types: Vec<String>,
+}
+
+/// What the group's floats need of each target.
+struct FloatNeeds<'a> {
+    region: &'a str,
+    needs: &'a [ec2::Needs],
+    dns_types: &'a [String],
+}
+
+/// The floats first: their kinds decide which target fields are required.
+fn resolve_floats(g: &RawGroup, p: &str, region: &str, is: &mut Issues) -> Floats {
+    let pol = &g.policy;
     let mut floats = Vec::new();
     let mut seen = HashSet::new();
     let mut needs = Vec::new();
@@ -359,11 +464,21 @@ fn resolve_group(
         }
         floats.push(FloatRef {
             id,
-            region: region.clone(),
+            region: region.to_string(),
             kind,
         });
     }
 
+    Floats {
+        floats,
+        needs,
+        dns_types,
+    }
+}
+
+/// The N+1 checks must be reachable at all.
+fn check_capacity(g: &RawGroup, p: &str, is: &mut Issues) {
+    let pol = &g.policy;
     if usize::try_from(pol.min_healthy).unwrap_or(usize::MAX) > g.targets.len() {
         is.add(
             format!("{p}.policy.min_healthy"),
@@ -388,81 +503,77 @@ fn resolve_group(
             ),
         );
     }
+}
 
-    let mut targets = Vec::new();
-    let mut tnames = HashSet::new();
-    for (ti, t) in g.targets.iter().enumerate() {
-        let tp = format!("{p}.targets[{ti}]");
-        if !valid_name(&t.name) {
-            is.add(
-                format!("{tp}.name"),
-                "must be 1-63 characters of a-z, 0-9, '-' or '_'",
-            );
-        } else if !tnames.insert(t.name.clone()) {
-            is.add(
-                format!("{tp}.name"),
-                format!("duplicate target name {:?} in this group", t.name),
-            );
-        }
-        let ec2 = ec2::endpoint(t.instance_id.as_deref(), t.eni_id.as_deref(), &needs)
-            .unwrap_or_else(|problems| {
-                add_problems(is, &tp, problems);
-                None
-            });
-        let dns = dns::member(t.dns.as_ref(), &t.name, &dns_types).unwrap_or_else(|problems| {
-            add_problems(is, &tp, problems);
+/// One target with its bindings and probes.
+fn resolve_target(
+    t: &RawTarget,
+    tp: &str,
+    kinds: &FloatNeeds<'_>,
+    raw: &RawConfig,
+    is: &mut Issues,
+) -> TargetSpec {
+    let (region, needs, dns_types) = (kinds.region, kinds.needs, kinds.dns_types);
+    let ec2 = ec2::endpoint(t.instance_id.as_deref(), t.eni_id.as_deref(), needs).unwrap_or_else(
+        |problems| {
+            add_problems(is, tp, problems);
             None
-        });
-        if !(1..=255).contains(&t.weight) {
-            is.add(
-                format!("{tp}.weight"),
-                "must be 1..=255 (Route 53 weights; 0 is what floatover writes for a down target)",
-            );
-        }
-        not_blank(&format!("{tp}.region"), t.region.as_deref(), is);
-        let tregion = t
-            .region
-            .clone()
-            .filter(|r| !r.trim().is_empty())
-            .unwrap_or_else(|| region.clone());
-        // EC2 floats live in one region; DNS is global, so DNS-only groups span regions.
-        if tregion != region && !needs.is_empty() {
-            is.add(
-                format!("{tp}.region"),
-                format!("{tregion:?} differs from the group's region {region:?}; EC2 floats cannot cross regions"),
-            );
-        }
-        if t.probes.is_empty() {
-            is.add(
-                format!("{tp}.probes"),
-                "at least one probe is required (a target without probes is never healthy)",
-            );
-        }
-        let mut probes = Vec::new();
-        for (pi, pr) in t.probes.iter().enumerate() {
-            if let Some(ps) =
-                resolve_probe(pr, &format!("{tp}.probes[{pi}]"), &raw.probe_defaults, is)
-            {
-                probes.push(ps);
-            }
-        }
-        targets.push(TargetSpec {
-            id: TargetId(t.name.clone()),
-            bindings: Bindings { ec2, dns },
-            region: tregion,
-            priority: t.priority,
-            weight: t.weight,
-            probes,
-        });
+        },
+    );
+    let dns = dns::member(t.dns.as_ref(), &t.name, dns_types).unwrap_or_else(|problems| {
+        add_problems(is, tp, problems);
+        None
+    });
+    if !(1..=255).contains(&t.weight) {
+        is.add(
+            format!("{tp}.weight"),
+            "must be 1..=255 (Route 53 weights; 0 is what floatover writes for a down target)",
+        );
     }
+    not_blank(&format!("{tp}.region"), t.region.as_deref(), is);
+    let tregion = t
+        .region
+        .clone()
+        .filter(|r| !r.trim().is_empty())
+        .unwrap_or_else(|| region.to_string());
+    // EC2 floats live in one region; DNS is global, so DNS-only groups span regions.
+    if tregion != region && !needs.is_empty() {
+        is.add(
+            format!("{tp}.region"),
+            format!("{tregion:?} differs from the group's region {region:?}; EC2 floats cannot cross regions"),
+        );
+    }
+    if t.probes.is_empty() {
+        is.add(
+            format!("{tp}.probes"),
+            "at least one probe is required (a target without probes is never healthy)",
+        );
+    }
+    let mut probes = Vec::new();
+    for (pi, pr) in t.probes.iter().enumerate() {
+        if let Some(ps) = resolve_probe(pr, &format!("{tp}.probes[{pi}]"), &raw.probe_defaults, is)
+        {
+            probes.push(ps);
+        }
+    }
+    TargetSpec {
+        id: TargetId(t.name.clone()),
+        bindings: Bindings { ec2, dns },
+        region: tregion,
+        priority: t.priority,
+        weight: t.weight,
+        probes,
+    }
+}
 
-    // One atomic batch per zone per decision: its worst case must fit Route 53's limits.
+/// One atomic batch per zone per decision: its worst case must fit Route 53's limits.
+fn check_batches(p: &str, targets: &[TargetSpec], floats: &[FloatRef], is: &mut Issues) {
     let members: Vec<&dns::DnsMember> = targets
         .iter()
         .filter_map(|t| t.bindings.dns.as_ref())
         .collect();
     let mut per_zone: std::collections::BTreeMap<&str, usize> = Default::default();
-    for f in &floats {
+    for f in floats {
         if let Some(d) = f.kind.dns() {
             *per_zone.entry(d.zone_id.as_str()).or_default() += 1;
         }
@@ -472,13 +583,13 @@ fn resolve_group(
             is.add(format!("{p}.floats"), reason.to_string());
         }
     }
+}
 
-    if is.0.len() != before {
-        return None;
-    }
+/// The longest a probe takes to decide (rise or fall).
+fn settle_time(targets: &[TargetSpec]) -> Duration {
     // Bounded above (interval <= 1h, rise/fall <= 100), but computed with checked
     // arithmetic anyway: a config must never be able to panic the controller.
-    let settle = targets
+    targets
         .iter()
         .flat_map(|t| t.probes.iter())
         .map(|p| {
@@ -488,25 +599,7 @@ fn resolve_group(
                 .unwrap_or(crate::config::duration::MAX)
         })
         .max()
-        .unwrap_or_default();
-    Some(GroupSpec {
-        settle,
-        name: GroupName(g.name.clone()),
-        policy: Policy {
-            mode: pol.mode,
-            preempt: pol.preempt,
-            failback_delay: pol.failback_delay.0,
-            min_hold: pol.min_hold.0,
-            on_all_unhealthy: pol.on_all_unhealthy,
-            on_drift: pol.on_drift,
-            fencing: pol.fencing,
-            min_healthy: pol.min_healthy,
-            min_capacity: pol.min_capacity,
-            site_managed: false,
-        },
-        targets,
-        floats,
-    })
+        .unwrap_or_default()
 }
 
 /// Report a provider's config problems under the float's or target's path.
