@@ -97,19 +97,7 @@ pub(super) async fn plan(path: &Path, json: bool) -> ExitCode {
     let board = Arc::new(HealthBoard::new(&spec, Instant::now()));
     let stop = CancellationToken::new();
     let probes = probe::spawn_all(&spec, board.clone(), checker, metrics.clone(), stop.clone());
-    let settle = spec
-        .groups
-        .iter()
-        .flat_map(|g| g.targets.iter().flat_map(|t| t.probes.iter()))
-        .map(|p| {
-            p.interval
-                .checked_mul(p.rise.max(p.fall))
-                .and_then(|d| d.checked_add(p.timeout))
-                .unwrap_or(Duration::from_secs(60))
-        })
-        .max()
-        .unwrap_or_default()
-        .min(Duration::from_secs(60));
+    let settle = probe_settle(&spec);
     eprintln!(
         "probing targets for {} ...",
         humantime::format_duration(settle)
@@ -142,23 +130,13 @@ pub(super) async fn plan(path: &Path, json: bool) -> ExitCode {
             return Exit::Failure.into();
         }
     };
-    let mut missing_instances = Vec::new();
-    for r in regions(&spec) {
-        let ids: Vec<String> = spec
-            .groups
-            .iter()
-            .flat_map(|g| g.targets.iter())
-            .filter(|t| t.region == r)
-            .filter_map(|t| t.bindings.ec2.as_ref()?.instance_id.clone())
-            .collect();
-        match provider.missing_instances(&r, &ids).await {
-            Ok(m) => missing_instances.extend(m),
-            Err(e) => {
-                eprintln!("error: cannot read provider state: {e}");
-                return Exit::Failure.into();
-            }
+    let missing_instances = match missing_instances(&spec, &provider).await {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: cannot read provider state: {e}");
+            return Exit::Failure.into();
         }
-    }
+    };
     let mut any_missing = !missing_instances.is_empty();
     for i in &missing_instances {
         eprintln!("error: instance {i} (a target's instance_id) does not exist at the provider");
@@ -167,85 +145,154 @@ pub(super) async fn plan(path: &Path, json: bool) -> ExitCode {
     let snap = board.snapshot();
     let mut reports = Vec::new();
     for g in &spec.groups {
-        let health = health_view(g, &snap);
-        let obs = observed_view(g, &observed);
-        // Plan as the newest leader would: no stamp fences it. Failback timing is judged as
-        // if the current health had held for the whole probing window.
-        let epoch = obs
-            .values()
-            .filter_map(|o| o.stamp.as_ref().map(|s| s.epoch))
-            .max()
-            .unwrap_or(Epoch(1));
-        let view = group_view(g);
-        let p = plan::plan_group(&plan::Input {
-            group: &view,
-            health: &health,
-            observed: &obs,
-            memory: &GroupMemory::default(),
-            epoch,
-            now,
-        });
-        let missing_floats: Vec<String> = g
-            .floats
-            .iter()
-            .filter(|f| !observed.contains_key(&f.id))
-            .map(|f| f.id.clone())
-            .collect();
-        any_missing |= !missing_floats.is_empty();
-        reports.push(GroupReport {
-            group: g.name.clone(),
-            targets: g
-                .targets
-                .iter()
-                .map(|t| TargetReport {
-                    name: t.id.clone(),
-                    priority: t.priority,
-                    health: health.get(&t.id).map_or(Health::Unknown, |h| h.health),
-                })
-                .collect(),
-            floats: g
-                .floats
-                .iter()
-                .filter_map(|f| {
-                    obs.get(&f.id).map(|o| FloatReport {
-                        id: f.id.clone(),
-                        holder: o.holder.to_string(),
-                    })
-                })
-                .collect(),
-            missing_floats,
-            batches: batches(g, &p.actions),
-            desired: p.desired,
-            actions: p.actions,
-            notes: p.notes,
-        });
+        let (report, missing) = group_report(g, &snap, &observed, now);
+        any_missing |= missing;
+        reports.push(report);
     }
     let sites: Vec<_> = spec
         .sites
         .iter()
         .map(crate::site::outline::site_plan)
         .collect();
-    // Pre-flight on demand: could each plan run right now?
+    let readiness = preflight_all(&spec).await;
+    if let Err(code) = render(json, &reports, &sites, &readiness) {
+        return code;
+    }
+    if any_missing {
+        eprintln!("error: the config names resources that do not exist (see above)");
+        return Exit::Invalid.into();
+    }
+    ExitCode::SUCCESS
+}
+
+/// How long to probe before planning: until every probe could decide (at most a minute).
+fn probe_settle(spec: &crate::config::Spec) -> Duration {
+    spec.groups
+        .iter()
+        .flat_map(|g| g.targets.iter().flat_map(|t| t.probes.iter()))
+        .map(|p| {
+            p.interval
+                .checked_mul(p.rise.max(p.fall))
+                .and_then(|d| d.checked_add(p.timeout))
+                .unwrap_or(Duration::from_secs(60))
+        })
+        .max()
+        .unwrap_or_default()
+        .min(Duration::from_secs(60))
+}
+
+/// Targets' instances that do not exist at the provider.
+async fn missing_instances(
+    spec: &crate::config::Spec,
+    provider: &AwsProvider,
+) -> Result<Vec<String>, crate::provider::ProviderError> {
+    let mut missing = Vec::new();
+    for r in regions(spec) {
+        let ids: Vec<String> = spec
+            .groups
+            .iter()
+            .flat_map(|g| g.targets.iter())
+            .filter(|t| t.region == r)
+            .filter_map(|t| t.bindings.ec2.as_ref()?.instance_id.clone())
+            .collect();
+        missing.extend(provider.missing_instances(&r, &ids).await?);
+    }
+    Ok(missing)
+}
+
+/// One group's plan as the newest leader would make it; true when a float is missing.
+fn group_report(
+    g: &crate::config::GroupSpec,
+    snap: &std::collections::HashMap<crate::model::TargetKey, crate::probe::TargetHealth>,
+    observed: &std::collections::HashMap<String, crate::provider::Observation>,
+    now: Instant,
+) -> (GroupReport, bool) {
+    let health = health_view(g, &snap);
+    let obs = observed_view(g, &observed);
+    // Plan as the newest leader would: no stamp fences it. Failback timing is judged as
+    // if the current health had held for the whole probing window.
+    let epoch = obs
+        .values()
+        .filter_map(|o| o.stamp.as_ref().map(|s| s.epoch))
+        .max()
+        .unwrap_or(Epoch(1));
+    let view = group_view(g);
+    let p = plan::plan_group(&plan::Input {
+        group: &view,
+        health: &health,
+        observed: &obs,
+        memory: &GroupMemory::default(),
+        epoch,
+        now,
+    });
+    let missing_floats: Vec<String> = g
+        .floats
+        .iter()
+        .filter(|f| !observed.contains_key(&f.id))
+        .map(|f| f.id.clone())
+        .collect();
+    let missing = !missing_floats.is_empty();
+    let report = GroupReport {
+        group: g.name.clone(),
+        targets: g
+            .targets
+            .iter()
+            .map(|t| TargetReport {
+                name: t.id.clone(),
+                priority: t.priority,
+                health: health.get(&t.id).map_or(Health::Unknown, |h| h.health),
+            })
+            .collect(),
+        floats: g
+            .floats
+            .iter()
+            .filter_map(|f| {
+                obs.get(&f.id).map(|o| FloatReport {
+                    id: f.id.clone(),
+                    holder: o.holder.to_string(),
+                })
+            })
+            .collect(),
+        missing_floats,
+        batches: batches(g, &p.actions),
+        desired: p.desired,
+        actions: p.actions,
+        notes: p.notes,
+    };
+    (report, missing)
+}
+
+/// Pre-flight on demand: could each site's plan run right now?
+async fn preflight_all(spec: &crate::config::Spec) -> Vec<serde_json::Value> {
     let ops = crate::provider::aws::sites::AwsSiteOps::new(&spec.aws, Arc::new(Metrics::new()));
     let mut readiness = Vec::new();
     for s in &spec.sites {
-        let r = crate::site::preflight::check(&spec, &ops, s, crate::status::unix_ms()).await;
+        let r = crate::site::preflight::check(spec, &ops, s, crate::status::unix_ms()).await;
         readiness
             .push(serde_json::json!({ "site": s.name, "ready": r.ready, "problems": r.problems }));
     }
+    readiness
+}
+
+fn render(
+    json: bool,
+    reports: &[GroupReport],
+    sites: &[crate::site::outline::SitePlan],
+    readiness: &[serde_json::Value],
+) -> Result<(), ExitCode> {
     if json {
         let all = serde_json::json!({ "groups": reports, "sites": sites, "preflight": readiness });
         match serde_json::to_string_pretty(&all) {
             Ok(s) => println!("{s}"),
             Err(e) => {
                 eprintln!("error: cannot render the plan as JSON: {e}");
-                return Exit::Failure.into();
+                return Err(Exit::Failure.into());
             }
         }
     } else {
-        print!("{}", text(&reports));
-        print!("{}", crate::site::outline::text(&sites));
-        for r in &readiness {
+        print!("{}", text(reports));
+        print!("{}", crate::site::outline::text(sites));
+        for r in readiness {
             match r["problems"].as_array().filter(|p| !p.is_empty()) {
                 None => println!(
                     "site {}: pre-flight ok (the plan could run now)",
@@ -260,11 +307,7 @@ pub(super) async fn plan(path: &Path, json: bool) -> ExitCode {
             }
         }
     }
-    if any_missing {
-        eprintln!("error: the config names resources that do not exist (see above)");
-        return Exit::Invalid.into();
-    }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 fn holder_text(h: &Holder) -> String {

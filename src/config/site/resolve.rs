@@ -291,6 +291,17 @@ fn budget(
     }
 }
 
+/// A step before it is put together: name, kind, budget, optional, idempotent.
+type Parts = (String, StepKind, Duration, bool, bool);
+
+/// What a step is resolved against: its site, the site's target count, and whether it
+/// sits in a parallel group.
+struct Within<'a> {
+    site: &'a RawSite,
+    targets: usize,
+    nested: bool,
+}
+
 fn step(
     cx: &mut Ctx,
     p: &str,
@@ -301,191 +312,50 @@ fn step(
     nested: bool,
 ) -> Option<Step> {
     let secs = Duration::from_secs;
-    let plain = |kind: StepKind| (kind, false, true);
+    let w = Within {
+        site: s,
+        targets,
+        nested,
+    };
     let (name, kind, budget, optional, idempotent) = match st {
         RawStep::StartInstances(b) => {
             if s.instances.is_empty() {
                 cx.add(p, "start_instances needs the site's `instances`");
             }
-            let (k, o, i) = plain(StepKind::StartInstances);
-            (
-                name_of(cx, p, &b.name, "start_instances", names),
-                k,
-                budget(cx, p, b.budget, secs(120), MAX_BUDGET),
-                o,
-                i,
-            )
+            let kind = StepKind::StartInstances;
+            basic(cx, p, b, ("start_instances", kind, secs(120)), names)
         }
         RawStep::ScaleUp(b) => {
             if s.auto_scaling.is_none() {
                 cx.add(p, "scale_up needs the site's `auto_scaling`");
             }
-            let (k, o, i) = plain(StepKind::ScaleUp);
-            (
-                name_of(cx, p, &b.name, "scale_up", names),
-                k,
-                budget(cx, p, b.budget, secs(60), MAX_BUDGET),
-                o,
-                i,
-            )
+            basic(cx, p, b, ("scale_up", StepKind::ScaleUp, secs(60)), names)
         }
         RawStep::Launch(b) => {
             if s.launch.is_none() {
                 cx.add(p, "launch needs the site's `launch`");
             }
-            let (k, o, i) = plain(StepKind::Launch);
-            (
-                name_of(cx, p, &b.name, "launch", names),
-                k,
-                budget(cx, p, b.budget, secs(180), MAX_BUDGET),
-                o,
-                i,
-            )
+            basic(cx, p, b, ("launch", StepKind::Launch, secs(180)), names)
         }
-        RawStep::WaitHealthy(w) => {
-            let probed = s.launch.as_ref().is_some_and(|l| l.probe.is_some());
-            if targets == 0 && !probed {
-                cx.add(
-                    p,
-                    "wait_healthy needs the site's `targets` or `launch.probe` (what to wait for)",
-                );
-            }
-            let quorum = ((targets as f64 * s.quorum).ceil() as usize).clamp(1, targets.max(1));
-            let min = w.min.unwrap_or(quorum);
-            if w.min.is_some() && (min == 0 || (targets > 0 && min > targets)) {
-                cx.add(
-                    format!("{p}.min"),
-                    format!("between 1 and the site's {targets} target(s)"),
-                );
-            }
-            let (k, o, i) = plain(StepKind::WaitHealthy { min });
-            (
-                name_of(cx, p, &w.name, "wait_healthy", names),
-                k,
-                budget(cx, p, w.budget, secs(300), MAX_BUDGET),
-                o,
-                i,
-            )
-        }
+        RawStep::WaitHealthy(r) => wait_healthy(cx, p, r, &w, names),
         RawStep::Shift(b) => {
             if nested {
                 cx.add(p, "shift cannot run in parallel with other steps");
             }
-            let (k, o, i) = plain(StepKind::Shift);
-            (
-                name_of(cx, p, &b.name, "shift", names),
-                k,
-                budget(cx, p, b.budget, secs(60), MAX_BUDGET),
-                o,
-                i,
-            )
+            basic(cx, p, b, ("shift", StepKind::Shift, secs(60)), names)
         }
-        RawStep::Exec(e) => {
-            if e.command.first().is_none_or(|c| c.trim().is_empty()) {
-                cx.add(
-                    format!("{p}.command"),
-                    "the program and its arguments, e.g. [/usr/local/bin/warm-cache, --site, dr]",
-                );
-            }
-            if e.retries > 10 {
-                cx.add(format!("{p}.retries"), "at most 10");
-            }
-            let kind = StepKind::Exec {
-                command: e.command.clone(),
-                retries: e.retries,
-            };
-            (
-                name_of(cx, p, &e.name, "exec", names),
-                kind,
-                budget(cx, p, e.budget, secs(60), MAX_BUDGET),
-                e.optional,
-                e.idempotent,
-            )
-        }
-        RawStep::Webhook(w) => {
-            match reqwest::Url::parse(&w.url) {
-                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-                _ => cx.add(
-                    format!("{p}.url"),
-                    format!("{:?} is not an http(s) URL", w.url),
-                ),
-            }
-            if w.secret_env.as_deref().is_some_and(|v| v.trim().is_empty()) {
-                cx.add(
-                    format!("{p}.secret_env"),
-                    "must not be empty (or leave it out for unsigned calls)",
-                );
-            }
-            if w.retries > 10 {
-                cx.add(format!("{p}.retries"), "at most 10");
-            }
-            let timeout = w.timeout.map(|d| d.0).unwrap_or(secs(10));
-            cx.bounded(&format!("{p}.timeout"), timeout, secs(600));
-            let attempts = w.retries.saturating_add(1);
-            // Every attempt, plus the backoff between them (1 s, 2 s, 4 s, ... capped).
-            let default = timeout
-                .saturating_mul(attempts)
-                .saturating_add(secs(u64::from(attempts.saturating_sub(1)) * 4));
-            let b = budget(cx, p, w.budget, default, MAX_BUDGET);
-            if b < timeout {
-                cx.add(
-                    format!("{p}.budget"),
-                    "must be at least one attempt's timeout",
-                );
-            }
-            let kind = StepKind::Webhook {
-                url: w.url.clone(),
-                secret_env: w.secret_env.clone(),
-                timeout,
-                retries: w.retries,
-            };
-            (
-                name_of(cx, p, &w.name, "webhook", names),
-                kind,
-                b,
-                w.optional,
-                w.idempotent,
-            )
-        }
+        RawStep::Exec(e) => exec(cx, p, e, names),
+        RawStep::Webhook(r) => webhook(cx, p, r, names),
         RawStep::Approval(a) => {
             if nested {
                 cx.add(p, "an approval cannot run in parallel with other steps: put it before or after the parallel group");
             }
             let t = a.timeout.map(|d| d.0).unwrap_or(secs(3600));
             cx.bounded(&format!("{p}.timeout"), t, MAX_WAIT);
-            (
-                name_of(cx, p, &a.name, "approval", names),
-                StepKind::Approval,
-                t,
-                false,
-                true,
-            )
+            let name = name_of(cx, p, &a.name, "approval", names);
+            (name, StepKind::Approval, t, false, true)
         }
-        RawStep::Parallel(g) => {
-            if nested {
-                cx.add(p, "parallel groups do not nest");
-            }
-            if g.steps.is_empty() {
-                cx.add(format!("{p}.steps"), "a parallel group needs steps");
-            }
-            let name = name_of(cx, p, &g.name, "parallel", names);
-            let inner: Vec<Step> = g
-                .steps
-                .iter()
-                .enumerate()
-                .filter_map(|(k, st)| {
-                    step(cx, &format!("{p}.steps[{k}]"), st, s, targets, names, true)
-                })
-                .collect();
-            let longest = inner
-                .iter()
-                .map(|s| s.budget)
-                .max()
-                .unwrap_or(Duration::ZERO);
-            let b = budget(cx, p, g.budget, longest, MAX_BUDGET);
-            let idempotent = inner.iter().all(|s| s.idempotent);
-            (name, StepKind::Parallel(inner), b, false, idempotent)
-        }
+        RawStep::Parallel(g) => parallel(cx, p, g, &w, names),
     };
     Some(Step {
         name,
@@ -494,4 +364,160 @@ fn step(
         optional,
         idempotent,
     })
+}
+
+/// A built-in step with a name and a budget only (`word`, its kind, its default budget).
+fn basic(
+    cx: &mut Ctx,
+    p: &str,
+    b: &RawBasic,
+    (word, kind, default): (&str, StepKind, Duration),
+    names: &mut HashSet<String>,
+) -> Parts {
+    let name = name_of(cx, p, &b.name, word, names);
+    (
+        name,
+        kind,
+        budget(cx, p, b.budget, default, MAX_BUDGET),
+        false,
+        true,
+    )
+}
+
+fn wait_healthy(
+    cx: &mut Ctx,
+    p: &str,
+    r: &RawWait,
+    w: &Within<'_>,
+    names: &mut HashSet<String>,
+) -> Parts {
+    let (s, targets) = (w.site, w.targets);
+    let probed = s.launch.as_ref().is_some_and(|l| l.probe.is_some());
+    if targets == 0 && !probed {
+        cx.add(
+            p,
+            "wait_healthy needs the site's `targets` or `launch.probe` (what to wait for)",
+        );
+    }
+    let quorum = ((targets as f64 * s.quorum).ceil() as usize).clamp(1, targets.max(1));
+    let min = r.min.unwrap_or(quorum);
+    if r.min.is_some() && (min == 0 || (targets > 0 && min > targets)) {
+        cx.add(
+            format!("{p}.min"),
+            format!("between 1 and the site's {targets} target(s)"),
+        );
+    }
+    let name = name_of(cx, p, &r.name, "wait_healthy", names);
+    let b = budget(cx, p, r.budget, Duration::from_secs(300), MAX_BUDGET);
+    (name, StepKind::WaitHealthy { min }, b, false, true)
+}
+
+fn exec(cx: &mut Ctx, p: &str, e: &RawExec, names: &mut HashSet<String>) -> Parts {
+    if e.command.first().is_none_or(|c| c.trim().is_empty()) {
+        cx.add(
+            format!("{p}.command"),
+            "the program and its arguments, e.g. [/usr/local/bin/warm-cache, --site, dr]",
+        );
+    }
+    if e.retries > 10 {
+        cx.add(format!("{p}.retries"), "at most 10");
+    }
+    let kind = StepKind::Exec {
+        command: e.command.clone(),
+        retries: e.retries,
+    };
+    (
+        name_of(cx, p, &e.name, "exec", names),
+        kind,
+        budget(cx, p, e.budget, Duration::from_secs(60), MAX_BUDGET),
+        e.optional,
+        e.idempotent,
+    )
+}
+
+fn webhook(cx: &mut Ctx, p: &str, w: &RawWebhook, names: &mut HashSet<String>) -> Parts {
+    let secs = Duration::from_secs;
+    match reqwest::Url::parse(&w.url) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+        _ => cx.add(
+            format!("{p}.url"),
+            format!("{:?} is not an http(s) URL", w.url),
+        ),
+    }
+    if w.secret_env.as_deref().is_some_and(|v| v.trim().is_empty()) {
+        cx.add(
+            format!("{p}.secret_env"),
+            "must not be empty (or leave it out for unsigned calls)",
+        );
+    }
+    if w.retries > 10 {
+        cx.add(format!("{p}.retries"), "at most 10");
+    }
+    let timeout = w.timeout.map(|d| d.0).unwrap_or(secs(10));
+    cx.bounded(&format!("{p}.timeout"), timeout, secs(600));
+    let attempts = w.retries.saturating_add(1);
+    // Every attempt, plus the backoff between them (1 s, 2 s, 4 s, ... capped).
+    let default = timeout
+        .saturating_mul(attempts)
+        .saturating_add(secs(u64::from(attempts.saturating_sub(1)) * 4));
+    let b = budget(cx, p, w.budget, default, MAX_BUDGET);
+    if b < timeout {
+        cx.add(
+            format!("{p}.budget"),
+            "must be at least one attempt's timeout",
+        );
+    }
+    let kind = StepKind::Webhook {
+        url: w.url.clone(),
+        secret_env: w.secret_env.clone(),
+        timeout,
+        retries: w.retries,
+    };
+    (
+        name_of(cx, p, &w.name, "webhook", names),
+        kind,
+        b,
+        w.optional,
+        w.idempotent,
+    )
+}
+
+fn parallel(
+    cx: &mut Ctx,
+    p: &str,
+    g: &RawParallel,
+    w: &Within<'_>,
+    names: &mut HashSet<String>,
+) -> Parts {
+    if w.nested {
+        cx.add(p, "parallel groups do not nest");
+    }
+    if g.steps.is_empty() {
+        cx.add(format!("{p}.steps"), "a parallel group needs steps");
+    }
+    let name = name_of(cx, p, &g.name, "parallel", names);
+    let inner: Vec<Step> = g
+        .steps
+        .iter()
+        .enumerate()
+        .filter_map(|(k, st)| {
+            step(
+                cx,
+                &format!("{p}.steps[{k}]"),
+                st,
+                w.site,
+                w.targets,
+                names,
+                true,
+            )
+        })
+        .collect();
+    let longest = inner
+        .iter()
+        .map(|s| s.budget)
+        .max()
+        .unwrap_or(Duration::ZERO);
+    let b = budget(cx, p, g.budget, longest, MAX_BUDGET);
+    let idempotent = inner.iter().all(|s| s.idempotent);
+    (name, StepKind::Parallel(inner), b, false, idempotent)
 }
