@@ -153,7 +153,6 @@ impl Worker {
         me: &str,
     ) {
         let g = self.g();
-        let fence: &dyn Fence = &self.ctx.leadership;
         let cache = st.belief.clone().unwrap_or_default();
         let (weighted, single): (Vec<&Action>, Vec<&Action>) = actions
             .iter()
@@ -162,72 +161,7 @@ impl Worker {
         let jobs = single.into_iter().map(|a| {
             let trigger = self.trigger_instant(a, health, st);
             let (mv, rel) = Self::order(g, a, &cache, epoch);
-            async move {
-                let started_unix_ms = unix_ms();
-                let issued = Instant::now();
-                let (res, calls, move_time, detail) = match (&mv, &rel) {
-                    (Some(o), _) => match self.ctx.provider.move_float(o, fence).await {
-                        Ok(d) => (
-                            Ok(()),
-                            d.calls_to_move,
-                            d.move_time,
-                            d.stamp_error
-                                .map(|e| format!("moved; stamp not written: {e}")),
-                        ),
-                        Err(e) => (Err(e), 0, issued.elapsed(), None),
-                    },
-                    (None, Some(o)) => {
-                        let r = self.ctx.provider.release_float(o, fence).await;
-                        (r, 1, issued.elapsed(), None)
-                    }
-                    (None, None) => (Ok(()), 0, Duration::ZERO, None),
-                };
-                let (from, to) = match a {
-                    Action::Move { from, to, .. } => (from.clone(), Some(to.clone())),
-                    Action::Release { from, .. } => (from.clone(), None),
-                    Action::SetWeights { .. } => (Holder::Nobody, None),
-                };
-                // A conflict (strict fencing) or a closed fence is expected when leadership
-                // changes: not an error of this replica.
-                let conflict = matches!(
-                    res,
-                    Err(ProviderError::Conflict { .. } | ProviderError::Fenced { .. })
-                );
-                let ev = AuditEvent {
-                    started_unix_ms,
-                    finished_unix_ms: unix_ms(),
-                    replica: me.to_string(),
-                    group: g.name.clone(),
-                    float: a.float().to_string(),
-                    from,
-                    to,
-                    reason: a.reason(),
-                    epoch,
-                    decision_ms: trigger
-                        .map(|t| issued.saturating_duration_since(t).as_secs_f64() * 1e3),
-                    call_ms: move_time.as_secs_f64() * 1e3,
-                    calls,
-                    ok: res.is_ok(),
-                    error: res.as_ref().err().map(|e| e.to_string()),
-                    detail,
-                };
-                let holder: Option<Attached> =
-                    mv.as_ref().and_then(|o| o.to.attached_for(&o.float.kind));
-                let stamp = mv
-                    .as_ref()
-                    .map(|o| o.stamp.clone())
-                    .or(rel.map(|o| o.stamp));
-                Outcome {
-                    float: a.float().to_string(),
-                    belief: Observation {
-                        holder,
-                        stamp,
-                        ..Default::default()
-                    },
-                    conflict,
-                    ev,
-                }
-            }
+            self.one(a, trigger, mv, rel, epoch, me)
         });
         // Budget: pacing for this batch plus a few calls each; beyond it, a stall.
         let per_s = u64::from(self.ctx.spec.aws.mutate_per_second.max(1));
@@ -246,6 +180,88 @@ impl Worker {
             )
             .await;
         results.extend(weighted);
+        self.record(st, results);
+    }
+
+    /// Carry out one action (a move or a release) and say how it went.
+    async fn one(
+        &self,
+        a: &Action,
+        trigger: Option<Instant>,
+        mv: Option<MoveOrder>,
+        rel: Option<ReleaseOrder>,
+        epoch: Epoch,
+        me: &str,
+    ) -> Outcome {
+        let g = self.g();
+        let fence: &dyn Fence = &self.ctx.leadership;
+        let started_unix_ms = unix_ms();
+        let issued = Instant::now();
+        let (res, calls, move_time, detail) = match (&mv, &rel) {
+            (Some(o), _) => match self.ctx.provider.move_float(o, fence).await {
+                Ok(d) => (
+                    Ok(()),
+                    d.calls_to_move,
+                    d.move_time,
+                    d.stamp_error
+                        .map(|e| format!("moved; stamp not written: {e}")),
+                ),
+                Err(e) => (Err(e), 0, issued.elapsed(), None),
+            },
+            (None, Some(o)) => {
+                let r = self.ctx.provider.release_float(o, fence).await;
+                (r, 1, issued.elapsed(), None)
+            }
+            (None, None) => (Ok(()), 0, Duration::ZERO, None),
+        };
+        let (from, to) = match a {
+            Action::Move { from, to, .. } => (from.clone(), Some(to.clone())),
+            Action::Release { from, .. } => (from.clone(), None),
+            Action::SetWeights { .. } => (Holder::Nobody, None),
+        };
+        // A conflict (strict fencing) or a closed fence is expected when leadership
+        // changes: not an error of this replica.
+        let conflict = matches!(
+            res,
+            Err(ProviderError::Conflict { .. } | ProviderError::Fenced { .. })
+        );
+        let ev = AuditEvent {
+            started_unix_ms,
+            finished_unix_ms: unix_ms(),
+            replica: me.to_string(),
+            group: g.name.clone(),
+            float: a.float().to_string(),
+            from,
+            to,
+            reason: a.reason(),
+            epoch,
+            decision_ms: trigger.map(|t| issued.saturating_duration_since(t).as_secs_f64() * 1e3),
+            call_ms: move_time.as_secs_f64() * 1e3,
+            calls,
+            ok: res.is_ok(),
+            error: res.as_ref().err().map(|e| e.to_string()),
+            detail,
+        };
+        let holder: Option<Attached> = mv.as_ref().and_then(|o| o.to.attached_for(&o.float.kind));
+        let stamp = mv
+            .as_ref()
+            .map(|o| o.stamp.clone())
+            .or(rel.map(|o| o.stamp));
+        Outcome {
+            float: a.float().to_string(),
+            belief: Observation {
+                holder,
+                stamp,
+                ..Default::default()
+            },
+            conflict,
+            ev,
+        }
+    }
+
+    /// Remember what the results changed, audit each, and wake soon to read back.
+    fn record(&self, st: &mut State, results: Vec<Outcome>) {
+        let g = self.g();
         let now = Instant::now();
         let mut failed = false;
         for Outcome {

@@ -107,26 +107,7 @@ impl Ec2Region {
         let (eips, nics, routes) = tokio::join!(eips, nics, routes);
 
         if let Some(resp) = eips? {
-            for a in resp.addresses() {
-                let Some(alloc) = a.allocation_id() else {
-                    continue;
-                };
-                out.insert(
-                    Ec2Float::Eip {
-                        allocation_id: alloc.to_string(),
-                    }
-                    .id(),
-                    Observation {
-                        holder: holder(a.instance_id(), a.network_interface_id()),
-                        stamp: tag_value(a.tags(), stamp::PREFIX).and_then(stamp::decode),
-                        version: a
-                            .association_id()
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_string),
-                        ..Observation::default()
-                    },
-                );
-            }
+            read_eips(&mut out, &resp);
         }
         if !ips.is_empty() {
             // Every requested IP is known: on one of the target ENIs, or on none of them.
@@ -134,59 +115,100 @@ impl Ec2Region {
                 out.insert(id.to_string(), Observation::default());
             }
             if let Some(resp) = nics? {
-                for n in resp.network_interfaces() {
-                    for p in n.private_ip_addresses() {
-                        let (Some(addr), false) =
-                            (p.private_ip_address(), p.primary().unwrap_or(false))
-                        else {
-                            continue;
-                        };
-                        if let Some(id) = ips.get(addr) {
-                            out.insert(
-                                id.to_string(),
-                                Observation {
-                                    holder: holder(
-                                        n.attachment().and_then(|a| a.instance_id()),
-                                        n.network_interface_id(),
-                                    ),
-                                    stamp: tag_value(n.tag_set(), &stamp::key(Some(addr)))
-                                        .and_then(stamp::decode),
-                                    version: None,
-                                    ..Observation::default()
-                                },
-                            );
-                        }
-                    }
-                }
+                read_secondary_ips(&mut out, &ips, &resp);
             }
         }
         if let Some(resp) = routes? {
-            for t in resp.route_tables() {
-                let Some(tid) = t.route_table_id() else {
-                    continue;
-                };
-                let Some(wanted) = tables.get(tid) else {
-                    continue;
-                };
-                for (dest, id) in wanted {
-                    let route = t
-                        .routes()
-                        .iter()
-                        .find(|r| r.destination_cidr_block() == Some(dest));
-                    out.insert(
-                        id.to_string(),
-                        Observation {
-                            holder: route
-                                .and_then(|r| holder(r.instance_id(), r.network_interface_id())),
-                            stamp: tag_value(t.tags(), &stamp::key(Some(dest)))
-                                .and_then(stamp::decode),
-                            version: None,
-                            ..Observation::default()
-                        },
-                    );
-                }
-            }
+            read_routes(&mut out, &tables, &resp);
         }
         Ok(out)
+    }
+}
+
+/// The Elastic IPs' holders, stamps and association ids.
+fn read_eips(
+    out: &mut HashMap<String, Observation>,
+    resp: &aws_sdk_ec2::operation::describe_addresses::DescribeAddressesOutput,
+) {
+    for a in resp.addresses() {
+        let Some(alloc) = a.allocation_id() else {
+            continue;
+        };
+        out.insert(
+            Ec2Float::Eip {
+                allocation_id: alloc.to_string(),
+            }
+            .id(),
+            Observation {
+                holder: holder(a.instance_id(), a.network_interface_id()),
+                stamp: tag_value(a.tags(), stamp::PREFIX).and_then(stamp::decode),
+                version: a
+                    .association_id()
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+                ..Observation::default()
+            },
+        );
+    }
+}
+
+/// Which target ENI holds each secondary IP (absent: none of them).
+fn read_secondary_ips(
+    out: &mut HashMap<String, Observation>,
+    ips: &HashMap<&str, &str>,
+    resp: &aws_sdk_ec2::operation::describe_network_interfaces::DescribeNetworkInterfacesOutput,
+) {
+    for n in resp.network_interfaces() {
+        for p in n.private_ip_addresses() {
+            let (Some(addr), false) = (p.private_ip_address(), p.primary().unwrap_or(false)) else {
+                continue;
+            };
+            if let Some(id) = ips.get(addr) {
+                out.insert(
+                    id.to_string(),
+                    Observation {
+                        holder: holder(
+                            n.attachment().and_then(|a| a.instance_id()),
+                            n.network_interface_id(),
+                        ),
+                        stamp: tag_value(n.tag_set(), &stamp::key(Some(addr)))
+                            .and_then(stamp::decode),
+                        version: None,
+                        ..Observation::default()
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// Where each watched route points, with its table's stamp.
+fn read_routes(
+    out: &mut HashMap<String, Observation>,
+    tables: &HashMap<&str, Vec<(&str, &str)>>,
+    resp: &aws_sdk_ec2::operation::describe_route_tables::DescribeRouteTablesOutput,
+) {
+    for t in resp.route_tables() {
+        let Some(tid) = t.route_table_id() else {
+            continue;
+        };
+        let Some(wanted) = tables.get(tid) else {
+            continue;
+        };
+        for (dest, id) in wanted {
+            let route = t
+                .routes()
+                .iter()
+                .find(|r| r.destination_cidr_block() == Some(dest));
+            out.insert(
+                id.to_string(),
+                Observation {
+                    holder: route.and_then(|r| holder(r.instance_id(), r.network_interface_id())),
+                    stamp: tag_value(t.tags(), &stamp::key(Some(dest))).and_then(stamp::decode),
+                    version: None,
+                    ..Observation::default()
+                },
+            );
+        }
     }
 }
