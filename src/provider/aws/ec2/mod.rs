@@ -185,138 +185,172 @@ impl Ec2Region {
         let st = &o.stamp;
         let to = o.to.ec2.clone().unwrap_or_default();
         match ec2(&o.float)? {
-            Ec2Float::Eip { allocation_id } => {
-                let mut calls = 0;
-                let reassociate = match &o.strict {
-                    None => true,
-                    Some(observed) => {
-                        if let Some(assoc) = observed {
-                            calls += 1;
-                            if !self.disassociate(assoc, fence, st).await? {
-                                return Err(ProviderError::Conflict {
-                                    op: "DisassociateAddress",
-                                    region: self.region.clone(),
-                                    code: "InvalidAssociationID.NotFound".into(),
-                                    message: format!("association {assoc} no longer exists"),
-                                });
-                            }
-                        }
-                        false
-                    }
-                };
-                self.gate("AssociateAddress", fence, st).await?;
-                calls += 1;
-                let mut req = self
-                    .client
-                    .associate_address()
-                    .allocation_id(allocation_id)
-                    .allow_reassociation(reassociate);
-                req = match (&to.instance_id, &to.eni_id) {
-                    (Some(i), _) => req.instance_id(i),
-                    (None, Some(e)) => req.network_interface_id(e),
-                    (None, None) => {
-                        return Err(ProviderError::MissingBinding("instance_id or eni_id"));
-                    }
-                };
-                match self.timed("AssociateAddress", req.send()).await {
-                    Ok(_) => Ok(calls),
-                    Err(ProviderError::Api {
-                        code,
-                        message,
-                        region,
-                        ..
-                    }) if !reassociate && code == "Resource.AlreadyAssociated" => {
-                        Err(ProviderError::Conflict {
-                            op: "AssociateAddress",
-                            region,
-                            code,
-                            message,
-                        })
-                    }
-                    Err(e) => Err(e),
-                }
-            }
+            Ec2Float::Eip { allocation_id } => self.move_eip(o, allocation_id, &to, fence).await,
             Ec2Float::SecondaryIp { address } => {
-                let eni = to
-                    .eni_id
-                    .as_deref()
-                    .ok_or(ProviderError::MissingBinding("eni_id"))?;
-                self.gate("AssignPrivateIpAddresses", fence, st).await?;
-                self.timed(
-                    "AssignPrivateIpAddresses",
-                    self.client
-                        .assign_private_ip_addresses()
-                        .network_interface_id(eni)
-                        .private_ip_addresses(address)
-                        .allow_reassignment(true)
-                        .send(),
-                )
-                .await?;
-                // Real EC2 moves the address with AllowReassignment. Emulators may leave a
-                // copy on the old ENI: remove it, best effort, so the address has one home.
-                if let Some(old) = eni_of(o.from.as_ref()).filter(|old| *old != eni) {
-                    self.unassign_leftover(old, address, fence, st).await;
-                }
-                Ok(1)
+                self.move_secondary_ip(o, address, &to, fence).await
             }
             Ec2Float::Route {
                 route_table_id,
                 destination,
                 via,
             } => {
-                let (inst, eni) = match via {
-                    RouteVia::Instance => (
-                        Some(
-                            to.instance_id
-                                .as_deref()
-                                .ok_or(ProviderError::MissingBinding("instance_id"))?,
-                        ),
-                        None,
-                    ),
-                    RouteVia::Eni => (
-                        None,
-                        Some(
-                            to.eni_id
-                                .as_deref()
-                                .ok_or(ProviderError::MissingBinding("eni_id"))?,
-                        ),
-                    ),
-                };
-                self.gate("ReplaceRoute", fence, st).await?;
-                let replaced = self
-                    .timed(
-                        "ReplaceRoute",
-                        self.client
-                            .replace_route()
-                            .route_table_id(route_table_id)
-                            .destination_cidr_block(destination)
-                            .set_instance_id(inst.map(str::to_string))
-                            .set_network_interface_id(eni.map(str::to_string))
-                            .send(),
-                    )
-                    .await;
-                match replaced {
-                    Ok(_) => Ok(1),
-                    Err(ProviderError::Api { code, .. })
-                        if code.contains("NotFound") || code == "InvalidParameterValue" =>
-                    {
-                        self.gate("CreateRoute", fence, st).await?;
-                        self.timed(
-                            "CreateRoute",
-                            self.client
-                                .create_route()
-                                .route_table_id(route_table_id)
-                                .destination_cidr_block(destination)
-                                .set_instance_id(inst.map(str::to_string))
-                                .set_network_interface_id(eni.map(str::to_string))
-                                .send(),
-                        )
-                        .await
-                        .map(|_| 2)
-                    }
-                    Err(e) => Err(e),
-                }
+                let route = (route_table_id.as_str(), destination.as_str(), *via);
+                self.move_route(st, route, &to, fence).await
             }
+        }
+    }
+
+    /// Associate the Elastic IP (with strict fencing: disassociate exactly the observed
+    /// association first, and refuse to reassociate, so EC2 itself refuses a stale leader).
+    async fn move_eip(
+        &self,
+        o: &MoveOrder,
+        allocation_id: &str,
+        to: &Ec2Endpoint,
+        fence: &dyn Fence,
+    ) -> Result<u32, ProviderError> {
+        let st = &o.stamp;
+        let mut calls = 0;
+        let reassociate = match &o.strict {
+            None => true,
+            Some(observed) => {
+                if let Some(assoc) = observed {
+                    calls += 1;
+                    if !self.disassociate(assoc, fence, st).await? {
+                        return Err(ProviderError::Conflict {
+                            op: "DisassociateAddress",
+                            region: self.region.clone(),
+                            code: "InvalidAssociationID.NotFound".into(),
+                            message: format!("association {assoc} no longer exists"),
+                        });
+                    }
+                }
+                false
+            }
+        };
+        self.gate("AssociateAddress", fence, st).await?;
+        calls += 1;
+        let mut req = self
+            .client
+            .associate_address()
+            .allocation_id(allocation_id)
+            .allow_reassociation(reassociate);
+        req = match (&to.instance_id, &to.eni_id) {
+            (Some(i), _) => req.instance_id(i),
+            (None, Some(e)) => req.network_interface_id(e),
+            (None, None) => {
+                return Err(ProviderError::MissingBinding("instance_id or eni_id"));
+            }
+        };
+        match self.timed("AssociateAddress", req.send()).await {
+            Ok(_) => Ok(calls),
+            Err(ProviderError::Api {
+                code,
+                message,
+                region,
+                ..
+            }) if !reassociate && code == "Resource.AlreadyAssociated" => {
+                Err(ProviderError::Conflict {
+                    op: "AssociateAddress",
+                    region,
+                    code,
+                    message,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn move_secondary_ip(
+        &self,
+        o: &MoveOrder,
+        address: &str,
+        to: &Ec2Endpoint,
+        fence: &dyn Fence,
+    ) -> Result<u32, ProviderError> {
+        let st = &o.stamp;
+        let eni = to
+            .eni_id
+            .as_deref()
+            .ok_or(ProviderError::MissingBinding("eni_id"))?;
+        self.gate("AssignPrivateIpAddresses", fence, st).await?;
+        self.timed(
+            "AssignPrivateIpAddresses",
+            self.client
+                .assign_private_ip_addresses()
+                .network_interface_id(eni)
+                .private_ip_addresses(address)
+                .allow_reassignment(true)
+                .send(),
+        )
+        .await?;
+        // Real EC2 moves the address with AllowReassignment. Emulators may leave a
+        // copy on the old ENI: remove it, best effort, so the address has one home.
+        if let Some(old) = eni_of(o.from.as_ref()).filter(|old| *old != eni) {
+            self.unassign_leftover(old, address, fence, st).await;
+        }
+        Ok(1)
+    }
+
+    /// Point the route at the target (create it when it is missing).
+    async fn move_route(
+        &self,
+        st: &MoveStamp,
+        (route_table_id, destination, via): (&str, &str, RouteVia),
+        to: &Ec2Endpoint,
+        fence: &dyn Fence,
+    ) -> Result<u32, ProviderError> {
+        let (inst, eni) = match via {
+            RouteVia::Instance => (
+                Some(
+                    to.instance_id
+                        .as_deref()
+                        .ok_or(ProviderError::MissingBinding("instance_id"))?,
+                ),
+                None,
+            ),
+            RouteVia::Eni => (
+                None,
+                Some(
+                    to.eni_id
+                        .as_deref()
+                        .ok_or(ProviderError::MissingBinding("eni_id"))?,
+                ),
+            ),
+        };
+        self.gate("ReplaceRoute", fence, st).await?;
+        let replaced = self
+            .timed(
+                "ReplaceRoute",
+                self.client
+                    .replace_route()
+                    .route_table_id(route_table_id)
+                    .destination_cidr_block(destination)
+                    .set_instance_id(inst.map(str::to_string))
+                    .set_network_interface_id(eni.map(str::to_string))
+                    .send(),
+            )
+            .await;
+        match replaced {
+            Ok(_) => Ok(1),
+            Err(ProviderError::Api { code, .. })
+                if code.contains("NotFound") || code == "InvalidParameterValue" =>
+            {
+                self.gate("CreateRoute", fence, st).await?;
+                self.timed(
+                    "CreateRoute",
+                    self.client
+                        .create_route()
+                        .route_table_id(route_table_id)
+                        .destination_cidr_block(destination)
+                        .set_instance_id(inst.map(str::to_string))
+                        .set_network_interface_id(eni.map(str::to_string))
+                        .send(),
+                )
+                .await
+                .map(|_| 2)
+            }
+            Err(e) => Err(e),
         }
     }
 
