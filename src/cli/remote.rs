@@ -179,7 +179,6 @@ pub(super) async fn drill(
     timeout: std::time::Duration,
     token: Option<String>,
 ) -> ExitCode {
-    use crate::site::record::{RunRecord, RunState};
     let Some(token) = token else {
         eprintln!("error: --token (or $FLOATOVER_TOKEN) is required for drill");
         return Exit::Invalid.into();
@@ -228,6 +227,38 @@ pub(super) async fn drill(
         }
     };
     println!("drill of {site} started: run {id}");
+    let Some((drill, failback)) = follow_drill(&client, sites, &id, timeout).await else {
+        eprintln!(
+            "error: the drill did not finish within {}; it goes on on the leader",
+            humantime::format_duration(timeout)
+        );
+        return Exit::Failure.into();
+    };
+    let report = crate::site::report::build(&drill, failback.as_ref());
+    if let Err(code) = write_report(&report, out, &id) {
+        return code;
+    }
+    if report.verdict == "passed" {
+        ExitCode::SUCCESS
+    } else {
+        if let Some(e) = &report.error {
+            eprintln!("drill failed: {e}");
+        }
+        Exit::Failure.into()
+    }
+}
+
+/// Poll the sites API until the drill and its failback have ended (None: not by `timeout`).
+async fn follow_drill(
+    client: &reqwest::Client,
+    sites: reqwest::Url,
+    id: &str,
+    timeout: std::time::Duration,
+) -> Option<(
+    crate::site::record::RunRecord,
+    Option<crate::site::record::RunRecord>,
+)> {
+    use crate::site::record::{RunRecord, RunState};
     let deadline = tokio::time::Instant::now() + timeout;
     let runs = |v: &serde_json::Value| -> Vec<RunRecord> {
         v["sites"]
@@ -237,13 +268,9 @@ pub(super) async fn drill(
             .filter_map(|s| serde_json::from_value(s["run"].clone()).ok())
             .collect()
     };
-    let (drill, failback) = loop {
+    let done = loop {
         if tokio::time::Instant::now() >= deadline {
-            eprintln!(
-                "error: the drill did not finish within {}; it goes on on the leader",
-                humantime::format_duration(timeout)
-            );
-            return Exit::Failure.into();
+            return None;
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         let Ok(r) = client.get(sites.clone()).send().await else {
@@ -258,9 +285,7 @@ pub(super) async fn drill(
             RunState::Running => continue,
             RunState::Failed => break (d, None),
             RunState::Succeeded => {
-                if let Some(f) = all
-                    .iter()
-                    .find(|r| r.drill_of.as_deref() == Some(id.as_str()))
+                if let Some(f) = all.iter().find(|r| r.drill_of.as_deref() == Some(id))
                     && f.state != RunState::Running
                 {
                     break (d, Some(f.clone()));
@@ -268,7 +293,15 @@ pub(super) async fn drill(
             }
         }
     };
-    let report = crate::site::report::build(&drill, failback.as_ref());
+    Some(done)
+}
+
+/// The report as JSON, Markdown and SVG beside each other, and a line that says where.
+fn write_report(
+    report: &crate::site::report::DrillReport,
+    out: &std::path::Path,
+    id: &str,
+) -> Result<(), ExitCode> {
     let base = out.join(format!("drill-{id}"));
     let json = serde_json::to_string_pretty(&report).unwrap_or_default();
     let files = [
@@ -285,7 +318,7 @@ pub(super) async fn drill(
     for (p, text) in &files {
         if let Err(e) = std::fs::write(p, text) {
             eprintln!("error: cannot write {}: {e}", p.display());
-            return Exit::Failure.into();
+            return Err(Exit::Failure.into());
         }
     }
     println!(
@@ -305,14 +338,7 @@ pub(super) async fn drill(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    if report.verdict == "passed" {
-        ExitCode::SUCCESS
-    } else {
-        if let Some(e) = &report.error {
-            eprintln!("drill failed: {e}");
-        }
-        Exit::Failure.into()
-    }
+    Ok(())
 }
 
 /// `floatover promote SITE [--approve] [--dry-run]`.
