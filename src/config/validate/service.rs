@@ -175,39 +175,7 @@ pub(super) fn resolve_leader(
             return None;
         }
         (LeaderBackendKind::Kubernetes, None) => {
-            let k = raw.kubernetes.clone().unwrap_or_default();
-            let dns_label = |s: &str| {
-                !s.is_empty()
-                    && s.len() <= 253
-                    && s.chars().all(|c| {
-                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'
-                    })
-                    && !s.starts_with(['-', '.'])
-                    && !s.ends_with(['-', '.'])
-            };
-            if !dns_label(&k.name) {
-                is.add(
-                    "leader.kubernetes.name",
-                    format!(
-                        "{:?} is not a Kubernetes object name (lower case a-z, 0-9, '-', '.')",
-                        k.name
-                    ),
-                );
-            }
-            if let Some(ns) = &k.namespace
-                && (ns.len() > 63 || ns.contains('.') || !dns_label(ns))
-            {
-                is.add(
-                    "leader.kubernetes.namespace",
-                    format!(
-                        "{ns:?} is not a namespace name (lower case a-z, 0-9, '-', at most 63)"
-                    ),
-                );
-            }
-            LeaderBackend::Kubernetes {
-                namespace: k.namespace,
-                name: k.name,
-            }
+            kubernetes_lease(raw.kubernetes.clone().unwrap_or_default(), is)
         }
         (LeaderBackendKind::Single, Some(_)) => {
             is.add("leader.s3", "only allowed with backend: s3");
@@ -218,40 +186,7 @@ pub(super) fn resolve_leader(
             is.add("leader.s3", "required with backend: s3 (bucket, key)");
             return None;
         }
-        (LeaderBackendKind::S3, Some(s3)) => {
-            not_blank("leader.s3.region", s3.region.as_deref(), is);
-            not_blank("leader.s3.endpoint_url", s3.endpoint_url.as_deref(), is);
-            if s3.bucket.len() < 3 || s3.bucket.len() > 63 || s3.bucket.contains('/') {
-                is.add(
-                    "leader.s3.bucket",
-                    "must be a valid S3 bucket name (3-63 characters, no '/')",
-                );
-            }
-            if s3.key.is_empty() || s3.key.starts_with('/') {
-                is.add(
-                    "leader.s3.key",
-                    "must be a non-empty key that does not start with '/'",
-                );
-            }
-            check_endpoint("leader.s3.endpoint_url", &s3.endpoint_url, is);
-            let region = s3
-                .region
-                .clone()
-                .filter(|r| !r.trim().is_empty())
-                .or(default_region.map(str::to_string));
-            if region.is_none() {
-                is.add(
-                    "leader.s3.region",
-                    "no region: set leader.s3.region or aws.region",
-                );
-            }
-            LeaderBackend::S3 {
-                bucket: s3.bucket.clone(),
-                key: s3.key.clone(),
-                region: region.unwrap_or_default(),
-                endpoint_url: s3.endpoint_url.clone().or(aws.endpoint_url.clone()),
-            }
-        }
+        (LeaderBackendKind::S3, Some(s3)) => s3_lease(s3, aws, default_region, is),
     };
     Some(LeaderSpec {
         backend,
@@ -260,4 +195,78 @@ pub(super) fn resolve_leader(
         retry_period: retry,
         identity: raw.identity.clone(),
     })
+}
+
+/// A Kubernetes Lease's name and namespace must be object names.
+fn kubernetes_lease(k: RawKubeLease, is: &mut Issues) -> LeaderBackend {
+    let dns_label = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 253
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+            && !s.starts_with(['-', '.'])
+            && !s.ends_with(['-', '.'])
+    };
+    if !dns_label(&k.name) {
+        is.add(
+            "leader.kubernetes.name",
+            format!(
+                "{:?} is not a Kubernetes object name (lower case a-z, 0-9, '-', '.')",
+                k.name
+            ),
+        );
+    }
+    if let Some(ns) = &k.namespace
+        && (ns.len() > 63 || ns.contains('.') || !dns_label(ns))
+    {
+        is.add(
+            "leader.kubernetes.namespace",
+            format!("{ns:?} is not a namespace name (lower case a-z, 0-9, '-', at most 63)"),
+        );
+    }
+    LeaderBackend::Kubernetes {
+        namespace: k.namespace,
+        name: k.name,
+    }
+}
+
+/// The S3 lease: a bucket and key in a region (its own, or the default one).
+fn s3_lease(
+    s3: &RawS3Lease,
+    aws: &RawAws,
+    default_region: Option<&str>,
+    is: &mut Issues,
+) -> LeaderBackend {
+    not_blank("leader.s3.region", s3.region.as_deref(), is);
+    not_blank("leader.s3.endpoint_url", s3.endpoint_url.as_deref(), is);
+    if s3.bucket.len() < 3 || s3.bucket.len() > 63 || s3.bucket.contains('/') {
+        is.add(
+            "leader.s3.bucket",
+            "must be a valid S3 bucket name (3-63 characters, no '/')",
+        );
+    }
+    if s3.key.is_empty() || s3.key.starts_with('/') {
+        is.add(
+            "leader.s3.key",
+            "must be a non-empty key that does not start with '/'",
+        );
+    }
+    check_endpoint("leader.s3.endpoint_url", &s3.endpoint_url, is);
+    let region = s3
+        .region
+        .clone()
+        .filter(|r| !r.trim().is_empty())
+        .or(default_region.map(str::to_string));
+    if region.is_none() {
+        is.add(
+            "leader.s3.region",
+            "no region: set leader.s3.region or aws.region",
+        );
+    }
+    LeaderBackend::S3 {
+        bucket: s3.bucket.clone(),
+        key: s3.key.clone(),
+        region: region.unwrap_or_default(),
+        endpoint_url: s3.endpoint_url.clone().or(aws.endpoint_url.clone()),
+    }
 }
