@@ -177,31 +177,17 @@ impl App {
         .with_liveness(liveness.clone())
         .with_faults(faults);
         let mut tasks: JoinSet<&'static str> = JoinSet::new();
-        let (engine_done_tx, engine_done_rx) = tokio::sync::oneshot::channel::<()>();
-        let engine_stop = stop.clone();
-        tasks.spawn(async move {
-            engine.run(engine_stop).await;
-            let _ = engine_done_tx.send(());
-            "engine"
-        });
-        let elector_stop = stop.clone();
-        tasks.spawn(async move {
-            elector
-                .run(elector_stop, async move {
-                    let _ = engine_done_rx.await;
-                })
-                .await;
-            "elector"
-        });
+        spawn_engine_and_elector(&mut tasks, engine, elector, &stop);
+        let cx = SidecarCtx {
+            leadership: leadership.clone(),
+            board: board.clone(),
+            commands: tx.clone(),
+            status: status.clone(),
+            metrics: metrics.clone(),
+            stop: stop.clone(),
+        };
         for (name, task) in sidecars {
-            let fut = task(SidecarCtx {
-                leadership: leadership.clone(),
-                board: board.clone(),
-                commands: tx.clone(),
-                status: status.clone(),
-                metrics: metrics.clone(),
-                stop: stop.clone(),
-            });
+            let fut = task(cx.clone());
             tasks.spawn(async move {
                 fut.await;
                 name
@@ -239,6 +225,32 @@ impl App {
             None => Ok(()),
         }
     }
+}
+
+/// The engine and the elector; the elector releases the lease only after the engine has
+/// stopped (its in-flight calls finished), so a standby never acts beside it.
+fn spawn_engine_and_elector(
+    tasks: &mut JoinSet<&'static str>,
+    engine: Engine,
+    elector: Elector,
+    stop: &CancellationToken,
+) {
+    let (engine_done_tx, engine_done_rx) = tokio::sync::oneshot::channel::<()>();
+    let engine_stop = stop.clone();
+    tasks.spawn(async move {
+        engine.run(engine_stop).await;
+        let _ = engine_done_tx.send(());
+        "engine"
+    });
+    let elector_stop = stop.clone();
+    tasks.spawn(async move {
+        elector
+            .run(elector_stop, async move {
+                let _ = engine_done_rx.await;
+            })
+            .await;
+        "elector"
+    });
 }
 
 /// Shows a stalled loop in metrics and status (the elector also stops renewing).

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// What a [`Sidecar`] gets from the running controller.
+#[derive(Clone)]
 pub struct SidecarCtx {
     pub leadership: Leadership,
     pub board: Arc<HealthBoard>,

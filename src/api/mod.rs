@@ -233,25 +233,7 @@ async fn switchover(
     }
     let Json(body) = match body {
         Ok(b) => b,
-        Err(e) => {
-            // Malformed and ill-shaped JSON are both a bad request here (axum says 422 for
-            // the latter); size and content type keep their own codes.
-            let code = match e.status() {
-                StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
-                c => c,
-            };
-            let why = match code {
-                StatusCode::PAYLOAD_TOO_LARGE => format!("body larger than {MAX_BODY} bytes"),
-                StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-                    "send the body as JSON (Content-Type: application/json)".to_string()
-                }
-                _ => clip(&e.body_text(), 160),
-            };
-            return err(
-                code,
-                format!("body must be {{\"to\": \"<target>\"}}: {why}"),
-            );
-        }
+        Err(e) => return bad_switchover_body(&e),
     };
     let Some(g) = s.spec.groups.iter().find(|g| g.name.0 == group) else {
         return err(
@@ -272,19 +254,7 @@ async fn switchover(
     }
     let leader = s.leadership.state();
     if !leader.is_leader {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({
-                "error": format!(
-                    "this replica is not the leader; send the switchover to the leader {} at {}",
-                    leader.holder.as_deref().unwrap_or("(unknown)"),
-                    leader.holder_api.as_deref().unwrap_or("(unknown address)")
-                ),
-                "leader": leader.holder,
-                "leader_api": leader.holder_api,
-            })),
-        )
-            .into_response();
+        return ask_the_leader(&leader);
     }
     let health = s.board.get(&TargetKey {
         group: g.name.clone(),
@@ -313,10 +283,61 @@ async fn switchover(
         .switchover_timeout
         .saturating_add(Duration::from_secs(5));
     match tokio::time::timeout(wait, rx).await {
-        Ok(Ok(Ok(events))) => {
+        Ok(Ok(r)) => switchover_answer(r),
+        _ => err(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "no answer from the controller within {}",
+                humantime::format_duration(wait)
+            ),
+        ),
+    }
+}
+
+/// A switchover body that is not `{"to": "<target>"}`: the reason in words.
+fn bad_switchover_body(e: &axum::extract::rejection::JsonRejection) -> Response {
+    // Malformed and ill-shaped JSON are both a bad request here (axum says 422 for
+    // the latter); size and content type keep their own codes.
+    let code = match e.status() {
+        StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+        c => c,
+    };
+    let why = match code {
+        StatusCode::PAYLOAD_TOO_LARGE => format!("body larger than {MAX_BODY} bytes"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            "send the body as JSON (Content-Type: application/json)".to_string()
+        }
+        _ => clip(&e.body_text(), 160),
+    };
+    err(
+        code,
+        format!("body must be {{\"to\": \"<target>\"}}: {why}"),
+    )
+}
+
+/// A standby answers 503 and names the leader and its API.
+fn ask_the_leader(leader: &crate::leader::LeaderState) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(serde_json::json!({
+            "error": format!(
+                "this replica is not the leader; send the switchover to the leader {} at {}",
+                leader.holder.as_deref().unwrap_or("(unknown)"),
+                leader.holder_api.as_deref().unwrap_or("(unknown address)")
+            ),
+            "leader": leader.holder,
+            "leader_api": leader.holder_api,
+        })),
+    )
+        .into_response()
+}
+
+fn switchover_answer(r: Result<Vec<crate::status::AuditEvent>, SwitchoverError>) -> Response {
+    match r {
+        Ok(events) => {
             (StatusCode::OK, Json(serde_json::json!({ "moved": events }))).into_response()
         }
-        Ok(Ok(Err(e))) => {
+        Err(e) => {
             let code = match e {
                 SwitchoverError::NotLeader(_) => StatusCode::SERVICE_UNAVAILABLE,
                 SwitchoverError::Unhealthy(..) => StatusCode::CONFLICT,
@@ -327,13 +348,6 @@ async fn switchover(
             };
             err(code, e.to_string())
         }
-        _ => err(
-            StatusCode::GATEWAY_TIMEOUT,
-            format!(
-                "no answer from the controller within {}",
-                humantime::format_duration(wait)
-            ),
-        ),
     }
 }
 

@@ -75,63 +75,76 @@ pub(super) fn status(body: &StatusBody) -> String {
         let _ = writeln!(s, "provider observation failing: {e}");
     }
     for g in &body.groups {
+        group(&mut s, g);
+    }
+    audit(&mut s, &body.audit);
+    s
+}
+
+/// One group: owner, targets, floats, notes.
+fn group(s: &mut String, g: &crate::status::GroupStatus) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        s,
+        "group {}: owner {}, desired {}",
+        g.name,
+        g.owner.as_ref().map_or("(none)", |t| t.0.as_str()),
+        g.desired
+            .as_ref()
+            .map_or("(none healthy)", |t| t.0.as_str())
+    );
+    if g.desired != g.owner {
+        let why: Vec<String> = g.notes.iter().map(note_kind).collect();
         let _ = writeln!(
             s,
-            "group {}: owner {}, desired {}",
-            g.name,
-            g.owner.as_ref().map_or("(none)", |t| t.0.as_str()),
-            g.desired
-                .as_ref()
-                .map_or("(none healthy)", |t| t.0.as_str())
-        );
-        if g.desired != g.owner {
-            let why: Vec<String> = g.notes.iter().map(note_kind).collect();
-            let _ = writeln!(
-                s,
-                "  not on its desired owner: {}",
-                if why.is_empty() {
-                    "a move is under way or waits for the next reconcile".to_string()
-                } else {
-                    why.join(", ")
-                }
-            );
-        }
-        for t in &g.targets {
-            let _ = writeln!(
-                s,
-                "  target {:<16} prio {:<4} {:<8} for {:<8} {}",
-                t.name.0,
-                t.priority,
-                t.health.as_str(),
-                age(Some(t.for_ms)),
-                t.last_error.as_deref().unwrap_or("")
-            );
-        }
-        for f in &g.floats {
-            if f.weights.is_empty() {
-                let _ = writeln!(s, "  float  {:<40} on {}", f.id, holder_text(&f.holder));
+            "  not on its desired owner: {}",
+            if why.is_empty() {
+                "a move is under way or waits for the next reconcile".to_string()
             } else {
-                let w: Vec<String> = f.weights.iter().map(|(t, n)| format!("{t}={n}")).collect();
-                let sync = match &f.propagation {
-                    Some(p) => match p.insync_ms {
-                        Some(ms) => format!(" ({} after {ms} ms)", p.state),
-                        None => format!(" ({})", p.state),
-                    },
-                    None => String::new(),
-                };
-                let _ = writeln!(s, "  float  {:<40} weights {}{sync}", f.id, w.join(" "));
+                why.join(", ")
             }
-        }
-        for n in &g.notes {
-            let _ = writeln!(
-                s,
-                "  note: {}",
-                serde_json::to_string(n).unwrap_or_else(|_| format!("{n:?}"))
-            );
+        );
+    }
+    for t in &g.targets {
+        let _ = writeln!(
+            s,
+            "  target {:<16} prio {:<4} {:<8} for {:<8} {}",
+            t.name.0,
+            t.priority,
+            t.health.as_str(),
+            age(Some(t.for_ms)),
+            t.last_error.as_deref().unwrap_or("")
+        );
+    }
+    for f in &g.floats {
+        if f.weights.is_empty() {
+            let _ = writeln!(s, "  float  {:<40} on {}", f.id, holder_text(&f.holder));
+        } else {
+            let w: Vec<String> = f.weights.iter().map(|(t, n)| format!("{t}={n}")).collect();
+            let sync = match &f.propagation {
+                Some(p) => match p.insync_ms {
+                    Some(ms) => format!(" ({} after {ms} ms)", p.state),
+                    None => format!(" ({})", p.state),
+                },
+                None => String::new(),
+            };
+            let _ = writeln!(s, "  float  {:<40} weights {}{sync}", f.id, w.join(" "));
         }
     }
+    for n in &g.notes {
+        let _ = writeln!(
+            s,
+            "  note: {}",
+            serde_json::to_string(n).unwrap_or_else(|_| format!("{n:?}"))
+        );
+    }
+}
+
+/// The last ten moves, newest first.
+fn audit(s: &mut String, audit: &[crate::status::AuditEvent]) {
+    use std::fmt::Write;
     let now = crate::status::unix_ms();
-    for e in body.audit.iter().rev().take(10) {
+    for e in audit.iter().rev().take(10) {
         let ago = age(Some(now.saturating_sub(e.finished_unix_ms)));
         let from = match &e.from {
             Holder::Nobody => "-",
@@ -163,5 +176,4 @@ pub(super) fn status(body: &StatusBody) -> String {
             }
         );
     }
-    s
 }
