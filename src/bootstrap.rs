@@ -9,7 +9,7 @@ use crate::crd::source::{ObjectSource, ObjectsState};
 use crate::exit::Exit;
 use crate::faults::Faults;
 use crate::leader::kube::KubeLease;
-use crate::leader::s3::{LeaseTiming, S3Lease};
+use crate::leader::s3::S3Lease;
 use crate::leader::{LeaseBackend, SingleLease, default_identity};
 use crate::logging::{self, LogFormat};
 use crate::metrics::Metrics;
@@ -122,7 +122,7 @@ async fn kube_client(
 /// Build the lease backend the config asks for.
 pub async fn lease_backend(spec: &Spec) -> Result<Box<dyn LeaseBackend>, BootstrapError> {
     let identity = identity(spec);
-    let timing = LeaseTiming::of(&spec.leader);
+    let timing = spec.leader.timing();
     Ok(match &spec.leader.backend {
         LeaderBackend::Single => {
             tracing::warn!(

@@ -383,20 +383,6 @@ impl Metrics {
         }
     }
 
-    pub fn observe_probe(&self, key: &TargetKey, kind: &str, took: Duration, ok: bool) {
-        let l = labels(&[
-            ("group", &key.group.0),
-            ("target", &key.target.0),
-            ("kind", kind),
-        ]);
-        self.probe_duration
-            .get_or_create(&l)
-            .observe(took.as_secs_f64());
-        if !ok {
-            self.probe_failures.get_or_create(&l).inc();
-        }
-    }
-
     /// Mark `owner` as the holder of `float` and every other target of the group as not.
     /// A config reload: `applied` or `rejected` (the previous config keeps running).
     pub fn count_config_reload(&self, outcome: &str) {

@@ -1,8 +1,9 @@
 //! Domain types shared by the planner, the providers, the leader backends and the API.
 //!
 //! Nothing here knows about an SDK: provider modules translate their own types into these
-//! at the boundary, so that the planner can be tested without any cloud and so that new
-//! providers (Route 53, Linux L2 VIP) reuse the same planning code.
+//! at the boundary, so that the planner can be tested without any cloud and so that every
+//! provider (EC2 today, Route 53 weights, later a Linux L2 VIP) reuses the same planning
+//! code.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

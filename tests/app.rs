@@ -4,13 +4,14 @@
 
 use floatover::app::App;
 use floatover::config;
-use floatover::leader::{CasLease, LeaseTiming};
+use floatover::leader::CasLease;
 use floatover::probe::Checker;
+use floatover_devkit::eventually::eventually;
 use floatover_devkit::health::HealthServer;
 use floatover_devkit::memlease::MemLease;
 use floatover_devkit::memprovider::MemProvider;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const F1: &str = "eip:eipalloc-1";
 const F2: &str = "eip:eipalloc-2";
@@ -34,17 +35,6 @@ groups:
     )
 }
 
-async fn until(limit: Duration, f: impl Fn() -> bool) -> Option<Duration> {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if f() {
-            return Some(t.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    None
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_controller_runs_in_process_with_injected_provider_and_lease() {
     let mut a = HealthServer::start().await.expect("health a");
@@ -52,11 +42,7 @@ async fn the_whole_controller_runs_in_process_with_injected_provider_and_lease()
     let spec = Arc::new(config::from_yaml(&config(&a.url(), &b.url())).expect("config"));
     let provider = Arc::new(MemProvider::new(&[F1, F2]));
     let store = MemLease::new();
-    let backend = CasLease::new(
-        store.for_replica("me"),
-        "me".into(),
-        LeaseTiming::of(&spec.leader),
-    );
+    let backend = CasLease::new(store.for_replica("me"), "me".into(), spec.leader.timing());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("listener");
@@ -76,7 +62,9 @@ async fn the_whole_controller_runs_in_process_with_injected_provider_and_lease()
         provider.holder(F1).as_deref() == Some(i) && provider.holder(F2).as_deref() == Some(i)
     };
     assert!(
-        until(Duration::from_secs(10), || on("i-a")).await.is_some(),
+        eventually(Duration::from_secs(10), async || on("i-a"))
+            .await
+            .is_some(),
         "initial assignment to a"
     );
     let status: serde_json::Value = reqwest::get(format!("{api}/api/v1/status"))
@@ -88,7 +76,7 @@ async fn the_whole_controller_runs_in_process_with_injected_provider_and_lease()
     assert_eq!(status["leader"]["is_leader"], true, "{status}");
 
     a.stop().await;
-    let took = until(Duration::from_secs(5), || on("i-b")).await;
+    let took = eventually(Duration::from_secs(5), async || on("i-b")).await;
     assert!(took.is_some(), "failover to b");
 
     let _ = stop_tx.send(());

@@ -6,12 +6,12 @@
 mod common;
 
 use common::Env;
+use common::dns::wait_weights;
 use floatover_devkit::dns;
 use floatover_devkit::faultproxy::{Mode, Ops, Rule};
 use floatover_devkit::health::HealthServer;
 use floatover_devkit::replica::{Scenario, Stderr};
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const EC2_OPS: [&str; 7] = [
     "DescribeAddresses",
@@ -22,24 +22,6 @@ const EC2_OPS: [&str; 7] = [
     "DisassociateAddress",
     "CreateTags",
 ];
-
-async fn wait_weights(
-    c: &aws_sdk_route53::Client,
-    zone: &str,
-    name: &str,
-    want: &[(&str, i64)],
-    limit: Duration,
-) -> Option<Duration> {
-    let want: BTreeMap<String, i64> = want.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if dns::read(c, zone, name).await.map(|(w, _)| w).ok() == Some(want.clone()) {
-            return Some(t.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    None
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_failover_ignores_a_blackholed_ec2_region_and_converges_under_throttling() {

@@ -8,23 +8,13 @@
 mod common;
 
 use common::{Env, bin};
+use floatover_devkit::eventually::eventually;
 use floatover_devkit::kubeapi::FakeKube;
 use floatover_devkit::replica::{Replica, Scenario, Stderr, free_port, metric_sum, render_config};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const NS: &str = "prod";
-
-async fn wait(timeout: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < timeout {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
 
 /// The scenario's config split in two: the file without groups (the groups come from
 /// objects; the leader is a Lease on the same API server), and the group's spec.
@@ -89,10 +79,11 @@ async fn floatgroups_drive_the_controller_and_carry_its_status_and_events() {
     let pid = r.pid();
 
     // 0. No FloatGroup yet: an idle controller that leads and is ready.
-    let idle = wait(Duration::from_secs(15), async || {
+    let idle = eventually(Duration::from_secs(15), async || {
         r.get("/readyz").await.map(|(c, _)| c) == Some(200) && env.leader().await == Some(0)
     })
-    .await;
+    .await
+    .is_some();
     if !idle {
         env.dump_logs();
     }
@@ -111,7 +102,7 @@ async fn floatgroups_drive_the_controller_and_carry_its_status_and_events() {
     assert_eq!(env.replicas[0].pid(), pid, "no restart");
     let r = &env.replicas[0];
     // The leader writes its status: owner, epoch, each target's health, the generation.
-    let ok = wait(Duration::from_secs(10), async || {
+    let ok = eventually(Duration::from_secs(10), async || {
         let st = &api.floatgroup(NS, "web").unwrap_or_default()["status"];
         st["owner"] == "primary"
             && st["epoch"].as_u64().is_some_and(|e| e >= 1)
@@ -119,16 +110,18 @@ async fn floatgroups_drive_the_controller_and_carry_its_status_and_events() {
             && st["targets"]
                 == json!([{"name": "primary", "health": "up"}, {"name": "standby", "health": "up"}])
     })
-    .await;
+    .await
+    .is_some();
     assert!(
         ok,
         "status never written: {}",
         api.floatgroup(NS, "web").unwrap_or_default()
     );
     assert!(
-        wait(Duration::from_secs(5), async || !events(&api, "FailedOver")
+        eventually(Duration::from_secs(5), async || !events(&api, "FailedOver")
             .is_empty())
-        .await,
+        .await
+        .is_some(),
         "an Event for the first placement: {:?}",
         api.events(NS)
     );
@@ -148,26 +141,28 @@ async fn floatgroups_drive_the_controller_and_carry_its_status_and_events() {
     let mut bad = spec.clone();
     bad["targets"][0]["probes"][0]["http"]["url"] = json!("ftp://nowhere");
     api.apply_floatgroup(NS, "web", bad);
-    let refused = wait(Duration::from_secs(10), async || {
+    let refused = eventually(Duration::from_secs(10), async || {
         let st = &api.floatgroup(NS, "web").unwrap_or_default()["status"];
         st["message"]
             .as_str()
             .is_some_and(|m| m.starts_with("FloatGroup web: spec.targets[0].probes[0].http.url"))
             && st["observedGeneration"] == 1
     })
-    .await;
+    .await
+    .is_some();
     assert!(
         refused,
         "refusal not shown: {}",
         api.floatgroup(NS, "web").unwrap_or_default()
     );
     assert!(
-        wait(Duration::from_secs(5), async || {
+        eventually(Duration::from_secs(5), async || {
             events(&api, "SpecRejected")
                 .iter()
                 .any(|e| e["type"] == "Warning")
         })
         .await
+        .is_some()
     );
     let status = r.status().await.expect("status");
     assert!(
@@ -194,16 +189,17 @@ async fn floatgroups_drive_the_controller_and_carry_its_status_and_events() {
     assert!(moved, "no failover under the previous spec");
     let r = &env.replicas[0];
     assert!(
-        wait(Duration::from_secs(10), async || {
+        eventually(Duration::from_secs(10), async || {
             let st = &api.floatgroup(NS, "web").unwrap_or_default()["status"];
             st["owner"] == "standby" && st["lastTransition"].is_string()
         })
-        .await,
+        .await
+        .is_some(),
         "{}",
         api.floatgroup(NS, "web").unwrap_or_default()
     );
     assert!(
-        wait(Duration::from_secs(5), async || {
+        eventually(Duration::from_secs(5), async || {
             events(&api, "FailedOver").iter().any(|e| {
                 e["message"]
                     .as_str()
@@ -211,7 +207,8 @@ async fn floatgroups_drive_the_controller_and_carry_its_status_and_events() {
                     .contains("primary -> standby")
             })
         })
-        .await,
+        .await
+        .is_some(),
         "{:?}",
         api.events(NS)
     );
@@ -221,11 +218,12 @@ async fn floatgroups_drive_the_controller_and_carry_its_status_and_events() {
     let mut fixed = spec.clone();
     fixed["policy"]["preempt"] = json!(false);
     api.apply_floatgroup(NS, "web", fixed);
-    let cleared = wait(Duration::from_secs(15), async || {
+    let cleared = eventually(Duration::from_secs(15), async || {
         let st = &api.floatgroup(NS, "web").unwrap_or_default()["status"];
         st["observedGeneration"] == 3 && st["message"].is_null()
     })
-    .await;
+    .await
+    .is_some();
     assert!(cleared, "{}", api.floatgroup(NS, "web").unwrap_or_default());
     let m = r.metrics().await.expect("metrics");
     assert_eq!(
@@ -243,7 +241,7 @@ async fn floatgroups_drive_the_controller_and_carry_its_status_and_events() {
         good.replace("resync_interval: 2000ms", "resync_interval: 0ms"),
     )
     .expect("write");
-    let pod_event = wait(Duration::from_secs(10), async || {
+    let pod_event = eventually(Duration::from_secs(10), async || {
         api.events(NS).iter().any(|e| {
             e["reason"] == "ConfigRejected"
                 && e["involvedObject"]["kind"] == "Pod"
@@ -254,7 +252,8 @@ async fn floatgroups_drive_the_controller_and_carry_its_status_and_events() {
                     .contains("resync_interval")
         })
     })
-    .await;
+    .await
+    .is_some();
     assert!(pod_event, "{:?}", api.events(NS));
     let status = r.status().await.expect("status");
     assert!(
@@ -262,22 +261,24 @@ async fn floatgroups_drive_the_controller_and_carry_its_status_and_events() {
         "{status}"
     );
     std::fs::write(&path, good).expect("write");
-    let clear = wait(Duration::from_secs(10), async || {
+    let clear = eventually(Duration::from_secs(10), async || {
         r.status()
             .await
             .is_some_and(|s| !s["warnings"].to_string().contains("resync_interval"))
     })
-    .await;
+    .await
+    .is_some();
     assert!(clear, "the refusal clears once the file is good again");
 
     // 6. The object is deleted: the group stops running (status lists no group).
     api.delete_floatgroup(NS, "web");
-    let gone = wait(Duration::from_secs(15), async || {
+    let gone = eventually(Duration::from_secs(15), async || {
         r.status()
             .await
             .is_some_and(|s| s["groups"].as_array().is_some_and(|g| g.is_empty()))
     })
-    .await;
+    .await
+    .is_some();
     assert!(gone, "{:?}", r.status().await);
     assert_eq!(env.replicas[0].pid(), pid, "never restarted as a process");
     assert!(env.replicas[0].child_status().is_none(), "still running");

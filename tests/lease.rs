@@ -5,6 +5,7 @@
 use floatover::leader::s3::{LeaseTiming, S3Lease};
 use floatover::leader::{Elector, Fence, Leadership};
 use floatover::provider::aws::sdk_config;
+use floatover_devkit::eventually::eventually_every;
 use floatover_devkit::{LocalStack, use_test_credentials};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,17 +62,6 @@ fn elect(
     l
 }
 
-async fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
-    let t = Instant::now();
-    while t.elapsed() < timeout {
-        if f() {
-            return Some(t.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    None
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_one_winner_and_release_hands_over_at_once() {
     let ls = LocalStack::start_or_reuse().expect("localstack");
@@ -82,11 +72,11 @@ async fn exactly_one_winner_and_release_hands_over_at_once() {
         ls_.push(elect(s3(&ls.endpoint).await, &b, &format!("c{i}"), st));
     }
     assert!(
-        wait_until(Duration::from_secs(5), || ls_
-            .iter()
-            .filter(|l| l.state().is_leader)
-            .count()
-            == 1)
+        eventually_every(
+            Duration::from_secs(5),
+            Duration::from_millis(10),
+            async || ls_.iter().filter(|l| l.state().is_leader).count() == 1
+        )
         .await
         .is_some()
     );
@@ -101,11 +91,15 @@ async fn exactly_one_winner_and_release_hands_over_at_once() {
         .expect("leader");
     let epoch = ls_[leader].state().epoch;
     stops[leader].cancel();
-    let took = wait_until(Duration::from_secs(4), || {
-        ls_.iter()
-            .enumerate()
-            .any(|(i, l)| i != leader && l.state().is_leader)
-    })
+    let took = eventually_every(
+        Duration::from_secs(4),
+        Duration::from_millis(10),
+        async || {
+            ls_.iter()
+                .enumerate()
+                .any(|(i, l)| i != leader && l.state().is_leader)
+        },
+    )
     .await
     .expect("takeover after release");
     eprintln!("takeover after release: {took:?}");
@@ -177,9 +171,13 @@ async fn blocked_leader_stops_mutating_before_its_lease_can_pass() {
     let stop = CancellationToken::new();
     let a = elect(s3(&proxy).await, &b, "a-behind-proxy", &stop);
     assert!(
-        wait_until(Duration::from_secs(5), || a.state().is_leader)
-            .await
-            .is_some(),
+        eventually_every(
+            Duration::from_secs(5),
+            Duration::from_millis(10),
+            async || a.state().is_leader
+        )
+        .await
+        .is_some(),
         "a leads first"
     );
     let b_ = elect(s3(&ls.endpoint).await, &b, "b-direct", &stop);
@@ -230,9 +228,13 @@ async fn same_identity_twice_never_gives_two_leaders() {
     let stop = CancellationToken::new();
     let first = elect(s3(&ls.endpoint).await, &b, "same", &stop);
     assert!(
-        wait_until(Duration::from_secs(5), || first.state().is_leader)
-            .await
-            .is_some()
+        eventually_every(
+            Duration::from_secs(5),
+            Duration::from_millis(10),
+            async || first.state().is_leader
+        )
+        .await
+        .is_some()
     );
     let second = elect(s3(&ls.endpoint).await, &b, "same", &stop);
     for _ in 0..60 {

@@ -5,19 +5,9 @@
 mod common;
 
 use common::Env;
+use floatover_devkit::eventually::eventually;
 use floatover_devkit::replica::{Floats, Scenario, metric_sum, render_config};
-use std::time::{Duration, Instant};
-
-async fn wait(timeout: Duration, mut f: impl AsyncFnMut() -> bool) -> Option<Duration> {
-    let t = Instant::now();
-    while t.elapsed() < timeout {
-        if f().await {
-            return Some(t.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    None
-}
+use std::time::Duration;
 
 fn reloads(metrics: &str, outcome: &str) -> f64 {
     metric_sum(metrics, "floatover_config_reloads_total", &|l| {
@@ -59,7 +49,7 @@ async fn an_edited_config_takes_effect_without_a_restart_and_a_bad_one_is_reject
         env.world.instances[1].eni_id.clone(),
     ];
     let (w, c) = (env.world.clone(), &env.clients);
-    let took = wait(Duration::from_secs(20), async || {
+    let took = eventually(Duration::from_secs(20), async || {
         c.ip_holders(&enis, &w.secondary_ip).await == vec![enis[0].clone()]
             && c.route_target(&w.route_table_id, &w.route_destination)
                 .await
@@ -85,7 +75,7 @@ async fn an_edited_config_takes_effect_without_a_restart_and_a_bad_one_is_reject
         good.replace("eip: { allocation_id", "elastic_ip: { allocation_id"),
     )
     .expect("write");
-    let rejected = wait(Duration::from_secs(10), async || {
+    let rejected = eventually(Duration::from_secs(10), async || {
         env.replicas[0]
             .metrics()
             .await
@@ -111,7 +101,7 @@ async fn an_edited_config_takes_effect_without_a_restart_and_a_bad_one_is_reject
     // 3. The good config back, with SIGHUP: applied at once, the warning goes away.
     std::fs::write(&file, &good).expect("write");
     env.replicas[0].signal("HUP");
-    let applied = wait(Duration::from_secs(10), async || {
+    let applied = eventually(Duration::from_secs(10), async || {
         env.replicas[0]
             .metrics()
             .await
@@ -120,7 +110,7 @@ async fn an_edited_config_takes_effect_without_a_restart_and_a_bad_one_is_reject
     .await;
     assert!(applied.is_some(), "SIGHUP did not reload");
     assert_eq!(env.replicas[0].pid(), pid, "no restart");
-    let cleared = wait(Duration::from_secs(10), async || {
+    let cleared = eventually(Duration::from_secs(10), async || {
         env.replicas[0]
             .status()
             .await

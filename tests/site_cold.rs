@@ -146,11 +146,12 @@ sites:
         eprintln!("---- log, newest first ----\n{}", tail.join("\n"));
     };
     // Pre-flight finds the template; the site is ready before anything was launched.
-    let ready = wait(Duration::from_secs(30), async || {
+    let ready = eventually(Duration::from_secs(30), async || {
         let v = site_api(&r).await;
         leads(&r).await && site(&v, "west")["ready"] == true
     })
-    .await;
+    .await
+    .is_some();
     if !ready {
         dump(&r);
     }
@@ -158,11 +159,12 @@ sites:
 
     let (code, out) = cli(&r, &["west"]);
     assert_eq!(code, Some(0), "{out}");
-    let done = wait(Duration::from_secs(90), async || {
+    let done = eventually(Duration::from_secs(90), async || {
         let v = site_api(&r).await;
         site(&v, "west")["run"]["state"] != "running" && !site(&v, "west")["run"].is_null()
     })
-    .await;
+    .await
+    .is_some();
     let v = site_api(&r).await;
     if !done || site(&v, "west")["run"]["state"] != "succeeded" {
         dump(&r);

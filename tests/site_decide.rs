@@ -291,15 +291,12 @@ async fn one_run_at_a_time() {
         w.below_since = Some(Instant::now() - Duration::from_secs(3600));
         w.running = running.then(|| "west-1".to_string());
         if current {
-            let mut r = SiteRuns::default();
-            r.current = Some(finished(
-                "west",
-                "east",
-                RunKind::Promotion,
-                RunState::Running,
-            ));
-            r.current.as_mut().expect("set").id = "west-1".into();
-            w.record = Some(r);
+            let mut run = finished("west", "east", RunKind::Promotion, RunState::Running);
+            run.id = "west-1".into();
+            w.record = Some(SiteRuns {
+                current: Some(run),
+                ..SiteRuns::default()
+            });
         }
         assert_eq!(starts(&w.decide(Instant::now())), vec![]);
         w.requests = vec![request("south")];

@@ -23,7 +23,7 @@ async fn a_leader_killed_mid_promotion_is_replaced_and_the_next_one_finishes_the
     }
     let mut leader = None;
     assert!(
-        wait(Duration::from_secs(30), async || {
+        eventually(Duration::from_secs(30), async || {
             for (i, r) in rs.iter().enumerate() {
                 if leads(r).await {
                     leader = Some(i);
@@ -32,26 +32,29 @@ async fn a_leader_killed_mid_promotion_is_replaced_and_the_next_one_finishes_the
             }
             false
         })
-        .await,
+        .await
+        .is_some(),
         "a leader"
     );
     let l = leader.expect("leader");
     let other = 1 - l;
     let (code, out) = cli(&rs[l], &["west"]);
     assert_eq!(code, Some(0), "{out}");
-    let in_slow = wait(Duration::from_secs(30), async || {
+    let in_slow = eventually(Duration::from_secs(30), async || {
         step_state(&site_api(&rs[l]).await, "west", "slow") == "running"
     })
-    .await;
+    .await
+    .is_some();
     assert!(in_slow, "{:#}", site_api(&rs[l]).await);
     let before = site(&site_api(&rs[l]).await, "west")["run"].clone();
     rs[l].kill9();
     // The standby takes the lease and resumes the run from the record.
-    let done = wait(Duration::from_secs(40), async || {
+    let done = eventually(Duration::from_secs(40), async || {
         let v = site_api(&rs[other]).await;
         site(&v, "west")["run"]["state"] == "succeeded"
     })
-    .await;
+    .await
+    .is_some();
     let v = site_api(&rs[other]).await;
     assert!(done, "{v:#}");
     let after = &site(&v, "west")["run"];
@@ -142,13 +145,14 @@ async fn preflight_names_a_missing_instance_and_a_missing_launch_template() {
 
     // In the background: the running controller says so in status and metrics.
     let r = Replica::spawn(&bin(), s.dir.path(), "r0", &bad, port).expect("spawn");
-    let shown = wait(Duration::from_secs(20), async || {
+    let shown = eventually(Duration::from_secs(20), async || {
         let v = site_api(&r).await;
         site(&v, "west")["ready"] == false
             && site(&v, "central")["ready"] == false
             && site(&v, "east")["ready"] == true
     })
-    .await;
+    .await
+    .is_some();
     let v = site_api(&r).await;
     assert!(shown, "{v:#}");
     assert!(
@@ -179,10 +183,11 @@ async fn a_drill_promotes_verifies_fails_back_and_writes_its_report() {
     let cfg = config(&s, port, &west_url, "");
     let r = Replica::spawn(&bin(), s.dir.path(), "r0", &cfg, port).expect("spawn");
     assert!(
-        wait(Duration::from_secs(20), async || {
+        eventually(Duration::from_secs(20), async || {
             site(&site_api(&r).await, "east")["active"] == true && leads(&r).await
         })
-        .await,
+        .await
+        .is_some(),
         "steady"
     );
     let out_dir = s.dir.path().join("reports");

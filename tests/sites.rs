@@ -26,11 +26,12 @@ async fn the_warm_site_is_promoted_step_by_step_when_the_primary_loses_quorum() 
         eprintln!("---- log, newest first ----\n{}", tail.join("\n"));
     };
     // Steady: east leads the traffic, the sites API says so.
-    let steady = wait(Duration::from_secs(20), async || {
+    let steady = eventually(Duration::from_secs(20), async || {
         let v = site_api(&r).await;
         site(&v, "east")["active"] == true && site(&v, "east")["healthy"] == true
     })
-    .await;
+    .await
+    .is_some();
     if !steady {
         dump(&r);
     }
@@ -44,11 +45,12 @@ async fn the_warm_site_is_promoted_step_by_step_when_the_primary_loses_quorum() 
     let died = Instant::now();
     let died_ms = common::now_ms();
     s.east_hs.stop().await;
-    let done = wait(Duration::from_secs(60), async || {
+    let done = eventually(Duration::from_secs(60), async || {
         let v = site_api(&r).await;
         site(&v, "west")["active"] == true && site(&v, "west")["run"]["state"] == "succeeded"
     })
-    .await;
+    .await
+    .is_some();
     let v = site_api(&r).await;
     if !done {
         dump(&r);
@@ -189,10 +191,11 @@ async fn a_manual_promotion_waits_for_approval_and_only_one_runs_at_a_time() {
     let cfg = config(&s, port, &west_url, "      - approval: { timeout: 60s }\n");
     let r = Replica::spawn(&bin(), s.dir.path(), "r0", &cfg, port).expect("spawn");
     assert!(
-        wait(Duration::from_secs(20), async || {
+        eventually(Duration::from_secs(20), async || {
             site(&site_api(&r).await, "east")["active"] == true && leads(&r).await
         })
-        .await,
+        .await
+        .is_some(),
         "steady"
     );
     let (code, out) = cli(&r, &["west", "--dry-run"]);
@@ -211,10 +214,11 @@ async fn a_manual_promotion_waits_for_approval_and_only_one_runs_at_a_time() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("already running"), "{out}");
     // The standby starts and turns healthy; then the plan waits for a person.
-    let waiting = wait(Duration::from_secs(30), async || {
+    let waiting = eventually(Duration::from_secs(30), async || {
         step_state(&site_api(&r).await, "west", "approval") == "running"
     })
-    .await;
+    .await
+    .is_some();
     assert!(waiting, "{:#}", site_api(&r).await);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
@@ -228,10 +232,11 @@ async fn a_manual_promotion_waits_for_approval_and_only_one_runs_at_a_time() {
     );
     let (code, out) = cli(&r, &["west", "--approve"]);
     assert_eq!(code, Some(0), "{out}");
-    let done = wait(Duration::from_secs(20), async || {
+    let done = eventually(Duration::from_secs(20), async || {
         site(&site_api(&r).await, "west")["run"]["state"] == "succeeded"
     })
-    .await;
+    .await
+    .is_some();
     assert!(done, "{:#}", site_api(&r).await);
     assert_eq!(
         weights(&s).await,
@@ -263,18 +268,20 @@ async fn an_unapproved_promotion_times_out_and_a_failing_hook_stops_the_plan() {
     let cfg = config(&s, port, &west_url, "      - approval: { timeout: 2s }\n");
     let r = Replica::spawn(&bin(), s.dir.path(), "r0", &cfg, port).expect("spawn");
     assert!(
-        wait(Duration::from_secs(20), async || {
+        eventually(Duration::from_secs(20), async || {
             site(&site_api(&r).await, "east")["active"] == true && leads(&r).await
         })
-        .await,
+        .await
+        .is_some(),
         "steady"
     );
     let (code, out) = cli(&r, &["west"]);
     assert_eq!(code, Some(0), "{out}");
-    let failed = wait(Duration::from_secs(40), async || {
+    let failed = eventually(Duration::from_secs(40), async || {
         site(&site_api(&r).await, "west")["run"]["state"] == "failed"
     })
-    .await;
+    .await
+    .is_some();
     let v = site_api(&r).await;
     assert!(failed, "{v:#}");
     let run = &site(&v, "west")["run"];
@@ -307,7 +314,7 @@ async fn an_unapproved_promotion_times_out_and_a_failing_hook_stops_the_plan() {
     std::fs::write(&path, failing).expect("write");
     // The reload is picked up within the 2 s poll; the plan then shows the new step.
     assert!(
-        wait(Duration::from_secs(15), async || {
+        eventually(Duration::from_secs(15), async || {
             site_api(&r).await["plans"]
                 .as_array()
                 .into_iter()
@@ -320,19 +327,22 @@ async fn an_unapproved_promotion_times_out_and_a_failing_hook_stops_the_plan() {
                         .any(|st| st["name"] == "boom")
                 })
         })
-        .await,
+        .await
+        .is_some(),
         "reloaded"
     );
-    let started = wait(Duration::from_secs(15), async || {
+    let started = eventually(Duration::from_secs(15), async || {
         cli(&r, &["west"]).0 == Some(0)
     })
-    .await;
+    .await
+    .is_some();
     assert!(started, "promote after the reload");
-    let failed = wait(Duration::from_secs(40), async || {
+    let failed = eventually(Duration::from_secs(40), async || {
         let v = site_api(&r).await;
         site(&v, "west")["run"]["state"] == "failed" && step_state(&v, "west", "boom") == "failed"
     })
-    .await;
+    .await
+    .is_some();
     let v = site_api(&r).await;
     assert!(failed, "{v:#}");
     let run = &site(&v, "west")["run"];

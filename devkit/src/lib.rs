@@ -3,6 +3,7 @@
 //! replicas as child processes. Not used by the controller itself.
 
 pub mod dns;
+pub mod eventually;
 pub mod faultproxy;
 pub mod health;
 pub mod invariants;

@@ -207,8 +207,8 @@ fn group_report(
     observed: &std::collections::HashMap<String, crate::provider::Observation>,
     now: Instant,
 ) -> (GroupReport, bool) {
-    let health = health_view(g, &snap);
-    let obs = observed_view(g, &observed);
+    let health = health_view(g, snap);
+    let obs = observed_view(g, observed);
     // Plan as the newest leader would: no stamp fences it. Failback timing is judged as
     // if the current health had held for the whole probing window.
     let epoch = obs

@@ -308,12 +308,9 @@ fn write_report(
         (base.with_extension("json"), json),
         (
             base.with_extension("md"),
-            crate::site::report::markdown(&report),
+            crate::site::report::markdown(report),
         ),
-        (
-            base.with_extension("svg"),
-            crate::site::report::svg(&report),
-        ),
+        (base.with_extension("svg"), crate::site::report::svg(report)),
     ];
     for (p, text) in &files {
         if let Err(e) = std::fs::write(p, text) {

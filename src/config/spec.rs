@@ -68,6 +68,17 @@ pub struct LeaderSpec {
     pub identity: Option<String>,
 }
 
+impl LeaderSpec {
+    /// The lease timing this configures (one place that maps the config's names).
+    pub fn timing(&self) -> crate::leader::LeaseTiming {
+        crate::leader::LeaseTiming {
+            lease: self.lease_duration,
+            renew_deadline: self.renew_deadline,
+            retry: self.retry_period,
+        }
+    }
+}
+
 /// Policy of an active-standby group.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {

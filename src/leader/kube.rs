@@ -1,7 +1,7 @@
 //! The Kubernetes lease store: one `coordination.k8s.io/v1` Lease, changed only with
 //! optimistic concurrency (create fails with 409 AlreadyExists if the Lease exists; replace
 //! carries the `resourceVersion` read and fails with 409 Conflict if anyone wrote since).
-//! The protocol, with its takeover and fencing rules, is [`super::cas`], shared with the
+//! The protocol, with its takeover and fencing rules, is [`super::protocol`], shared with the
 //! S3 lease: this module only maps the record onto a Lease.
 //!
 //! Why not `kube-lease-manager`: it trusts the Lease's wall-clock `renewTime` for expiry

@@ -146,8 +146,7 @@ pub trait LeaseBackend: Send + Sync {
     fn retry_period(&self) -> Duration;
     /// Give the lease up (only called while leader, after mutations have stopped).
     async fn release(&mut self) -> Result<(), LeaderError>;
-    /// Stop acting as leader without touching the store (used when a round could not reach
-    /// it and the fence deadline passed).
+    /// This replica's identity, as written into the lease record.
     fn identity(&self) -> &str;
 }
 

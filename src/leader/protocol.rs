@@ -46,17 +46,6 @@ pub struct LeaseTiming {
     pub retry: Duration,
 }
 
-impl LeaseTiming {
-    /// The timing `leader:` configures (one place that maps the config's names).
-    pub fn of(leader: &crate::config::LeaderSpec) -> Self {
-        LeaseTiming {
-            lease: leader.lease_duration,
-            renew_deadline: leader.renew_deadline,
-            retry: leader.retry_period,
-        }
-    }
-}
-
 /// What a conditional write requires of the stored record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precondition<'a> {

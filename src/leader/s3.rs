@@ -1,6 +1,6 @@
 //! The S3 lease store: one JSON object, changed only with conditional writes (`If-None-Match:
 //! *` to create, `If-Match: <etag>` otherwise), so that the lease works on real S3 and on
-//! LocalStack without any other coordination service. The protocol is [`super::cas`].
+//! LocalStack without any other coordination service. The protocol is [`super::protocol`].
 
 use super::LeaderError;
 use super::protocol::{CasLease, LeaseRecord, LeaseStore, Precondition, Put};

@@ -2,8 +2,11 @@
 //! owns: a float's [`FloatKind`], a target's [`Bindings`], a holder's [`Attached`]. The
 //! planner never sees these (it plans over float ids and target names); the engine only
 //! carries them from the config to the provider that understands them. SDK types stay
-//! inside `provider/aws`. Later providers (Route 53 weights, Linux L2 VIP) add a variant
-//! here and implement the same trait, so the planner and the engine do not change.
+//! inside `provider/aws`. Two kinds exist: EC2 floats (`aws/ec2`: Elastic IP, secondary
+//! IP, route) and Route 53 record sets (`aws/route53`: weighted and failover records); a
+//! later provider (a Linux L2 VIP) adds a variant here and implements the same trait, so
+//! the planner and the engine do not change. What a site promotion asks of the provider
+//! is [`sites::SiteOps`].
 
 pub mod aws;
 pub mod sites;

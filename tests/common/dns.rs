@@ -3,15 +3,16 @@
 
 use floatover::app::App;
 use floatover::config;
-use floatover::leader::{CasLease, LeaseTiming};
+use floatover::leader::CasLease;
 use floatover::metrics::Metrics;
 use floatover::probe::Checker;
 use floatover::provider::aws::AwsProvider;
 use floatover_devkit::dns;
+use floatover_devkit::eventually::eventually;
 use floatover_devkit::memlease::MemLease;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A unique domain per scenario.
 pub fn unique(tag: &str) -> String {
@@ -60,11 +61,7 @@ pub async fn start_app(yaml: &str) -> Running {
         .await,
     );
     let store = MemLease::new();
-    let backend = CasLease::new(
-        store.for_replica("me"),
-        "me".into(),
-        LeaseTiming::of(&spec.leader),
-    );
+    let backend = CasLease::new(store.for_replica("me"), "me".into(), spec.leader.timing());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("listener");
@@ -89,15 +86,22 @@ pub async fn wait_one(
     name: &str,
     want: &[(&str, i64)],
 ) -> Option<Duration> {
+    wait_weights(r53, zone, name, want, Duration::from_secs(15)).await
+}
+
+/// Until the record set's weights are `want`; how long it took.
+pub async fn wait_weights(
+    r53: &aws_sdk_route53::Client,
+    zone: &str,
+    name: &str,
+    want: &[(&str, i64)],
+    limit: Duration,
+) -> Option<Duration> {
     let want: BTreeMap<String, i64> = want.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(15) {
-        if dns::read(r53, zone, name).await.map(|(w, _)| w).ok() == Some(want.clone()) {
-            return Some(t.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    None
+    eventually(limit, async || {
+        dns::read(r53, zone, name).await.map(|(w, _)| w).ok() == Some(want.clone())
+    })
+    .await
 }
 
 /// Stop the in-process controller and check that it stopped cleanly.

@@ -6,12 +6,13 @@ pub mod dns;
 pub mod faults;
 pub mod sites;
 
+use floatover_devkit::eventually::eventually;
 use floatover_devkit::health::HealthServer;
 use floatover_devkit::replica::{Replica, Scenario, free_port, render_config};
 use floatover_devkit::seed::{self, Clients, World};
 use floatover_devkit::{LocalStack, use_test_credentials};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct Env {
     pub ls: LocalStack,
@@ -77,14 +78,10 @@ impl Env {
     /// Poll until the EIP is on instance `i`; returns the time it took, or None on timeout.
     pub async fn wait_eip_on(&self, i: usize, timeout: Duration) -> Option<Duration> {
         let want = self.instance(i);
-        let start = Instant::now();
-        while start.elapsed() < timeout {
-            if self.eip_holder().await.as_deref() == Some(want.as_str()) {
-                return Some(start.elapsed());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        None
+        eventually(timeout, async || {
+            self.eip_holder().await.as_deref() == Some(want.as_str())
+        })
+        .await
     }
 
     /// Index of the replica that says it leads, if exactly one does.
@@ -101,14 +98,13 @@ impl Env {
     }
 
     pub async fn wait_leader(&self, timeout: Duration) -> Option<(usize, Duration)> {
-        let start = Instant::now();
-        while start.elapsed() < timeout {
-            if let Some(l) = self.leader().await {
-                return Some((l, start.elapsed()));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        None
+        let mut found = None;
+        let took = eventually(timeout, async || {
+            found = self.leader().await;
+            found.is_some()
+        })
+        .await?;
+        Some((found?, took))
     }
 
     /// Dump logs of all replicas (for a failing test's output).
@@ -160,20 +156,13 @@ impl Env {
         (self.replicas.len() - 1, Proxies { ec2, s3 })
     }
 
-    /// Poll `f` every 25 ms until it holds; the time it took, or None.
+    /// [`eventually`] for callers that hold an `Env` and write `|| async { .. }`.
     pub async fn until<F, Fut>(&self, timeout: Duration, mut f: F) -> Option<Duration>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        let start = Instant::now();
-        while start.elapsed() < timeout {
-            if f().await {
-                return Some(start.elapsed());
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        None
+        eventually(timeout, async || f().await).await
     }
 
     /// Is replica `i` the leader by its own account?

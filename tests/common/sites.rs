@@ -3,26 +3,16 @@
 
 use super::bin;
 use super::dns::unique;
+pub use floatover_devkit::eventually::eventually;
 use floatover_devkit::health::HealthServer;
 use floatover_devkit::replica::Replica;
 pub use floatover_devkit::seed::instance_state;
 use floatover_devkit::seed::{self, World};
 use floatover_devkit::{LocalStack, dns, use_test_credentials};
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const TOKEN: &str = "site-token-0123456789";
-
-pub async fn wait(timeout: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < timeout {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
 
 pub struct Sites {
     pub ls: LocalStack,
@@ -55,12 +45,13 @@ pub async fn sites(tag: &str) -> (Sites, String, tokio::task::JoinHandle<()>) {
         .await
         .expect("stop the west standby");
     assert!(
-        wait(Duration::from_secs(20), async || instance_state(
+        eventually(Duration::from_secs(20), async || instance_state(
             &wc.ec2, &wid
         )
         .await
             == "stopped")
-        .await,
+        .await
+        .is_some(),
         "west standby never stopped"
     );
     let r53 = dns::client(&ls.endpoint).await;
