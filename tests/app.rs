@@ -2,13 +2,11 @@
 //! real HTTP probes against real health servers, the real API. No LocalStack, no child
 //! process: this is how a test (or an embedding program) runs floatover.
 
-use floatover::app::App;
 use floatover::config;
-use floatover::leader::CasLease;
-use floatover::probe::Checker;
+use floatover::metrics::Metrics;
 use floatover_devkit::eventually::eventually;
 use floatover_devkit::health::HealthServer;
-use floatover_devkit::memlease::MemLease;
+use floatover_devkit::inprocess::{self, InProcess};
 use floatover_devkit::memprovider::MemProvider;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,22 +39,14 @@ async fn the_whole_controller_runs_in_process_with_injected_provider_and_lease()
     let b = HealthServer::start().await.expect("health b");
     let spec = Arc::new(config::from_yaml(&config(&a.url(), &b.url())).expect("config"));
     let provider = Arc::new(MemProvider::new(&[F1, F2]));
-    let store = MemLease::new();
-    let backend = CasLease::new(store.for_replica("me"), "me".into(), spec.leader.timing());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let InProcess {
+        api,
+        stop: stop_tx,
+        run,
+        lease: store,
+    } = inprocess::start(spec, provider.clone(), Arc::new(Metrics::new()))
         .await
-        .expect("listener");
-    let api = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let app = App::new(
-        spec,
-        provider.clone(),
-        Box::new(backend),
-        Checker::new().expect("checker"),
-    );
-    let run = tokio::spawn(app.run(listener, async {
-        let _ = stop_rx.await;
-    }));
+        .expect("controller");
 
     let on = |i: &str| {
         provider.holder(F1).as_deref() == Some(i) && provider.holder(F2).as_deref() == Some(i)

@@ -202,24 +202,27 @@ async fn dns_active_standby_fails_over_and_back() {
     let name = format!("db.{domain}.");
     let mut a = HealthServer::start().await.expect("health");
     let b = HealthServer::start().await.expect("health");
-    let yaml = format!(
-        r#"
-leader: {{ backend: single, lease_duration: 3s, renew_deadline: 2s, retry_period: 300ms }}
-aws: {{ region: us-east-1, endpoint_url: "{ep}", call_timeout: 1500ms, dns_member_writes: upsert }}
-probe_defaults: {{ interval: 100ms, timeout: 100ms, rise: 2, fall: 2 }}
-groups:
-  - name: db
-    policy: {{ preempt: true, failback_delay: 1s, min_hold: 0s }}
-    targets:
-      - {{ name: a, region: us-east-1, priority: 200, weight: 10, dns: {{ value: 10.0.0.1 }}, probes: [{{ http: {{ url: "{ua}" }} }}] }}
-      - {{ name: b, region: eu-west-1, priority: 100, weight: 20, dns: {{ value: 10.0.0.2 }}, probes: [{{ http: {{ url: "{ub}" }} }}] }}
-    floats:
-      - dns: {{ zone_id: {zone}, name: "{name}", ttl: 30 }}
-"#,
-        ep = ls.endpoint,
-        ua = a.url(),
-        ub = b.url(),
-    );
+    let yaml = DnsYaml {
+        endpoint: &ls.endpoint,
+        group: "db",
+        policy: "preempt: true, failback_delay: 1s, min_hold: 0s",
+        targets: &[
+            (
+                "a",
+                "region: us-east-1, priority: 200, weight: 10",
+                "10.0.0.1",
+                a.url(),
+            ),
+            (
+                "b",
+                "region: eu-west-1, priority: 100, weight: 20",
+                "10.0.0.2",
+                b.url(),
+            ),
+        ],
+        float: &format!("zone_id: {zone}, name: \"{name}\", ttl: 30"),
+    }
+    .render();
     let (_metrics, api, stop_tx, run) = start_app(&yaml).await;
     assert!(
         wait_one(&r53, &zone, &name, &[("a", 10), ("b", 0)])

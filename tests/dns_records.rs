@@ -34,24 +34,17 @@ async fn a_failover_record_pair_swaps_roles_and_keeps_health_checks() {
     .expect("pair");
     let mut a = HealthServer::start().await.expect("health");
     let b = HealthServer::start().await.expect("health");
-    let yaml = format!(
-        r#"
-leader: {{ backend: single, lease_duration: 3s, renew_deadline: 2s, retry_period: 300ms }}
-aws: {{ region: us-east-1, endpoint_url: "{ep}", call_timeout: 1500ms, dns_member_writes: upsert }}
-probe_defaults: {{ interval: 100ms, timeout: 100ms, rise: 2, fall: 2 }}
-groups:
-  - name: api
-    policy: {{ preempt: true, failback_delay: 500ms, min_hold: 0s }}
-    targets:
-      - {{ name: a, region: us-east-1, priority: 200, dns: {{ value: 10.0.0.1 }}, probes: [{{ http: {{ url: "{ua}" }} }}] }}
-      - {{ name: b, region: eu-west-1, priority: 100, dns: {{ value: 10.0.0.2 }}, probes: [{{ http: {{ url: "{ub}" }} }}] }}
-    floats:
-      - dns: {{ zone_id: {zone}, name: "{name}", routing: failover }}
-"#,
-        ep = ls.endpoint,
-        ua = a.url(),
-        ub = b.url(),
-    );
+    let yaml = DnsYaml {
+        endpoint: &ls.endpoint,
+        group: "api",
+        policy: "preempt: true, failback_delay: 500ms, min_hold: 0s",
+        targets: &[
+            ("a", "region: us-east-1, priority: 200", "10.0.0.1", a.url()),
+            ("b", "region: eu-west-1, priority: 100", "10.0.0.2", b.url()),
+        ],
+        float: &format!("zone_id: {zone}, name: \"{name}\", routing: failover"),
+    }
+    .render();
     let (metrics, _api, stop_tx, run) = start_app(&yaml).await;
     let wait_roles = |primary: &'static str| {
         let (r53, zone, name, hc) = (r53.clone(), zone.clone(), name.clone(), hc.clone());
@@ -133,24 +126,17 @@ async fn release_deletes_the_records_when_everyone_is_down_and_a_survivor_brings
     let name = format!("api.{domain}.");
     let mut a = HealthServer::start().await.expect("health");
     let mut b = HealthServer::start().await.expect("health");
-    let yaml = format!(
-        r#"
-leader: {{ backend: single, lease_duration: 3s, renew_deadline: 2s, retry_period: 300ms }}
-aws: {{ region: us-east-1, endpoint_url: "{ep}", call_timeout: 1500ms, dns_member_writes: upsert }}
-probe_defaults: {{ interval: 100ms, timeout: 100ms, rise: 2, fall: 2 }}
-groups:
-  - name: api
-    policy: {{ mode: active-active, min_hold: 0s, on_all_unhealthy: release }}
-    targets:
-      - {{ name: a, weight: 100, dns: {{ value: 10.0.0.1 }}, probes: [{{ http: {{ url: "{ua}" }} }}] }}
-      - {{ name: b, weight: 50, dns: {{ value: 10.0.0.2 }}, probes: [{{ http: {{ url: "{ub}" }} }}] }}
-    floats:
-      - dns: {{ zone_id: {zone}, name: "{name}" }}
-"#,
-        ep = ls.endpoint,
-        ua = a.url(),
-        ub = b.url(),
-    );
+    let yaml = DnsYaml {
+        endpoint: &ls.endpoint,
+        group: "api",
+        policy: "mode: active-active, min_hold: 0s, on_all_unhealthy: release",
+        targets: &[
+            ("a", "weight: 100", "10.0.0.1", a.url()),
+            ("b", "weight: 50", "10.0.0.2", b.url()),
+        ],
+        float: &format!("zone_id: {zone}, name: \"{name}\""),
+    }
+    .render();
     let (_metrics, api, stop_tx, run) = start_app(&yaml).await;
     assert!(
         wait_one(&r53, &zone, &name, &[("a", 100), ("b", 50)])

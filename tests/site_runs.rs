@@ -179,17 +179,7 @@ async fn preflight_names_a_missing_instance_and_a_missing_launch_template() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drill_promotes_verifies_fails_back_and_writes_its_report() {
     let (s, west_url, boot) = sites("drill").await;
-    let port = free_port();
-    let cfg = config(&s, port, &west_url, "");
-    let r = Replica::spawn(&bin(), s.dir.path(), "r0", &cfg, port).expect("spawn");
-    assert!(
-        eventually(Duration::from_secs(20), async || {
-            site(&site_api(&r).await, "east")["active"] == true && leads(&r).await
-        })
-        .await
-        .is_some(),
-        "steady"
-    );
+    let r = spawn_steady(&s, &west_url, "").await;
     let out_dir = s.dir.path().join("reports");
     let out = std::process::Command::new(bin())
         .args(["drill", "west", "--timeout", "90s", "--out"])

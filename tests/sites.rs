@@ -187,17 +187,7 @@ async fn the_warm_site_is_promoted_step_by_step_when_the_primary_loses_quorum() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manual_promotion_waits_for_approval_and_only_one_runs_at_a_time() {
     let (s, west_url, boot) = sites("appr").await;
-    let port = free_port();
-    let cfg = config(&s, port, &west_url, "      - approval: { timeout: 60s }\n");
-    let r = Replica::spawn(&bin(), s.dir.path(), "r0", &cfg, port).expect("spawn");
-    assert!(
-        eventually(Duration::from_secs(20), async || {
-            site(&site_api(&r).await, "east")["active"] == true && leads(&r).await
-        })
-        .await
-        .is_some(),
-        "steady"
-    );
+    let r = spawn_steady(&s, &west_url, "      - approval: { timeout: 60s }\n").await;
     let (code, out) = cli(&r, &["west", "--dry-run"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(
@@ -264,17 +254,7 @@ async fn a_manual_promotion_waits_for_approval_and_only_one_runs_at_a_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unapproved_promotion_times_out_and_a_failing_hook_stops_the_plan() {
     let (s, west_url, boot) = sites("stop").await;
-    let port = free_port();
-    let cfg = config(&s, port, &west_url, "      - approval: { timeout: 2s }\n");
-    let r = Replica::spawn(&bin(), s.dir.path(), "r0", &cfg, port).expect("spawn");
-    assert!(
-        eventually(Duration::from_secs(20), async || {
-            site(&site_api(&r).await, "east")["active"] == true && leads(&r).await
-        })
-        .await
-        .is_some(),
-        "steady"
-    );
+    let r = spawn_steady(&s, &west_url, "      - approval: { timeout: 2s }\n").await;
     let (code, out) = cli(&r, &["west"]);
     assert_eq!(code, Some(0), "{out}");
     let failed = eventually(Duration::from_secs(40), async || {
@@ -307,7 +287,7 @@ async fn an_unapproved_promotion_times_out_and_a_failing_hook_stops_the_plan() {
     let path = s.dir.path().join("r0.yaml");
     let failing = config(
         &s,
-        port,
+        r.port(),
         &west_url,
         "      - exec: { name: boom, command: [sh, -c, \"echo disk full >&2; exit 4\"] }\n",
     );

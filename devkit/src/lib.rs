@@ -6,6 +6,7 @@ pub mod dns;
 pub mod eventually;
 pub mod faultproxy;
 pub mod health;
+pub mod inprocess;
 pub mod invariants;
 pub mod kubeapi;
 pub mod leaseworld;
@@ -13,6 +14,7 @@ pub mod memlease;
 pub mod memprovider;
 pub mod replica;
 pub mod seed;
+pub mod siteops;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

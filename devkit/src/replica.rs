@@ -190,6 +190,15 @@ pub struct Replica {
 }
 
 impl Replica {
+    /// The port its API listens on.
+    pub fn port(&self) -> u16 {
+        self.api
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Write the config into `dir` and start `floatover run` with JSON logs into a file.
     pub fn spawn(
         bin: &Path,

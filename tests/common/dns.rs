@@ -1,15 +1,11 @@
 //! The controller in process against LocalStack's Route 53, and reading it back: shared
 //! by the DNS tests.
 
-use floatover::app::App;
 use floatover::config;
-use floatover::leader::CasLease;
 use floatover::metrics::Metrics;
-use floatover::probe::Checker;
 use floatover::provider::aws::AwsProvider;
 use floatover_devkit::dns;
 use floatover_devkit::eventually::eventually;
-use floatover_devkit::memlease::MemLease;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,24 +56,10 @@ pub async fn start_app(yaml: &str) -> Running {
         )
         .await,
     );
-    let store = MemLease::new();
-    let backend = CasLease::new(store.for_replica("me"), "me".into(), spec.leader.timing());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let app = floatover_devkit::inprocess::start(spec, provider, metrics.clone())
         .await
-        .expect("listener");
-    let api = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let app = App::new(
-        spec,
-        provider,
-        Box::new(backend),
-        Checker::new().expect("checker"),
-    )
-    .with_metrics(metrics.clone());
-    let run = tokio::spawn(app.run(listener, async {
-        let _ = stop_rx.await;
-    }));
-    (metrics, api, stop_tx, run)
+        .expect("controller");
+    (metrics, app.api, app.stop, app.run)
 }
 
 pub async fn wait_one(
@@ -115,4 +97,47 @@ pub async fn stop_app(
         .expect("stops")
         .expect("join");
     assert!(ended.is_ok(), "{ended:?}");
+}
+
+/// A single-replica controller with one DNS group of HTTP-probed targets on LocalStack,
+/// as YAML (the leader, aws and probe settings every in-process DNS test shares). Each
+/// target is (name, its other keys, its record value, its probe URL); `policy` and
+/// `float` are the keys of those mappings.
+pub struct DnsYaml<'a> {
+    pub endpoint: &'a str,
+    pub group: &'a str,
+    pub policy: &'a str,
+    pub targets: &'a [(&'a str, &'a str, &'a str, String)],
+    pub float: &'a str,
+}
+
+impl DnsYaml<'_> {
+    pub fn render(&self) -> String {
+        let targets: String = self
+            .targets
+            .iter()
+            .map(|(name, keys, value, url)| {
+                format!(
+                    "      - {{ name: {name}, {keys}, dns: {{ value: {value} }}, probes: [{{ http: {{ url: \"{url}\" }} }}] }}\n"
+                )
+            })
+            .collect();
+        format!(
+            r#"
+leader: {{ backend: single, lease_duration: 3s, renew_deadline: 2s, retry_period: 300ms }}
+aws: {{ region: us-east-1, endpoint_url: "{ep}", call_timeout: 1500ms, dns_member_writes: upsert }}
+probe_defaults: {{ interval: 100ms, timeout: 100ms, rise: 2, fall: 2 }}
+groups:
+  - name: {group}
+    policy: {{ {policy} }}
+    targets:
+{targets}    floats:
+      - dns: {{ {float} }}
+"#,
+            ep = self.endpoint,
+            group = self.group,
+            policy = self.policy,
+            float = self.float,
+        )
+    }
 }

@@ -167,6 +167,21 @@ pub fn site<'a>(v: &'a Value, name: &str) -> &'a Value {
         .unwrap_or(&Value::Null)
 }
 
+/// Start replica r0 on the sites config (`extra_steps` added to west's plan) and wait
+/// until it leads with east active (fails the test otherwise).
+pub async fn spawn_steady(s: &Sites, west_url: &str, extra_steps: &str) -> Replica {
+    let port = floatover_devkit::replica::free_port();
+    let cfg = config(s, port, west_url, extra_steps);
+    let r = Replica::spawn(&bin(), s.dir.path(), "r0", &cfg, port).expect("spawn");
+    let steady = eventually(Duration::from_secs(20), async || {
+        site(&site_api(&r).await, "east")["active"] == true && leads(&r).await
+    })
+    .await
+    .is_some();
+    assert!(steady, "not steady: {}", site_api(&r).await);
+    r
+}
+
 pub async fn leads(r: &Replica) -> bool {
     r.status()
         .await

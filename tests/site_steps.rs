@@ -1,7 +1,11 @@
+//! A promotion's steps against a recording provider double, under paused time.
+//!
 //! Site mutations pass the fence (guarantee 2): a leader that loses its lease in the
 //! middle of a promotion makes no further provider call, hook call or record write after
-//! its fence deadline, counted on an in-memory provider under paused time. The record
-//! keeps the interrupted step as running, so the next leader resumes it.
+//! its fence deadline. The record keeps the interrupted step as running, so the next
+//! leader resumes it. And a launch never launches twice: a resumed run uses the
+//! instances the old leader recorded, or finds them by the run's tag (RunInstances itself
+//! runs against LocalStack in tests/site_cold.rs).
 
 use floatover::config;
 use floatover::engine::Command;
@@ -9,94 +13,18 @@ use floatover::leader::{LeaderState, Leadership, StoreHealth};
 use floatover::metrics::Metrics;
 use floatover::model::Epoch;
 use floatover::probe::HealthBoard;
-use floatover::provider::ProviderError;
-use floatover::provider::sites::{InstanceView, LaunchRequest, ScalingView, SiteOps};
-use floatover::site::promote::{Approvals, Executor, RunError, SiteCx};
-use floatover::site::record::{RunKind, SiteRuns, StepState};
+use floatover::provider::sites::LaunchRequest;
+use floatover::site::promote::{
+    Approvals, Executor, RunError, SiteCx, TAG_RUN, TAG_SITE, client_token,
+};
+use floatover::site::record::{Launched, RunKind, RunRecord, RunState, SiteRuns, StepState};
 use floatover::site::store::{MemRunStore, RunStore, update};
 use floatover::status::StatusStore;
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use floatover_devkit::siteops::RecordingSiteOps;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-
-/// Every call with the virtual instant it was made at. Instances never finish booting.
-#[derive(Default)]
-struct Recorder {
-    calls: Mutex<Vec<(&'static str, Instant)>>,
-}
-
-impl Recorder {
-    fn note(&self, op: &'static str) {
-        self.calls
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((op, Instant::now()));
-    }
-    fn calls(&self) -> Vec<(&'static str, Instant)> {
-        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
-
-#[async_trait::async_trait]
-impl SiteOps for Recorder {
-    async fn start_instances(&self, _: &str, _: &[String]) -> Result<(), ProviderError> {
-        self.note("StartInstances");
-        Ok(())
-    }
-    async fn describe_instances(
-        &self,
-        _: &str,
-        ids: &[String],
-    ) -> Result<BTreeMap<String, InstanceView>, ProviderError> {
-        self.note("DescribeInstances");
-        Ok(ids
-            .iter()
-            .map(|i| {
-                let v = InstanceView {
-                    state: "pending".into(),
-                    ..InstanceView::default()
-                };
-                (i.clone(), v)
-            })
-            .collect())
-    }
-    async fn can_start(&self, _: &str, _: &[String]) -> Result<(), ProviderError> {
-        Ok(())
-    }
-    async fn launch_template_exists(&self, _: &str, _: &str) -> Result<bool, ProviderError> {
-        Ok(true)
-    }
-    async fn image_exists(&self, _: &str, _: &str) -> Result<bool, ProviderError> {
-        Ok(true)
-    }
-    async fn run_instances(
-        &self,
-        _: &str,
-        _: &LaunchRequest,
-    ) -> Result<Vec<String>, ProviderError> {
-        self.note("RunInstances");
-        Ok(vec![])
-    }
-    async fn instances_tagged(
-        &self,
-        _: &str,
-        _: &str,
-        _: &str,
-    ) -> Result<Vec<String>, ProviderError> {
-        self.note("DescribeInstances(tag)");
-        Ok(vec![])
-    }
-    async fn scaling_group(&self, _: &str, _: &str) -> Result<Option<ScalingView>, ProviderError> {
-        self.note("DescribeAutoScalingGroups");
-        Ok(None)
-    }
-    async fn set_desired(&self, _: &str, _: &str, _: u32) -> Result<(), ProviderError> {
-        self.note("SetDesiredCapacity");
-        Ok(())
-    }
-}
 
 const CONFIG: &str = r#"
 leader: { backend: single }
@@ -133,7 +61,7 @@ fn leading(deadline: Instant) -> LeaderState {
 }
 
 struct Run {
-    ops: Arc<Recorder>,
+    ops: Arc<RecordingSiteOps>,
     store: Arc<MemRunStore>,
     leader: watch::Sender<LeaderState>,
     marker: std::path::PathBuf,
@@ -147,7 +75,7 @@ async fn setup(lease: Duration) -> (Run, Executor) {
     let marker = dir.path().join("hook-ran");
     let yaml = CONFIG.replace("MARKER", &marker.display().to_string());
     let spec = Arc::new(config::from_yaml(&yaml).expect("valid config"));
-    let ops = Arc::new(Recorder::default());
+    let ops = Arc::new(RecordingSiteOps::new("pending", vec![]));
     let store = Arc::new(MemRunStore::default());
     let west = spec.sites[1].clone();
     let (runs, _) = update(store.as_ref(), 1, |r: &mut SiteRuns| {
@@ -259,5 +187,128 @@ async fn a_run_with_too_little_lease_left_makes_no_call_at_all() {
         runs.current.expect("run").steps[0].state,
         StepState::Pending,
         "not even the record was written"
+    );
+}
+
+const COLD: &str = r#"
+leader: { backend: single }
+aws: { region: us-east-1 }
+groups:
+  - name: www
+    targets:
+      - { name: east, dns: { value: 10.0.0.1, set_identifier: east }, probes: [ { tcp: { address: "127.0.0.1:9" } } ] }
+      - { name: west, dns: { value: 10.1.0.1, set_identifier: west }, probes: [ { tcp: { address: "127.0.0.1:9" } } ] }
+    floats: [ { dns: { zone_id: Z1, name: www.example.com, type: A, ttl: 60 } } ]
+sites:
+  - { name: east, tier: hot, primary: true, traffic: [ { group: www, target: east } ] }
+  - name: west
+    region: us-west-2
+    tier: cold
+    launch: { launch_template: web-dr, count: 2, tags: { app: www } }
+    traffic: [ { group: www, target: west } ]
+    steps: [ { launch: { budget: 20s } }, { shift: {} } ]
+"#;
+
+/// Run west's cold plan with `before` applied to the fresh run record; returns the record
+/// and what was launched.
+async fn launch_run(
+    tagged: Vec<String>,
+    before: impl FnOnce(&mut RunRecord),
+) -> (RunRecord, Vec<LaunchRequest>) {
+    let spec = Arc::new(config::from_yaml(COLD).expect("valid"));
+    let ops = Arc::new(RecordingSiteOps::new("running", tagged));
+    let store: Arc<dyn RunStore> = Arc::new(MemRunStore::default());
+    let west = spec.sites[1].clone();
+    let (runs, _) = update(store.as_ref(), 1, |r: &mut SiteRuns| {
+        let _ = r.start(&spec.sites, &west, RunKind::Promotion, "test".into(), 1);
+        if let Some(c) = r.current.as_mut() {
+            before(c);
+        }
+    })
+    .await
+    .expect("start");
+    let id = runs.current.expect("run").id;
+    // The engine's side of a switchover: done at once (the engine has its own tests).
+    let (tx, mut rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        while let Some(Command::Switchover { reply, .. }) = rx.recv().await {
+            let _ = reply.send(Ok(Vec::new()));
+        }
+    });
+    let cx = SiteCx {
+        board: Arc::new(HealthBoard::new(&spec, Instant::now())),
+        spec: spec.clone(),
+        store,
+        ops: ops.clone(),
+        commands: tx,
+        leadership: Leadership::always_leader("r0"),
+        metrics: Arc::new(Metrics::new()),
+        approvals: Arc::new(Approvals::default()),
+        status: Arc::new(StatusStore::default()),
+    };
+    let rec = Executor::new(cx, west, 1, id)
+        .run()
+        .await
+        .expect("finished");
+    (rec, ops.launches())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fresh_launch_is_tagged_with_the_run_and_carries_its_token() {
+    let (rec, launched) = launch_run(vec![], |_| {}).await;
+    assert_eq!(rec.state, RunState::Succeeded, "{rec:?}");
+    assert_eq!(launched.len(), 1);
+    let req = &launched[0];
+    assert_eq!(req.client_token, client_token(&rec.id, "launch"));
+    assert_eq!(req.launch_template.as_deref(), Some("web-dr"));
+    assert_eq!(req.count, 2);
+    assert_eq!(req.tags.get(TAG_RUN), Some(&rec.id));
+    assert_eq!(req.tags.get(TAG_SITE).map(String::as_str), Some("west"));
+    assert_eq!(req.tags.get("app").map(String::as_str), Some("www"));
+    assert_eq!(
+        rec.launched,
+        [
+            Launched {
+                id: "i-0000000000000a001".into(),
+                private_ip: Some("10.9.0.1".into()),
+                public_ip: None
+            },
+            Launched {
+                id: "i-0000000000000a002".into(),
+                private_ip: Some("10.9.0.2".into()),
+                public_ip: None
+            }
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_launch_never_launches_again() {
+    // The previous leader recorded its instances, then died.
+    let (rec, launched) = launch_run(vec![], |r| {
+        r.launched = vec![Launched {
+            id: "i-0000000000000b001".into(),
+            private_ip: None,
+            public_ip: None,
+        }];
+    })
+    .await;
+    assert_eq!(rec.state, RunState::Succeeded, "{rec:?}");
+    assert!(launched.is_empty(), "launched again: {launched:?}");
+    assert_eq!(rec.launched[0].private_ip.as_deref(), Some("10.9.0.1"));
+
+    // It died between RunInstances and the record: the run's tag finds them.
+    let (rec, launched) = launch_run(vec!["i-0000000000000c001".into()], |_| {}).await;
+    assert_eq!(rec.state, RunState::Succeeded, "{rec:?}");
+    assert!(launched.is_empty(), "launched again: {launched:?}");
+    assert_eq!(rec.launched[0].id, "i-0000000000000c001");
+    assert!(
+        rec.steps[0]
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("found from an interrupted launch"),
+        "{:?}",
+        rec.steps[0]
     );
 }
