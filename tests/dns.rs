@@ -57,18 +57,14 @@ fn member(id: &str, addr: &str) -> Bindings {
 async fn two_leaders_race_one_zone_and_exactly_one_batch_applies() {
     use_test_credentials();
     let ls = LocalStack::start_or_reuse().expect("localstack");
-    let r53 = dns::client(&ls.endpoint).await;
     let domain = unique("race");
-    let zone = dns::zone(&r53, &domain).await.expect("zone");
-    let name = format!("www.{domain}.");
-    dns::weighted(
-        &r53,
-        &zone,
-        &name,
+    let (r53, zone, name) = dns::weighted_zone(
+        &ls.endpoint,
+        &domain,
         &[("a", "10.0.0.1", 1), ("b", "10.0.0.2", 1)],
     )
     .await
-    .expect("records");
+    .expect("zone with records");
     let rec = DnsRecord {
         zone_id: zone.clone(),
         name: name.clone(),

@@ -44,17 +44,13 @@ async fn a_cold_site_launches_from_its_template_probes_the_new_instances_then_sh
         .send()
         .await
         .expect("CreateLaunchTemplate");
-    let r53 = dns::client(&ls.endpoint).await;
-    let zone = dns::zone(&r53, &tag).await.expect("zone");
-    let name = format!("www.{tag}.");
-    dns::weighted(
-        &r53,
-        &zone,
-        &name,
+    let (r53, zone, name) = dns::weighted_zone(
+        &ls.endpoint,
+        &tag,
         &[("east", "10.0.0.1", 1), ("west", "10.1.0.1", 0)],
     )
     .await
-    .expect("records");
+    .expect("zone with records");
     let east_hs = HealthServer::start().await.expect("health");
     let fleet = FleetHealth::default();
     let (fleet_url, _srv) = fleet.start().await.expect("fleet health");

@@ -20,33 +20,46 @@ use floatover::site::promote::{
 use floatover::site::record::{Launched, RunKind, RunRecord, RunState, SiteRuns, StepState};
 use floatover::site::store::{MemRunStore, RunStore, update};
 use floatover::status::StatusStore;
+use floatover_devkit::sitecfg;
 use floatover_devkit::siteops::RecordingSiteOps;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-const CONFIG: &str = r#"
-leader: { backend: single }
-aws: { region: us-east-1, call_timeout: 1500ms }
-groups:
-  - name: www
-    targets:
-      - { name: east, dns: { value: 10.0.0.1, set_identifier: east }, probes: [ { tcp: { address: "127.0.0.1:9" } } ] }
-      - { name: west, dns: { value: 10.1.0.1, set_identifier: west }, probes: [ { tcp: { address: "127.0.0.1:9" } } ] }
-    floats: [ { dns: { zone_id: Z1, name: www.example.com, type: A, ttl: 60 } } ]
-sites:
-  - { name: east, tier: hot, primary: true, traffic: [ { group: www, target: east } ] }
-  - name: west
-    region: us-west-2
-    tier: warm
+/// West: warm, a standby to start, a hook after it (it touches MARKER), then the shift.
+fn config(marker: &str) -> String {
+    sitecfg::west_site(&format!(
+        r#"    tier: warm
     instances: [i-0000000000000000c]
-    traffic: [ { group: www, target: west } ]
     steps:
-      - { start_instances: { budget: 60s } }
-      - { exec: { command: [sh, -c, "touch MARKER"] } }
-      - { shift: {} }
-"#;
+      - {{ start_instances: {{ budget: 60s }} }}
+      - {{ exec: {{ command: [sh, -c, "touch {marker}"] }} }}
+      - {{ shift: {{}} }}
+"#
+    ))
+}
+
+/// What a run of `spec`'s west site gets, with this store, provider and leadership.
+fn site_cx(
+    spec: &Arc<config::Spec>,
+    store: Arc<dyn RunStore>,
+    ops: Arc<RecordingSiteOps>,
+    commands: mpsc::Sender<Command>,
+    leadership: Leadership,
+) -> SiteCx {
+    SiteCx {
+        board: Arc::new(HealthBoard::new(spec, Instant::now())),
+        spec: spec.clone(),
+        store,
+        ops,
+        commands,
+        leadership,
+        metrics: Arc::new(Metrics::new()),
+        approvals: Arc::new(Approvals::default()),
+        status: Arc::new(StatusStore::default()),
+    }
+}
 
 fn leading(deadline: Instant) -> LeaderState {
     LeaderState {
@@ -73,7 +86,7 @@ struct Run {
 async fn setup(lease: Duration) -> (Run, Executor) {
     let dir = tempfile::tempdir().expect("tempdir");
     let marker = dir.path().join("hook-ran");
-    let yaml = CONFIG.replace("MARKER", &marker.display().to_string());
+    let yaml = config(&marker.display().to_string());
     let spec = Arc::new(config::from_yaml(&yaml).expect("valid config"));
     let ops = Arc::new(RecordingSiteOps::new("pending", vec![]));
     let store = Arc::new(MemRunStore::default());
@@ -86,17 +99,13 @@ async fn setup(lease: Duration) -> (Run, Executor) {
     let id = runs.current.expect("a run").id;
     let (leader, rx) = watch::channel(leading(Instant::now() + lease));
     let (tx, commands) = mpsc::channel(4);
-    let cx = SiteCx {
-        board: Arc::new(HealthBoard::new(&spec, Instant::now())),
-        spec: spec.clone(),
-        store: store.clone() as Arc<dyn RunStore>,
-        ops: ops.clone(),
-        commands: tx,
-        leadership: Leadership::follow(rx),
-        metrics: Arc::new(Metrics::new()),
-        approvals: Arc::new(Approvals::default()),
-        status: Arc::new(StatusStore::default()),
-    };
+    let cx = site_cx(
+        &spec,
+        store.clone(),
+        ops.clone(),
+        tx,
+        Leadership::follow(rx),
+    );
     let ex = Executor::new(cx, west, 1, id);
     (
         Run {
@@ -190,24 +199,12 @@ async fn a_run_with_too_little_lease_left_makes_no_call_at_all() {
     );
 }
 
-const COLD: &str = r#"
-leader: { backend: single }
-aws: { region: us-east-1 }
-groups:
-  - name: www
-    targets:
-      - { name: east, dns: { value: 10.0.0.1, set_identifier: east }, probes: [ { tcp: { address: "127.0.0.1:9" } } ] }
-      - { name: west, dns: { value: 10.1.0.1, set_identifier: west }, probes: [ { tcp: { address: "127.0.0.1:9" } } ] }
-    floats: [ { dns: { zone_id: Z1, name: www.example.com, type: A, ttl: 60 } } ]
-sites:
-  - { name: east, tier: hot, primary: true, traffic: [ { group: www, target: east } ] }
-  - name: west
-    region: us-west-2
-    tier: cold
-    launch: { launch_template: web-dr, count: 2, tags: { app: www } }
-    traffic: [ { group: www, target: west } ]
-    steps: [ { launch: { budget: 20s } }, { shift: {} } ]
-"#;
+/// West: cold, two instances launched from a template, then the shift.
+fn cold() -> String {
+    sitecfg::west_site(
+        "    tier: cold\n    launch: { launch_template: web-dr, count: 2, tags: { app: www } }\n    steps: [ { launch: { budget: 20s } }, { shift: {} } ]\n",
+    )
+}
 
 /// Run west's cold plan with `before` applied to the fresh run record; returns the record
 /// and what was launched.
@@ -215,7 +212,7 @@ async fn launch_run(
     tagged: Vec<String>,
     before: impl FnOnce(&mut RunRecord),
 ) -> (RunRecord, Vec<LaunchRequest>) {
-    let spec = Arc::new(config::from_yaml(COLD).expect("valid"));
+    let spec = Arc::new(config::from_yaml(&cold()).expect("valid"));
     let ops = Arc::new(RecordingSiteOps::new("running", tagged));
     let store: Arc<dyn RunStore> = Arc::new(MemRunStore::default());
     let west = spec.sites[1].clone();
@@ -235,17 +232,13 @@ async fn launch_run(
             let _ = reply.send(Ok(Vec::new()));
         }
     });
-    let cx = SiteCx {
-        board: Arc::new(HealthBoard::new(&spec, Instant::now())),
-        spec: spec.clone(),
+    let cx = site_cx(
+        &spec,
         store,
-        ops: ops.clone(),
-        commands: tx,
-        leadership: Leadership::always_leader("r0"),
-        metrics: Arc::new(Metrics::new()),
-        approvals: Arc::new(Approvals::default()),
-        status: Arc::new(StatusStore::default()),
-    };
+        ops.clone(),
+        tx,
+        Leadership::always_leader("r0"),
+    );
     let rec = Executor::new(cx, west, 1, id)
         .run()
         .await

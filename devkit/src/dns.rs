@@ -75,6 +75,20 @@ pub async fn weighted(
     write_weighted(c, zone, name, members, ChangeAction::Create).await
 }
 
+/// A zone for `domain` with the weighted set `www.<domain>.` over `members`: the client,
+/// the zone id and the record name (the fixture of every weighted-record test).
+pub async fn weighted_zone(
+    endpoint: &str,
+    domain: &str,
+    members: &[(&str, &str, i64)],
+) -> Result<(aws_sdk_route53::Client, String, String), DevkitError> {
+    let r53 = client(endpoint).await;
+    let zone = zone(&r53, domain).await?;
+    let name = format!("www.{domain}.");
+    weighted(&r53, &zone, &name, members).await?;
+    Ok((r53, zone, name))
+}
+
 /// Change weighted A records the way a person with the console would (UPSERT): drift.
 pub async fn upsert_weighted(
     c: &aws_sdk_route53::Client,

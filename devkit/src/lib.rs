@@ -14,6 +14,7 @@ pub mod memlease;
 pub mod memprovider;
 pub mod replica;
 pub mod seed;
+pub mod sitecfg;
 pub mod siteops;
 
 use std::path::{Path, PathBuf};

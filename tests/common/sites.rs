@@ -54,18 +54,14 @@ pub async fn sites(tag: &str) -> (Sites, String, tokio::task::JoinHandle<()>) {
         .is_some(),
         "west standby never stopped"
     );
-    let r53 = dns::client(&ls.endpoint).await;
     let domain = unique(tag);
-    let zone = dns::zone(&r53, &domain).await.expect("zone");
-    let name = format!("www.{domain}.");
-    dns::weighted(
-        &r53,
-        &zone,
-        &name,
+    let (r53, zone, name) = dns::weighted_zone(
+        &ls.endpoint,
+        &domain,
         &[("east", "10.0.0.1", 1), ("west", "10.1.0.1", 0)],
     )
     .await
-    .expect("records");
+    .expect("zone with records");
     let east_hs = HealthServer::start().await.expect("health");
     let mut west_hs = HealthServer::start().await.expect("health");
     west_hs.stop().await;

@@ -13,24 +13,12 @@ use aws_sdk_autoscaling::types::{AutoScalingGroup, Instance, LifecycleState};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-const SPEC: &str = r#"
-leader: { backend: single }
-aws: { region: us-east-1 }
-groups:
-  - name: www
-    targets:
-      - { name: east, dns: { value: 10.0.0.1, set_identifier: east }, probes: [ { tcp: { address: "127.0.0.1:9" } } ] }
-      - { name: west, dns: { value: 10.1.0.1, set_identifier: west }, probes: [ { tcp: { address: "127.0.0.1:9" } } ] }
-    floats: [ { dns: { zone_id: Z1, name: www.example.com, type: A, ttl: 60 } } ]
-sites:
-  - { name: east, tier: hot, primary: true, traffic: [ { group: www, target: east } ] }
-  - name: west
-    region: us-west-2
-    tier: warm
-    auto_scaling: { name: web-asg, desired: DESIRED }
-    traffic: [ { group: www, target: west } ]
-    steps: [ { scale_up: { budget: 20s } }, { shift: {} } ]
-"#;
+/// West: warm, an Auto Scaling group raised to `desired`, then the shift.
+fn spec(desired: u32) -> String {
+    floatover_devkit::sitecfg::west_site(&format!(
+        "    tier: warm\n    auto_scaling: {{ name: web-asg, desired: {desired} }}\n    steps: [ {{ scale_up: {{ budget: 20s }} }}, {{ shift: {{}} }} ]\n"
+    ))
+}
 
 fn group(
     desired: i32,
@@ -66,9 +54,7 @@ fn group(
 
 /// Run the west site's plan with the canned Auto Scaling answers; returns the record.
 async fn run(desired: u32, rules: &[&Rule]) -> RunRecord {
-    let spec = Arc::new(
-        crate::config::from_yaml(&SPEC.replace("DESIRED", &desired.to_string())).expect("valid"),
-    );
+    let spec = Arc::new(crate::config::from_yaml(&spec(desired)).expect("valid"));
     let asg: Asg = mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, rules);
     let ec2 = aws_sdk_ec2::Client::from_conf(
         aws_sdk_ec2::Config::builder()
