@@ -68,6 +68,47 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(1u64 << attempt.min(2))
 }
 
+/// How one attempt of a hook went.
+enum Attempt {
+    /// Final: success, or a failure that another attempt would not change.
+    Done(Result<String, HookError>),
+    /// Failed, worth another attempt (the words for the record if it was the last).
+    Again(String),
+}
+
+/// Run `once` up to `retries + 1` times, each only if `gate` allows it, with a growing
+/// pause between attempts, never starting one whose pause would end past `deadline`.
+/// Returns the outcome and the attempts made.
+async fn attempts<F, Fut>(
+    retries: u32,
+    deadline: Instant,
+    gate: Gate<'_>,
+    mut once: F,
+) -> (Result<String, HookError>, u32)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Attempt>,
+{
+    let mut last = String::new();
+    for attempt in 0..=retries {
+        if let Err(e) = gate() {
+            return (Err(e.into()), attempt);
+        }
+        match once().await {
+            Attempt::Done(r) => return (r, attempt + 1),
+            Attempt::Again(why) => last = why,
+        }
+        if attempt < retries {
+            let pause = backoff(attempt);
+            if Instant::now() + pause >= deadline {
+                return (Err(HookError::Failed(last)), attempt + 1);
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+    (Err(HookError::Failed(last)), retries + 1)
+}
+
 /// Run `command` (no shell) with `payload` on stdin until it exits 0, at most
 /// `retries + 1` times within `limit`, each attempt only if `gate` allows it. Returns the
 /// outcome and the attempts made.
@@ -83,11 +124,8 @@ pub async fn exec(
     let Some((prog, args)) = command.split_first() else {
         return (Err(HookError::NoCommand), 0);
     };
-    let mut last = String::new();
-    for attempt in 0..=retries {
-        if let Err(e) = gate() {
-            return (Err(e.into()), attempt);
-        }
+    let body = &body;
+    attempts(retries, deadline, gate, move || async move {
         let mut cmd = tokio::process::Command::new(prog);
         cmd.args(args)
             .stdin(Stdio::piped())
@@ -107,7 +145,7 @@ pub async fn exec(
             Ok(c) => c,
             Err(source) => {
                 let prog = prog.clone();
-                return (Err(HookError::Spawn { prog, source }), attempt + 1);
+                return Attempt::Done(Err(HookError::Spawn { prog, source }));
             }
         };
         if let Some(mut stdin) = child.stdin.take() {
@@ -116,35 +154,25 @@ pub async fn exec(
         }
         match tokio::time::timeout_at(deadline, child.wait_with_output()).await {
             Ok(Ok(out)) if out.status.success() => {
-                return (
-                    Ok(format!("exit 0 {}", tail(&out.stdout)).trim().to_string()),
-                    attempt + 1,
-                );
+                Attempt::Done(Ok(format!("exit 0 {}", tail(&out.stdout))
+                    .trim()
+                    .to_string()))
             }
-            Ok(Ok(out)) => {
-                last = format!(
-                    "{prog} exited with {}: {}",
-                    out.status
-                        .code()
-                        .map_or("a signal".into(), |c| c.to_string()),
-                    tail(&out.stderr)
-                );
-            }
-            Ok(Err(e)) => last = format!("{prog}: {e}"),
+            Ok(Ok(out)) => Attempt::Again(format!(
+                "{prog} exited with {}: {}",
+                out.status
+                    .code()
+                    .map_or("a signal".into(), |c| c.to_string()),
+                tail(&out.stderr)
+            )),
+            Ok(Err(e)) => Attempt::Again(format!("{prog}: {e}")),
             Err(_) => {
                 let what = prog.clone();
-                return (Err(HookError::StillRunning { what, limit }), attempt + 1);
+                Attempt::Done(Err(HookError::StillRunning { what, limit }))
             }
         }
-        if attempt < retries {
-            let pause = backoff(attempt);
-            if Instant::now() + pause >= deadline {
-                return (Err(HookError::Failed(last)), attempt + 1);
-            }
-            tokio::time::sleep(pause).await;
-        }
-    }
-    (Err(HookError::Failed(last)), retries + 1)
+    })
+    .await
 }
 
 /// POST `payload` to `url` until it answers 2xx: at most `retries + 1` attempts of
@@ -172,11 +200,8 @@ pub async fn webhook(
         Ok(c) => c,
         Err(e) => return (Err(HookError::Client(e)), 0),
     };
-    let mut last = String::new();
-    for attempt in 0..=retries {
-        if let Err(e) = gate() {
-            return (Err(e.into()), attempt);
-        }
+    let (body, client, sig) = (&body, &client, &sig);
+    attempts(retries, deadline, gate, move || async move {
         let mut req = client
             .post(url)
             .header("content-type", "application/json")
@@ -185,43 +210,35 @@ pub async fn webhook(
                 concat!("floatover/", env!("CARGO_PKG_VERSION")),
             )
             .body(body.clone());
-        if let Some(s) = &sig {
+        if let Some(s) = sig {
             req = req.header("x-floatover-signature", s);
         }
         match tokio::time::timeout_at(deadline, req.send()).await {
             Ok(Ok(resp)) if resp.status().is_success() => {
-                return (
-                    Ok(format!("{url} answered {}", resp.status().as_u16())),
-                    attempt + 1,
-                );
+                Attempt::Done(Ok(format!("{url} answered {}", resp.status().as_u16())))
             }
             Ok(Ok(resp)) => {
                 let code = resp.status();
                 let text = resp.text().await.unwrap_or_default();
-                last = format!(
+                let last = format!(
                     "{url} answered {}: {}",
                     code.as_u16(),
                     tail(text.as_bytes())
                 );
-                if !(code.is_server_error() || code.as_u16() == 429) {
-                    return (Err(HookError::Failed(last)), attempt + 1);
+                if code.is_server_error() || code.as_u16() == 429 {
+                    Attempt::Again(last)
+                } else {
+                    Attempt::Done(Err(HookError::Failed(last)))
                 }
             }
-            Ok(Err(e)) => last = format!("{url}: {e}"),
+            Ok(Err(e)) => Attempt::Again(format!("{url}: {e}")),
             Err(_) => {
                 let url = url.to_string();
-                return (Err(HookError::NoAnswer { url, limit }), attempt + 1);
+                Attempt::Done(Err(HookError::NoAnswer { url, limit }))
             }
         }
-        if attempt < retries {
-            let pause = backoff(attempt);
-            if Instant::now() + pause >= deadline {
-                return (Err(HookError::Failed(last)), attempt + 1);
-            }
-            tokio::time::sleep(pause).await;
-        }
-    }
-    (Err(HookError::Failed(last)), retries + 1)
+    })
+    .await
 }
 
 #[cfg(test)]
