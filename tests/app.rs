@@ -57,13 +57,13 @@ async fn the_whole_controller_runs_in_process_with_injected_provider_and_lease()
             .is_some(),
         "initial assignment to a"
     );
-    let status: serde_json::Value = reqwest::get(format!("{api}/api/v1/status"))
+    let status: floatover::api::StatusBody = reqwest::get(format!("{api}/api/v1/status"))
         .await
         .expect("status")
         .json()
         .await
-        .expect("json");
-    assert_eq!(status["leader"]["is_leader"], true, "{status}");
+        .expect("a status body");
+    assert!(status.leader.is_leader, "{status:?}");
 
     a.stop().await;
     let took = eventually(Duration::from_secs(5), async || on("i-b")).await;

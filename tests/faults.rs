@@ -236,9 +236,9 @@ async fn a_frozen_leader_does_not_mutate_after_it_resumes() {
     let standby = env
         .until(Duration::from_secs(2), || async {
             env.replicas[a]
-                .status()
+                .status_body()
                 .await
-                .is_some_and(|s| s["leader"]["is_leader"] == false)
+                .is_some_and(|s| !s.leader.is_leader)
         })
         .await;
     assert!(standby.is_some(), "the resumed replica reports standby");

@@ -84,9 +84,7 @@ async fn one_leader_mutates_and_a_killed_leader_is_replaced_in_time() {
     }
 
     // kill -9 the leader: another replica leads within lease + retry + 1 s.
-    let old_epoch = env.replicas[leader].status().await.expect("status")["leader"]["epoch"]
-        .as_u64()
-        .expect("epoch");
+    let old_epoch = env.replicas[leader].epoch().await.expect("epoch");
     let killed = Instant::now();
     env.replicas[leader].kill9();
     let mut new_leader = None;
@@ -108,9 +106,7 @@ async fn one_leader_mutates_and_a_killed_leader_is_replaced_in_time() {
         took <= LEASE + RETRY + Duration::from_secs(1),
         "takeover took {took:?}"
     );
-    let new_epoch = env.replicas[nl].status().await.expect("status")["leader"]["epoch"]
-        .as_u64()
-        .expect("epoch");
+    let new_epoch = env.replicas[nl].epoch().await.expect("epoch");
     assert!(
         new_epoch > old_epoch,
         "epoch must grow: {old_epoch} -> {new_epoch}"
@@ -146,9 +142,7 @@ async fn sigterm_releases_the_lease_for_an_immediate_takeover() {
     let other = 1 - leader;
     let mut took = None;
     while t.elapsed() < Duration::from_secs(6) {
-        if let Some(s) = env.replicas[other].status().await
-            && s["leader"]["is_leader"] == true
-        {
+        if env.replicas[other].leads().await {
             took = Some(t.elapsed());
             break;
         }

@@ -339,6 +339,21 @@ impl Replica {
     }
 
     /// `GET /api/v1/status`, or None if the replica does not answer.
+    /// `GET /api/v1/status`, typed (None: no answer, or not a status body).
+    pub async fn status_body(&self) -> Option<floatover::api::StatusBody> {
+        serde_json::from_value(self.status().await?).ok()
+    }
+
+    /// Does it say it leads?
+    pub async fn leads(&self) -> bool {
+        self.status_body().await.is_some_and(|s| s.leader.is_leader)
+    }
+
+    /// The epoch it reports.
+    pub async fn epoch(&self) -> Option<u64> {
+        Some(self.status_body().await?.leader.epoch)
+    }
+
     pub async fn status(&self) -> Option<serde_json::Value> {
         let c = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))

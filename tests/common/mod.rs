@@ -88,9 +88,7 @@ impl Env {
     pub async fn leader(&self) -> Option<usize> {
         let mut leaders = vec![];
         for (i, r) in self.replicas.iter().enumerate() {
-            if let Some(s) = r.status().await
-                && s["leader"]["is_leader"] == true
-            {
+            if r.leads().await {
                 leaders.push(i);
             }
         }
@@ -167,15 +165,12 @@ impl Env {
 
     /// Is replica `i` the leader by its own account?
     pub async fn leads(&self, i: usize) -> bool {
-        self.replicas[i]
-            .status()
-            .await
-            .is_some_and(|s| s["leader"]["is_leader"] == true)
+        self.replicas[i].leads().await
     }
 
     /// Epoch replica `i` reports.
     pub async fn epoch(&self, i: usize) -> Option<u64> {
-        self.replicas[i].status().await?["leader"]["epoch"].as_u64()
+        self.replicas[i].epoch().await
     }
 }
 

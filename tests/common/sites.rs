@@ -179,9 +179,7 @@ pub async fn spawn_steady(s: &Sites, west_url: &str, extra_steps: &str) -> Repli
 }
 
 pub async fn leads(r: &Replica) -> bool {
-    r.status()
-        .await
-        .is_some_and(|s| s["leader"]["is_leader"] == true)
+    r.leads().await
 }
 
 pub fn cli(r: &Replica, args: &[&str]) -> (Option<i32>, String) {
