@@ -15,6 +15,7 @@ use common::sites::*;
 use floatover::metrics::Metrics;
 use floatover::provider::aws::sites::AwsSiteOps;
 use floatover::provider::sites::SiteOps;
+use floatover::site::record::RunState;
 use floatover_devkit::health::{FleetHealth, HealthServer};
 use floatover_devkit::replica::{Replica, free_port};
 use floatover_devkit::{LocalStack, dns, seed, use_test_credentials};
@@ -144,7 +145,7 @@ sites:
     // Pre-flight finds the template; the site is ready before anything was launched.
     let ready = eventually(Duration::from_secs(30), async || {
         let v = site_api(&r).await;
-        leads(&r).await && site(&v, "west")["ready"] == true
+        leads(&r).await && (site(&v, "west").ready == Some(true))
     })
     .await
     .is_some();
@@ -157,15 +158,21 @@ sites:
     assert_eq!(code, Some(0), "{out}");
     let done = eventually(Duration::from_secs(90), async || {
         let v = site_api(&r).await;
-        site(&v, "west")["run"]["state"] != "running" && !site(&v, "west")["run"].is_null()
+        site(&v, "west")
+            .run
+            .is_some_and(|r| r.state != RunState::Running)
     })
     .await
     .is_some();
     let v = site_api(&r).await;
-    if !done || site(&v, "west")["run"]["state"] != "succeeded" {
+    if !done
+        || !site(&v, "west")
+            .run
+            .is_some_and(|r| r.state == RunState::Succeeded)
+    {
         dump(&r);
     }
-    let run = site(&v, "west")["run"].clone();
+    let run = json_of(&v, "west")["run"].clone();
     assert_eq!(run["state"], "succeeded", "{run:#}");
     boot.abort();
 

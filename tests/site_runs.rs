@@ -5,6 +5,7 @@ mod common;
 
 use common::bin;
 use common::sites::*;
+use floatover::site::record::RunState;
 use floatover_devkit::replica::{Replica, free_port, metric_sum};
 use serde_json::Value;
 use std::time::Duration;
@@ -46,18 +47,20 @@ async fn a_leader_killed_mid_promotion_is_replaced_and_the_next_one_finishes_the
     .await
     .is_some();
     assert!(in_slow, "{:#}", site_api(&rs[l]).await);
-    let before = site(&site_api(&rs[l]).await, "west")["run"].clone();
+    let before = json_of(&site_api(&rs[l]).await, "west")["run"].clone();
     rs[l].kill9();
     // The standby takes the lease and resumes the run from the record.
     let done = eventually(Duration::from_secs(40), async || {
         let v = site_api(&rs[other]).await;
-        site(&v, "west")["run"]["state"] == "succeeded"
+        site(&v, "west")
+            .run
+            .is_some_and(|r| r.state == RunState::Succeeded)
     })
     .await
     .is_some();
     let v = site_api(&rs[other]).await;
     assert!(done, "{v:#}");
-    let after = &site(&v, "west")["run"];
+    let after = &json_of(&v, "west")["run"];
     assert_eq!(after["id"], before["id"], "the same run, resumed");
     assert_eq!(after["resumed"], 1);
     for step in ["start_instances", "wait_healthy"] {
@@ -80,7 +83,7 @@ async fn a_leader_killed_mid_promotion_is_replaced_and_the_next_one_finishes_the
         weights(&s).await,
         [("east".to_string(), 0), ("west".to_string(), 100)]
     );
-    assert_eq!(site(&v, "west")["active"], true);
+    assert!(site(&v, "west").active);
     boot.abort();
 }
 
@@ -147,16 +150,16 @@ async fn preflight_names_a_missing_instance_and_a_missing_launch_template() {
     let r = Replica::spawn(&bin(), s.dir.path(), "r0", &bad, port).expect("spawn");
     let shown = eventually(Duration::from_secs(20), async || {
         let v = site_api(&r).await;
-        site(&v, "west")["ready"] == false
-            && site(&v, "central")["ready"] == false
-            && site(&v, "east")["ready"] == true
+        (site(&v, "west").ready == Some(false))
+            && (site(&v, "central").ready == Some(false))
+            && (site(&v, "east").ready == Some(true))
     })
     .await
     .is_some();
     let v = site_api(&r).await;
     assert!(shown, "{v:#}");
     assert!(
-        site(&v, "west")["not_ready"]
+        json_of(&v, "west")["not_ready"]
             .to_string()
             .contains("i-0000000000000dead"),
         "{v:#}"
@@ -199,7 +202,7 @@ async fn a_drill_promotes_verifies_fails_back_and_writes_its_report() {
         weights(&s).await,
         [("east".to_string(), 100), ("west".to_string(), 0)]
     );
-    assert_eq!(site(&site_api(&r).await, "east")["active"], true);
+    assert!(site(&site_api(&r).await, "east").active);
     let file = |ext: &str| {
         std::fs::read_dir(&out_dir)
             .expect("report dir")

@@ -9,6 +9,7 @@ mod common;
 
 use common::bin;
 use common::sites::*;
+use floatover::site::record::RunState;
 use floatover_devkit::replica::{Replica, free_port, metric_sum};
 use floatover_devkit::seed;
 use serde_json::Value;
@@ -28,7 +29,7 @@ async fn the_warm_site_is_promoted_step_by_step_when_the_primary_loses_quorum() 
     // Steady: east leads the traffic, the sites API says so.
     let steady = eventually(Duration::from_secs(20), async || {
         let v = site_api(&r).await;
-        site(&v, "east")["active"] == true && site(&v, "east")["healthy"] == true
+        site(&v, "east").active && site(&v, "east").healthy
     })
     .await
     .is_some();
@@ -47,7 +48,10 @@ async fn the_warm_site_is_promoted_step_by_step_when_the_primary_loses_quorum() 
     s.east_hs.stop().await;
     let done = eventually(Duration::from_secs(60), async || {
         let v = site_api(&r).await;
-        site(&v, "west")["active"] == true && site(&v, "west")["run"]["state"] == "succeeded"
+        site(&v, "west").active
+            && site(&v, "west")
+                .run
+                .is_some_and(|r| r.state == RunState::Succeeded)
     })
     .await
     .is_some();
@@ -62,7 +66,7 @@ async fn the_warm_site_is_promoted_step_by_step_when_the_primary_loses_quorum() 
         [("east".to_string(), 0), ("west".to_string(), 100)]
     );
 
-    let run = &site(&v, "west")["run"];
+    let run = &json_of(&v, "west")["run"];
     assert!(
         run["trigger"]
             .as_str()
@@ -223,7 +227,9 @@ async fn a_manual_promotion_waits_for_approval_and_only_one_runs_at_a_time() {
     let (code, out) = cli(&r, &["west", "--approve"]);
     assert_eq!(code, Some(0), "{out}");
     let done = eventually(Duration::from_secs(20), async || {
-        site(&site_api(&r).await, "west")["run"]["state"] == "succeeded"
+        site(&site_api(&r).await, "west")
+            .run
+            .is_some_and(|r| r.state == RunState::Succeeded)
     })
     .await
     .is_some();
@@ -234,11 +240,11 @@ async fn a_manual_promotion_waits_for_approval_and_only_one_runs_at_a_time() {
     );
     let v = site_api(&r).await;
     assert_eq!(
-        site(&v, "west")["run"]["trigger"],
+        json_of(&v, "west")["run"]["trigger"],
         "requested through the API"
     );
     assert_eq!(
-        site(&v, "west")["run"]["approved"],
+        json_of(&v, "west")["run"]["approved"],
         serde_json::json!(["west"])
     );
     // Nothing waits any more: a stray approval is refused.
@@ -258,13 +264,15 @@ async fn an_unapproved_promotion_times_out_and_a_failing_hook_stops_the_plan() {
     let (code, out) = cli(&r, &["west"]);
     assert_eq!(code, Some(0), "{out}");
     let failed = eventually(Duration::from_secs(40), async || {
-        site(&site_api(&r).await, "west")["run"]["state"] == "failed"
+        site(&site_api(&r).await, "west")
+            .run
+            .is_some_and(|r| r.state == RunState::Failed)
     })
     .await
     .is_some();
     let v = site_api(&r).await;
     assert!(failed, "{v:#}");
-    let run = &site(&v, "west")["run"];
+    let run = &json_of(&v, "west")["run"];
     assert!(
         run["error"]
             .as_str()
@@ -277,7 +285,7 @@ async fn an_unapproved_promotion_times_out_and_a_failing_hook_stops_the_plan() {
         "pending",
         "nothing after the failed step ran"
     );
-    assert_eq!(site(&v, "east")["active"], true, "the traffic stays");
+    assert!(site(&v, "east").active, "the traffic stays");
     assert_eq!(
         weights(&s).await,
         [("east".to_string(), 100), ("west".to_string(), 0)]
@@ -319,13 +327,16 @@ async fn an_unapproved_promotion_times_out_and_a_failing_hook_stops_the_plan() {
     assert!(started, "promote after the reload");
     let failed = eventually(Duration::from_secs(40), async || {
         let v = site_api(&r).await;
-        site(&v, "west")["run"]["state"] == "failed" && step_state(&v, "west", "boom") == "failed"
+        site(&v, "west")
+            .run
+            .is_some_and(|r| r.state == RunState::Failed)
+            && step_state(&v, "west", "boom") == "failed"
     })
     .await
     .is_some();
     let v = site_api(&r).await;
     assert!(failed, "{v:#}");
-    let run = &site(&v, "west")["run"];
+    let run = &json_of(&v, "west")["run"];
     assert_eq!(
         run["error"], "step boom failed: sh exited with 4: disk full",
         "{run:#}"

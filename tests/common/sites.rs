@@ -3,6 +3,7 @@
 
 use super::bin;
 use super::dns::unique;
+use floatover::site::supervisor::SiteStatus;
 pub use floatover_devkit::eventually::eventually;
 use floatover_devkit::health::HealthServer;
 use floatover_devkit::replica::Replica;
@@ -156,11 +157,32 @@ pub async fn site_api(r: &Replica) -> Value {
         .unwrap_or_default()
 }
 
-pub fn site<'a>(v: &'a Value, name: &str) -> &'a Value {
+/// One site of a `GET /api/v1/sites` answer as JSON (for the run's deeper fields).
+pub fn json_of<'a>(v: &'a Value, name: &str) -> &'a Value {
     v["sites"]
         .as_array()
         .and_then(|a| a.iter().find(|s| s["name"] == name))
         .unwrap_or(&Value::Null)
+}
+
+/// One site of a `GET /api/v1/sites` answer, typed (a site missing from the answer, or
+/// an answer that is not one, reads as a site that is nothing: not active, no run).
+pub fn site(v: &Value, name: &str) -> SiteStatus {
+    serde_json::from_value(json_of(v, name).clone()).unwrap_or_else(|_| SiteStatus {
+        name: name.into(),
+        tier: String::new(),
+        region: String::new(),
+        primary: false,
+        active: false,
+        targets_up: 0,
+        targets: 0,
+        quorum: 0,
+        healthy: false,
+        ready: None,
+        not_ready: vec![],
+        preflight_unix_ms: None,
+        run: None,
+    })
 }
 
 /// Start replica r0 on the sites config (`extra_steps` added to west's plan) and wait
@@ -170,7 +192,7 @@ pub async fn spawn_steady(s: &Sites, west_url: &str, extra_steps: &str) -> Repli
     let cfg = config(s, port, west_url, extra_steps);
     let r = Replica::spawn(&bin(), s.dir.path(), "r0", &cfg, port).expect("spawn");
     let steady = eventually(Duration::from_secs(20), async || {
-        site(&site_api(&r).await, "east")["active"] == true && leads(&r).await
+        site(&site_api(&r).await, "east").active && leads(&r).await
     })
     .await
     .is_some();
@@ -200,7 +222,7 @@ pub fn cli(r: &Replica, args: &[&str]) -> (Option<i32>, String) {
 }
 
 pub fn step_state(v: &Value, site_name: &str, step: &str) -> String {
-    site(v, site_name)["run"]["steps"]
+    json_of(v, site_name)["run"]["steps"]
         .as_array()
         .into_iter()
         .flatten()
