@@ -64,10 +64,10 @@ pub async fn run(endpoint: &str, trials: usize, v: &Variant) -> Result<EipResult
         ..Default::default()
     };
     let urls: Vec<String> = health.iter().map(|h| h.url()).collect();
-    let spec = Arc::new(
-        config::from_yaml(&render_config(&world, &sc, &urls, free_port(), "bench"))
-            .map_err(|e| e.to_string())?,
-    );
+    let mut spec = config::from_yaml(&render_config(&world, &sc, &urls, free_port(), "bench"))
+        .map_err(|e| e.to_string())?;
+    spec.aws.credentials = Some(floatover_devkit::test_credentials());
+    let spec = Arc::new(spec);
     let metrics = Arc::new(Metrics::new());
     let board = Arc::new(HealthBoard::new(&spec, Instant::now()));
     let status = Arc::new(StatusStore::default());

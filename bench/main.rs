@@ -10,7 +10,7 @@ mod sites;
 mod stats;
 mod takeover;
 
-use floatover_devkit::{LocalStack, use_test_credentials};
+use floatover_devkit::LocalStack;
 use stats::{HEADER, Series};
 use std::fmt::Write;
 use std::process::{Command, ExitCode};
@@ -95,7 +95,6 @@ fn site_passed(r: &Result<sites::SiteBench, String>) -> bool {
 /// `bench/run --sites`: the site promotion bench alone; replaces its section of
 /// RESULTS.md.
 async fn sites_only() -> ExitCode {
-    use_test_credentials();
     let ls = match LocalStack::start_or_reuse() {
         Ok(l) => l,
         Err(e) => {
@@ -127,7 +126,6 @@ async fn sites_only() -> ExitCode {
 
 /// `bench/run --probes`: the probe throughput bench alone (does not write RESULTS.md).
 async fn probes_only() -> ExitCode {
-    use_test_credentials();
     let ls = match LocalStack::start_or_reuse() {
         Ok(l) => l,
         Err(e) => {
@@ -163,7 +161,6 @@ async fn main() -> ExitCode {
         return sites_only().await;
     }
     let (n_dec, n_eip, n_take) = if quick { (200, 5, 3) } else { (2_000, 30, 12) };
-    use_test_credentials();
     let mut all: Vec<Series> = vec![];
 
     eprintln!("decision latency: {n_dec} trials ...");

@@ -150,7 +150,8 @@ pub async fn lease_backend(spec: &Spec) -> Result<Box<dyn LeaseBackend>, Bootstr
             // Lease calls must answer well within the retry period; one attempt per round
             // (the next round is the retry).
             let timeout = spec.leader.retry_period.max(Duration::from_millis(300));
-            let client = s3_client(region, endpoint_url.as_deref(), timeout, 1).await;
+            let creds = spec.aws.credentials.clone();
+            let client = s3_client(region, endpoint_url.as_deref(), timeout, 1, creds).await;
             Box::new(
                 S3Lease::s3(client, bucket.clone(), key.clone(), identity, timing)
                     .advertise(Some(spec.api.advertise.clone())),
@@ -166,8 +167,9 @@ async fn s3_client(
     endpoint_url: Option<&str>,
     timeout: Duration,
     attempts: u32,
+    credentials: Option<aws_credential_types::Credentials>,
 ) -> aws_sdk_s3::Client {
-    let base = sdk_config(region, endpoint_url, timeout, attempts).await;
+    let base = sdk_config(region, endpoint_url, timeout, attempts, credentials).await;
     let conf = aws_sdk_s3::config::Builder::from(&base)
         .force_path_style(endpoint_url.is_some())
         .build();
@@ -197,6 +199,7 @@ async fn site_loop(
                 endpoint_url.as_deref(),
                 spec.aws.call_timeout,
                 spec.aws.max_attempts,
+                spec.aws.credentials.clone(),
             )
             .await;
             Arc::new(S3RunStore(crate::leader::s3::S3Store::new(
@@ -314,6 +317,7 @@ pub async fn check_credentials(spec: &Spec) -> Result<(), BootstrapError> {
         spec.aws.endpoint_url.as_deref(),
         spec.aws.call_timeout,
         1,
+        spec.aws.credentials.clone(),
     )
     .await;
     let Some(p) = conf.credentials_provider() else {

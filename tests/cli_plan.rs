@@ -50,6 +50,8 @@ async fn plan_prints_the_move_and_mutates_nothing() {
     let out = Command::new(bin())
         .args(["plan", "--json", "-c"])
         .arg(&cfg)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
         .output()
         .expect("run plan");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -65,6 +67,8 @@ async fn plan_prints_the_move_and_mutates_nothing() {
     let out = Command::new(bin())
         .args(["plan", "-c"])
         .arg(&cfg)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
         .output()
         .expect("run plan");
     let all = format!(

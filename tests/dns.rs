@@ -17,7 +17,7 @@ use floatover::provider::{
     Bindings, FloatKind, FloatProvider, FloatRef, ProviderError, WeightOrder,
 };
 use floatover_devkit::health::HealthServer;
-use floatover_devkit::{LocalStack, dns, use_test_credentials};
+use floatover_devkit::{LocalStack, dns};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,6 +40,7 @@ fn aws(endpoint: &str) -> AwsSpec {
         dns_burst: 50,
         dns_per_second: 10,
         dns_member_writes: MemberWrites::Upsert,
+        credentials: Some(floatover_devkit::test_credentials()),
     }
 }
 
@@ -55,7 +56,6 @@ fn member(id: &str, addr: &str) -> Bindings {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_leaders_race_one_zone_and_exactly_one_batch_applies() {
-    use_test_credentials();
     let ls = LocalStack::start_or_reuse().expect("localstack");
     let domain = unique("race");
     let (r53, zone, name) = dns::weighted_zone(
@@ -190,7 +190,6 @@ groups:
 /// failback after `failback_delay` (the EIP rules, on a weighted record).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_active_standby_fails_over_and_back() {
-    use_test_credentials();
     let ls = LocalStack::start_or_reuse().expect("localstack");
     let r53 = dns::client(&ls.endpoint).await;
     let domain = unique("as");
@@ -277,7 +276,6 @@ async fn dns_active_standby_fails_over_and_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn active_active_weights_follow_health_one_batch_per_zone() {
-    use_test_credentials();
     let ls = LocalStack::start_or_reuse().expect("localstack");
     let r53 = dns::client(&ls.endpoint).await;
     let (d1, d2) = (unique("aa"), unique("ab"));

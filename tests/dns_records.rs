@@ -6,7 +6,7 @@ mod common;
 
 use common::dns::*;
 use floatover_devkit::health::HealthServer;
-use floatover_devkit::{LocalStack, dns, use_test_credentials};
+use floatover_devkit::{LocalStack, dns};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 /// failback, and every record keeps its own health check.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_record_pair_swaps_roles_and_keeps_health_checks() {
-    use_test_credentials();
     let ls = LocalStack::start_or_reuse().expect("localstack");
     let r53 = dns::client(&ls.endpoint).await;
     let domain = unique("fo");
@@ -118,7 +117,6 @@ async fn a_failover_record_pair_swaps_roles_and_keeps_health_checks() {
 /// target that comes back gets its record again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_deletes_the_records_when_everyone_is_down_and_a_survivor_brings_them_back() {
-    use_test_credentials();
     let ls = LocalStack::start_or_reuse().expect("localstack");
     let r53 = dns::client(&ls.endpoint).await;
     let domain = unique("rel");

@@ -11,7 +11,7 @@ use floatover::provider::aws::AwsProvider;
 use floatover::provider::aws::ec2::spec::{Ec2Endpoint, Ec2Float};
 use floatover::provider::{Bindings, FloatKind, FloatRef};
 use floatover::provider::{FloatProvider, MoveOrder, ProviderError, StampWhen};
-use floatover_devkit::{LocalStack, seed, use_test_credentials};
+use floatover_devkit::{LocalStack, seed};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -138,7 +138,6 @@ async fn no_mutating_call_without_the_fence() {
 }
 
 async fn provider_and_world(tag: &str, instances: usize) -> (LocalStack, seed::World, AwsProvider) {
-    use_test_credentials();
     let ls = LocalStack::start_or_reuse().expect("localstack");
     let w = seed::world(
         &ls.endpoint,
@@ -158,6 +157,7 @@ async fn provider_and_world(tag: &str, instances: usize) -> (LocalStack, seed::W
         dns_burst: 50,
         dns_per_second: 10,
         dns_member_writes: MemberWrites::Upsert,
+        credentials: Some(floatover_devkit::test_credentials()),
     };
     let p = AwsProvider::connect(&aws, &["us-east-1".into()], Arc::new(Metrics::new())).await;
     (ls, w, p)

@@ -2,8 +2,8 @@
 //! against a perfectly healthy server give zero false downs, the overload is reported,
 //! and SIGTERM still stops the process within its shutdown deadline.
 
+use floatover_devkit::LocalStack;
 use floatover_devkit::replica::{Replica, Stderr, free_port, metric_sum};
-use floatover_devkit::{LocalStack, use_test_credentials};
 use std::fmt::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -12,7 +12,6 @@ const TARGETS: usize = 1_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_beyond_capacity_never_mark_a_healthy_server_down() {
-    use_test_credentials();
     let ls = LocalStack::start_or_reuse().expect("localstack");
     // The server gets core 1 (this process), floatover core 0.
     let _ = Command::new("taskset")

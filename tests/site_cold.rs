@@ -18,13 +18,12 @@ use floatover::provider::sites::SiteOps;
 use floatover::site::record::RunState;
 use floatover_devkit::health::{FleetHealth, HealthServer};
 use floatover_devkit::replica::{Replica, free_port};
-use floatover_devkit::{LocalStack, dns, seed, use_test_credentials};
+use floatover_devkit::{LocalStack, dns, seed};
 use std::sync::Arc;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cold_site_launches_from_its_template_probes_the_new_instances_then_shifts() {
-    use_test_credentials();
     let ls = LocalStack::start_or_reuse().expect("LocalStack");
     let tag = unique("cold");
     let east = seed::world(&ls.endpoint, "us-east-1", 1, &tag)
@@ -257,7 +256,8 @@ sites:
     );
     // What a resuming leader does to find an interrupted launch: the tag lookup finds
     // exactly these instances.
-    let spec = floatover::config::from_yaml(&cfg).expect("the test's config");
+    let mut spec = floatover::config::from_yaml(&cfg).expect("the test's config");
+    spec.aws.credentials = Some(floatover_devkit::test_credentials());
     let ops = AwsSiteOps::new(&spec.aws, Arc::new(Metrics::new()));
     let mut found = ops
         .instances_tagged("us-west-2", "floatover:run", &run_id)

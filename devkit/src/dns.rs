@@ -15,8 +15,14 @@ fn err(op: &'static str) -> impl Fn(String) -> DevkitError {
 
 /// A Route 53 client for checking and seeding.
 pub async fn client(endpoint: &str) -> aws_sdk_route53::Client {
-    crate::use_test_credentials();
-    let conf = sdk_config("us-east-1", Some(endpoint), Duration::from_secs(10), 3).await;
+    let conf = sdk_config(
+        "us-east-1",
+        Some(endpoint),
+        Duration::from_secs(10),
+        3,
+        Some(crate::test_credentials()),
+    )
+    .await;
     aws_sdk_route53::Client::new(&conf)
 }
 

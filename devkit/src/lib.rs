@@ -99,18 +99,9 @@ impl Drop for LocalStack {
     }
 }
 
-/// Static test credentials for LocalStack, set in this process's environment so that the
-/// SDK's default chain finds them without probing instance metadata.
-pub fn use_test_credentials() {
-    // SAFETY-free in Rust 2024 terms: called before threads read these variables in tests,
-    // demo and bench; the values are constants.
-    for (k, v) in [
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ] {
-        if std::env::var(k).is_err() {
-            unsafe { std::env::set_var(k, v) };
-        }
-    }
+/// The static credentials LocalStack accepts, handed to every SDK client the devkit, the
+/// tests and the benchmarks build (and set on every child replica's environment), so no
+/// test changes the process environment while other threads read it.
+pub fn test_credentials() -> aws_credential_types::Credentials {
+    aws_credential_types::Credentials::new("test", "test", None, None, "floatover-devkit")
 }

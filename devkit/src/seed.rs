@@ -41,8 +41,14 @@ pub struct Clients {
 }
 
 pub async fn clients(endpoint: &str, region: &str) -> Clients {
-    crate::use_test_credentials();
-    let conf = sdk_config(region, Some(endpoint), Duration::from_secs(10), 3).await;
+    let conf = sdk_config(
+        region,
+        Some(endpoint),
+        Duration::from_secs(10),
+        3,
+        Some(crate::test_credentials()),
+    )
+    .await;
     let s3conf = aws_sdk_s3::config::Builder::from(&conf)
         .force_path_style(true)
         .build();

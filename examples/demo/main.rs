@@ -9,10 +9,10 @@
 mod dns;
 mod region;
 
+use floatover_devkit::LocalStack;
 use floatover_devkit::health::HealthServer;
 use floatover_devkit::replica::{Replica, Scenario, floatover_bin, free_port, render_config};
 use floatover_devkit::seed::{self, Clients, World};
-use floatover_devkit::{LocalStack, use_test_credentials};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -150,7 +150,6 @@ async fn run() -> Result<(), String> {
         "floatover demo: Elastic IP failover between three instances, decided by a fenced leader"
     );
     println!("(everything runs locally: LocalStack stands in for AWS)\n");
-    use_test_credentials();
     let ls = LocalStack::start().map_err(|e| e.to_string())?;
     let world = seed::world(
         &ls.endpoint,

@@ -24,6 +24,11 @@ pub struct AwsSpec {
     pub dns_burst: u32,
     pub dns_per_second: u32,
     pub dns_member_writes: MemberWrites,
+    /// Static credentials handed over by a program that embeds floatover (the tests do,
+    /// for LocalStack, instead of changing the process environment under running
+    /// threads). The config file cannot set them: None uses the SDK's default chain
+    /// (environment, profile, instance or pod role).
+    pub credentials: Option<aws_credential_types::Credentials>,
 }
 
 /// How a DNS change batch writes the weighted records it changes. Either way the batch
@@ -46,6 +51,7 @@ pub async fn sdk_config(
     endpoint_url: Option<&str>,
     call_timeout: Duration,
     max_attempts: u32,
+    credentials: Option<aws_credential_types::Credentials>,
 ) -> SdkConfig {
     let attempt = (call_timeout / max_attempts.max(1))
         .max(Duration::from_millis(200))
@@ -67,6 +73,9 @@ pub async fn sdk_config(
         );
     if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
+    }
+    if let Some(c) = credentials {
+        loader = loader.credentials_provider(c);
     }
     loader.load().await
 }

@@ -46,7 +46,9 @@ pub type Running = (
 /// The whole controller in this process: the real AWS provider against LocalStack, a
 /// single-replica lease, real probes and API.
 pub async fn start_app(yaml: &str) -> Running {
-    let spec = Arc::new(config::from_yaml(yaml).expect("config"));
+    let mut spec = config::from_yaml(yaml).expect("config");
+    spec.aws.credentials = Some(floatover_devkit::test_credentials());
+    let spec = Arc::new(spec);
     let metrics = Arc::new(Metrics::new());
     let provider = Arc::new(
         AwsProvider::connect(

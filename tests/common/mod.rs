@@ -6,11 +6,11 @@ pub mod dns;
 pub mod faults;
 pub mod sites;
 
+use floatover_devkit::LocalStack;
 use floatover_devkit::eventually::eventually;
 use floatover_devkit::health::HealthServer;
 use floatover_devkit::replica::{Replica, Scenario, free_port, render_config};
 use floatover_devkit::seed::{self, Clients, World};
-use floatover_devkit::{LocalStack, use_test_credentials};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -34,7 +34,6 @@ fn unique(tag: &str) -> String {
 
 impl Env {
     pub async fn new(instances: usize, scenario: Scenario, tag: &str) -> Env {
-        use_test_credentials();
         let ls = LocalStack::start_or_reuse().expect("LocalStack");
         let world = seed::world(&ls.endpoint, "us-east-1", instances, &unique(tag))
             .await

@@ -9,7 +9,7 @@ use floatover_devkit::health::HealthServer;
 use floatover_devkit::replica::Replica;
 pub use floatover_devkit::seed::instance_state;
 use floatover_devkit::seed::{self, World};
-use floatover_devkit::{LocalStack, dns, use_test_credentials};
+use floatover_devkit::{LocalStack, dns};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -29,7 +29,6 @@ pub struct Sites {
 /// Two regions seeded; the west standby stopped; a weighted record east=1 west=0; a
 /// "boot" task that starts the west health server once the instance runs.
 pub async fn sites(tag: &str) -> (Sites, String, tokio::task::JoinHandle<()>) {
-    use_test_credentials();
     let ls = LocalStack::start_or_reuse().expect("LocalStack");
     let east = seed::world(&ls.endpoint, "us-east-1", 1, &unique(tag))
         .await

@@ -120,6 +120,7 @@ pub(super) fn resolve_aws(raw: &RawAws, is: &mut Issues) -> Option<AwsSpec> {
         dns_burst: raw.dns_burst,
         dns_per_second: raw.dns_per_second,
         dns_member_writes: raw.dns_member_writes,
+        credentials: None,
     })
 }
 

@@ -131,6 +131,7 @@ impl AwsProvider {
             aws.endpoint_url.as_deref(),
             aws.call_timeout,
             aws.max_attempts,
+            aws.credentials.clone(),
         )
         .await;
         let mut map = HashMap::new();

@@ -62,6 +62,7 @@ impl AwsSiteOps {
             self.aws.endpoint_url.as_deref(),
             self.aws.call_timeout,
             self.aws.max_attempts,
+            self.aws.credentials.clone(),
         )
         .await;
         let c = Clients {
