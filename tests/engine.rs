@@ -47,6 +47,7 @@ fn leader_state(epoch: u64, leading: bool) -> LeaderState {
         holder_api: None,
         store: StoreHealth::default(),
         fence_deadline: leading.then(|| Instant::now() + Duration::from_secs(365 * 24 * 3600)),
+        members: Vec::new(),
     }
 }
 

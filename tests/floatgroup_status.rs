@@ -28,6 +28,7 @@ fn leader(is: bool, epoch: u64) -> LeaderState {
         holder_api: None,
         store: Default::default(),
         fence_deadline: Some(Instant::now() + Duration::from_secs(3600)),
+        members: Vec::new(),
     }
 }
 

@@ -70,6 +70,7 @@ fn leading(deadline: Instant) -> LeaderState {
         holder_api: None,
         store: StoreHealth::default(),
         fence_deadline: Some(deadline),
+        members: Vec::new(),
     }
 }
 

@@ -44,6 +44,7 @@ impl Leadership {
             holder_api: None,
             store: StoreHealth::default(),
             fence_deadline: Some(Instant::now() + Duration::from_secs(24 * 3600)),
+            members: Vec::new(),
         })
     }
 
@@ -111,6 +112,7 @@ impl Elector {
             holder_api: None,
             store: StoreHealth::default(),
             fence_deadline: None,
+            members: Vec::new(),
         });
         (
             Elector {

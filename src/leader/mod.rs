@@ -13,7 +13,9 @@ pub mod s3;
 mod single;
 
 pub use elector::{Elector, Leadership};
-pub use protocol::{CasLease, LeaseRecord, LeaseStore, LeaseTiming, Precondition, Put};
+pub use protocol::{
+    CasLease, Claim, EpochRule, LeaseRecord, LeaseStore, LeaseTiming, Precondition, Put, Want,
+};
 pub use single::SingleLease;
 
 use crate::model::Epoch;
@@ -94,6 +96,29 @@ pub struct LeaderState {
     /// deadline). Meaningless when not leader.
     #[serde(skip)]
     pub fence_deadline: Option<Instant>,
+    /// Each lease member's state (quorum backend only; empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberView>,
+}
+
+/// One lease member as this replica last saw it (quorum backend), for `status` and the
+/// `floatover_lease_member_up{member}` gauge.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct MemberView {
+    /// The member's name (config `leader.quorum.members[].name`).
+    pub name: String,
+    /// The member answered this replica's last call.
+    pub up: bool,
+    /// This replica holds the member under its current term.
+    pub held: bool,
+    /// The live holder named by the member's record, as last read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// The epoch in the member's record, as last read.
+    pub epoch: u64,
+    /// The last failure, as `op in region: Code: message`, until the next success.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Result of one election round.

@@ -75,199 +75,306 @@ pub trait LeaseStore: Send + Sync {
     fn location(&self) -> String;
 }
 
-/// A lease backend: the protocol above over store `S`.
-pub struct CasLease<S> {
-    store: S,
+/// Which epoch a claim writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochRule {
+    /// One store: a takeover writes `max(record, floor) + 1`; a renewal keeps its epoch
+    /// unless the floor has passed it.
+    Above(Epoch),
+    /// One member of a quorum: every write carries exactly this term epoch, and a record is
+    /// taken only if its epoch is below it (so the term's epoch is above every epoch the
+    /// member ever held: see `quorum`).
+    Term(Epoch),
+}
+
+/// What one step of a claim may do.
+#[derive(Debug, Clone, Copy)]
+pub struct Want {
+    /// May keep (renew) what it holds. False: forget the claim and let it run out.
+    pub may_hold: bool,
+    /// May create or take over the record.
+    pub may_take: bool,
+    pub epoch: EpochRule,
+}
+
+/// One replica's claim on one store: the per-store half of the protocol (module docs).
+/// A plain value, so that a quorum can move it into a task per member and get it back.
+#[derive(Debug, Clone)]
+pub struct Claim {
     identity: String,
     /// Our advertised API URL, written into the record while we hold it.
     api: Option<String>,
-    health: StoreHealth,
     timing: LeaseTiming,
-    /// Version of our own last successful write while we hold the lease.
+    /// Version of our own last successful write while we hold the record.
     mine: Option<String>,
+    /// The record as last read or written (None: absent, or never read).
     record: Option<LeaseRecord>,
+    /// True once the store answered at least once (so `record: None` means absent).
+    known: bool,
     /// Send time of our last successful write (start of the fence window).
     renewed_at: Option<Instant>,
-    /// Someone else's lease as last seen: its version and when we first saw it.
+    /// Someone else's record as last seen: its version and when we first saw it.
     seen: Option<(String, Instant)>,
+    /// The highest epoch this claim has read or written.
     last_epoch: Epoch,
 }
 
-impl<S: LeaseStore> CasLease<S> {
-    pub fn new(store: S, identity: String, timing: LeaseTiming) -> Self {
-        CasLease {
-            store,
+impl Claim {
+    pub fn new(identity: String, api: Option<String>, timing: LeaseTiming) -> Self {
+        Claim {
             identity,
-            api: None,
-            health: StoreHealth::default(),
+            api,
             timing,
             mine: None,
             record: None,
+            known: false,
             renewed_at: None,
             seen: None,
             last_epoch: Epoch(0),
         }
     }
 
-    /// Advertise this API URL in the record while we hold the lease.
-    pub fn advertise(mut self, api: Option<String>) -> Self {
-        self.api = api;
-        self
+    /// True while we hold the record and our last renewal is within the renew deadline.
+    pub fn holds(&self, now: Instant) -> bool {
+        self.mine.is_some() && self.fence_deadline().is_some_and(|d| now < d)
     }
 
-    fn state(&self, now: Instant) -> LeaderState {
-        let leading = self.mine.is_some()
-            && self
-                .renewed_at
-                .is_some_and(|t| now < t + self.timing.renew_deadline);
-        LeaderState {
-            identity: self.identity.clone(),
-            is_leader: leading,
-            epoch: self.last_epoch,
-            holder: self
-                .record
+    /// While held: the last renewal's send time + the renew deadline.
+    pub fn fence_deadline(&self) -> Option<Instant> {
+        self.mine.as_ref()?;
+        self.renewed_at.map(|t| t + self.timing.renew_deadline)
+    }
+
+    /// The record as last seen (None: absent or not yet read).
+    pub fn record(&self) -> Option<&LeaseRecord> {
+        self.record.as_ref()
+    }
+
+    /// The live holder named by the record (not released).
+    pub fn holder(&self) -> Option<&LeaseRecord> {
+        self.record.as_ref().filter(|r| !r.released)
+    }
+
+    pub fn last_epoch(&self) -> Epoch {
+        self.last_epoch
+    }
+
+    /// Could we take this record at `now` (absent, released, or seen unchanged for its
+    /// lease)? Unknown (never read) counts as possibly free.
+    pub fn free(&self, now: Instant) -> bool {
+        if self.mine.is_some() || !self.known {
+            return self.mine.is_none();
+        }
+        match &self.record {
+            None => true,
+            Some(r) if r.released => true,
+            Some(r) => self
+                .seen
                 .as_ref()
-                .filter(|r| !r.released)
-                .map(|r| r.holder.clone()),
-            holder_api: self
-                .record
-                .as_ref()
-                .filter(|r| !r.released)
-                .and_then(|r| r.api.clone()),
-            store: self.health.clone(),
-            fence_deadline: if leading {
-                self.renewed_at.map(|t| t + self.timing.renew_deadline)
-            } else {
-                None
-            },
+                .is_some_and(|(_, first)| now >= *first + record_lease(r)),
         }
     }
 
-    fn won(&mut self, rec: LeaseRecord, etag: String, sent: Instant) {
-        self.last_epoch = Epoch(rec.epoch);
+    fn won(&mut self, rec: LeaseRecord, version: String, sent: Instant) {
+        self.last_epoch = self.last_epoch.max(Epoch(rec.epoch));
         self.record = Some(rec);
-        self.mine = Some(etag);
+        self.known = true;
+        self.mine = Some(version);
         self.renewed_at = Some(sent);
         self.seen = None;
     }
 
-    fn lost(&mut self) {
+    /// Stop claiming the record (it runs out, or somebody else wrote it).
+    pub fn forget(&mut self) {
         self.mine = None;
         self.renewed_at = None;
     }
 
-    /// One round; errors leave the state as it was (the fence deadline decides).
-    async fn try_round(&mut self, ctx: RoundCtx) -> Result<Instant, LeaderError> {
+    fn fresh(&self, epoch: u64) -> LeaseRecord {
+        LeaseRecord {
+            holder: self.identity.clone(),
+            epoch,
+            lease_ms: duration_ms(self.timing.lease),
+            renewals: 0,
+            released: false,
+            api: self.api.clone(),
+        }
+    }
+
+    /// One step against `store`: renew what we hold, or read and (if allowed and due)
+    /// create or take over. Returns when the next step is due. Errors leave the claim as
+    /// it was (the fence deadline decides).
+    pub async fn step(&mut self, store: &dyn LeaseStore, want: Want) -> Result<Instant, LeaderError> {
         let retry = self.timing.retry;
-        let floor = ctx.epoch_floor.max(self.last_epoch);
-        if !ctx.may_acquire && self.mine.is_some() {
+        if !want.may_hold && self.mine.is_some() {
             // This replica must not lead (stalled): never renew; let the lease run out so a
             // healthy standby takes over. Forget our claim: if we recover, we wait for the
             // lease like anybody else and take a new epoch.
-            tracing::warn!(lease = %self.store.location(), "not renewing the lease: this replica is not making progress");
-            self.lost();
+            tracing::warn!(lease = %store.location(), "not renewing the lease: this replica is not making progress");
+            self.forget();
         }
-        // Fast path: renew our own lease without reading it first.
-        if let (Some(etag), Some(rec)) = (self.mine.clone(), self.record.clone()) {
+        // Fast path: renew our own record without reading it first.
+        if let (Some(version), Some(rec)) = (self.mine.clone(), self.record.clone()) {
             let mut next = LeaseRecord {
                 renewals: rec.renewals.saturating_add(1),
                 ..rec
             };
-            if ctx.epoch_floor.0 > next.epoch {
-                // A float carries a stamp above our epoch, and we still hold the lease:
-                // the stamp outlived an older lease object. Move above it. (Stamps equal
-                // to our epoch are our own.)
-                next.epoch = ctx.epoch_floor.0.saturating_add(1);
-                tracing::warn!(lease = %self.store.location(), from = rec.epoch, to = next.epoch, "a float carries an epoch above ours; raising our epoch above it");
+            match want.epoch {
+                EpochRule::Above(floor) if floor.0 > next.epoch => {
+                    // A float carries a stamp above our epoch, and we still hold the lease:
+                    // the stamp outlived an older lease object. Move above it. (Stamps
+                    // equal to our epoch are our own.)
+                    next.epoch = floor.0.saturating_add(1);
+                    tracing::warn!(lease = %store.location(), from = rec.epoch, to = next.epoch, "a float carries an epoch above ours; raising our epoch above it");
+                }
+                EpochRule::Term(e) => next.epoch = next.epoch.max(e.0),
+                EpochRule::Above(_) => {}
             }
             let sent = Instant::now();
-            return match self.store.put(&next, Precondition::Matches(&etag)).await? {
+            return match store.put(&next, Precondition::Matches(&version)).await? {
                 Put::Done(new) => {
                     self.won(next, new, sent);
                     Ok(sent + retry)
                 }
                 Put::Conflict => {
-                    tracing::warn!(lease = %self.store.location(), "lease was taken by another replica");
-                    self.lost();
+                    tracing::warn!(lease = %store.location(), "lease was taken by another replica");
+                    self.forget();
+                    self.known = false;
                     Ok(Instant::now())
                 }
             };
         }
         let now = Instant::now();
-        let Some((rec, etag)) = self.store.get().await? else {
+        let read = store.get().await?;
+        self.known = true;
+        let Some((rec, version)) = read else {
             self.record = None;
-            if !ctx.may_acquire {
+            self.seen = None;
+            if !want.may_take {
                 return Ok(now + retry);
             }
-            let fresh = LeaseRecord {
-                holder: self.identity.clone(),
-                epoch: floor.0.saturating_add(1),
-                lease_ms: duration_ms(self.timing.lease),
-                renewals: 0,
-                released: false,
-                api: self.api.clone(),
+            let epoch = match want.epoch {
+                EpochRule::Above(floor) => floor.max(self.last_epoch).0.saturating_add(1),
+                EpochRule::Term(e) => e.0,
             };
-            if floor > Epoch(0) {
-                tracing::info!(lease = %self.store.location(), epoch = fresh.epoch, "no lease object: creating one above the highest epoch seen");
+            let fresh = self.fresh(epoch);
+            if epoch > 1 {
+                tracing::info!(lease = %store.location(), epoch, "no lease object: creating one above the highest epoch seen");
             }
             let sent = Instant::now();
-            if let Put::Done(new) = self.store.put(&fresh, Precondition::Absent).await? {
+            if let Put::Done(new) = store.put(&fresh, Precondition::Absent).await? {
                 self.won(fresh, new, sent);
             }
             return Ok(sent + retry);
         };
         self.last_epoch = self.last_epoch.max(Epoch(rec.epoch));
         self.record = Some(rec.clone());
-        let take = |me: &Self| LeaseRecord {
-            holder: me.identity.clone(),
-            epoch: floor.0.max(rec.epoch).saturating_add(1),
-            lease_ms: duration_ms(me.timing.lease),
-            renewals: 0,
-            released: false,
-            api: me.api.clone(),
-        };
         // A record naming our identity that we did not write in this process (a restart
         // with a fixed identity, a lost response, or a second process misconfigured with
         // the same identity) is treated like anybody else's: adopting it could make two
         // processes lead at once.
-        let next_try = if rec.released {
-            Some(take(self))
-        } else {
+        if !rec.released {
             match &self.seen {
-                Some((e, first)) if *e == etag => {
+                Some((v, first)) if *v == version => {
                     let expires = *first + record_lease(&rec);
-                    if now >= expires {
-                        tracing::info!(lease = %self.store.location(), holder = %rec.holder, "lease expired; taking over");
-                        Some(take(self))
-                    } else {
+                    if now < expires {
                         return Ok(expires.min(now + retry));
                     }
+                    tracing::info!(lease = %store.location(), holder = %rec.holder, "lease expired; taking over");
                 }
                 _ => {
-                    self.seen = Some((etag.clone(), now));
+                    self.seen = Some((version.clone(), now));
                     return Ok((now + record_lease(&rec)).min(now + retry));
                 }
             }
+        }
+        let epoch = match want.epoch {
+            EpochRule::Above(floor) => floor.max(self.last_epoch).0.max(rec.epoch).saturating_add(1),
+            // The term must be above this record's epoch; the quorum raises its term.
+            EpochRule::Term(e) if e.0 <= rec.epoch => return Ok(now + retry),
+            EpochRule::Term(e) => e.0,
         };
-        if let Some(candidate) = next_try.filter(|_| ctx.may_acquire) {
+        if want.may_take {
+            let candidate = self.fresh(epoch);
             let sent = Instant::now();
-            match self
-                .store
-                .put(&candidate, Precondition::Matches(&etag))
-                .await?
-            {
+            match store.put(&candidate, Precondition::Matches(&version)).await? {
                 Put::Done(new) => self.won(candidate, new, sent),
                 Put::Conflict => self.seen = None,
             }
         }
         Ok(Instant::now() + retry)
     }
+
+    /// Give the record up (writes `released: true` if we still hold it).
+    pub async fn release(&mut self, store: &dyn LeaseStore) -> Result<(), LeaderError> {
+        let (Some(version), Some(rec)) = (self.mine.clone(), self.record.clone()) else {
+            return Ok(());
+        };
+        let released = LeaseRecord {
+            released: true,
+            renewals: rec.renewals.saturating_add(1),
+            ..rec
+        };
+        let r = store.put(&released, Precondition::Matches(&version)).await;
+        self.forget();
+        match r? {
+            Put::Done(v) => {
+                self.record = Some(released);
+                self.seen = Some((v, Instant::now()));
+                Ok(())
+            }
+            Put::Conflict => Ok(()),
+        }
+    }
+}
+
+/// A lease backend: the protocol above over one store `S`.
+pub struct CasLease<S> {
+    store: S,
+    claim: Claim,
+    health: StoreHealth,
+}
+
+impl<S: LeaseStore> CasLease<S> {
+    pub fn new(store: S, identity: String, timing: LeaseTiming) -> Self {
+        CasLease {
+            store,
+            claim: Claim::new(identity, None, timing),
+            health: StoreHealth::default(),
+        }
+    }
+
+    /// Advertise this API URL in the record while we hold the lease.
+    pub fn advertise(mut self, api: Option<String>) -> Self {
+        self.claim.api = api;
+        self
+    }
+
+    fn state(&self, now: Instant) -> LeaderState {
+        let c = &self.claim;
+        let leading = c.holds(now);
+        LeaderState {
+            identity: c.identity.clone(),
+            is_leader: leading,
+            epoch: c.last_epoch,
+            holder: c.holder().map(|r| r.holder.clone()),
+            holder_api: c.holder().and_then(|r| r.api.clone()),
+            store: self.health.clone(),
+            fence_deadline: if leading { c.fence_deadline() } else { None },
+            members: Vec::new(),
+        }
+    }
 }
 
 #[async_trait::async_trait]
 impl<S: LeaseStore> LeaseBackend for CasLease<S> {
     async fn round(&mut self, ctx: RoundCtx) -> Round {
-        let next = match self.try_round(ctx).await {
+        let want = Want {
+            may_hold: ctx.may_acquire,
+            may_take: ctx.may_acquire,
+            epoch: EpochRule::Above(ctx.epoch_floor),
+        };
+        let next = match self.claim.step(&self.store, want).await {
             Ok(next) => {
                 self.health.last_ok = Some(Instant::now());
                 self.health.last_error = None;
@@ -276,7 +383,7 @@ impl<S: LeaseStore> LeaseBackend for CasLease<S> {
             Err(e) => {
                 tracing::warn!(error = %e, "lease round failed");
                 self.health.last_error = Some(e.to_string());
-                Instant::now() + self.timing.retry
+                Instant::now() + self.claim.timing.retry
             }
         };
         Round {
@@ -286,30 +393,15 @@ impl<S: LeaseStore> LeaseBackend for CasLease<S> {
     }
 
     fn retry_period(&self) -> Duration {
-        self.timing.retry
+        self.claim.timing.retry
     }
 
     async fn release(&mut self) -> Result<(), LeaderError> {
-        let (Some(etag), Some(rec)) = (self.mine.clone(), self.record.clone()) else {
-            return Ok(());
-        };
-        let released = LeaseRecord {
-            released: true,
-            renewals: rec.renewals.saturating_add(1),
-            ..rec
-        };
-        let r = self
-            .store
-            .put(&released, Precondition::Matches(&etag))
-            .await;
-        self.lost();
-        match r? {
-            Put::Done(_) | Put::Conflict => Ok(()),
-        }
+        self.claim.release(&self.store).await
     }
 
     fn identity(&self) -> &str {
-        &self.identity
+        &self.claim.identity
     }
 }
 
@@ -320,6 +412,6 @@ fn duration_ms(d: Duration) -> u64 {
 /// The lease duration a record claims, capped at one hour: the record comes from outside
 /// the process, and a corrupt or hostile value must not overflow a deadline (or stall a
 /// takeover forever).
-fn record_lease(rec: &LeaseRecord) -> Duration {
+pub fn record_lease(rec: &LeaseRecord) -> Duration {
     Duration::from_millis(rec.lease_ms.min(3_600_000))
 }

@@ -41,6 +41,7 @@ impl LeaseBackend for SingleLease {
                     last_error: None,
                 },
                 fence_deadline: ctx.may_acquire.then(|| now + Duration::from_secs(3600)),
+                members: Vec::new(),
             },
             next: now + self.retry_period(),
         }
