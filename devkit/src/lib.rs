@@ -12,6 +12,7 @@ pub mod kubeapi;
 pub mod leaseworld;
 pub mod memlease;
 pub mod memprovider;
+pub mod quorumsim;
 pub mod replica;
 pub mod seed;
 pub mod sitecfg;

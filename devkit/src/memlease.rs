@@ -6,6 +6,7 @@
 
 use floatover::leader::{LeaderError, LeaseRecord, LeaseStore, Precondition, Put};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// One successful write, as the store saw it.
@@ -21,6 +22,9 @@ struct Inner {
     next_version: u64,
     /// Identities whose calls fail (a partition between them and the store).
     cut_off: Vec<String>,
+    /// Per identity: how long a request takes to reach the store, and its answer to come
+    /// back (a slow or distant member).
+    lag: Vec<(String, Duration, Duration)>,
     log: Vec<Write>,
 }
 
@@ -56,6 +60,24 @@ impl MemLease {
         if cut {
             g.cut_off.push(identity.to_string());
         }
+    }
+
+    /// Requests from `identity` take `there` to reach the store and their answers `back`
+    /// to return (virtual time). Zero both to remove the lag.
+    pub fn lag(&self, identity: &str, there: Duration, back: Duration) {
+        let mut g = self.lock();
+        g.lag.retain(|(i, _, _)| i != identity);
+        if !there.is_zero() || !back.is_zero() {
+            g.lag.push((identity.to_string(), there, back));
+        }
+    }
+
+    fn lag_of(&self) -> (Duration, Duration) {
+        let g = self.lock();
+        g.lag
+            .iter()
+            .find(|(i, _, _)| *i == self.who)
+            .map_or((Duration::ZERO, Duration::ZERO), |(_, a, b)| (*a, *b))
     }
 
     /// Delete the record (the lease object was removed or moved).
@@ -96,12 +118,33 @@ impl MemLease {
 #[async_trait::async_trait]
 impl LeaseStore for MemLease {
     async fn get(&self) -> Result<Option<(LeaseRecord, String)>, LeaderError> {
-        let g = self.lock();
-        self.reachable(&g)?;
-        Ok(g.record.as_ref().map(|(r, v)| (r.clone(), v.to_string())))
+        let (there, back) = self.lag_of();
+        pause(there).await;
+        let read = {
+            let g = self.lock();
+            self.reachable(&g)?;
+            g.record.as_ref().map(|(r, v)| (r.clone(), v.to_string()))
+        };
+        pause(back).await;
+        Ok(read)
     }
 
     async fn put(&self, rec: &LeaseRecord, pre: Precondition<'_>) -> Result<Put, LeaderError> {
+        let (there, back) = self.lag_of();
+        pause(there).await;
+        let answer = self.apply(rec, pre)?;
+        pause(back).await;
+        Ok(answer)
+    }
+
+    fn location(&self) -> String {
+        "memory".into()
+    }
+}
+
+impl MemLease {
+    /// The conditional write itself, at the instant the request reaches the store.
+    fn apply(&self, rec: &LeaseRecord, pre: Precondition<'_>) -> Result<Put, LeaderError> {
         let mut g = self.lock();
         self.reachable(&g)?;
         let ok = match (pre, &g.record) {
@@ -121,8 +164,11 @@ impl LeaseStore for MemLease {
         });
         Ok(Put::Done(v.to_string()))
     }
+}
 
-    fn location(&self) -> String {
-        "memory".into()
+/// Sleep, unless there is nothing to wait for (no lag: behave exactly as before lags).
+async fn pause(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
     }
 }

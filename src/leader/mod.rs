@@ -9,6 +9,7 @@
 mod elector;
 pub mod kube;
 pub mod protocol;
+pub mod quorum;
 pub mod s3;
 mod single;
 
@@ -16,6 +17,7 @@ pub use elector::{Elector, Leadership};
 pub use protocol::{
     CasLease, Claim, EpochRule, LeaseRecord, LeaseStore, LeaseTiming, Precondition, Put, Want,
 };
+pub use quorum::{QuorumLease, QuorumMember};
 pub use single::SingleLease;
 
 use crate::model::Epoch;

@@ -95,7 +95,15 @@ pub struct Want {
     /// May create or take over the record.
     pub may_take: bool,
     pub epoch: EpochRule,
+    /// Create an absent record only after seeing it absent for a lease duration on our
+    /// own clock (quorum members: a member deleted and recreated empty must not hand a
+    /// second replica a fresh record while the holder's fence window is still open).
+    /// False: create at once (one store, or a leader that already holds a majority).
+    pub absent_wait: bool,
 }
+
+/// The version `seen` records for an absent record (no store uses an empty version).
+const ABSENT: &str = "";
 
 /// One replica's claim on one store: the per-store half of the protocol (module docs).
 /// A plain value, so that a quorum can move it into a task per member and get it back.
@@ -159,14 +167,22 @@ impl Claim {
         self.last_epoch
     }
 
-    /// Could we take this record at `now` (absent, released, or seen unchanged for its
-    /// lease)? Unknown (never read) counts as possibly free.
+    /// Did the store answer at least once since we last lost track of the record?
+    pub fn known(&self) -> bool {
+        self.known
+    }
+
+    /// Could another replica's claim be taken at `now` by us: read, and released, or seen
+    /// unchanged (or absent) for its lease on our clock. Unknown and held records are not.
     pub fn free(&self, now: Instant) -> bool {
         if self.mine.is_some() || !self.known {
-            return self.mine.is_none();
+            return false;
         }
         match &self.record {
-            None => true,
+            None => self
+                .seen
+                .as_ref()
+                .is_some_and(|(v, first)| v == ABSENT && now >= *first + self.timing.lease),
             Some(r) if r.released => true,
             Some(r) => self
                 .seen
@@ -204,7 +220,11 @@ impl Claim {
     /// One step against `store`: renew what we hold, or read and (if allowed and due)
     /// create or take over. Returns when the next step is due. Errors leave the claim as
     /// it was (the fence deadline decides).
-    pub async fn step(&mut self, store: &dyn LeaseStore, want: Want) -> Result<Instant, LeaderError> {
+    pub async fn step(
+        &mut self,
+        store: &dyn LeaseStore,
+        want: Want,
+    ) -> Result<Instant, LeaderError> {
         let retry = self.timing.retry;
         if !want.may_hold && self.mine.is_some() {
             // This replica must not lead (stalled): never renew; let the lease run out so a
@@ -244,14 +264,34 @@ impl Claim {
                 }
             };
         }
+        let read = match store.get().await {
+            Ok(read) => read,
+            Err(e) => {
+                // An absence is only an absence while we keep seeing it: the record may
+                // be created and deleted again while we cannot look.
+                if self.seen.as_ref().is_some_and(|(v, _)| v == ABSENT) {
+                    self.seen = None;
+                }
+                return Err(e);
+            }
+        };
+        // The clock starts when the answer is here, not when the question left: the
+        // version read may have been written while the request was on its way, and a
+        // takeover must wait a whole lease after that write.
         let now = Instant::now();
-        let read = store.get().await?;
         self.known = true;
         let Some((rec, version)) = read else {
             self.record = None;
-            self.seen = None;
+            let since = match &self.seen {
+                Some((v, first)) if v == ABSENT => *first,
+                _ => now,
+            };
+            self.seen = Some((ABSENT.to_string(), since));
             if !want.may_take {
                 return Ok(now + retry);
+            }
+            if want.absent_wait && now < since + self.timing.lease {
+                return Ok((since + self.timing.lease).min(now + retry));
             }
             let epoch = match want.epoch {
                 EpochRule::Above(floor) => floor.max(self.last_epoch).0.saturating_add(1),
@@ -289,7 +329,11 @@ impl Claim {
             }
         }
         let epoch = match want.epoch {
-            EpochRule::Above(floor) => floor.max(self.last_epoch).0.max(rec.epoch).saturating_add(1),
+            EpochRule::Above(floor) => floor
+                .max(self.last_epoch)
+                .0
+                .max(rec.epoch)
+                .saturating_add(1),
             // The term must be above this record's epoch; the quorum raises its term.
             EpochRule::Term(e) if e.0 <= rec.epoch => return Ok(now + retry),
             EpochRule::Term(e) => e.0,
@@ -297,7 +341,10 @@ impl Claim {
         if want.may_take {
             let candidate = self.fresh(epoch);
             let sent = Instant::now();
-            match store.put(&candidate, Precondition::Matches(&version)).await? {
+            match store
+                .put(&candidate, Precondition::Matches(&version))
+                .await?
+            {
                 Put::Done(new) => self.won(candidate, new, sent),
                 Put::Conflict => self.seen = None,
             }
@@ -373,6 +420,7 @@ impl<S: LeaseStore> LeaseBackend for CasLease<S> {
             may_hold: ctx.may_acquire,
             may_take: ctx.may_acquire,
             epoch: EpochRule::Above(ctx.epoch_floor),
+            absent_wait: false,
         };
         let next = match self.claim.step(&self.store, want).await {
             Ok(next) => {
