@@ -8,9 +8,11 @@ use crate::crd::publish::{PodEvents, Publisher};
 use crate::crd::source::{ObjectSource, ObjectsState};
 use crate::exit::Exit;
 use crate::faults::Faults;
-use crate::leader::kube::KubeLease;
-use crate::leader::s3::S3Lease;
-use crate::leader::{LeaseBackend, SingleLease, default_identity};
+use crate::leader::kube::{KubeLease, KubeStore};
+use crate::leader::s3::{S3Lease, S3Store};
+use crate::leader::{
+    LeaseBackend, LeaseStore, QuorumLease, QuorumMember, SingleLease, default_identity,
+};
 use crate::logging::{self, LogFormat};
 use crate::metrics::Metrics;
 use crate::probe::Checker;
@@ -36,6 +38,15 @@ pub enum BootstrapError {
         #[source]
         source: kube::config::InferConfigError,
     },
+    #[error("{what}: kubeconfig context {context:?}: {source}")]
+    NoContext {
+        what: &'static str,
+        context: String,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("a quorum member must be an s3 or kubernetes store")]
+    NotAMember,
     #[error("{what}: {source}")]
     KubeClient {
         what: &'static str,
@@ -97,11 +108,24 @@ fn identity(spec: &Spec) -> String {
 async fn kube_client(
     what: &'static str,
     namespace: Option<&str>,
+    context: Option<&str>,
     timeout: Duration,
 ) -> Result<(kube::Client, String), BootstrapError> {
-    let mut config = kube::Config::infer()
+    let mut config = match context {
+        None => kube::Config::infer()
+            .await
+            .map_err(|source| BootstrapError::NoCluster { what, source })?,
+        Some(c) => kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions {
+            context: Some(c.to_string()),
+            ..Default::default()
+        })
         .await
-        .map_err(|source| BootstrapError::NoCluster { what, source })?;
+        .map_err(|source| BootstrapError::NoContext {
+            what,
+            context: c.to_string(),
+            source,
+        })?,
+    };
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);
     config.connect_timeout = Some(timeout);
@@ -123,6 +147,7 @@ async fn kube_client(
 pub async fn lease_backend(spec: &Spec) -> Result<Box<dyn LeaseBackend>, BootstrapError> {
     let identity = identity(spec);
     let timing = spec.leader.timing();
+    let api = Some(spec.api.advertise.clone());
     Ok(match &spec.leader.backend {
         LeaderBackend::Single => {
             tracing::warn!(
@@ -130,16 +155,14 @@ pub async fn lease_backend(spec: &Spec) -> Result<Box<dyn LeaseBackend>, Bootstr
             );
             Box::new(SingleLease::new(identity))
         }
-        LeaderBackend::Kubernetes { namespace, name } => {
-            // Lease calls must answer well within the retry period.
-            let timeout = spec.leader.retry_period.max(Duration::from_millis(300));
-            let (client, ns) =
-                kube_client("leader.backend kubernetes", namespace.as_deref(), timeout).await?;
+        LeaderBackend::Kubernetes {
+            namespace,
+            name,
+            context,
+        } => {
+            let (client, ns) = lease_kube_client(spec, namespace, context).await?;
             tracing::info!(namespace = %ns, lease = %name, "leader election on a Kubernetes Lease");
-            Box::new(
-                KubeLease::kubernetes(client, &ns, name, identity, timing)
-                    .advertise(Some(spec.api.advertise.clone())),
-            )
+            Box::new(KubeLease::kubernetes(client, &ns, name, identity, timing).advertise(api))
         }
         LeaderBackend::S3 {
             bucket,
@@ -147,17 +170,91 @@ pub async fn lease_backend(spec: &Spec) -> Result<Box<dyn LeaseBackend>, Bootstr
             region,
             endpoint_url,
         } => {
-            // Lease calls must answer well within the retry period; one attempt per round
-            // (the next round is the retry).
-            let timeout = spec.leader.retry_period.max(Duration::from_millis(300));
-            let creds = spec.aws.credentials.clone();
-            let client = s3_client(region, endpoint_url.as_deref(), timeout, 1, creds).await;
+            let client = lease_s3_client(spec, region, endpoint_url).await;
             Box::new(
-                S3Lease::s3(client, bucket.clone(), key.clone(), identity, timing)
-                    .advertise(Some(spec.api.advertise.clone())),
+                S3Lease::s3(client, bucket.clone(), key.clone(), identity, timing).advertise(api),
             )
         }
+        LeaderBackend::Quorum { members } => {
+            let mut stores = Vec::with_capacity(members.len());
+            for m in members {
+                stores.push(QuorumMember {
+                    name: m.name.clone(),
+                    store: member_store(spec, &m.store).await?,
+                });
+            }
+            tracing::info!(
+                members = members.len(),
+                "leader election on a quorum of lease stores"
+            );
+            Box::new(QuorumLease::new(stores, identity, timing, api))
+        }
     })
+}
+
+/// One quorum member's store (S3 object or Kubernetes Lease).
+async fn member_store(
+    spec: &Spec,
+    backend: &LeaderBackend,
+) -> Result<Arc<dyn LeaseStore>, BootstrapError> {
+    Ok(match backend {
+        LeaderBackend::S3 {
+            bucket,
+            key,
+            region,
+            endpoint_url,
+        } => {
+            let client = lease_s3_client(spec, region, endpoint_url).await;
+            Arc::new(S3Store::new(client, bucket.clone(), key.clone()))
+        }
+        LeaderBackend::Kubernetes {
+            namespace,
+            name,
+            context,
+        } => {
+            let (client, ns) = lease_kube_client(spec, namespace, context).await?;
+            Arc::new(KubeStore::new(client, &ns, name))
+        }
+        LeaderBackend::Single | LeaderBackend::Quorum { .. } => {
+            return Err(BootstrapError::NotAMember);
+        }
+    })
+}
+
+/// Lease calls must answer well within the retry period; one attempt per round (the next
+/// round is the retry).
+fn lease_call_timeout(spec: &Spec) -> Duration {
+    spec.leader.retry_period.max(Duration::from_millis(300))
+}
+
+async fn lease_s3_client(
+    spec: &Spec,
+    region: &str,
+    endpoint_url: &Option<String>,
+) -> aws_sdk_s3::Client {
+    let creds = spec.aws.credentials.clone();
+    s3_client(
+        region,
+        endpoint_url.as_deref(),
+        lease_call_timeout(spec),
+        1,
+        creds,
+    )
+    .await
+}
+
+async fn lease_kube_client(
+    spec: &Spec,
+    namespace: &Option<String>,
+    context: &Option<String>,
+) -> Result<(kube::Client, String), BootstrapError> {
+    kube_client(
+        "leader.backend kubernetes",
+        namespace.as_deref(),
+        context.as_deref(),
+        lease_call_timeout(spec),
+    )
+    .await
 }
 
 /// An S3 client for the lease bucket (path-style with an endpoint override: LocalStack
@@ -176,18 +273,13 @@ async fn s3_client(
     aws_sdk_s3::Client::from_conf(conf)
 }
 
-/// The site loop and the API's handle to it. The promotion record lives next to the
-/// lease: `<key>.sites.json` beside the S3 lease, the ConfigMap `<lease>-sites` beside the
-/// Kubernetes Lease; with a single replica in memory.
-async fn site_loop(
-    spec: &Arc<Spec>,
-    metrics: &Arc<Metrics>,
-) -> (
-    crate::site::supervisor::SiteHandle,
-    crate::site::supervisor::Supervisor,
-) {
-    use crate::site::store::{MemRunStore, RunStore, S3RunStore};
-    let store: Arc<dyn RunStore> = match &spec.leader.backend {
+/// Where the promotion record lives: next to the lease, `<key>.sites.json` beside the S3
+/// lease, the ConfigMap `<lease>-sites` beside the Kubernetes Lease; with a single replica
+/// in memory. With a quorum lease, beside its first member for now (a record kept on the
+/// majority is the next step: README, "Surviving a region").
+async fn run_store(spec: &Spec, backend: &LeaderBackend) -> Arc<dyn crate::site::store::RunStore> {
+    use crate::site::store::{ConfigMapRunStore, MemRunStore, S3RunStore};
+    match backend {
         LeaderBackend::S3 {
             bucket,
             key,
@@ -202,24 +294,27 @@ async fn site_loop(
                 spec.aws.credentials.clone(),
             )
             .await;
-            Arc::new(S3RunStore(crate::leader::s3::S3Store::new(
+            Arc::new(S3RunStore(S3Store::new(
                 client,
                 bucket.clone(),
                 format!("{key}.sites.json"),
             )))
         }
         LeaderBackend::Single => Arc::new(MemRunStore::default()),
-        LeaderBackend::Kubernetes { namespace, name } => {
-            match kube_client(
+        LeaderBackend::Kubernetes {
+            namespace,
+            name,
+            context,
+        } => {
+            let client = kube_client(
                 "the site record",
                 namespace.as_deref(),
+                context.as_deref(),
                 spec.aws.call_timeout,
             )
-            .await
-            {
-                Ok((client, ns)) => Arc::new(crate::site::store::ConfigMapRunStore::new(
-                    client, &ns, name,
-                )),
+            .await;
+            match client {
+                Ok((client, ns)) => Arc::new(ConfigMapRunStore::new(client, &ns, name)),
                 Err(e) => {
                     // The lease backend needs the same client and fails loudly first.
                     tracing::error!(error = %e, "sites: no Kubernetes client for the promotion record; keeping it in memory");
@@ -227,7 +322,23 @@ async fn site_loop(
                 }
             }
         }
-    };
+        LeaderBackend::Quorum { members } => match members.first() {
+            Some(first) => Box::pin(run_store(spec, &first.store)).await,
+            None => Arc::new(MemRunStore::default()),
+        },
+    }
+}
+
+/// The site loop and the API's handle to it; the promotion record is kept where
+/// [`run_store`] says.
+async fn site_loop(
+    spec: &Arc<Spec>,
+    metrics: &Arc<Metrics>,
+) -> (
+    crate::site::supervisor::SiteHandle,
+    crate::site::supervisor::Supervisor,
+) {
+    let store = run_store(spec, &spec.leader.backend).await;
     let approvals = Arc::new(crate::site::promote::Approvals::default());
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     (
@@ -393,13 +504,17 @@ async fn start(
         GroupSource::File => None,
         GroupSource::Kubernetes { namespace } => {
             let timeout = Duration::from_secs(5);
-            let (client, ns) =
-                kube_client("group_source kubernetes", namespace.as_deref(), timeout)
-                    .await
-                    .map_err(|e| {
-                        eprintln!("error: {e}");
-                        Exit::Failure
-                    })?;
+            let (client, ns) = kube_client(
+                "group_source kubernetes",
+                namespace.as_deref(),
+                None,
+                timeout,
+            )
+            .await
+            .map_err(|e| {
+                eprintln!("error: {e}");
+                Exit::Failure
+            })?;
             tracing::info!(namespace = %ns, "groups come from FloatGroup objects");
             Some((client, ns, Arc::new(ObjectsState::default())))
         }
@@ -416,9 +531,15 @@ async fn start(
     // In a cluster, a refused config file is also an Event on this Pod.
     let pod_client = match (&objects, &spec.leader.backend) {
         (Some((c, ns, _)), _) => Some((c.clone(), ns.clone())),
-        (None, LeaderBackend::Kubernetes { namespace, .. }) => kube_client(
+        (
+            None,
+            LeaderBackend::Kubernetes {
+                namespace, context, ..
+            },
+        ) => kube_client(
             "config events",
             namespace.as_deref(),
+            context.as_deref(),
             Duration::from_secs(5),
         )
         .await

@@ -31,6 +31,7 @@ pub struct Metrics {
     registry: Registry,
     pub leader: Gauge,
     pub epoch: Gauge,
+    lease_member_up: Family<Labels, Gauge>,
     target_health: Family<Labels, Gauge>,
     probe_duration: Family<Labels, Histogram, fn() -> Histogram>,
     probe_failures: Family<Labels, Counter>,
@@ -77,6 +78,11 @@ fn register_controller(registry: &mut Registry, m: &Metrics) {
         "epoch",
         "Leadership epoch this replica last held or saw",
         m.epoch.clone(),
+    );
+    registry.register(
+        "lease_member_up",
+        "Quorum lease: 1 while the member answers this replica, 0 while it does not",
+        m.lease_member_up.clone(),
     );
     registry.register(
         "target_health",
@@ -279,6 +285,7 @@ impl Metrics {
             overloaded: Gauge::default(),
             probe_late: Counter::default(),
             stalled: Gauge::default(),
+            lease_member_up: Family::default(),
             drift: Family::default(),
             claims: Counter::default(),
             backoff: Default::default(),
@@ -352,6 +359,13 @@ impl Metrics {
     pub fn set_leader(&self, leader: bool, epoch: Epoch) {
         self.leader.set(i64::from(leader));
         self.epoch.set(epoch.0 as i64);
+    }
+
+    /// One quorum lease member as this replica last saw it.
+    pub fn set_lease_member(&self, member: &str, up: bool) {
+        self.lease_member_up
+            .get_or_create(&labels(&[("member", member)]))
+            .set(i64::from(up));
     }
 
     pub fn set_target_health(&self, key: &TargetKey, h: Health) {

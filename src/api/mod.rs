@@ -87,6 +87,9 @@ pub struct LeaseView {
     /// Milliseconds since the lease store last answered successfully.
     pub last_ok_ms_ago: Option<u64>,
     pub last_error: Option<String>,
+    /// Quorum lease: each member as this replica last saw it (absent for one store).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<crate::leader::MemberView>,
 }
 
 impl From<&LeaderState> for LeaseView {
@@ -102,6 +105,7 @@ impl From<&LeaderState> for LeaseView {
                 .unwrap_or(u64::MAX)
             }),
             last_error: s.store.last_error.clone(),
+            members: s.members.clone(),
         }
     }
 }

@@ -68,6 +68,21 @@ pub(super) fn status(body: &StatusBody) -> String {
             .map(|e| format!(", last error: {e}"))
             .unwrap_or_default()
     );
+    for m in &lease.members {
+        let _ = writeln!(
+            s,
+            "  member {}: {}{}, epoch {}, holder {}{}",
+            m.name,
+            if m.up { "up" } else { "UNREACHABLE" },
+            if m.held { ", held by this replica" } else { "" },
+            m.epoch,
+            m.holder.as_deref().unwrap_or("none"),
+            m.error
+                .as_deref()
+                .map(|e| format!(", error: {e}"))
+                .unwrap_or_default()
+        );
+    }
     for w in &body.warnings {
         let _ = writeln!(s, "WARNING {w}");
     }

@@ -182,6 +182,9 @@ pub enum LeaderBackendKind {
     Single,
     /// A Kubernetes Lease (coordination.k8s.io/v1) in the pod's namespace.
     Kubernetes,
+    /// A majority of 3 or 5 independent stores (S3 buckets, Kubernetes Leases), so that
+    /// losing one region, cluster or bucket leaves a leader.
+    Quorum,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -190,6 +193,7 @@ pub struct RawLeader {
     pub backend: LeaderBackendKind,
     pub s3: Option<RawS3Lease>,
     pub kubernetes: Option<RawKubeLease>,
+    pub quorum: Option<RawQuorum>,
     /// How long a lease stays valid without renewal, as seen by the other replicas.
     #[serde(default = "default_lease")]
     pub lease_duration: Dur,
@@ -233,6 +237,26 @@ pub struct RawKubeLease {
     pub namespace: Option<String>,
     #[serde(default = "default_lease_name")]
     pub name: String,
+    /// The kubeconfig context to use (default: in-cluster, else the current context), so
+    /// that one replica can hold a Lease in another cluster (quorum members).
+    pub context: Option<String>,
+}
+
+/// The members of a quorum lease.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuorum {
+    pub members: Vec<RawQuorumMember>,
+}
+
+/// One quorum member: a name and exactly one store.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuorumMember {
+    /// Shown in status and in `floatover_lease_member_up{member}`.
+    pub name: String,
+    pub s3: Option<RawS3Lease>,
+    pub kubernetes: Option<RawKubeLease>,
 }
 
 fn default_lease_name() -> String {
@@ -244,6 +268,7 @@ impl Default for RawKubeLease {
         RawKubeLease {
             namespace: None,
             name: default_lease_name(),
+            context: None,
         }
     }
 }

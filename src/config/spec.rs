@@ -56,7 +56,21 @@ pub enum LeaderBackend {
         /// None: `$POD_NAMESPACE` or the client's default namespace.
         namespace: Option<String>,
         name: String,
+        /// None: in-cluster, else the kubeconfig's current context.
+        context: Option<String>,
     },
+    /// A majority of these members (each `S3` or `Kubernetes`).
+    Quorum {
+        members: Vec<QuorumMemberSpec>,
+    },
+}
+
+/// One member of a quorum lease.
+#[derive(Debug, Clone)]
+pub struct QuorumMemberSpec {
+    pub name: String,
+    /// `S3` or `Kubernetes` (validation refuses the others).
+    pub store: LeaderBackend,
 }
 
 #[derive(Debug, Clone)]

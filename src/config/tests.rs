@@ -77,3 +77,59 @@ fn bad_duration_is_named() {
     let is = issues(&GOOD.replace("interval: 200ms", "interval: fast"));
     assert_eq!(is[0].path, "groups[0].targets[1].probes[0].interval");
 }
+
+#[test]
+fn a_quorum_of_buckets_and_a_lease_resolves_each_member() {
+    let yaml = GOOD.replace(
+        "leader: { backend: single }",
+        r#"leader:
+  backend: quorum
+  quorum:
+    members:
+      - { name: use1, s3: { bucket: lease-use1 } }
+      - { name: usw2, s3: { bucket: lease-usw2, region: us-west-2, endpoint_url: "http://127.0.0.1:4566" } }
+      - { name: home, kubernetes: { name: floatover, context: east } }"#,
+    );
+    let s = from_yaml(&yaml).expect("valid");
+    let LeaderBackend::Quorum { members } = &s.leader.backend else {
+        panic!("quorum: {:?}", s.leader.backend);
+    };
+    let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["use1", "usw2", "home"]);
+    match &members[0].store {
+        LeaderBackend::S3 { region, key, .. } => {
+            assert_eq!(region, "us-east-1", "the default region");
+            assert_eq!(key, "floatover/leader.json", "the default key");
+        }
+        other => panic!("{other:?}"),
+    }
+    match &members[2].store {
+        LeaderBackend::Kubernetes { context, .. } => assert_eq!(context.as_deref(), Some("east")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_quorum_refuses_a_duplicate_name_and_two_members_in_one_cluster() {
+    let yaml = GOOD.replace(
+        "leader: { backend: single }",
+        r#"leader:
+  backend: quorum
+  quorum:
+    members:
+      - { name: a, kubernetes: { name: floatover } }
+      - { name: a, s3: { bucket: lease-b } }
+      - { name: c, kubernetes: { name: other } }"#,
+    );
+    let got: Vec<String> = issues(&yaml).iter().map(|i| i.to_string()).collect();
+    assert!(
+        got.iter()
+            .any(|i| i.starts_with("leader.quorum.members[1].name")),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|i| i.starts_with("leader.quorum.members[2]: is the same cluster")),
+        "{got:?}"
+    );
+}

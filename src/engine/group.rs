@@ -414,6 +414,9 @@ impl Worker {
             std::future::pending::<()>().await;
         }
         self.ctx.metrics.set_leader(leader.is_leader, leader.epoch);
+        for m in &leader.members {
+            self.ctx.metrics.set_lease_member(&m.name, m.up);
+        }
         let g = self.g();
         let now_leading = leader.is_leader.then_some(leader.epoch);
         if now_leading.is_some() && now_leading != st.leading {

@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 mod probe;
+mod quorum;
 mod service;
 
 use probe::{check_probe_defaults, resolve_probe, resolve_template_probe};

@@ -170,24 +170,39 @@ pub(super) fn resolve_leader(
         is.add("leader.kubernetes", "only allowed with backend: kubernetes");
         return None;
     }
+    if raw.quorum.is_some() && raw.backend != LeaderBackendKind::Quorum {
+        is.add("leader.quorum", "only allowed with backend: quorum");
+        return None;
+    }
     let backend = match (raw.backend, &raw.s3) {
-        (LeaderBackendKind::Kubernetes, Some(_)) => {
+        (
+            LeaderBackendKind::Kubernetes | LeaderBackendKind::Single | LeaderBackendKind::Quorum,
+            Some(_),
+        ) => {
             is.add("leader.s3", "only allowed with backend: s3");
             return None;
         }
-        (LeaderBackendKind::Kubernetes, None) => {
-            kubernetes_lease(raw.kubernetes.clone().unwrap_or_default(), is)
-        }
-        (LeaderBackendKind::Single, Some(_)) => {
-            is.add("leader.s3", "only allowed with backend: s3");
-            return None;
-        }
+        (LeaderBackendKind::Kubernetes, None) => kubernetes_lease(
+            "leader.kubernetes",
+            raw.kubernetes.clone().unwrap_or_default(),
+            is,
+        ),
         (LeaderBackendKind::Single, None) => LeaderBackend::Single,
+        (LeaderBackendKind::Quorum, None) => {
+            let Some(q) = &raw.quorum else {
+                is.add(
+                    "leader.quorum",
+                    "required with backend: quorum (members: 3 or 5 stores, each s3 or kubernetes)",
+                );
+                return None;
+            };
+            super::quorum::quorum_lease(q, aws, default_region, is)
+        }
         (LeaderBackendKind::S3, None) => {
             is.add("leader.s3", "required with backend: s3 (bucket, key)");
             return None;
         }
-        (LeaderBackendKind::S3, Some(s3)) => s3_lease(s3, aws, default_region, is),
+        (LeaderBackendKind::S3, Some(s3)) => s3_lease("leader.s3", s3, aws, default_region, is),
     };
     Some(LeaderSpec {
         backend,
@@ -198,8 +213,8 @@ pub(super) fn resolve_leader(
     })
 }
 
-/// A Kubernetes Lease's name and namespace must be object names.
-fn kubernetes_lease(k: RawKubeLease, is: &mut Issues) -> LeaderBackend {
+/// A Kubernetes Lease's name and namespace must be object names. `at` is the field path.
+pub(super) fn kubernetes_lease(at: &str, k: RawKubeLease, is: &mut Issues) -> LeaderBackend {
     let dns_label = |s: &str| {
         !s.is_empty()
             && s.len() <= 253
@@ -210,7 +225,7 @@ fn kubernetes_lease(k: RawKubeLease, is: &mut Issues) -> LeaderBackend {
     };
     if !dns_label(&k.name) {
         is.add(
-            "leader.kubernetes.name",
+            format!("{at}.name"),
             format!(
                 "{:?} is not a Kubernetes object name (lower case a-z, 0-9, '-', '.')",
                 k.name
@@ -221,38 +236,46 @@ fn kubernetes_lease(k: RawKubeLease, is: &mut Issues) -> LeaderBackend {
         && (ns.len() > 63 || ns.contains('.') || !dns_label(ns))
     {
         is.add(
-            "leader.kubernetes.namespace",
+            format!("{at}.namespace"),
             format!("{ns:?} is not a namespace name (lower case a-z, 0-9, '-', at most 63)"),
         );
     }
+    not_blank(&format!("{at}.context"), k.context.as_deref(), is);
     LeaderBackend::Kubernetes {
         namespace: k.namespace,
         name: k.name,
+        context: k.context,
     }
 }
 
-/// The S3 lease: a bucket and key in a region (its own, or the default one).
-fn s3_lease(
+/// The S3 lease: a bucket and key in a region (its own, or the default one). `at` is the
+/// field path.
+pub(super) fn s3_lease(
+    at: &str,
     s3: &RawS3Lease,
     aws: &RawAws,
     default_region: Option<&str>,
     is: &mut Issues,
 ) -> LeaderBackend {
-    not_blank("leader.s3.region", s3.region.as_deref(), is);
-    not_blank("leader.s3.endpoint_url", s3.endpoint_url.as_deref(), is);
+    not_blank(&format!("{at}.region"), s3.region.as_deref(), is);
+    not_blank(
+        &format!("{at}.endpoint_url"),
+        s3.endpoint_url.as_deref(),
+        is,
+    );
     if s3.bucket.len() < 3 || s3.bucket.len() > 63 || s3.bucket.contains('/') {
         is.add(
-            "leader.s3.bucket",
+            format!("{at}.bucket"),
             "must be a valid S3 bucket name (3-63 characters, no '/')",
         );
     }
     if s3.key.is_empty() || s3.key.starts_with('/') {
         is.add(
-            "leader.s3.key",
+            format!("{at}.key"),
             "must be a non-empty key that does not start with '/'",
         );
     }
-    check_endpoint("leader.s3.endpoint_url", &s3.endpoint_url, is);
+    check_endpoint(&format!("{at}.endpoint_url"), &s3.endpoint_url, is);
     let region = s3
         .region
         .clone()
@@ -260,8 +283,8 @@ fn s3_lease(
         .or(default_region.map(str::to_string));
     if region.is_none() {
         is.add(
-            "leader.s3.region",
-            "no region: set leader.s3.region or aws.region",
+            format!("{at}.region"),
+            format!("no region: set {at}.region or aws.region"),
         );
     }
     LeaderBackend::S3 {
