@@ -275,8 +275,8 @@ async fn s3_client(
 
 /// Where the promotion record lives: next to the lease, `<key>.sites.json` beside the S3
 /// lease, the ConfigMap `<lease>-sites` beside the Kubernetes Lease; with a single replica
-/// in memory. With a quorum lease, beside its first member for now (a record kept on the
-/// majority is the next step: README, "Surviving a region").
+/// in memory. With a quorum lease, a copy beside each member, good while a majority
+/// answers ([`crate::site::quorum_store`]).
 async fn run_store(spec: &Spec, backend: &LeaderBackend) -> Arc<dyn crate::site::store::RunStore> {
     use crate::site::store::{ConfigMapRunStore, MemRunStore, S3RunStore};
     match backend {
@@ -322,10 +322,16 @@ async fn run_store(spec: &Spec, backend: &LeaderBackend) -> Arc<dyn crate::site:
                 }
             }
         }
-        LeaderBackend::Quorum { members } => match members.first() {
-            Some(first) => Box::pin(run_store(spec, &first.store)).await,
-            None => Arc::new(MemRunStore::default()),
-        },
+        LeaderBackend::Quorum { members } => {
+            let mut copies = Vec::with_capacity(members.len());
+            for m in members {
+                copies.push(crate::site::quorum_store::RecordCopy {
+                    member: m.name.clone(),
+                    store: Box::pin(run_store(spec, &m.store)).await,
+                });
+            }
+            Arc::new(crate::site::quorum_store::QuorumRunStore::new(copies))
+        }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod ops {
 pub mod outline;
 pub mod preflight;
 pub mod promote;
+pub mod quorum_store;
 pub mod record;
 pub mod report;
 pub mod store;

@@ -14,6 +14,10 @@ pub const HISTORY: usize = 20;
 pub struct SiteRuns {
     /// Epoch of the leader that wrote it last: a leader with a lower epoch never writes.
     pub epoch: u64,
+    /// Raised by every write of a record kept on a quorum of stores: among the copies a
+    /// majority returns, the newest is the highest (epoch, revision).
+    #[serde(default)]
+    pub revision: u64,
     /// The site that takes the traffic (None: the primary).
     pub active_site: Option<String>,
     /// The promotion in progress.

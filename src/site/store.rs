@@ -42,6 +42,10 @@ pub enum StoreError {
     },
     #[error("the site record at {location} is not readable: {message}")]
     Corrupt { location: String, message: String },
+    /// The record on a quorum of stores: too few copies answered (each named with its
+    /// error), or a version that is not one of this record's.
+    #[error("{message}")]
+    Quorum { message: String },
 }
 
 /// A versioned read and a conditional write of the record.
@@ -70,6 +74,7 @@ pub async fn update<T>(
     }
     let out = f(&mut runs);
     runs.epoch = epoch;
+    runs.revision = runs.revision.saturating_add(1);
     store.save(&runs, version.as_deref()).await?;
     Ok((runs, out))
 }
