@@ -58,12 +58,33 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $_ := unset $c "groups" }}
 {{- $_ := set $c "group_source" (dict "kubernetes" (dict)) }}
 {{- end }}
-{{- $_ := set $c "leader" (dict
-  "backend" "kubernetes"
-  "kubernetes" (dict "name" .Values.leaderElection.leaseName)
-  "lease_duration" .Values.leaderElection.leaseDuration
-  "renew_deadline" .Values.leaderElection.renewDeadline
-  "retry_period" .Values.leaderElection.retryPeriod) }}
+{{- $le := .Values.leaderElection }}
+{{- $leader := dict
+  "lease_duration" $le.leaseDuration
+  "renew_deadline" $le.renewDeadline
+  "retry_period" $le.retryPeriod }}
+{{- $q := $le.quorum | default dict }}
+{{- if $q.enabled }}
+{{- $members := list }}
+{{- if $q.localLease }}
+{{- $members = append $members (dict "name" "cluster" "kubernetes" (dict "name" $le.leaseName)) }}
+{{- end }}
+{{- range $q.s3Members }}
+{{- $s3 := dict "bucket" .bucket "region" .region }}
+{{- if .key }}{{- $_ := set $s3 "key" .key }}{{- end }}
+{{- if .endpointUrl }}{{- $_ := set $s3 "endpoint_url" .endpointUrl }}{{- end }}
+{{- $members = append $members (dict "name" .name "s3" $s3) }}
+{{- end }}
+{{- if not (has (len $members) (list 3 5)) }}
+{{- fail (printf "leaderElection.quorum: %d members (localLease %v + %d s3Members); a quorum needs 3 or 5" (len $members) $q.localLease (len $q.s3Members)) }}
+{{- end }}
+{{- $_ := set $leader "backend" "quorum" }}
+{{- $_ := set $leader "quorum" (dict "members" $members) }}
+{{- else }}
+{{- $_ := set $leader "backend" "kubernetes" }}
+{{- $_ := set $leader "kubernetes" (dict "name" $le.leaseName) }}
+{{- end }}
+{{- $_ := set $c "leader" $leader }}
 {{- $_ := set $c "api" (dict
   "listen" (printf "0.0.0.0:%d" (int .Values.api.port))
   "token_env" "FLOATOVER_API_TOKEN") }}
