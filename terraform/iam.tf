@@ -71,10 +71,12 @@ data "aws_iam_policy_document" "floatover" {
     }
   }
 
+  # The lease and the promotion record beside it, in every lease bucket (one, or the
+  # quorum's three).
   statement {
     sid       = "Lease"
     actions   = ["s3:GetObject", "s3:PutObject"]
-    resources = ["${aws_s3_bucket.lease.arn}/floatover/*"]
+    resources = [for arn in local.lease_bucket_arns : "${arn}/floatover/*"]
   }
 
   statement {

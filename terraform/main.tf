@@ -126,6 +126,84 @@ resource "aws_s3_bucket_public_access_block" "lease" {
   restrict_public_buckets = true
 }
 
+# The quorum's other two lease buckets, one per region in var.lease_regions. Their
+# providers take the emulator's endpoint too, so localstack/ applies the same module.
+provider "aws" {
+  alias                       = "lease_b"
+  region                      = var.lease_regions[0]
+  access_key                  = var.emulator_endpoint != "" ? "test" : null
+  secret_key                  = var.emulator_endpoint != "" ? "test" : null
+  skip_credentials_validation = var.emulator_endpoint != ""
+  skip_requesting_account_id  = var.emulator_endpoint != ""
+  s3_use_path_style           = var.emulator_endpoint != ""
+  endpoints {
+    s3 = var.emulator_endpoint != "" ? var.emulator_endpoint : null
+  }
+}
+
+provider "aws" {
+  alias                       = "lease_c"
+  region                      = var.lease_regions[1]
+  access_key                  = var.emulator_endpoint != "" ? "test" : null
+  secret_key                  = var.emulator_endpoint != "" ? "test" : null
+  skip_credentials_validation = var.emulator_endpoint != ""
+  skip_requesting_account_id  = var.emulator_endpoint != ""
+  s3_use_path_style           = var.emulator_endpoint != ""
+  endpoints {
+    s3 = var.emulator_endpoint != "" ? var.emulator_endpoint : null
+  }
+}
+
+resource "aws_s3_bucket" "lease_b" {
+  count         = var.quorum_lease ? 1 : 0
+  provider      = aws.lease_b
+  bucket        = "${local.bucket}-${var.lease_regions[0]}"
+  force_destroy = true
+  tags          = local.tags
+}
+
+resource "aws_s3_bucket" "lease_c" {
+  count         = var.quorum_lease ? 1 : 0
+  provider      = aws.lease_c
+  bucket        = "${local.bucket}-${var.lease_regions[1]}"
+  force_destroy = true
+  tags          = local.tags
+}
+
+resource "aws_s3_bucket_public_access_block" "lease_b" {
+  count                   = var.quorum_lease ? 1 : 0
+  provider                = aws.lease_b
+  bucket                  = aws_s3_bucket.lease_b[0].id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_public_access_block" "lease_c" {
+  count                   = var.quorum_lease ? 1 : 0
+  provider                = aws.lease_c
+  bucket                  = aws_s3_bucket.lease_c[0].id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+locals {
+  # The quorum's members as the rendered config names them (empty: one bucket).
+  lease_members = var.quorum_lease ? [
+    { name = "lease-${data.aws_region.here.name}", bucket = aws_s3_bucket.lease.bucket, region = data.aws_region.here.name },
+    { name = "lease-${var.lease_regions[0]}", bucket = aws_s3_bucket.lease_b[0].bucket, region = var.lease_regions[0] },
+    { name = "lease-${var.lease_regions[1]}", bucket = aws_s3_bucket.lease_c[0].bucket, region = var.lease_regions[1] },
+  ] : []
+  lease_bucket_arns = concat(
+    [aws_s3_bucket.lease.arn],
+    aws_s3_bucket.lease_b[*].arn,
+    aws_s3_bucket.lease_c[*].arn,
+  )
+}
+
 resource "aws_route53_zone" "demo" {
   name          = var.zone_name
   force_destroy = true

@@ -21,13 +21,14 @@ output "iam_role_arn" {
 output "floatover_config" {
   description = "A ready floatover config: `terraform output -raw floatover_config > floatover.yaml`."
   value = templatefile("${path.module}/floatover.yaml.tftpl", {
-    region      = data.aws_region.here.name
-    endpoint    = var.emulator_endpoint
-    bucket      = aws_s3_bucket.lease.bucket
-    allocation  = aws_eip.service.allocation_id
-    zone_id     = aws_route53_zone.demo.zone_id
-    record      = "${var.record_name}.${trimsuffix(var.zone_name, ".")}"
-    health_port = var.health_port
+    region        = data.aws_region.here.name
+    endpoint      = var.emulator_endpoint
+    bucket        = aws_s3_bucket.lease.bucket
+    lease_members = local.lease_members
+    allocation    = aws_eip.service.allocation_id
+    zone_id       = aws_route53_zone.demo.zone_id
+    record        = "${var.record_name}.${trimsuffix(var.zone_name, ".")}"
+    health_port   = var.health_port
     targets = [for i, t in aws_instance.target : {
       name        = "t${i}"
       instance_id = t.id

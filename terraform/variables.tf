@@ -61,3 +61,19 @@ variable "lease_bucket" {
   type        = string
   default     = ""
 }
+
+variable "quorum_lease" {
+  description = "Keep the lease on a majority of three buckets (this region's and one in each of lease_regions), so floatover keeps a leader when one region is lost (README, \"Surviving a region\"). false: one bucket in this region."
+  type        = bool
+  default     = true
+}
+
+variable "lease_regions" {
+  description = "The two other regions of the quorum's lease buckets (a witness each; pick regions that do not fail with this one)."
+  type        = list(string)
+  default     = ["us-west-2", "us-east-2"]
+  validation {
+    condition     = length(var.lease_regions) == 2 && alltrue([for r in var.lease_regions : can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]+$", r))])
+    error_message = "lease_regions: exactly two AWS region names, e.g. [\"us-west-2\", \"us-east-2\"]."
+  }
+}
