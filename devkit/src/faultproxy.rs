@@ -42,6 +42,9 @@ pub enum Ops {
     /// EC2 calls that change state, and S3 PutObject.
     Mutating,
     Named(Vec<String>),
+    /// Every request except those signed for this service (`route53`): a region lost
+    /// while a global control plane signed for it stays up.
+    AllBut(String),
 }
 
 /// One rule: requests matching `ops` (and `region`, if set) get `mode`.
@@ -352,7 +355,8 @@ async fn handle(
         .is_some_and(|c| c.contains("x-www-form-urlencoded"));
     let params = if is_form { form(&bytes) } else { Vec::new() };
     let path = parts.uri.path().to_string();
-    let route53 = service_of(&parts.headers) == "route53";
+    let service = service_of(&parts.headers);
+    let route53 = service == "route53";
     let op = if route53 {
         route53_op(&parts.method, &path)
     } else {
@@ -370,6 +374,7 @@ async fn handle(
                     Ops::All => true,
                     Ops::Mutating => is_mutating(&op),
                     Ops::Named(v) => v.iter().any(|o| o == &op),
+                    Ops::AllBut(svc) => *svc != service,
                 };
                 op_ok && r.region.as_ref().is_none_or(|x| x == &region)
             })

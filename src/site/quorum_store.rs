@@ -13,8 +13,43 @@
 
 use super::record::SiteRuns;
 use super::store::{RunStore, StoreError};
-use futures::future::join_all;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use std::future::Future;
 use std::sync::Arc;
+
+/// Run one call per copy at once and collect the answers until `enough` of them succeeded
+/// (or all answered). Calls still under way are dropped: a copy that did not answer in time
+/// is left out, as if it had not answered at all, so one black-holed member costs nothing.
+async fn first_majority<T, F>(
+    calls: impl Iterator<Item = F>,
+    enough: usize,
+    ok: impl Fn(&T) -> bool,
+) -> Vec<(usize, T)>
+where
+    F: Future<Output = T>,
+{
+    let mut pending: FuturesUnordered<_> = calls
+        .enumerate()
+        .map(|(i, f)| async move { (i, f.await) })
+        .collect();
+    let mut got = Vec::new();
+    let mut good = 0;
+    while good < enough {
+        match pending.next().await {
+            Some((i, t)) => {
+                good += usize::from(ok(&t));
+                got.push((i, t));
+            }
+            None => break,
+        }
+    }
+    // Answers that are already here count too.
+    while let Some(Some((i, t))) = pending.next().now_or_never() {
+        got.push((i, t));
+    }
+    got
+}
 
 /// One copy of the record and the member it sits beside.
 pub struct RecordCopy {
@@ -74,11 +109,26 @@ fn decode(version: Option<&str>, n: usize) -> Result<Vec<Option<String>>, StoreE
 #[async_trait::async_trait]
 impl RunStore for QuorumRunStore {
     async fn load(&self) -> Result<(SiteRuns, Option<String>), StoreError> {
-        let answers = join_all(self.copies.iter().map(|c| c.store.load())).await;
+        let answers = first_majority(
+            self.copies.iter().map(|c| c.store.load()),
+            self.majority(),
+            Result::is_ok,
+        )
+        .await;
         let mut versions = vec![None; self.copies.len()];
-        let mut failures = Vec::new();
+        let mut failures: Vec<(usize, StoreError)> = (0..self.copies.len())
+            .filter(|i| answers.iter().all(|(j, _)| j != i))
+            .map(|i| {
+                (
+                    i,
+                    StoreError::Quorum {
+                        message: "no answer before a majority did".into(),
+                    },
+                )
+            })
+            .collect();
         let mut newest: Option<SiteRuns> = None;
-        for (i, a) in answers.into_iter().enumerate() {
+        for (i, a) in answers {
             match a {
                 Ok((runs, version)) => {
                     versions[i] = version;
@@ -119,11 +169,21 @@ impl RunStore for QuorumRunStore {
                 v => Some(c.store.save(runs, v).await),
             }
         });
-        let answers = join_all(writes).await;
-        let mut versions = vec![None; self.copies.len()];
-        let mut failures = Vec::new();
+        let answers = first_majority(writes, self.majority(), |a| matches!(a, Some(Ok(_)))).await;
+        let mut versions = vec![Some(String::from(UNREAD)); self.copies.len()];
+        let mut failures: Vec<(usize, StoreError)> = (0..self.copies.len())
+            .filter(|i| answers.iter().all(|(j, _)| j != i))
+            .map(|i| {
+                (
+                    i,
+                    StoreError::Quorum {
+                        message: "no answer before a majority did".into(),
+                    },
+                )
+            })
+            .collect();
         let mut conflicts = 0;
-        for (i, a) in answers.into_iter().enumerate() {
+        for (i, a) in answers {
             match a {
                 Some(Ok(v)) => versions[i] = Some(v),
                 Some(Err(e)) => {
