@@ -592,6 +592,16 @@ async fn controller(
             Box::new(move |cx| Box::pin(publisher.run(cx.leadership, cx.stop))),
         );
     }
+    if let Some(votes) = spec.health_votes.clone() {
+        app = app.with_sidecar(
+            "health votes",
+            Box::new(move |cx| {
+                Box::pin(crate::probe::peers::run(
+                    votes, cx.board, cx.metrics, cx.stop,
+                ))
+            }),
+        );
+    }
     if !spec.sites.is_empty() {
         let (handle, supervisor) = site_loop(spec, metrics).await;
         app = app.with_sites(handle).with_sidecar(

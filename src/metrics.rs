@@ -32,6 +32,7 @@ pub struct Metrics {
     pub leader: Gauge,
     pub epoch: Gauge,
     lease_member_up: Family<Labels, Gauge>,
+    vote_peer_up: Family<Labels, Gauge>,
     target_health: Family<Labels, Gauge>,
     probe_duration: Family<Labels, Histogram, fn() -> Histogram>,
     probe_failures: Family<Labels, Counter>,
@@ -78,6 +79,11 @@ fn register_controller(registry: &mut Registry, m: &Metrics) {
         "epoch",
         "Leadership epoch this replica last held or saw",
         m.epoch.clone(),
+    );
+    registry.register(
+        "vote_peer_up",
+        "Health votes: 1 while the peer's view of the targets arrives, 0 while it does not",
+        m.vote_peer_up.clone(),
     );
     registry.register(
         "lease_member_up",
@@ -286,6 +292,7 @@ impl Metrics {
             probe_late: Counter::default(),
             stalled: Gauge::default(),
             lease_member_up: Family::default(),
+            vote_peer_up: Family::default(),
             drift: Family::default(),
             claims: Counter::default(),
             backoff: Default::default(),
@@ -359,6 +366,13 @@ impl Metrics {
     pub fn set_leader(&self, leader: bool, epoch: Epoch) {
         self.leader.set(i64::from(leader));
         self.epoch.set(epoch.0 as i64);
+    }
+
+    /// One health-vote peer: did its view arrive in the last poll.
+    pub fn set_vote_peer(&self, peer: &str, up: bool) {
+        self.vote_peer_up
+            .get_or_create(&labels(&[("peer", peer)]))
+            .set(i64::from(up));
     }
 
     /// One quorum lease member as this replica last saw it.

@@ -79,6 +79,13 @@ pub struct LeaderView {
     pub holder: Option<String>,
 }
 
+/// This replica's own view of every target, before any vote: what its peers count
+/// (health votes).
+async fn health_view(State(s): State<ApiState>) -> Json<crate::probe::peers::HealthView> {
+    let identity = s.leadership.state().identity;
+    Json(crate::probe::peers::HealthView::of(&identity, &s.board))
+}
+
 /// How the lease store answers, as seen by this replica.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct LeaseView {
@@ -143,6 +150,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/health/view", get(health_view))
         .route("/api/v1/groups/{group}/switchover", post(switchover))
         .route("/api/v1/sites", get(sites::sites))
         .route("/api/v1/sites/{site}/promote", post(sites::promote))

@@ -44,6 +44,26 @@ pub struct RawConfig {
     pub sites: Vec<crate::config::site::RawSite>,
     #[serde(default)]
     pub site_policy: crate::config::site::RawSitePolicy,
+    /// Health votes from several vantage points (other replicas' views of the targets).
+    pub health_votes: Option<RawHealthVotes>,
+}
+
+/// `health_votes`: a target counts as down only when more than `share` of the fresh views
+/// (this replica's and its peers') say so.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthVotes {
+    /// The other replicas' API URLs (their `api.advertise`).
+    pub peers: Vec<String>,
+    /// Down when more than this share of the fresh views say down (0.5: a majority).
+    #[serde(default = "default_vote_share")]
+    pub share: f64,
+    /// A peer's view older than this does not count (default: 2 x probe_defaults.interval).
+    pub max_age: Option<Dur>,
+}
+
+fn default_vote_share() -> f64 {
+    0.5
 }
 
 /// Where the groups come from. One source is chosen at start.

@@ -22,6 +22,18 @@ pub struct Spec {
     pub groups: Vec<GroupSpec>,
     pub sites: Vec<crate::config::site::SiteSpec>,
     pub site_policy: crate::config::site::SitePolicy,
+    /// None: every replica judges targets by its own probes alone.
+    pub health_votes: Option<VotesSpec>,
+}
+
+/// Health votes, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VotesSpec {
+    /// The peers' API base URLs.
+    pub peers: Vec<String>,
+    pub rule: crate::probe::votes::VoteRule,
+    /// How often the peers' views are fetched (the probe interval).
+    pub poll: Duration,
 }
 
 /// Where the groups came from.

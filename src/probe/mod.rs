@@ -11,7 +11,9 @@ mod board;
 mod check;
 mod http;
 pub mod overload;
+pub mod peers;
 mod state;
+pub mod votes;
 
 pub use crate::model::TargetKey;
 pub use board::{HealthBoard, TargetHealth};

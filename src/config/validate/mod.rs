@@ -15,6 +15,7 @@ use std::time::Duration;
 mod probe;
 mod quorum;
 mod service;
+mod votes;
 
 use probe::{check_probe_defaults, resolve_probe, resolve_template_probe};
 use service::{resolve_api, resolve_aws, resolve_leader};
@@ -98,6 +99,10 @@ pub fn resolve_from(
         &mut is,
     );
 
+    let health_votes = raw
+        .health_votes
+        .as_ref()
+        .map(|v| votes::resolve_votes(v, raw.probe_defaults.interval.0, &mut is));
     if !is.0.is_empty() {
         return Err(ConfigError::Invalid(is.0));
     }
@@ -116,6 +121,7 @@ pub fn resolve_from(
                 groups,
                 sites,
                 site_policy,
+                health_votes,
             })
         }
         _ => Err(ConfigError::Invalid(vec![Issue {

@@ -77,7 +77,7 @@ pub(super) fn resolve_api(
     })
 }
 
-fn check_endpoint(path: &str, url: &Option<String>, is: &mut Issues) {
+pub(super) fn check_endpoint(path: &str, url: &Option<String>, is: &mut Issues) {
     if let Some(u) = url {
         match reqwest::Url::parse(u) {
             Ok(p) if p.scheme() == "http" || p.scheme() == "https" => {}
