@@ -6,6 +6,7 @@ mod decision;
 mod dns;
 mod eip;
 mod probes;
+mod quorum;
 mod sites;
 mod stats;
 mod takeover;
@@ -58,6 +59,71 @@ fn machine() -> String {
 }
 
 const SITES_HEADER: &str = "## Warm site promotion";
+const QUORUM_HEADER: &str = "## Quorum lease";
+
+/// The quorum section of RESULTS.md (just before the site section).
+fn quorum_section(r: &Result<quorum::QuorumBench, String>) -> String {
+    let mut md = format!(
+        "{QUORUM_HEADER}\n\nThree S3 buckets in three regions on LocalStack, each reached through its own fault proxy adding 5, 30 and 150 ms; the quorum lease in process. Command: `bench/run` (or `bench/run --quorum` for this section alone).\n\n{HEADER}\n"
+    );
+    match r {
+        Ok(b) => {
+            let all: Vec<&Series> = b.members.iter().chain([&b.renewal, &b.takeover]).collect();
+            for s in &all {
+                let _ = writeln!(md, "{}", s.row());
+            }
+            let _ = writeln!(md);
+            for s in &all {
+                let _ = writeln!(md, "- **{}**: {}.", s.name, s.note);
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(md, "\nquorum bench failed: {e}");
+        }
+    }
+    md
+}
+
+fn quorum_passed(r: &Result<quorum::QuorumBench, String>) -> bool {
+    r.as_ref()
+        .is_ok_and(|b| b.renewal.passed() == Some(true) && b.takeover.passed() == Some(true))
+}
+
+/// `bench/run --quorum`: the quorum bench alone; replaces its section of RESULTS.md.
+async fn quorum_only() -> ExitCode {
+    let ls = match LocalStack::start_or_reuse() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cannot start LocalStack: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let r = quorum::run(&ls.endpoint, 200, 5).await;
+    drop(ls);
+    let section = quorum_section(&r);
+    println!("{section}");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/RESULTS.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let (head, sites) = match old.split_once(&format!("\n{SITES_HEADER}")) {
+        Some((a, b)) => (a.to_string(), format!("{SITES_HEADER}{b}")),
+        None => (old.clone(), String::new()),
+    };
+    let head = head
+        .split_once(&format!("\n{QUORUM_HEADER}"))
+        .map(|(a, _)| a.to_string())
+        .unwrap_or(head);
+    let text = format!("{}\n\n{section}\n{sites}", head.trim_end());
+    if let Err(e) = std::fs::write(&path, text.trim_end().to_string() + "\n") {
+        eprintln!("cannot write {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    eprintln!("wrote {}", path.display());
+    if quorum_passed(&r) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
 
 /// The site section of RESULTS.md (its last section, so `--sites` can replace it).
 fn site_section(r: &Result<sites::SiteBench, String>) -> String {
@@ -160,6 +226,9 @@ async fn main() -> ExitCode {
     if std::env::args().any(|a| a == "--sites") {
         return sites_only().await;
     }
+    if std::env::args().any(|a| a == "--quorum") {
+        return quorum_only().await;
+    }
     let (n_dec, n_eip, n_take) = if quick { (200, 5, 3) } else { (2_000, 30, 12) };
     let mut all: Vec<Series> = vec![];
 
@@ -248,6 +317,13 @@ async fn main() -> ExitCode {
     }
     eprintln!("probe throughput: 1,000 HTTP targets at 100 ms for 20 s ...");
     let throughput = probes::run(&ls.endpoint, 1_000, std::time::Duration::from_secs(20)).await;
+    eprintln!("quorum lease on LocalStack ...");
+    let quorum_bench = quorum::run(
+        &ls.endpoint,
+        if quick { 30 } else { 200 },
+        if quick { 1 } else { 5 },
+    )
+    .await;
     eprintln!("warm site promotion on LocalStack ...");
     let site_bench = sites::run(&ls.endpoint, if quick { 2 } else { 10 }).await;
     drop(ls);
@@ -295,6 +371,7 @@ async fn main() -> ExitCode {
     for s in &all {
         let _ = writeln!(md, "- **{}**: {}.", s.name, s.note);
     }
+    let _ = write!(md, "\n{}", quorum_section(&quorum_bench));
     let _ = write!(md, "\n{}", site_section(&site_bench));
     println!("\n{md}");
     let failed = all.iter().any(|s| s.passed() == Some(false))
@@ -304,7 +381,8 @@ async fn main() -> ExitCode {
             .iter()
             .any(|l| l.contains("failed") || !l.contains(" 1.00 "))
         || throughput.as_ref().map_or(true, |t| !t.passed())
-        || !site_passed(&site_bench);
+        || !site_passed(&site_bench)
+        || !quorum_passed(&quorum_bench);
     if !quick {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/RESULTS.md");
         if let Err(e) = std::fs::write(&path, &md) {

@@ -178,7 +178,7 @@ async fn asymmetric_partition_keeps_the_leader_and_a_standby_takes_over_when_it_
     w.crash(&leader);
     let killed = Instant::now();
     let took = w.until(secs(20.0), |w| w.leader().is_some()).await;
-    let took = took.expect("b takes over");
+    let took = took.unwrap_or_else(|| panic!("b takes over: {:?}", w.state(b)));
     assert_eq!(w.leader().as_deref(), Some(b));
     assert!(w.state(b).expect("state").epoch > epoch);
     // b needs member 1 (shared with the dead leader): lease after its last renewal.

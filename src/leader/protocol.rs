@@ -302,8 +302,10 @@ impl Claim {
                 tracing::info!(lease = %store.location(), epoch, "no lease object: creating one above the highest epoch seen");
             }
             let sent = Instant::now();
-            if let Put::Done(new) = store.put(&fresh, Precondition::Absent).await? {
-                self.won(fresh, new, sent);
+            match store.put(&fresh, Precondition::Absent).await? {
+                Put::Done(new) => self.won(fresh, new, sent),
+                // Somebody created it first: it is not absent any more.
+                Put::Conflict => self.seen = None,
             }
             return Ok(sent + retry);
         };
