@@ -1,8 +1,8 @@
 //! The quorum lease (`leader::quorum`) on three in-memory members, with paused time:
 //! scripted partitions (each member, two members, asymmetric), a member recreated empty, a
 //! slow member, a stalled leader; then a seeded simulation of thousands of schedules of
-//! partitions, lags, freezes, crashes and member deletions, checked for overlapping fence
-//! windows, epochs that do not grow, and a leader after the faults heal.
+//! partitions, message delays, freezes, crashes and restarts, checked for overlapping
+//! fence windows, epochs that do not grow, and a leader after the faults heal.
 
 use floatover::leader::{LeaseTiming, RoundCtx};
 use floatover::model::Epoch;
@@ -301,7 +301,16 @@ async fn schedule(seed: u64) -> Result<Duration, String> {
             5 => w.freeze(r, false),
             6 => w.crash(r),
             7 => w.restart(r),
-            8 => w.members[m].delete(),
+            // (No deletions of member records here: a record deleted and recreated between
+            // two reads of a standby looks like an absence that never ended, which no
+            // reader can tell apart; that case is fenced by the floats' epoch stamps, and
+            // the scripted test above covers a member recreated empty.)
+            8 => {
+                let there = Duration::from_millis(rng.random_range(0..400u64));
+                for m in 0..3 {
+                    w.lag(r, m, there, there);
+                }
+            }
             _ => w.heal(),
         }
         let pause = Duration::from_millis(rng.random_range(50..3000u64));

@@ -47,6 +47,8 @@ struct Member {
     /// The member answered our last finished call.
     up: bool,
     error: Option<String>,
+    /// When this member's claim wants its next step (a takeover exactly at expiry).
+    next: Option<Instant>,
 }
 
 /// The quorum backend: [`Claim`]s on 3 or 5 stores, counted.
@@ -86,6 +88,7 @@ impl QuorumLease {
                 call: None,
                 up: false,
                 error: None,
+                next: None,
             })
             .collect();
         QuorumLease {
@@ -449,9 +452,10 @@ fn finish(
         Ok((claim, r)) => {
             m.claim = Some(claim);
             match r {
-                Ok(_) => {
+                Ok(next) => {
                     m.up = true;
                     m.error = None;
+                    m.next = Some(next);
                 }
                 Err(e) => {
                     tracing::warn!(member = %m.name, error = %e, "lease member call failed");
@@ -496,9 +500,18 @@ impl LeaseBackend for QuorumLease {
         let now = Instant::now();
         self.release_minority(now);
         self.note_health();
+        // The next round: within a retry period, earlier when a member's record runs out
+        // before that (a standby takes over at the instant it may, not up to a retry
+        // period later).
+        let next = self
+            .members
+            .iter()
+            .filter_map(|m| m.next)
+            .filter(|t| *t > now)
+            .fold(now + self.timing.retry, Instant::min);
         Round {
             state: self.state(now),
-            next: now + self.timing.retry,
+            next,
         }
     }
 

@@ -202,6 +202,18 @@ impl Executor {
     }
 
     /// Change the run in the record (only while it is still ours and we still lead).
+    /// Write `detail` into the running step `name` (progress a person reads in status).
+    async fn note(&self, name: &str, detail: String) -> Result<(), RunError> {
+        let name = name.to_string();
+        self.save(move |r| {
+            if let Some(s) = named(&mut r.steps, &name) {
+                s.detail = Some(detail);
+            }
+        })
+        .await
+        .map(|_| ())
+    }
+
     async fn save(&self, f: impl FnOnce(&mut RunRecord)) -> Result<RunRecord, RunError> {
         let _w = self.write.lock().await;
         self.permit()?;
@@ -416,7 +428,10 @@ impl Executor {
         match &step.kind {
             StepKind::StartInstances => waited(self.start_instances(limit).await, 1),
             StepKind::WaitHealthy { min } => waited(self.wait_healthy(*min, limit).await, 1),
-            StepKind::Shift => waited(self.shift(limit).await, 1),
+            StepKind::Shift => {
+                let (r, n) = self.shift(&step.name, limit).await;
+                waited(r, n)
+            }
             StepKind::Approval => waited(self.approval(limit).await, 1),
             StepKind::Verify => waited(self.verify(limit).await, 1),
             StepKind::Exec { command, retries } => {
@@ -473,6 +488,19 @@ impl Executor {
 }
 
 /// The step record at `path` (top-level index, then index inside a parallel group).
+/// The step named `name` anywhere in the run (step names are unique in a plan).
+fn named<'r>(steps: &'r mut [StepRecord], name: &str) -> Option<&'r mut StepRecord> {
+    for s in steps {
+        if s.name == name {
+            return Some(s);
+        }
+        if let Some(found) = named(&mut s.steps, name) {
+            return Some(found);
+        }
+    }
+    None
+}
+
 fn at<'r>(r: &'r mut RunRecord, path: &[usize]) -> Option<&'r mut StepRecord> {
     let (first, rest) = path.split_first()?;
     let mut s = r.steps.get_mut(*first)?;

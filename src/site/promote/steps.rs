@@ -119,37 +119,124 @@ impl Executor {
         }
     }
 
-    pub(super) async fn shift(&self, limit: Duration) -> Result<String, StepError> {
+    /// Move every traffic group of the site onto its target. A group whose move fails
+    /// (Route 53's change API throttled, failing or unreachable) is tried again, with a
+    /// growing pause, until the step's budget: each failed attempt is written into the
+    /// step's detail, so status says what is failing while the step still runs, and the
+    /// step fails with the last error at the budget instead of hanging or passing.
+    /// Returns the outcome and the attempts made.
+    pub(super) async fn shift(
+        &self,
+        name: &str,
+        limit: Duration,
+    ) -> (Result<String, StepError>, u32) {
+        let deadline = Instant::now() + limit;
+        let mut pending: Vec<(GroupName, crate::model::TargetId)> = self
+            .site
+            .traffic
+            .iter()
+            .map(|(g, t)| (GroupName(g.0.clone()), t.clone()))
+            .collect();
         let mut done = Vec::new();
-        for (g, t) in &self.site.traffic {
-            let (reply, rx) = oneshot::channel();
-            self.permit()?;
-            self.cx
-                .commands
-                .send(Command::Switchover {
-                    group: GroupName(g.0.clone()),
-                    to: t.clone(),
-                    reply,
-                })
-                .await
-                .map_err(|_| "the engine has stopped".to_string())?;
-            match tokio::time::timeout(limit, rx).await {
-                Ok(Ok(Ok(_))) => done.push(format!("{g} -> {t}")),
-                Ok(Ok(Err(e))) => return Err(StepError::Unmet(format!("{g} -> {t}: {e}"))),
-                Ok(Err(_)) => {
-                    return Err(StepError::Unmet(format!(
-                        "{g} -> {t}: the engine dropped the request"
-                    )));
-                }
-                Err(_) => {
-                    return Err(StepError::Unmet(format!(
-                        "{g} -> {t}: not done within {}",
-                        humantime::format_duration(limit)
-                    )));
+        let mut attempt: u32 = 0;
+        let started_ms = super::unix_ms();
+        // One attempt waits this long for the engine (which keeps trying the move itself
+        // while the switchover is pending) before the step looks at why and says so.
+        let slice = self
+            .cx
+            .spec
+            .aws
+            .call_timeout
+            .saturating_mul(2)
+            .saturating_add(Duration::from_secs(1));
+        loop {
+            attempt += 1;
+            let mut failed = Vec::new();
+            for (g, t) in pending {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self.switch(&g, &t, left.min(slice)).await {
+                    Ok(()) => done.push(format!("{g} -> {t}")),
+                    Err(StepError::Unmet(why)) => {
+                        let why = match self.last_move_error(&g, started_ms) {
+                            Some(e) => format!("{why}; last move failed: {e}"),
+                            None => why,
+                        };
+                        failed.push((g, t, why));
+                    }
+                    Err(stop) => return (Err(stop), attempt),
                 }
             }
+            if failed.is_empty() {
+                return (Ok(done.join(", ")), attempt);
+            }
+            let words: Vec<String> = failed.iter().map(|(_, _, w)| w.clone()).collect();
+            let words = words.join("; ");
+            let pause = Duration::from_millis(250u64 << attempt.min(3));
+            if Instant::now() + pause >= deadline {
+                return (
+                    Err(StepError::Unmet(format!(
+                        "{words} (attempt {attempt}; no time left for another within {})",
+                        humantime::format_duration(limit)
+                    ))),
+                    attempt,
+                );
+            }
+            tracing::warn!(site = %self.site.name, step = name, attempt, error = %words, "shift failed; trying again within the step's budget");
+            if let Err(e) = self
+                .note(
+                    name,
+                    format!("attempt {attempt} failed: {words}; trying again"),
+                )
+                .await
+            {
+                return (Err(StepError::Stop(e)), attempt);
+            }
+            tokio::time::sleep(pause).await;
+            pending = failed.into_iter().map(|(g, t, _)| (g, t)).collect();
         }
-        Ok(done.join(", "))
+    }
+
+    /// The error of the group's last failed move since `since_ms` (the audit trail), in
+    /// the provider's words (`op in region: Code: message`).
+    fn last_move_error(&self, g: &GroupName, since_ms: u64) -> Option<String> {
+        self.cx
+            .status
+            .audit()
+            .into_iter()
+            .rev()
+            .find(|e| e.group == *g && !e.ok && e.started_unix_ms >= since_ms)
+            .and_then(|e| e.error)
+    }
+
+    /// One group's switchover through the engine, waited for at most `limit`.
+    async fn switch(
+        &self,
+        g: &GroupName,
+        t: &crate::model::TargetId,
+        limit: Duration,
+    ) -> Result<(), StepError> {
+        let (reply, rx) = oneshot::channel();
+        self.permit()?;
+        self.cx
+            .commands
+            .send(Command::Switchover {
+                group: g.clone(),
+                to: t.clone(),
+                reply,
+            })
+            .await
+            .map_err(|_| "the engine has stopped".to_string())?;
+        match tokio::time::timeout(limit, rx).await {
+            Ok(Ok(Ok(_))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(StepError::Unmet(format!("{g} -> {t}: {e}"))),
+            Ok(Err(_)) => Err(StepError::Unmet(format!(
+                "{g} -> {t}: the engine dropped the request"
+            ))),
+            Err(_) => Err(StepError::Unmet(format!(
+                "{g} -> {t}: not done within {}",
+                humantime::format_duration(limit)
+            ))),
+        }
     }
 
     /// The site holds its traffic (each group's owner is its target, as the engine last
