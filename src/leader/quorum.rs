@@ -60,6 +60,10 @@ pub struct QuorumLease {
     term: Epoch,
     /// No new candidacy before this (after a split vote).
     backoff_until: Option<Instant>,
+    /// When our current candidacy began (None: not standing). A candidate that won the
+    /// first member keeps collecting the others for up to a lease duration: they may
+    /// run out a moment later on our clock (a farther member's answer arrived later).
+    standing_since: Option<Instant>,
     attempts: u64,
     health: StoreHealth,
 }
@@ -97,6 +101,7 @@ impl QuorumLease {
             members,
             term: Epoch(0),
             backoff_until: None,
+            standing_since: None,
             attempts: 0,
             health: StoreHealth::default(),
         }
@@ -242,6 +247,7 @@ impl QuorumLease {
             free,
             "a majority of lease members is free: standing for a new term"
         );
+        self.standing_since = Some(now);
         let first = self.members.iter().position(|m| {
             m.up && m.call.is_none() && m.claim.as_ref().is_some_and(|c| c.free(now))
         });
@@ -342,8 +348,19 @@ impl QuorumLease {
     fn release_minority(&mut self, now: Instant) {
         let held = self.held(now);
         if held == 0 || held >= self.majority() {
+            if held >= self.majority() {
+                self.standing_since = None;
+            }
             return;
         }
+        if self
+            .standing_since
+            .is_some_and(|t| now < t + self.timing.lease)
+        {
+            // Still collecting: the others may be free in a moment.
+            return;
+        }
+        self.standing_since = None;
         let pause = self.backoff();
         self.backoff_until = Some(now + pause);
         tracing::info!(
