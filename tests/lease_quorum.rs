@@ -177,6 +177,22 @@ async fn asymmetric_partition_keeps_the_leader_and_a_standby_takes_over_when_it_
 
     w.crash(&leader);
     let killed = Instant::now();
+    if std::env::var("FLOATOVER_QUORUM_TRACE").is_ok() {
+        for _ in 0..20 {
+            w.run_for(secs(0.5)).await;
+            let st = w.state(b).expect("state");
+            eprintln!(
+                "{:?} b epoch {} leader {} {:?}",
+                killed.elapsed(),
+                st.epoch.0,
+                st.is_leader,
+                st.members
+                    .iter()
+                    .map(|m| (m.up, m.held, m.epoch, m.holder.clone()))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
     let took = w.until(secs(20.0), |w| w.leader().is_some()).await;
     let took = took.unwrap_or_else(|| panic!("b takes over: {:?}", w.state(b)));
     assert_eq!(w.leader().as_deref(), Some(b));

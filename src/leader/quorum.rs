@@ -134,6 +134,19 @@ impl QuorumLease {
         ds.get(self.majority() - 1).copied()
     }
 
+    /// The epoch a majority of the members we hold carries: our term once a majority has
+    /// been written with it. Published as the leader's epoch, so that a term raised
+    /// mid-tenure counts only once it could fence (any later majority meets it).
+    fn carried(&self, now: Instant) -> Epoch {
+        let mut es: Vec<Epoch> = self
+            .claims()
+            .filter(|c| c.holds(now))
+            .filter_map(|c| c.record().map(|r| Epoch(r.epoch)))
+            .collect();
+        es.sort_unstable_by(|a, b| b.cmp(a));
+        es.get(self.majority() - 1).copied().unwrap_or(self.term)
+    }
+
     /// The highest epoch we know of: any member's record, our own term, the floor.
     fn highest_epoch(&self, floor: Epoch) -> Epoch {
         self.claims()
@@ -178,23 +191,40 @@ impl QuorumLease {
         let k = self.majority();
         let held = self.held(now);
         // A term is worth holding only while it is above every epoch somebody else has
-        // used (a stamp on a float, another replica's record): raise it, so that whatever
-        // we hold or take from now on carries an epoch above theirs.
-        // (Stamps equal to our term are our own.)
+        // used (a stamp on a float, another replica's record; stamps equal to our term
+        // are our own). A leader moves its term above a newer stamp and re-stamps its
+        // members with it (its published epoch follows once a majority carries it: see
+        // `state`). A candidate whose term fell behind gives up what it holds: two
+        // candidates raising the same term would both hold it.
         let others = self.highest_foreign();
-        if self.term > Epoch(0) && (others >= self.term || ctx.epoch_floor > self.term) {
+        let behind = self.term > Epoch(0) && (others >= self.term || ctx.epoch_floor > self.term);
+        if behind && held >= k {
             let to = Epoch(others.max(ctx.epoch_floor).0.saturating_add(1));
-            if held >= k {
-                tracing::warn!(
-                    from = self.term.0,
-                    to = to.0,
-                    "an epoch above ours was seen (a float's stamp or a member's record): raising our term above it"
+            tracing::warn!(
+                from = self.term.0,
+                to = to.0,
+                "an epoch above ours was seen (a float's stamp or a member's record): raising our term above it"
+            );
+            self.term = to;
+        } else if behind {
+            self.standing_since = None;
+            if held > 0 {
+                return (
+                    Want {
+                        may_hold: false,
+                        may_take: false,
+                        epoch: EpochRule::Term(self.term),
+                        absent_wait: true,
+                    },
+                    None,
                 );
             }
-            self.term = to;
         }
+        // Never renew a claim left over from a term that fell behind (a new candidacy
+        // below takes a term above every epoch read).
+        let may_hold = ctx.may_acquire && !(behind && held < k);
         let nothing = Want {
-            may_hold: ctx.may_acquire,
+            may_hold,
             may_take: false,
             epoch: EpochRule::Term(self.term),
             absent_wait: true,
@@ -253,6 +283,7 @@ impl QuorumLease {
         });
         (
             Want {
+                may_hold: ctx.may_acquire,
                 may_take: true,
                 epoch: EpochRule::Term(self.term),
                 ..nothing
@@ -407,7 +438,7 @@ impl QuorumLease {
             identity: self.identity.clone(),
             is_leader: leading,
             epoch: if leading {
-                self.term
+                self.carried(now)
             } else {
                 self.highest_epoch(Epoch(0))
             },

@@ -94,6 +94,14 @@ fn detail(site: &SiteSpec, s: &Step) -> String {
         StepKind::Approval => "wait for `floatover promote SITE --approve`".into(),
         StepKind::Verify => "the site holds its traffic and is healthy".into(),
         StepKind::Parallel(v) => format!("{} steps at once", v.len()),
+        StepKind::RoutingControls {
+            cluster, on, off, ..
+        } => format!(
+            "ARC routing controls: on {}, off {} (through {} cluster endpoint(s) in turn)",
+            on.len(),
+            off.len(),
+            cluster.len()
+        ),
     }
 }
 

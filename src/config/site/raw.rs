@@ -124,6 +124,36 @@ pub enum RawStep {
     Webhook(RawWebhook),
     Approval(RawApproval),
     Parallel(RawParallel),
+    RoutingControls(RawRoutingControls),
+}
+
+/// Set Route 53 ARC routing controls through the cluster's data plane (no need for Route
+/// 53's change API at the moment of failover).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoutingControls {
+    pub name: Option<String>,
+    pub budget: Option<Dur>,
+    /// The cluster's regional endpoints, tried in turn (any one applies the change).
+    pub cluster: Vec<RawClusterEndpoint>,
+    /// Routing control ARNs to turn on (this site's) ...
+    #[serde(default)]
+    pub on: Vec<String>,
+    /// ... and to turn off (the site being left).
+    #[serde(default)]
+    pub off: Vec<String>,
+    /// Safety rule ARNs to override (a person's decision: default none).
+    #[serde(default)]
+    pub override_safety_rules: Vec<String>,
+    #[serde(default)]
+    pub optional: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClusterEndpoint {
+    pub endpoint: String,
+    pub region: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

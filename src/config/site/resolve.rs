@@ -356,6 +356,7 @@ fn step(
             (name, StepKind::Approval, t, false, true)
         }
         RawStep::Parallel(g) => parallel(cx, p, g, &w, names),
+        RawStep::RoutingControls(r) => routing_controls(cx, p, r, names),
     };
     Some(Step {
         name,
@@ -479,6 +480,77 @@ fn webhook(cx: &mut Ctx, p: &str, w: &RawWebhook, names: &mut HashSet<String>) -
         b,
         w.optional,
         w.idempotent,
+    )
+}
+
+/// ARC routing controls: endpoints that are URLs in regions, controls that are routing
+/// control ARNs, none both on and off. Setting states is idempotent (a resume sets them
+/// again).
+fn routing_controls(
+    cx: &mut Ctx,
+    p: &str,
+    r: &RawRoutingControls,
+    names: &mut HashSet<String>,
+) -> Parts {
+    if r.cluster.is_empty() || r.cluster.len() > 5 {
+        cx.add(
+            format!("{p}.cluster"),
+            "list the ARC cluster's regional endpoints (1 to 5; a cluster has five)",
+        );
+    }
+    for (i, e) in r.cluster.iter().enumerate() {
+        match reqwest::Url::parse(&e.endpoint) {
+            Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
+            _ => cx.add(
+                format!("{p}.cluster[{i}].endpoint"),
+                format!("{:?} is not an http(s) URL", e.endpoint),
+            ),
+        }
+        if e.region.trim().is_empty() {
+            cx.add(format!("{p}.cluster[{i}].region"), "must not be empty");
+        }
+    }
+    if r.on.is_empty() && r.off.is_empty() {
+        cx.add(
+            p,
+            "routing_controls needs at least one control in `on` or `off`",
+        );
+    }
+    for (field, arns) in [
+        ("on", &r.on),
+        ("off", &r.off),
+        ("override_safety_rules", &r.override_safety_rules),
+    ] {
+        for (i, a) in arns.iter().enumerate() {
+            if !a.starts_with("arn:") {
+                cx.add(format!("{p}.{field}[{i}]"), format!("{a:?} is not an ARN"));
+            }
+        }
+    }
+    for (i, a) in r.off.iter().enumerate() {
+        if r.on.contains(a) {
+            cx.add(format!("{p}.off[{i}]"), format!("{a:?} is also in `on`"));
+        }
+    }
+    let kind = StepKind::RoutingControls {
+        cluster: r
+            .cluster
+            .iter()
+            .map(|e| crate::provider::aws::arc::ClusterEndpoint {
+                url: e.endpoint.clone(),
+                region: e.region.clone(),
+            })
+            .collect(),
+        on: r.on.clone(),
+        off: r.off.clone(),
+        overrides: r.override_safety_rules.clone(),
+    };
+    (
+        name_of(cx, p, &r.name, "routing_controls", names),
+        kind,
+        budget(cx, p, r.budget, Duration::from_secs(30), MAX_BUDGET),
+        r.optional,
+        true,
     )
 }
 

@@ -101,6 +101,14 @@ pub enum StepKind {
     },
     Approval,
     Parallel(Vec<Step>),
+    /// Route 53 ARC routing controls on and off, through the first cluster endpoint that
+    /// answers ([`crate::provider::aws::arc`]).
+    RoutingControls {
+        cluster: Vec<crate::provider::aws::arc::ClusterEndpoint>,
+        on: Vec<String>,
+        off: Vec<String>,
+        overrides: Vec<String>,
+    },
     /// Drills only: the site took the traffic and is healthy.
     Verify,
 }
@@ -118,6 +126,7 @@ impl StepKind {
             StepKind::Approval => "approval",
             StepKind::Verify => "verify",
             StepKind::Parallel(_) => "parallel",
+            StepKind::RoutingControls { .. } => "routing_controls",
         }
     }
 }

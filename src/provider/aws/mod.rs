@@ -9,6 +9,7 @@
 //! 5/s: EC2's documented mutating-action bucket), so a bulk move slows down instead of
 //! being throttled.
 
+pub mod arc;
 pub mod ec2;
 pub mod route53;
 pub mod sites;

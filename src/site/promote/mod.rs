@@ -469,6 +469,17 @@ impl Executor {
             StepKind::ScaleUp => waited(self.scale_up(limit).await, 1),
             StepKind::Launch => waited(self.launch(&step.name, limit).await, 1),
             StepKind::Parallel(_) => waited(Err("internal: nested parallel".into()), 0),
+            StepKind::RoutingControls {
+                cluster,
+                on,
+                off,
+                overrides,
+            } => {
+                let (r, n) = self
+                    .routing_controls(&step.name, cluster, on, off, overrides, limit)
+                    .await;
+                waited(r, n)
+            }
         }
     }
 

@@ -196,6 +196,77 @@ impl Executor {
         }
     }
 
+    /// Set ARC routing controls: every cluster endpoint in turn, and again with a growing
+    /// pause while none answers, until the step's limit; a refusal (a safety rule, a
+    /// missing permission) ends the step at once in the provider's words. Each failed
+    /// round is written into the step's detail while it runs.
+    pub(super) async fn routing_controls(
+        &self,
+        name: &str,
+        cluster: &[crate::provider::aws::arc::ClusterEndpoint],
+        on: &[String],
+        off: &[String],
+        overrides: &[String],
+        limit: Duration,
+    ) -> (Result<String, StepError>, u32) {
+        use crate::provider::aws::arc::{ArcError, set_routing_controls};
+        let deadline = Instant::now() + limit;
+        let aws = &self.cx.spec.aws;
+        let gate = || self.permit();
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            if let Err(e) = self.permit() {
+                return (Err(e.into()), attempt);
+            }
+            let r = set_routing_controls(
+                cluster,
+                on,
+                off,
+                overrides,
+                aws.call_timeout,
+                aws.credentials.clone(),
+                &gate,
+            )
+            .await;
+            let words = match r {
+                Ok(endpoint) => {
+                    return (
+                        Ok(format!(
+                            "{} on, {} off through {endpoint}",
+                            on.len(),
+                            off.len()
+                        )),
+                        attempt,
+                    );
+                }
+                Err(ArcError::Fenced(f)) => return (Err(f.into()), attempt),
+                Err(e @ ArcError::Refused { .. }) => {
+                    return (Err(StepError::Unmet(e.to_string())), attempt);
+                }
+                Err(e @ ArcError::Unavailable(_)) => e.to_string(),
+            };
+            let pause = Duration::from_millis(250u64 << attempt.min(3));
+            if Instant::now() + pause >= deadline {
+                return (
+                    Err(StepError::Unmet(format!("{words} (attempt {attempt})"))),
+                    attempt,
+                );
+            }
+            tracing::warn!(site = %self.site.name, step = name, attempt, error = %words, "routing controls not set; trying the cluster again");
+            if let Err(e) = self
+                .note(
+                    name,
+                    format!("attempt {attempt} failed: {words}; trying again"),
+                )
+                .await
+            {
+                return (Err(StepError::Stop(e)), attempt);
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+
     /// The error of the group's last failed move since `since_ms` (the audit trail), in
     /// the provider's words (`op in region: Code: message`).
     fn last_move_error(&self, g: &GroupName, since_ms: u64) -> Option<String> {
