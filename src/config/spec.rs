@@ -31,7 +31,7 @@ pub struct Spec {
 pub struct VotesSpec {
     /// The peers' API base URLs.
     pub peers: Vec<String>,
-    pub rule: crate::probe::votes::VoteRule,
+    pub rule: VoteRule,
     /// How often the peers' views are fetched (the probe interval).
     pub poll: Duration,
 }
@@ -193,4 +193,23 @@ pub enum ProbeKind {
     Exec {
         command: Vec<String>,
     },
+}
+
+/// How health votes are counted (see `probe::votes`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoteRule {
+    /// A target is down when more than this share of the fresh views say so (0.5: a
+    /// strict majority).
+    pub share: f64,
+    /// A peer's view older than this does not count.
+    pub max_age: Duration,
+}
+
+impl VoteRule {
+    /// How many down views make a target down among `views`.
+    pub fn needed(&self, views: usize) -> usize {
+        // More than `share` of the views; at least one.
+        let n = views as f64 * self.share;
+        ((n.floor() as usize) + 1).clamp(1, views.max(1))
+    }
 }

@@ -10,20 +10,10 @@
 //! The rule is a pure function of the views and the clock ([`vote`]), tested on the
 //! virtual clock; the board applies it to every reader (engine, sites, status).
 
+pub use crate::config::VoteRule;
 use crate::model::{Health, TargetKey};
 use std::collections::HashMap;
-use std::time::Duration;
 use tokio::time::Instant;
-
-/// How votes are counted.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VoteRule {
-    /// A target is down when more than this share of the fresh views say so (0.5: a
-    /// strict majority).
-    pub share: f64,
-    /// A peer's view older than this does not count.
-    pub max_age: Duration,
-}
 
 /// One peer's view of every target, as last fetched.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,15 +32,6 @@ pub struct Tally {
     pub views: usize,
     pub down: usize,
     pub up: usize,
-}
-
-impl VoteRule {
-    /// How many down views make a target down among `views`.
-    pub fn needed(&self, views: usize) -> usize {
-        // More than `share` of the views; at least one.
-        let n = views as f64 * self.share;
-        ((n.floor() as usize) + 1).clamp(1, views.max(1))
-    }
 }
 
 /// The voted health of `key`: down when enough fresh views say down; otherwise a target
@@ -93,6 +74,7 @@ pub fn vote(
 mod tests {
     use super::*;
     use crate::model::{GroupName, TargetId};
+    use std::time::Duration;
 
     fn key() -> TargetKey {
         TargetKey {

@@ -182,10 +182,14 @@ fn site(cx: &mut Ctx, p: &str, s: &RawSite, default_region: Option<&str>) -> Opt
             )
         })
         .collect();
-    if !raw_steps.is_empty() && !raw_steps.iter().any(|s| matches!(s, RawStep::Shift(_))) {
+    if !raw_steps.is_empty()
+        && !raw_steps
+            .iter()
+            .any(|s| matches!(s, RawStep::Shift(_) | RawStep::RoutingControls(_)))
+    {
         cx.add(
             format!("{p}.steps"),
-            "no `shift` step: a promotion that never moves the traffic recovers nothing",
+            "no `shift` or `routing_controls` step: a promotion that never moves the traffic recovers nothing",
         );
     }
     Some(SiteSpec {

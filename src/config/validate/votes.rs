@@ -4,8 +4,7 @@
 use super::Issues;
 use super::service::check_endpoint;
 use crate::config::raw::RawHealthVotes;
-use crate::config::spec::VotesSpec;
-use crate::probe::votes::VoteRule;
+use crate::config::spec::{VoteRule, VotesSpec};
 use std::time::Duration;
 
 pub(super) fn resolve_votes(v: &RawHealthVotes, interval: Duration, is: &mut Issues) -> VotesSpec {
