@@ -15,7 +15,6 @@ use floatover::leader::{
     QuorumMember, RoundCtx,
 };
 use floatover::model::Epoch;
-use floatover::provider::aws::sdk_config;
 use floatover_devkit::faultproxy::{FaultProxy, Mode, Ops, Rule};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,39 +34,17 @@ pub struct QuorumBench {
     pub members: Vec<Series>,
     pub takeover: Series,
 }
-
 async fn s3(endpoint: &str, region: &str, timeout: Duration) -> aws_sdk_s3::Client {
-    let conf = sdk_config(
-        region,
-        Some(endpoint),
-        timeout,
-        1,
-        Some(floatover_devkit::test_credentials()),
-    )
-    .await;
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .build(),
-    )
+    floatover_devkit::s3_client(endpoint, region, timeout).await
 }
 
 async fn buckets(endpoint: &str) -> Result<Vec<String>, String> {
     let mut names = vec![];
     for r in REGIONS {
         let name = format!("qbench-{r}-{}", rand::random::<u32>());
-        let mut req = s3(endpoint, r, Duration::from_secs(10))
+        floatover_devkit::create_bucket(endpoint, r, &name)
             .await
-            .create_bucket()
-            .bucket(&name);
-        if r != "us-east-1" {
-            req = req.create_bucket_configuration(
-                aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                    .location_constraint(r.into())
-                    .build(),
-            );
-        }
-        req.send().await.map_err(|e| format!("CreateBucket: {e}"))?;
+            .map_err(|e| e.to_string())?;
         names.push(name);
     }
     Ok(names)

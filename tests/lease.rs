@@ -4,7 +4,6 @@
 
 use floatover::leader::s3::{LeaseTiming, S3Lease};
 use floatover::leader::{Elector, Fence, Leadership};
-use floatover::provider::aws::sdk_config;
 use floatover_devkit::LocalStack;
 use floatover_devkit::eventually::eventually_every;
 use std::sync::Arc;
@@ -23,19 +22,7 @@ const TIMING: LeaseTiming = LeaseTiming {
 const CALL_BUDGET: Duration = Duration::from_millis(1_500);
 
 async fn s3(endpoint: &str) -> aws_sdk_s3::Client {
-    let conf = sdk_config(
-        "us-east-1",
-        Some(endpoint),
-        Duration::from_millis(500),
-        1,
-        Some(floatover_devkit::test_credentials()),
-    )
-    .await;
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .build(),
-    )
+    floatover_devkit::s3_client(endpoint, "us-east-1", Duration::from_millis(500)).await
 }
 
 async fn bucket(endpoint: &str) -> String {

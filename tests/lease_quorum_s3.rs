@@ -7,7 +7,6 @@ use floatover::leader::s3::S3Store;
 use floatover::leader::{
     Elector, LeaderState, Leadership, LeaseStore, LeaseTiming, QuorumLease, QuorumMember,
 };
-use floatover::provider::aws::sdk_config;
 use floatover_devkit::LocalStack;
 use floatover_devkit::eventually::eventually;
 use floatover_devkit::faultproxy::{FaultProxy, Mode, Ops, Rule};
@@ -22,22 +21,8 @@ const TIMING: LeaseTiming = LeaseTiming {
 };
 const REGIONS: [&str; 3] = ["us-east-1", "us-west-2", "us-east-2"];
 
-/// Lease calls give up after 500 ms, as the controller's do (`leader.retry_period`);
-/// fixture calls get longer.
 async fn s3(endpoint: &str, region: &str, timeout: Duration) -> aws_sdk_s3::Client {
-    let conf = sdk_config(
-        region,
-        Some(endpoint),
-        timeout,
-        1,
-        Some(floatover_devkit::test_credentials()),
-    )
-    .await;
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .build(),
-    )
+    floatover_devkit::s3_client(endpoint, region, timeout).await
 }
 
 /// One bucket per region, created directly on LocalStack.
@@ -49,18 +34,9 @@ async fn buckets(endpoint: &str) -> Vec<String> {
             std::process::id(),
             rand::random::<u16>()
         );
-        let mut req = s3(endpoint, r, Duration::from_secs(10))
+        floatover_devkit::create_bucket(endpoint, r, &name)
             .await
-            .create_bucket()
-            .bucket(&name);
-        if r != "us-east-1" {
-            req = req.create_bucket_configuration(
-                aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                    .location_constraint(r.into())
-                    .build(),
-            );
-        }
-        req.send().await.expect("bucket");
+            .expect("bucket");
         names.push(name);
     }
     names

@@ -106,3 +106,47 @@ impl Drop for LocalStack {
 pub fn test_credentials() -> aws_credential_types::Credentials {
     aws_credential_types::Credentials::new("test", "test", None, None, "floatover-devkit")
 }
+
+/// An S3 client for `region` at `endpoint` (path-style, as emulators want), with test
+/// credentials and one attempt that gives up after `timeout`: the lease tests and the
+/// quorum bench talk to buckets in several regions this way.
+pub async fn s3_client(
+    endpoint: &str,
+    region: &str,
+    timeout: std::time::Duration,
+) -> aws_sdk_s3::Client {
+    let conf = floatover::provider::aws::sdk_config(
+        region,
+        Some(endpoint),
+        timeout,
+        1,
+        Some(test_credentials()),
+    )
+    .await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+/// Create bucket `name` in `region` (outside us-east-1, S3 wants the region named in the
+/// request): one lease member's bucket.
+pub async fn create_bucket(endpoint: &str, region: &str, name: &str) -> Result<(), DevkitError> {
+    let mut req = s3_client(endpoint, region, std::time::Duration::from_secs(10))
+        .await
+        .create_bucket()
+        .bucket(name);
+    if region != "us-east-1" {
+        req = req.create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+                .build(),
+        );
+    }
+    req.send().await.map_err(|e| DevkitError::Seed {
+        op: "CreateBucket",
+        message: format!("{e}"),
+    })?;
+    Ok(())
+}

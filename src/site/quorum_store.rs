@@ -89,6 +89,21 @@ impl QuorumRunStore {
     }
 }
 
+/// The copies that gave no answer before a majority did, as failures.
+fn unanswered<T>(n: usize, answers: &[(usize, T)]) -> Vec<(usize, StoreError)> {
+    (0..n)
+        .filter(|i| answers.iter().all(|(j, _)| j != i))
+        .map(|i| {
+            (
+                i,
+                StoreError::Quorum {
+                    message: "no answer before a majority did".into(),
+                },
+            )
+        })
+        .collect()
+}
+
 /// The composite version: each copy's version as read (None: absent, or not read).
 fn encode(versions: &[Option<String>]) -> String {
     serde_json::to_string(versions).unwrap_or_default()
@@ -116,17 +131,7 @@ impl RunStore for QuorumRunStore {
         )
         .await;
         let mut versions = vec![None; self.copies.len()];
-        let mut failures: Vec<(usize, StoreError)> = (0..self.copies.len())
-            .filter(|i| answers.iter().all(|(j, _)| j != i))
-            .map(|i| {
-                (
-                    i,
-                    StoreError::Quorum {
-                        message: "no answer before a majority did".into(),
-                    },
-                )
-            })
-            .collect();
+        let mut failures = unanswered(self.copies.len(), &answers);
         let mut newest: Option<SiteRuns> = None;
         for (i, a) in answers {
             match a {
@@ -171,17 +176,7 @@ impl RunStore for QuorumRunStore {
         });
         let answers = first_majority(writes, self.majority(), |a| matches!(a, Some(Ok(_)))).await;
         let mut versions = vec![Some(String::from(UNREAD)); self.copies.len()];
-        let mut failures: Vec<(usize, StoreError)> = (0..self.copies.len())
-            .filter(|i| answers.iter().all(|(j, _)| j != i))
-            .map(|i| {
-                (
-                    i,
-                    StoreError::Quorum {
-                        message: "no answer before a majority did".into(),
-                    },
-                )
-            })
-            .collect();
+        let mut failures = unanswered(self.copies.len(), &answers);
         let mut conflicts = 0;
         for (i, a) in answers {
             match a {

@@ -171,27 +171,9 @@ impl Executor {
             }
             let words: Vec<String> = failed.iter().map(|(_, _, w)| w.clone()).collect();
             let words = words.join("; ");
-            let pause = Duration::from_millis(250u64 << attempt.min(3));
-            if Instant::now() + pause >= deadline {
-                return (
-                    Err(StepError::Unmet(format!(
-                        "{words} (attempt {attempt}; no time left for another within {})",
-                        humantime::format_duration(limit)
-                    ))),
-                    attempt,
-                );
+            if let Err(e) = self.again(name, attempt, &words, deadline, limit).await {
+                return (Err(e), attempt);
             }
-            tracing::warn!(site = %self.site.name, step = name, attempt, error = %words, "shift failed; trying again within the step's budget");
-            if let Err(e) = self
-                .note(
-                    name,
-                    format!("attempt {attempt} failed: {words}; trying again"),
-                )
-                .await
-            {
-                return (Err(StepError::Stop(e)), attempt);
-            }
-            tokio::time::sleep(pause).await;
             pending = failed.into_iter().map(|(g, t, _)| (g, t)).collect();
         }
     }
@@ -246,25 +228,39 @@ impl Executor {
                 }
                 Err(e @ ArcError::Unavailable(_)) => e.to_string(),
             };
-            let pause = Duration::from_millis(250u64 << attempt.min(3));
-            if Instant::now() + pause >= deadline {
-                return (
-                    Err(StepError::Unmet(format!("{words} (attempt {attempt})"))),
-                    attempt,
-                );
+            if let Err(e) = self.again(name, attempt, &words, deadline, limit).await {
+                return (Err(e), attempt);
             }
-            tracing::warn!(site = %self.site.name, step = name, attempt, error = %words, "routing controls not set; trying the cluster again");
-            if let Err(e) = self
-                .note(
-                    name,
-                    format!("attempt {attempt} failed: {words}; trying again"),
-                )
-                .await
-            {
-                return (Err(StepError::Stop(e)), attempt);
-            }
-            tokio::time::sleep(pause).await;
         }
+    }
+
+    /// Between two attempts of a retrying step: fail with `words` when a growing pause
+    /// would end past `deadline`; otherwise say in the step's detail that attempt
+    /// `attempt` failed and why (status shows it while the step runs), and pause.
+    async fn again(
+        &self,
+        name: &str,
+        attempt: u32,
+        words: &str,
+        deadline: Instant,
+        limit: Duration,
+    ) -> Result<(), StepError> {
+        let pause = Duration::from_millis(250u64 << attempt.min(3));
+        if Instant::now() + pause >= deadline {
+            return Err(StepError::Unmet(format!(
+                "{words} (attempt {attempt}; no time left for another within {})",
+                humantime::format_duration(limit)
+            )));
+        }
+        tracing::warn!(site = %self.site.name, step = name, attempt, error = %words, "step attempt failed; trying again within the step's limit");
+        self.note(
+            name,
+            format!("attempt {attempt} failed: {words}; trying again"),
+        )
+        .await
+        .map_err(StepError::Stop)?;
+        tokio::time::sleep(pause).await;
+        Ok(())
     }
 
     /// The error of the group's last failed move since `since_ms` (the audit trail), in
