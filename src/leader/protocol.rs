@@ -225,7 +225,6 @@ impl Claim {
         store: &dyn LeaseStore,
         want: Want,
     ) -> Result<Instant, LeaderError> {
-        let retry = self.timing.retry;
         if !want.may_hold && self.mine.is_some() {
             // This replica must not lead (stalled): never renew; let the lease run out so a
             // healthy standby takes over. Forget our claim: if we recover, we wait for the
@@ -235,34 +234,7 @@ impl Claim {
         }
         // Fast path: renew our own record without reading it first.
         if let (Some(version), Some(rec)) = (self.mine.clone(), self.record.clone()) {
-            let mut next = LeaseRecord {
-                renewals: rec.renewals.saturating_add(1),
-                ..rec
-            };
-            match want.epoch {
-                EpochRule::Above(floor) if floor.0 > next.epoch => {
-                    // A float carries a stamp above our epoch, and we still hold the lease:
-                    // the stamp outlived an older lease object. Move above it. (Stamps
-                    // equal to our epoch are our own.)
-                    next.epoch = floor.0.saturating_add(1);
-                    tracing::warn!(lease = %store.location(), from = rec.epoch, to = next.epoch, "a float carries an epoch above ours; raising our epoch above it");
-                }
-                EpochRule::Term(e) => next.epoch = next.epoch.max(e.0),
-                EpochRule::Above(_) => {}
-            }
-            let sent = Instant::now();
-            return match store.put(&next, Precondition::Matches(&version)).await? {
-                Put::Done(new) => {
-                    self.won(next, new, sent);
-                    Ok(sent + retry)
-                }
-                Put::Conflict => {
-                    tracing::warn!(lease = %store.location(), "lease was taken by another replica");
-                    self.forget();
-                    self.known = false;
-                    Ok(Instant::now())
-                }
-            };
+            return self.renew(store, want, version, rec).await;
         }
         let read = match store.get().await {
             Ok(read) => read,
@@ -280,35 +252,98 @@ impl Claim {
         // takeover must wait a whole lease after that write.
         let now = Instant::now();
         self.known = true;
-        let Some((rec, version)) = read else {
-            self.record = None;
-            let since = match &self.seen {
-                Some((v, first)) if v == ABSENT => *first,
-                _ => now,
-            };
-            self.seen = Some((ABSENT.to_string(), since));
-            if !want.may_take {
-                return Ok(now + retry);
-            }
-            if want.absent_wait && now < since + self.timing.lease {
-                return Ok((since + self.timing.lease).min(now + retry));
-            }
-            let epoch = match want.epoch {
-                EpochRule::Above(floor) => floor.max(self.last_epoch).0.saturating_add(1),
-                EpochRule::Term(e) => e.0,
-            };
-            let fresh = self.fresh(epoch);
-            if epoch > 1 {
-                tracing::info!(lease = %store.location(), epoch, "no lease object: creating one above the highest epoch seen");
-            }
-            let sent = Instant::now();
-            match store.put(&fresh, Precondition::Absent).await? {
-                Put::Done(new) => self.won(fresh, new, sent),
-                // Somebody created it first: it is not absent any more.
-                Put::Conflict => self.seen = None,
-            }
-            return Ok(sent + retry);
+        match read {
+            None => self.create(store, want, now).await,
+            Some((rec, version)) => self.take_over(store, want, now, rec, version).await,
+        }
+    }
+
+    /// Renew the record we hold (a conditional write on the version we wrote last).
+    async fn renew(
+        &mut self,
+        store: &dyn LeaseStore,
+        want: Want,
+        version: String,
+        rec: LeaseRecord,
+    ) -> Result<Instant, LeaderError> {
+        let mut next = LeaseRecord {
+            renewals: rec.renewals.saturating_add(1),
+            ..rec
         };
+        match want.epoch {
+            EpochRule::Above(floor) if floor.0 > next.epoch => {
+                // A float carries a stamp above our epoch, and we still hold the lease:
+                // the stamp outlived an older lease object. Move above it. (Stamps equal
+                // to our epoch are our own.)
+                next.epoch = floor.0.saturating_add(1);
+                tracing::warn!(lease = %store.location(), from = rec.epoch, to = next.epoch, "a float carries an epoch above ours; raising our epoch above it");
+            }
+            EpochRule::Term(e) => next.epoch = next.epoch.max(e.0),
+            EpochRule::Above(_) => {}
+        }
+        let sent = Instant::now();
+        match store.put(&next, Precondition::Matches(&version)).await? {
+            Put::Done(new) => {
+                self.won(next, new, sent);
+                Ok(sent + self.timing.retry)
+            }
+            Put::Conflict => {
+                tracing::warn!(lease = %store.location(), "lease was taken by another replica");
+                self.forget();
+                self.known = false;
+                Ok(Instant::now())
+            }
+        }
+    }
+
+    /// No record: note how long it has been absent, and create it if allowed and due.
+    async fn create(
+        &mut self,
+        store: &dyn LeaseStore,
+        want: Want,
+        now: Instant,
+    ) -> Result<Instant, LeaderError> {
+        let retry = self.timing.retry;
+        self.record = None;
+        let since = match &self.seen {
+            Some((v, first)) if v == ABSENT => *first,
+            _ => now,
+        };
+        self.seen = Some((ABSENT.to_string(), since));
+        if !want.may_take {
+            return Ok(now + retry);
+        }
+        if want.absent_wait && now < since + self.timing.lease {
+            return Ok((since + self.timing.lease).min(now + retry));
+        }
+        let epoch = match want.epoch {
+            EpochRule::Above(floor) => floor.max(self.last_epoch).0.saturating_add(1),
+            EpochRule::Term(e) => e.0,
+        };
+        let fresh = self.fresh(epoch);
+        if epoch > 1 {
+            tracing::info!(lease = %store.location(), epoch, "no lease object: creating one above the highest epoch seen");
+        }
+        let sent = Instant::now();
+        match store.put(&fresh, Precondition::Absent).await? {
+            Put::Done(new) => self.won(fresh, new, sent),
+            // Somebody created it first: it is not absent any more.
+            Put::Conflict => self.seen = None,
+        }
+        Ok(sent + retry)
+    }
+
+    /// Somebody's record: wait until it is released or has stayed unchanged for its lease
+    /// on our clock, then take it over if allowed.
+    async fn take_over(
+        &mut self,
+        store: &dyn LeaseStore,
+        want: Want,
+        now: Instant,
+        rec: LeaseRecord,
+        version: String,
+    ) -> Result<Instant, LeaderError> {
+        let retry = self.timing.retry;
         self.last_epoch = self.last_epoch.max(Epoch(rec.epoch));
         self.record = Some(rec.clone());
         // A record naming our identity that we did not write in this process (a restart
