@@ -4,7 +4,6 @@
 //! members; the leader and the API server lost together: a standby takes over on the two
 //! buckets alone, with a higher epoch.
 
-use floatover::leader::kube::KubeStore;
 use floatover::leader::{
     LeaderState, LeaseBackend, LeaseStore, LeaseTiming, QuorumLease, QuorumMember, RoundCtx,
 };
