@@ -10,6 +10,7 @@ mod quorum;
 mod sites;
 mod stats;
 mod takeover;
+mod votes;
 
 use floatover_devkit::LocalStack;
 use stats::{HEADER, Series};
@@ -190,6 +191,38 @@ async fn sites_only() -> ExitCode {
     }
 }
 
+/// `bench/run --votes`: what health votes cost, alone (prints; does not write
+/// RESULTS.md).
+async fn votes_only() -> ExitCode {
+    let ls = match LocalStack::start_or_reuse() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cannot start LocalStack: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let r = votes::run(&ls.endpoint, 8).await;
+    drop(ls);
+    match r {
+        Ok((single, voted)) => {
+            println!("{HEADER}\n{}\n{}\n", single.row(), voted.row());
+            println!(
+                "- **{}**: {}.\n- **{}**: {}.",
+                single.name, single.note, voted.name, voted.note
+            );
+            if voted.passed() == Some(true) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("health votes bench failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// `bench/run --probes`: the probe throughput bench alone (does not write RESULTS.md).
 async fn probes_only() -> ExitCode {
     let ls = match LocalStack::start_or_reuse() {
@@ -228,6 +261,9 @@ async fn main() -> ExitCode {
     }
     if std::env::args().any(|a| a == "--quorum") {
         return quorum_only().await;
+    }
+    if std::env::args().any(|a| a == "--votes") {
+        return votes_only().await;
     }
     let (n_dec, n_eip, n_take) = if quick { (200, 5, 3) } else { (2_000, 30, 12) };
     let mut all: Vec<Series> = vec![];
@@ -317,6 +353,15 @@ async fn main() -> ExitCode {
     }
     eprintln!("probe throughput: 1,000 HTTP targets at 100 ms for 20 s ...");
     let throughput = probes::run(&ls.endpoint, 1_000, std::time::Duration::from_secs(20)).await;
+    eprintln!("health votes on LocalStack ...");
+    match votes::run(&ls.endpoint, if quick { 2 } else { 8 }).await {
+        Ok((single, voted)) => {
+            eprintln!("{}\n{}", single.row(), voted.row());
+            all.push(single);
+            all.push(voted);
+        }
+        Err(e) => eprintln!("health votes bench failed: {e}"),
+    }
     eprintln!("quorum lease on LocalStack ...");
     let quorum_bench = quorum::run(
         &ls.endpoint,
