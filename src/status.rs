@@ -60,9 +60,21 @@ pub struct FloatStatus {
 pub struct TargetStatus {
     pub name: TargetId,
     pub priority: u32,
+    /// The health the planner uses (voted, with health votes).
     pub health: Health,
     pub for_ms: u64,
     pub last_error: Option<String>,
+    /// With health votes: the fresh views behind `health`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub votes: Option<VoteCount>,
+}
+
+/// How many fresh views (this replica's and its peers') see a target down or up.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VoteCount {
+    pub views: usize,
+    pub down: usize,
+    pub up: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

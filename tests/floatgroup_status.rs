@@ -62,6 +62,7 @@ fn group(owner: &str) -> GroupStatus {
             health: Health::Down,
             for_ms: 5,
             last_error: None,
+            votes: None,
         }],
         ..Default::default()
     }

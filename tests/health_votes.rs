@@ -82,6 +82,23 @@ async fn only_the_leader_losing_sight_does_not_fail_over_and_a_real_death_does()
         Some(env.instance(0).as_str()),
         "no failover on one vantage point's broken path"
     );
+    // Status says why: the voted health and the views behind it.
+    let body = env.replicas[leader].status_body().await.expect("status");
+    let primary_status = body.groups[0]
+        .targets
+        .iter()
+        .find(|t| t.name.0 == "primary")
+        .cloned()
+        .expect("primary in status");
+    assert_eq!(primary_status.health, floatover::model::Health::Up);
+    assert_eq!(
+        primary_status.votes,
+        Some(floatover::status::VoteCount {
+            views: 2,
+            down: 1,
+            up: 1
+        })
+    );
     let m = env.replicas[leader].metrics().await.unwrap_or_default();
     assert!(
         m.contains("floatover_vote_peer_up{peer=\"http://127.0.0.1:"),

@@ -121,9 +121,13 @@ fn group(s: &mut String, g: &crate::status::GroupStatus) {
         );
     }
     for t in &g.targets {
+        let votes = t
+            .votes
+            .map(|v| format!("(votes: {} down, {} up of {}) ", v.down, v.up, v.views))
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "  target {:<16} prio {:<4} {:<8} for {:<8} {}",
+            "  target {:<16} prio {:<4} {:<8} for {:<8} {votes}{}",
             t.name.0,
             t.priority,
             t.health.as_str(),

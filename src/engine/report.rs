@@ -137,13 +137,20 @@ impl Worker {
             Holder::Target(t) => Some(t.clone()),
             _ => None,
         });
+        let tallies = self.ctx.board.tallies();
         let targets = g
             .targets
             .iter()
             .map(|t| {
-                let h = health.get(&TargetKey {
+                let key = TargetKey {
                     group: g.name.clone(),
                     target: t.id.clone(),
+                };
+                let h = health.get(&key);
+                let votes = tallies.get(&key).map(|v| crate::status::VoteCount {
+                    views: v.views,
+                    down: v.down,
+                    up: v.up,
                 });
                 TargetStatus {
                     name: t.id.clone(),
@@ -156,6 +163,7 @@ impl Worker {
                         })
                         .unwrap_or(0),
                     last_error: h.and_then(|h| h.last_error.clone()),
+                    votes,
                 }
             })
             .collect();
