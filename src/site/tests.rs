@@ -93,7 +93,8 @@ sites:
     }
     // No shift at the top level of the plan is its own problem.
     assert!(
-        got.iter().any(|g| g.contains("no `shift` step")),
+        got.iter()
+            .any(|g| g.contains("no `shift` or `routing_controls` step")),
         "{got:#?}"
     );
 }
