@@ -184,6 +184,7 @@ impl App {
             commands: tx.clone(),
             status: status.clone(),
             metrics: metrics.clone(),
+            liveness: liveness.clone(),
             stop: stop.clone(),
         };
         for (name, task) in sidecars {

@@ -8,10 +8,10 @@ use crate::crd::publish::{PodEvents, Publisher};
 use crate::crd::source::{ObjectSource, ObjectsState};
 use crate::exit::Exit;
 use crate::faults::Faults;
-use crate::leader::kube::{KubeLease, KubeStore};
-use crate::leader::s3::{S3Lease, S3Store};
+use crate::leader::kube::KubeStore;
+use crate::leader::s3::S3Store;
 use crate::leader::{
-    LeaseBackend, LeaseStore, QuorumLease, QuorumMember, SingleLease, default_identity,
+    CasLease, LeaseBackend, LeaseStore, QuorumLease, QuorumMember, SingleLease, default_identity,
 };
 use crate::logging::{self, LogFormat};
 use crate::metrics::Metrics;
@@ -155,32 +155,17 @@ pub async fn lease_backend(spec: &Spec) -> Result<Box<dyn LeaseBackend>, Bootstr
             );
             Box::new(SingleLease::new(identity))
         }
-        LeaderBackend::Kubernetes {
-            namespace,
-            name,
-            context,
-        } => {
-            let (client, ns) = lease_kube_client(spec, namespace, context).await?;
-            tracing::info!(namespace = %ns, lease = %name, "leader election on a Kubernetes Lease");
-            Box::new(KubeLease::kubernetes(client, &ns, name, identity, timing).advertise(api))
-        }
-        LeaderBackend::S3 {
-            bucket,
-            key,
-            region,
-            endpoint_url,
-        } => {
-            let client = lease_s3_client(spec, region, endpoint_url).await;
-            Box::new(
-                S3Lease::s3(client, bucket.clone(), key.clone(), identity, timing).advertise(api),
-            )
+        one @ (LeaderBackend::Kubernetes { .. } | LeaderBackend::S3 { .. }) => {
+            let store = lease_store(spec, one).await?;
+            tracing::info!(lease = %store.location(), "leader election on one lease store");
+            Box::new(CasLease::new(store, identity, timing).advertise(api))
         }
         LeaderBackend::Quorum { members } => {
             let mut stores = Vec::with_capacity(members.len());
             for m in members {
                 stores.push(QuorumMember {
                     name: m.name.clone(),
-                    store: member_store(spec, &m.store).await?,
+                    store: lease_store(spec, &m.store).await?,
                 });
             }
             tracing::info!(
@@ -192,8 +177,9 @@ pub async fn lease_backend(spec: &Spec) -> Result<Box<dyn LeaseBackend>, Bootstr
     })
 }
 
-/// One quorum member's store (S3 object or Kubernetes Lease).
-async fn member_store(
+/// One lease store (an S3 object or a Kubernetes Lease): the whole lease with one store,
+/// one member of a quorum.
+async fn lease_store(
     spec: &Spec,
     backend: &LeaderBackend,
 ) -> Result<Arc<dyn LeaseStore>, BootstrapError> {
@@ -597,7 +583,11 @@ async fn controller(
             "health votes",
             Box::new(move |cx| {
                 Box::pin(crate::probe::peers::run(
-                    votes, cx.board, cx.metrics, cx.stop,
+                    votes,
+                    cx.board,
+                    cx.metrics,
+                    cx.liveness,
+                    cx.stop,
                 ))
             }),
         );

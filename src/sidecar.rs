@@ -18,6 +18,9 @@ pub struct SidecarCtx {
     pub commands: tokio::sync::mpsc::Sender<crate::engine::Command>,
     pub status: Arc<StatusStore>,
     pub metrics: Arc<Metrics>,
+    /// Where a sidecar that must keep going registers its heart: a stalled one stops the
+    /// replica from renewing its lease and shows on `/healthz`.
+    pub liveness: Arc<crate::liveness::Liveness>,
     /// Fires when the controller stops; the sidecar must return then.
     pub stop: CancellationToken,
 }

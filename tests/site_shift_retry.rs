@@ -48,6 +48,15 @@ async fn promoting(tag: &str) -> (Sites, FaultProxy, Replica, tokio::task::JoinH
     (s, proxy, r, boot)
 }
 
+/// West still has no weight: the traffic never moved.
+async fn assert_unmoved(s: &Sites) {
+    let w = weights(s).await;
+    assert!(
+        w.iter().any(|(id, weight)| id == "west" && *weight == 0),
+        "the traffic did not move: {w:?}"
+    );
+}
+
 fn shift_step(v: &Value) -> Value {
     json_of(v, "west")["run"]["steps"]
         .as_array()
@@ -78,14 +87,7 @@ async fn a_shift_that_meets_a_dead_change_api_says_so_and_finishes_when_it_retur
         Some(RunState::Running),
         "neither failed nor succeeded while the API is down"
     );
-    assert!(
-        weights(&s)
-            .await
-            .iter()
-            .any(|(id, w)| id == "west" && *w == 0),
-        "the traffic did not move: {:?}",
-        weights(&s).await
-    );
+    assert_unmoved(&s).await;
 
     // The change API returns: the promotion finishes within the shift's budget.
     proxy.pass();
@@ -134,12 +136,5 @@ async fn a_shift_whose_change_api_never_returns_fails_at_its_budget_naming_the_c
         "shift took {took} ms against its 20 s limit"
     );
     assert_eq!(st["over_budget"], true, "{st:#}");
-    assert!(
-        weights(&s)
-            .await
-            .iter()
-            .any(|(id, w)| id == "west" && *w == 0),
-        "the traffic did not move: {:?}",
-        weights(&s).await
-    );
+    assert_unmoved(&s).await;
 }

@@ -75,6 +75,20 @@ pub trait LeaseStore: Send + Sync {
     fn location(&self) -> String;
 }
 
+/// A shared store is a store (a quorum member, or one store chosen at start).
+#[async_trait::async_trait]
+impl<T: LeaseStore + ?Sized> LeaseStore for std::sync::Arc<T> {
+    async fn get(&self) -> Result<Option<(LeaseRecord, String)>, LeaderError> {
+        (**self).get().await
+    }
+    async fn put(&self, rec: &LeaseRecord, pre: Precondition<'_>) -> Result<Put, LeaderError> {
+        (**self).put(rec, pre).await
+    }
+    fn location(&self) -> String {
+        (**self).location()
+    }
+}
+
 /// Which epoch a claim writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EpochRule {

@@ -105,13 +105,16 @@ async fn fetch(client: &reqwest::Client, base: &str) -> Result<HealthView, PeerE
         .map_err(|source| PeerError::Http { url, source })
 }
 
-/// Poll the peers until `stop`. Supervised as a sidecar (it ending is fatal); if it ever
-/// stalled, the peers' views would age out and every replica would judge by its own
+/// Poll the peers until `stop`. Supervised as a sidecar (it ending is fatal), with a
+/// heart (a poll is bounded by its timeout, so silence past a few polls is a stall: the
+/// replica then stops renewing its lease and `/healthz` names the loop). Were it ever
+/// to stop, the peers' views would age out and every replica would judge by its own
 /// probes, as without votes: never a failover on a view that is not fresh.
 pub async fn run(
     spec: VotesSpec,
     board: Arc<HealthBoard>,
     metrics: Arc<Metrics>,
+    liveness: Arc<crate::liveness::Liveness>,
     stop: CancellationToken,
 ) {
     let client = match reqwest::Client::builder().timeout(spec.poll).build() {
@@ -122,6 +125,12 @@ pub async fn run(
             return;
         }
     };
+    let heart = liveness.register(
+        "health votes",
+        spec.poll
+            .saturating_mul(5)
+            .saturating_add(std::time::Duration::from_secs(2)),
+    );
     let mut tick = tokio::time::interval(spec.poll);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut failing: HashMap<String, bool> = HashMap::new();
@@ -130,6 +139,7 @@ pub async fn run(
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
+        heart.beat();
         let answers = futures::future::join_all(spec.peers.iter().map(|p| fetch(&client, p))).await;
         let now = Instant::now();
         for (peer, answer) in spec.peers.iter().zip(answers) {
@@ -153,5 +163,6 @@ pub async fn run(
             }
         }
         board.refresh(now);
+        heart.beat();
     }
 }

@@ -52,9 +52,92 @@ fn final_code(code: &str) -> bool {
     )
 }
 
-/// Set routing controls through the first endpoint of `cluster` that answers, trying them
-/// in order. `gate` runs right before each call (the fence). `call_timeout` bounds one
-/// endpoint's attempt. Returns the endpoint that applied the change.
+/// The cluster's endpoints with an SDK client each, built once per promotion step (not
+/// per attempt: loading an SDK config resolves credentials).
+pub struct ArcCluster {
+    endpoints: Vec<(ClusterEndpoint, aws_sdk_route53recoverycluster::Client)>,
+}
+
+impl ArcCluster {
+    /// Clients for `cluster`; `call_timeout` bounds one endpoint's attempt.
+    pub async fn connect(
+        cluster: &[ClusterEndpoint],
+        call_timeout: Duration,
+        credentials: Option<aws_credential_types::Credentials>,
+    ) -> Self {
+        let mut endpoints = Vec::with_capacity(cluster.len());
+        for ep in cluster {
+            let conf = sdk_config(
+                &ep.region,
+                Some(&ep.url),
+                call_timeout,
+                1,
+                credentials.clone(),
+            )
+            .await;
+            endpoints.push((
+                ep.clone(),
+                aws_sdk_route53recoverycluster::Client::new(&conf),
+            ));
+        }
+        ArcCluster { endpoints }
+    }
+
+    /// Set routing controls through the first endpoint that answers, trying them in
+    /// order. `gate` runs right before each call (the fence). Returns the endpoint that
+    /// applied the change.
+    pub async fn set(
+        &self,
+        on: &[String],
+        off: &[String],
+        overrides: &[String],
+        gate: &(dyn Fn() -> Result<(), FenceError> + Sync),
+    ) -> Result<String, ArcError> {
+        let entries: Vec<UpdateRoutingControlStateEntry> = on
+            .iter()
+            .map(|a| (a, RoutingControlState::On))
+            .chain(off.iter().map(|a| (a, RoutingControlState::Off)))
+            .filter_map(|(arn, state)| {
+                UpdateRoutingControlStateEntry::builder()
+                    .routing_control_arn(arn)
+                    .routing_control_state(state)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let mut tried = Vec::new();
+        for (ep, client) in &self.endpoints {
+            gate()?;
+            let call = client
+                .update_routing_control_states()
+                .set_update_routing_control_state_entries(Some(entries.clone()))
+                .set_safety_rules_to_override((!overrides.is_empty()).then(|| overrides.to_vec()))
+                .send();
+            let span = tracing::info_span!("provider_call", op = "UpdateRoutingControlStates", region = %ep.region, endpoint = %ep.url);
+            match tracing::Instrument::instrument(call, span).await {
+                Ok(_) => return Ok(ep.url.clone()),
+                Err(e) => match failure(&e) {
+                    Failure::Api { code, message } if final_code(&code) => {
+                        return Err(ArcError::Refused {
+                            region: ep.region.clone(),
+                            code,
+                            message,
+                        });
+                    }
+                    Failure::Api { code, message }
+                    | Failure::Throttled { code, message }
+                    | Failure::Transport { code, message } => {
+                        tracing::warn!(endpoint = %ep.url, region = %ep.region, %code, %message, "ARC endpoint did not apply the update; trying the next one");
+                        tried.push(format!("{} ({}): {code}: {message}", ep.url, ep.region));
+                    }
+                },
+            }
+        }
+        Err(ArcError::Unavailable(tried.join("; ")))
+    }
+}
+
+/// [`ArcCluster::connect`] then [`ArcCluster::set`], for one update.
 pub async fn set_routing_controls(
     cluster: &[ClusterEndpoint],
     on: &[String],
@@ -64,55 +147,8 @@ pub async fn set_routing_controls(
     credentials: Option<aws_credential_types::Credentials>,
     gate: &(dyn Fn() -> Result<(), FenceError> + Sync),
 ) -> Result<String, ArcError> {
-    let entries: Vec<UpdateRoutingControlStateEntry> = on
-        .iter()
-        .map(|a| (a, RoutingControlState::On))
-        .chain(off.iter().map(|a| (a, RoutingControlState::Off)))
-        .filter_map(|(arn, state)| {
-            UpdateRoutingControlStateEntry::builder()
-                .routing_control_arn(arn)
-                .routing_control_state(state)
-                .build()
-                .ok()
-        })
-        .collect();
-    let mut tried = Vec::new();
-    for ep in cluster {
-        gate()?;
-        let conf = sdk_config(
-            &ep.region,
-            Some(&ep.url),
-            call_timeout,
-            1,
-            credentials.clone(),
-        )
-        .await;
-        let client = aws_sdk_route53recoverycluster::Client::new(&conf);
-        let call = client
-            .update_routing_control_states()
-            .set_update_routing_control_state_entries(Some(entries.clone()))
-            .set_safety_rules_to_override((!overrides.is_empty()).then(|| overrides.to_vec()))
-            .send();
-        let span = tracing::info_span!("provider_call", op = "UpdateRoutingControlStates", region = %ep.region, endpoint = %ep.url);
-        let answer = tracing::Instrument::instrument(call, span).await;
-        match answer {
-            Ok(_) => return Ok(ep.url.clone()),
-            Err(e) => match failure(&e) {
-                Failure::Api { code, message } if final_code(&code) => {
-                    return Err(ArcError::Refused {
-                        region: ep.region.clone(),
-                        code,
-                        message,
-                    });
-                }
-                Failure::Api { code, message }
-                | Failure::Throttled { code, message }
-                | Failure::Transport { code, message } => {
-                    tracing::warn!(endpoint = %ep.url, region = %ep.region, %code, %message, "ARC endpoint did not apply the update; trying the next one");
-                    tried.push(format!("{} ({}): {code}: {message}", ep.url, ep.region));
-                }
-            },
-        }
-    }
-    Err(ArcError::Unavailable(tried.join("; ")))
+    ArcCluster::connect(cluster, call_timeout, credentials)
+        .await
+        .set(on, off, overrides, gate)
+        .await
 }

@@ -191,9 +191,10 @@ impl Executor {
         overrides: &[String],
         limit: Duration,
     ) -> (Result<String, StepError>, u32) {
-        use crate::provider::aws::arc::{ArcError, set_routing_controls};
+        use crate::provider::aws::arc::{ArcCluster, ArcError};
         let deadline = Instant::now() + limit;
         let aws = &self.cx.spec.aws;
+        let arc = ArcCluster::connect(cluster, aws.call_timeout, aws.credentials.clone()).await;
         let gate = || self.permit();
         let mut attempt: u32 = 0;
         loop {
@@ -201,16 +202,7 @@ impl Executor {
             if let Err(e) = self.permit() {
                 return (Err(e.into()), attempt);
             }
-            let r = set_routing_controls(
-                cluster,
-                on,
-                off,
-                overrides,
-                aws.call_timeout,
-                aws.credentials.clone(),
-                &gate,
-            )
-            .await;
+            let r = arc.set(on, off, overrides, &gate).await;
             let words = match r {
                 Ok(endpoint) => {
                     return (
