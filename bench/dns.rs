@@ -70,6 +70,7 @@ pub async fn run(endpoint: &str, targets: usize, trials: usize) -> Result<Reweig
     let members: Vec<Bindings> = (0..targets)
         .map(|i| Bindings {
             ec2: None,
+            arc: None,
             dns: Some(DnsMember {
                 set_identifier: format!("t{i:03}"),
                 value: format!("10.1.{}.{}", i / 250, i % 250 + 1),

@@ -88,6 +88,18 @@ data "aws_iam_policy_document" "floatover" {
     resources = [aws_route53_zone.demo.arn]
   }
 
+  # Route 53 ARC routing controls (the routing_control float and the routing_controls
+  # step) go through the cluster's data plane. The demo creates no ARC cluster (see
+  # arc.tf, off by default): scope this to your control panel's ARN when you use one.
+  statement {
+    sid = "RoutingControls"
+    actions = [
+      "route53-recovery-cluster:ListRoutingControls",
+      "route53-recovery-cluster:UpdateRoutingControlStates",
+    ]
+    resources = var.arc ? ["${aws_route53recoverycontrolconfig_control_panel.demo[0].arn}/*", aws_route53recoverycontrolconfig_control_panel.demo[0].arn] : ["arn:aws:route53-recovery-control::${data.aws_caller_identity.me.account_id}:controlpanel/*"]
+  }
+
   statement {
     sid       = "WaitInsync"
     actions   = ["route53:GetChange"]

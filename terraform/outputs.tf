@@ -37,3 +37,22 @@ output "floatover_config" {
     }]
   })
 }
+
+output "arc_float" {
+  description = "With var.arc: the floatover group that steers arc.<zone> through the routing controls (add it under groups:)."
+  value = var.arc ? yamlencode([{
+    name = "arc"
+    targets = [for i in range(2) : {
+      name            = "t${i}"
+      routing_control = aws_route53recoverycontrolconfig_routing_control.target[i].arn
+      priority        = 200 - i
+      probes          = [{ http = { url = "http://${aws_instance.target[i].private_ip}:${var.health_port}/health" } }]
+    }]
+    floats = [{
+      routing_control = {
+        control_panel = aws_route53recoverycontrolconfig_control_panel.demo[0].arn
+        cluster       = [for e in aws_route53recoverycontrolconfig_cluster.demo[0].cluster_endpoints : { endpoint = e.endpoint, region = e.region }]
+      }
+    }]
+  }]) : ""
+}

@@ -77,3 +77,9 @@ variable "lease_regions" {
     error_message = "lease_regions: exactly two AWS region names, e.g. [\"us-west-2\", \"us-east-2\"]."
   }
 }
+
+variable "arc" {
+  description = "Also create a Route 53 ARC cluster, a control panel with one routing control for each of the first two targets, an at-least-one-on safety rule, and failover records tied to the controls (output arc_float is the group to add to the config). Off by default: an ARC cluster costs about $2.50 an hour, and no emulator serves ARC."
+  type        = bool
+  default     = false
+}

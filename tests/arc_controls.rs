@@ -4,94 +4,27 @@
 //! The update goes to each endpoint in turn until one applies it; a safety rule's refusal
 //! ends it at once, in words; the fence is asked before each call.
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::post;
 use floatover::leader::FenceError;
 use floatover::provider::aws::arc::{ArcError, ClusterEndpoint, set_routing_controls};
-use std::sync::{Arc, Mutex};
+use floatover_devkit::arc::{Answer, FakeArc, black_hole};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+const PANEL: &str = "arn:aws:route53-recovery-control::111122223333:controlpanel/abc";
 const ON: &str =
     "arn:aws:route53-recovery-control::111122223333:controlpanel/abc/routingcontrol/west";
 const OFF: &str =
     "arn:aws:route53-recovery-control::111122223333:controlpanel/abc/routingcontrol/east";
 
-#[derive(Clone, Copy)]
-enum Answer {
-    Ok,
-    SafetyRule,
-    Unavailable,
+/// One endpoint of its own cluster (east on, west off) answering `answer`.
+async fn fake(answer: Answer) -> (FakeArc, String) {
+    let mut c = FakeArc::new(PANEL, &[(ON, false), (OFF, true)]);
+    let url = c.endpoint(answer).await.expect("endpoint");
+    (c, url)
 }
 
-/// One fake endpoint: its URL and every (target header, body) it received.
-struct Fake {
-    url: String,
-    seen: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
-}
-
-async fn fake(answer: Answer) -> Fake {
-    let seen: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
-    let log = seen.clone();
-    let app = Router::new().route(
-        "/",
-        post(move |headers: HeaderMap, body: Bytes| {
-            let log = log.clone();
-            async move {
-                let target = headers
-                    .get("x-amz-target")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
-                let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-                log.lock().unwrap_or_else(|p| p.into_inner()).push((target, json));
-                let ct = [("content-type", "application/x-amz-json-1.0")];
-                match answer {
-                    Answer::Ok => (StatusCode::OK, ct, "{}".to_string()).into_response(),
-                    Answer::SafetyRule => (
-                        StatusCode::CONFLICT,
-                        ct,
-                        r#"{"__type":"ConflictException","message":"The update would violate safety rule at-least-one-on","resourceId":"west","resourceType":"RoutingControl"}"#.to_string(),
-                    )
-                        .into_response(),
-                    Answer::Unavailable => (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        ct,
-                        r#"{"__type":"EndpointTemporarilyUnavailableException","message":"try another endpoint"}"#.to_string(),
-                    )
-                        .into_response(),
-                }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Fake {
-        url: format!("http://{addr}"),
-        seen,
-    }
-}
-
-/// An endpoint that accepts connections and never answers.
-async fn black_hole() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = listener.accept().await {
-            held.push(s);
-        }
-    });
-    format!("http://{addr}")
+fn safety_rule() -> Answer {
+    Answer::Refuse("at-least-one-on".into())
 }
 
 fn ep(url: &str, region: &str) -> ClusterEndpoint {
@@ -119,19 +52,19 @@ async fn set(
     .await
 }
 
-fn count(f: &Fake) -> usize {
-    f.seen.lock().unwrap_or_else(|p| p.into_inner()).len()
+fn count(f: &FakeArc) -> usize {
+    f.log().len()
 }
 
 #[tokio::test]
 async fn the_update_goes_round_the_cluster_until_an_endpoint_applies_it() {
-    let hole = black_hole().await;
-    let busy = fake(Answer::Unavailable).await;
-    let good = fake(Answer::Ok).await;
+    let hole = black_hole().await.expect("black hole");
+    let (busy, busy_url) = fake(Answer::Unavailable).await;
+    let (good, good_url) = fake(Answer::Serve).await;
     let cluster = [
         ep(&hole, "us-east-1"),
-        ep(&busy.url, "us-west-2"),
-        ep(&good.url, "eu-west-1"),
+        ep(&busy_url, "us-west-2"),
+        ep(&good_url, "eu-west-1"),
     ];
     let gates = std::sync::atomic::AtomicU32::new(0);
     let t = Instant::now();
@@ -142,7 +75,7 @@ async fn the_update_goes_round_the_cluster_until_an_endpoint_applies_it() {
     .await
     .expect("applied");
     let took = t.elapsed();
-    assert_eq!(used, good.url);
+    assert_eq!(used, good_url);
     assert_eq!(
         gates.load(std::sync::atomic::Ordering::SeqCst),
         3,
@@ -154,9 +87,9 @@ async fn the_update_goes_round_the_cluster_until_an_endpoint_applies_it() {
         "took {took:?}"
     );
     assert_eq!(count(&busy), 1);
-    let seen = good.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let seen = good.log();
     assert_eq!(seen.len(), 1);
-    let (target, body) = &seen[0];
+    let (target, body) = (&seen[0].target, &seen[0].body);
     assert_eq!(target, "ToggleCustomerAPI.UpdateRoutingControlStates");
     let entries = body["UpdateRoutingControlStateEntries"]
         .as_array()
@@ -182,9 +115,9 @@ async fn the_update_goes_round_the_cluster_until_an_endpoint_applies_it() {
 
 #[tokio::test]
 async fn a_safety_rule_refusal_ends_it_in_words_and_no_other_endpoint_is_asked() {
-    let refuses = fake(Answer::SafetyRule).await;
-    let good = fake(Answer::Ok).await;
-    let cluster = [ep(&refuses.url, "us-west-2"), ep(&good.url, "eu-west-1")];
+    let (_refuses, refuses_url) = fake(safety_rule()).await;
+    let (good, good_url) = fake(Answer::Serve).await;
+    let cluster = [ep(&refuses_url, "us-west-2"), ep(&good_url, "eu-west-1")];
     let err = set(&cluster, &|| Ok(())).await.expect_err("refused");
     assert_eq!(
         err.to_string(),
@@ -195,13 +128,13 @@ async fn a_safety_rule_refusal_ends_it_in_words_and_no_other_endpoint_is_asked()
 
 #[tokio::test]
 async fn no_endpoint_answering_names_each_and_a_closed_fence_calls_none() {
-    let hole = black_hole().await;
-    let busy = fake(Answer::Unavailable).await;
-    let cluster = [ep(&hole, "us-east-1"), ep(&busy.url, "us-west-2")];
+    let hole = black_hole().await.expect("black hole");
+    let (_busy, busy_url) = fake(Answer::Unavailable).await;
+    let cluster = [ep(&hole, "us-east-1"), ep(&busy_url, "us-west-2")];
     let err = set(&cluster, &|| Ok(())).await.expect_err("none answered");
     let text = err.to_string();
     assert!(
-        text.starts_with("no ARC cluster endpoint answered: "),
+        text.starts_with("UpdateRoutingControlStates: no ARC cluster endpoint answered: "),
         "{text}"
     );
     assert!(
@@ -210,8 +143,8 @@ async fn no_endpoint_answering_names_each_and_a_closed_fence_calls_none() {
         "{text}"
     );
 
-    let good = fake(Answer::Ok).await;
-    let err = set(&[ep(&good.url, "eu-west-1")], &|| {
+    let (good, good_url) = fake(Answer::Serve).await;
+    let err = set(&[ep(&good_url, "eu-west-1")], &|| {
         Err(FenceError::NotLeader)
     })
     .await
@@ -280,21 +213,22 @@ async fn promote_with(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promotion_step_sets_the_controls_and_records_where() {
-    let hole = black_hole().await;
-    let good = fake(Answer::Ok).await;
-    let (outcome, step) = promote_with(&[(&hole, "us-east-1"), (&good.url, "us-west-2")]).await;
+    let hole = black_hole().await.expect("black hole");
+    let (good, good_url) = fake(Answer::Serve).await;
+    let (outcome, step) = promote_with(&[(&hole, "us-east-1"), (&good_url, "us-west-2")]).await;
     assert!(outcome.is_ok(), "{outcome:?} {step:?}");
     assert_eq!(
         step.detail.as_deref(),
-        Some(format!("1 on, 1 off through {}", good.url).as_str())
+        Some(format!("1 on, 1 off through {good_url}").as_str())
     );
     assert_eq!(count(&good), 1);
+    assert!(good.is_on(ON) && !good.is_on(OFF), "west on, east off");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promotion_step_refused_by_a_safety_rule_fails_in_words() {
-    let refuses = fake(Answer::SafetyRule).await;
-    let (outcome, step) = promote_with(&[(&refuses.url, "us-west-2")]).await;
+    let (refuses, refuses_url) = fake(safety_rule()).await;
+    let (outcome, step) = promote_with(&[(&refuses_url, "us-west-2")]).await;
     assert!(
         outcome.is_ok(),
         "the run ends (failed, in its record): {outcome:?}"

@@ -47,6 +47,7 @@ fn aws(endpoint: &str) -> AwsSpec {
 fn member(id: &str, addr: &str) -> Bindings {
     Bindings {
         ec2: None,
+        arc: None,
         dns: Some(DnsMember {
             set_identifier: id.into(),
             value: addr.into(),

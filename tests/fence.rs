@@ -50,6 +50,7 @@ async fn no_mutating_call_without_the_fence() {
                 eni_id: None,
             }),
             dns: None,
+            arc: None,
         },
         from: None,
         stamp: MoveStamp {
@@ -183,6 +184,7 @@ fn to(w: &seed::World, i: usize, when: StampWhen, strict: Option<Option<String>>
                 eni_id: None,
             }),
             dns: None,
+            arc: None,
         },
         from: None,
         stamp: MoveStamp {

@@ -2,6 +2,7 @@
 //! LocalStack lifecycle, seeding EC2 resources, killable health servers and controller
 //! replicas as child processes. Not used by the controller itself.
 
+pub mod arc;
 pub mod dns;
 pub mod eventually;
 pub mod faultproxy;

@@ -447,6 +447,9 @@ pub struct RawTarget {
     pub eni_id: Option<String>,
     /// The target's record in the group's DNS floats (weighted record sets).
     pub dns: Option<RawDnsMember>,
+    /// The target's Route 53 ARC routing control ARN (groups with a `routing_control`
+    /// float).
+    pub routing_control: Option<String>,
     pub region: Option<String>,
     /// Higher wins. Ties are broken by the order in the config.
     #[serde(default = "default_priority")]
@@ -508,8 +511,9 @@ pub struct RawExecProbe {
 }
 
 /// Exactly one of `eip`, `secondary_ip`, `route` (EC2 floats; their fields and checks
-/// belong to the EC2 provider, `provider::aws::ec2::spec`) or `dns` (Route 53,
-/// `provider::aws::route53::spec`).
+/// belong to the EC2 provider, `provider::aws::ec2::spec`), `dns` (Route 53,
+/// `provider::aws::route53::spec`) or `routing_control` (Route 53 ARC,
+/// `provider::aws::arc::spec`).
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFloat {
@@ -518,6 +522,8 @@ pub struct RawFloat {
     pub route: Option<RawRoute>,
     /// A Route 53 weighted record set (one record per target).
     pub dns: Option<RawDnsRecord>,
+    /// Route 53 ARC routing controls (one per target; the owner's is on).
+    pub routing_control: Option<crate::provider::aws::arc::spec::RawArcFloat>,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -473,9 +473,14 @@ impl Worker {
             }
             self.claim(st, leader.epoch, &moving).await;
         }
-        // Drift handled: forget the target once everything is there or it is not up.
+        // Drift handled: forget the target once it is no longer the owner, and after a
+        // revert also once everything is back (nothing left to do): kept longer, the
+        // reverted-to owner would hold the group and block every later failback. An
+        // adopted owner is kept while it is up: that is what adopting means.
+        let reverted = g.policy.on_drift == OnDrift::Revert
+            || g.policy.mode == crate::config::Mode::ActiveActive;
         if let Some(t) = &st.memory.drift_owner
-            && p.desired.owner() != Some(t)
+            && (p.desired.owner() != Some(t) || (reverted && p.actions.is_empty()))
         {
             st.memory.drift_owner = None;
         }

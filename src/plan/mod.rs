@@ -50,7 +50,8 @@ pub struct GroupMemory {
     pub switchover: Option<TargetId>,
     /// After drift: the owner the group must return to (`on_drift: revert`, the owner we
     /// had) or follow (`on_drift: adopt`, the target someone moved a float to). Cleared by
-    /// the engine once every float is there or the target is no longer up.
+    /// the engine once the target is no longer the owner (not up, a switchover), and
+    /// after a revert also once every float is back.
     pub drift_owner: Option<TargetId>,
     /// Floats someone attached outside the group, left alone under `on_drift: adopt`
     /// until their holder changes again.

@@ -2,8 +2,10 @@
 //! owns: a float's [`FloatKind`], a target's [`Bindings`], a holder's [`Attached`]. The
 //! planner never sees these (it plans over float ids and target names); the engine only
 //! carries them from the config to the provider that understands them. SDK types stay
-//! inside `provider/aws`. Two kinds exist: EC2 floats (`aws/ec2`: Elastic IP, secondary
-//! IP, route) and Route 53 record sets (`aws/route53`: weighted and failover records); a
+//! inside `provider/aws`. Three kinds exist: EC2 floats (`aws/ec2`: Elastic IP, secondary
+//! IP, route), Route 53 record sets (`aws/route53`: weighted and failover records) and
+//! Route 53 ARC routing controls (`aws/arc`: one control on per group, set through the
+//! cluster's data plane, for failover without Route 53's change API); a
 //! later provider (a Linux L2 VIP) adds a variant here and implements the same trait, so
 //! the planner and the engine do not change. What a site promotion asks of the provider
 //! is [`sites::SiteOps`].
@@ -13,6 +15,7 @@ pub mod sites;
 
 use crate::leader::{Fence, FenceError};
 use crate::model::MoveStamp;
+use aws::arc::spec::ArcFloat;
 use aws::ec2::spec::{Ec2Endpoint, Ec2Float};
 use aws::route53::spec::{DnsMember, DnsRecord};
 use serde::Serialize;
@@ -34,6 +37,8 @@ pub enum FloatKind {
     Ec2(Ec2Float),
     /// A Route 53 weighted record set: weights over targets, not one holder.
     Dns(DnsRecord),
+    /// Route 53 ARC routing controls: one holder, the target whose control is on.
+    Arc(ArcFloat),
 }
 
 impl FloatKind {
@@ -42,6 +47,7 @@ impl FloatKind {
         match self {
             FloatKind::Ec2(f) => f.id(),
             FloatKind::Dns(r) => r.id(),
+            FloatKind::Arc(a) => a.id(),
         }
     }
 
@@ -49,7 +55,7 @@ impl FloatKind {
     pub fn ec2(&self) -> Option<&Ec2Float> {
         match self {
             FloatKind::Ec2(f) => Some(f),
-            FloatKind::Dns(_) => None,
+            FloatKind::Dns(_) | FloatKind::Arc(_) => None,
         }
     }
 
@@ -57,7 +63,7 @@ impl FloatKind {
     pub fn dns(&self) -> Option<&DnsRecord> {
         match self {
             FloatKind::Dns(r) => Some(r),
-            FloatKind::Ec2(_) => None,
+            FloatKind::Ec2(_) | FloatKind::Arc(_) => None,
         }
     }
 
@@ -80,6 +86,8 @@ impl FloatKind {
             FloatKind::Ec2(f) => f.compare_and_set(),
             // Every DNS batch is a compare-and-set (the epoch record swap).
             FloatKind::Dns(_) => true,
+            // ARC has no conditional update: only the fence keeps a stale leader out.
+            FloatKind::Arc(_) => false,
         }
     }
 }
@@ -90,6 +98,8 @@ impl FloatKind {
 pub struct Bindings {
     pub ec2: Option<Ec2Endpoint>,
     pub dns: Option<DnsMember>,
+    /// The target's ARC routing control ARN.
+    pub arc: Option<String>,
 }
 
 impl Bindings {
@@ -101,6 +111,7 @@ impl Bindings {
                 .dns
                 .as_ref()
                 .is_some_and(|b| b.set_identifier == m.set_identifier),
+            Attached::Arc(c) => self.arc.as_ref() == Some(c),
         }
     }
 
@@ -109,6 +120,7 @@ impl Bindings {
         match float {
             FloatKind::Ec2(_) => self.ec2.clone().map(Attached::Ec2),
             FloatKind::Dns(_) => self.dns.clone().map(Attached::Dns),
+            FloatKind::Arc(_) => self.arc.clone().map(Attached::Arc),
         }
     }
 }
@@ -120,6 +132,8 @@ pub enum Attached {
     Ec2(Ec2Endpoint),
     /// A member of a weighted record set.
     Dns(DnsMember),
+    /// The routing control that is on.
+    Arc(String),
 }
 
 impl Attached {
@@ -127,7 +141,7 @@ impl Attached {
     pub fn ec2(&self) -> Option<&Ec2Endpoint> {
         match self {
             Attached::Ec2(e) => Some(e),
-            Attached::Dns(_) => None,
+            Attached::Dns(_) | Attached::Arc(_) => None,
         }
     }
 
@@ -136,6 +150,7 @@ impl Attached {
         match self {
             Attached::Ec2(e) => e.label(),
             Attached::Dns(m) => m.set_identifier.clone(),
+            Attached::Arc(c) => c.rsplit('/').next().unwrap_or(c).to_string(),
         }
     }
 }

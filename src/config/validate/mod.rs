@@ -340,9 +340,11 @@ fn resolve_group(
     }
 
     let Floats {
-        floats,
+        mut floats,
         needs,
         dns_types,
+        panels,
+        arc_broken,
     } = resolve_floats(g, p, &region, is);
     check_capacity(g, p, is);
     let mut targets = Vec::new();
@@ -364,8 +366,19 @@ fn resolve_group(
             region: &region,
             needs: &needs,
             dns_types: &dns_types,
+            panels: &panels,
+            arc_broken,
         };
         targets.push(resolve_target(t, &tp, &kinds, raw, is));
+    }
+    // A routing-control move turns every other target's control off: it needs them all.
+    for f in &mut floats {
+        if let FloatKind::Arc(a) = &mut f.kind {
+            a.controls = targets
+                .iter()
+                .filter_map(|t| t.bindings.arc.clone())
+                .collect();
+        }
     }
     check_batches(p, &targets, &floats, is);
 
@@ -398,6 +411,11 @@ struct Floats {
     floats: Vec<FloatRef>,
     needs: Vec<ec2::Needs>,
     dns_types: Vec<String>,
+    /// Control panels of the group's `routing_control` floats.
+    panels: Vec<String>,
+    /// A `routing_control` float that did not resolve: its targets' controls are not
+    /// checked against it (one error, not one per target).
+    arc_broken: bool,
 }
 
 /// What the group's floats need of each target.
@@ -405,6 +423,8 @@ struct FloatNeeds<'a> {
     region: &'a str,
     needs: &'a [ec2::Needs],
     dns_types: &'a [String],
+    panels: &'a [String],
+    arc_broken: bool,
 }
 
 /// The floats first: their kinds decide which target fields are required.
@@ -414,6 +434,8 @@ fn resolve_floats(g: &RawGroup, p: &str, region: &str, is: &mut Issues) -> Float
     let mut seen = HashSet::new();
     let mut needs = Vec::new();
     let mut dns_types = Vec::new();
+    let mut panels = Vec::new();
+    let mut arc_broken = false;
     for (fi, f) in g.floats.iter().enumerate() {
         let fp = format!("{p}.floats[{fi}]");
         let raw_ec2 = ec2::RawEc2Float {
@@ -421,16 +443,24 @@ fn resolve_floats(g: &RawGroup, p: &str, region: &str, is: &mut Issues) -> Float
             secondary_ip: f.secondary_ip.clone(),
             route: f.route.clone(),
         };
-        let resolved = match (&f.dns, raw_ec2.is_set()) {
-            (Some(_), true) => Err(vec![ec2::Problem {
+        let kinds = usize::from(f.dns.is_some())
+            + usize::from(f.routing_control.is_some())
+            + usize::from(raw_ec2.is_set());
+        let resolved = match (&f.dns, &f.routing_control) {
+            _ if kinds > 1 => Err(vec![ec2::Problem {
                 field: String::new(),
-                reason: "set one of eip, secondary_ip, route or dns, not several".into(),
+                reason: "set one of eip, secondary_ip, route, dns or routing_control, not several"
+                    .into(),
             }]),
-            (Some(d), false) => d.resolve().map(|r| {
+            (Some(d), _) => d.resolve().map(|r| {
                 dns_types.push(r.rtype.clone());
                 FloatKind::Dns(r)
             }),
-            (None, _) => raw_ec2.resolve().map(|e| {
+            (None, Some(a)) => a.resolve().map(|a| {
+                panels.push(a.control_panel.clone());
+                FloatKind::Arc(a)
+            }),
+            (None, None) => raw_ec2.resolve().map(|e| {
                 needs.push(e.needs());
                 FloatKind::Ec2(e)
             }),
@@ -438,6 +468,7 @@ fn resolve_floats(g: &RawGroup, p: &str, region: &str, is: &mut Issues) -> Float
         let kind = match resolved {
             Ok(k) => k,
             Err(problems) => {
+                arc_broken |= f.routing_control.is_some();
                 add_problems(is, &fp, problems);
                 continue;
             }
@@ -480,6 +511,8 @@ fn resolve_floats(g: &RawGroup, p: &str, region: &str, is: &mut Issues) -> Float
         floats,
         needs,
         dns_types,
+        panels,
+        arc_broken,
     }
 }
 
@@ -531,6 +564,15 @@ fn resolve_target(
         add_problems(is, tp, problems);
         None
     });
+    let arc = if kinds.arc_broken {
+        None
+    } else {
+        crate::provider::aws::arc::spec::member(t.routing_control.as_deref(), kinds.panels)
+            .unwrap_or_else(|problems| {
+                add_problems(is, tp, problems);
+                None
+            })
+    };
     if !(1..=255).contains(&t.weight) {
         is.add(
             format!("{tp}.weight"),
@@ -565,7 +607,7 @@ fn resolve_target(
     }
     TargetSpec {
         id: TargetId(t.name.clone()),
-        bindings: Bindings { ec2, dns },
+        bindings: Bindings { ec2, dns, arc },
         region: tregion,
         priority: t.priority,
         weight: t.weight,

@@ -113,6 +113,7 @@ where
 pub struct AwsProvider {
     regions: HashMap<String, Ec2Region>,
     dns: Arc<Route53>,
+    arc: arc::float::ArcFloats,
     mutations: Arc<AtomicU64>,
 }
 
@@ -170,14 +171,21 @@ impl AwsProvider {
             aws_sdk_route53::Client::from_conf(dns_conf),
             pacer(aws.dns_burst, aws.dns_per_second),
             aws.call_timeout,
-            metrics,
+            metrics.clone(),
             mutations.clone(),
         );
         r53.member_writes = aws.dns_member_writes;
         let dns = Arc::new(r53);
+        let arc = arc::float::ArcFloats::new(
+            aws.call_timeout,
+            aws.credentials.clone(),
+            metrics.clone(),
+            mutations.clone(),
+        );
         AwsProvider {
             regions: map,
             dns,
+            arc,
             mutations,
         }
     }
@@ -210,10 +218,12 @@ impl FloatProvider for AwsProvider {
     ) -> Result<HashMap<String, Observation>, ProviderError> {
         let mut by_region: HashMap<&str, Vec<&FloatRef>> = HashMap::new();
         let mut dns = Vec::new();
+        let mut arcs = Vec::new();
         for f in floats {
             match f.kind {
                 FloatKind::Ec2(_) => by_region.entry(f.region.as_str()).or_default().push(f),
                 FloatKind::Dns(_) => dns.push(f),
+                FloatKind::Arc(_) => arcs.push(f),
             }
         }
         let calls = by_region.into_iter().map(|(r, fs)| {
@@ -233,8 +243,17 @@ impl FloatProvider for AwsProvider {
                 self.dns.observe(&dns).await
             }
         };
-        let (parts, dns_part) = tokio::join!(futures::future::join_all(calls), dns_read);
+        let arc_read = async {
+            if arcs.is_empty() {
+                Ok(HashMap::new())
+            } else {
+                self.arc.observe(&arcs).await
+            }
+        };
+        let (parts, dns_part, arc_part) =
+            tokio::join!(futures::future::join_all(calls), dns_read, arc_read);
         let mut out = dns_part?;
+        out.extend(arc_part?);
         for part in parts {
             out.extend(part?);
         }
@@ -246,6 +265,9 @@ impl FloatProvider for AwsProvider {
         order: &MoveOrder,
         fence: &dyn Fence,
     ) -> Result<MoveDone, ProviderError> {
+        if let FloatKind::Arc(_) = order.float.kind {
+            return self.arc.move_float(order, fence).await;
+        }
         self.region(&order.float.region)?
             .move_float(order, fence)
             .await
@@ -256,8 +278,11 @@ impl FloatProvider for AwsProvider {
         order: &StampOrder,
         fence: &dyn Fence,
     ) -> Result<(), ProviderError> {
-        if order.float.kind.dns().is_some() {
-            return self.dns.stamp_float(order, fence).await;
+        match order.float.kind {
+            FloatKind::Dns(_) => return self.dns.stamp_float(order, fence).await,
+            // Nowhere to keep a stamp (see `arc::float`).
+            FloatKind::Arc(_) => return Ok(()),
+            FloatKind::Ec2(_) => {}
         }
         self.region(&order.float.region)?
             .stamp_float(order, fence)
@@ -281,8 +306,10 @@ impl FloatProvider for AwsProvider {
         order: &ReleaseOrder,
         fence: &dyn Fence,
     ) -> Result<(), ProviderError> {
-        if order.float.kind.dns().is_some() {
-            return self.dns.release_float(order, fence).await;
+        match order.float.kind {
+            FloatKind::Dns(_) => return self.dns.release_float(order, fence).await,
+            FloatKind::Arc(_) => return self.arc.release_float(order, fence).await,
+            FloatKind::Ec2(_) => {}
         }
         self.region(&order.float.region)?
             .release_float(order, fence)

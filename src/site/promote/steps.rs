@@ -218,7 +218,7 @@ impl Executor {
                 Err(e @ ArcError::Refused { .. }) => {
                     return (Err(StepError::Unmet(e.to_string())), attempt);
                 }
-                Err(e @ ArcError::Unavailable(_)) => e.to_string(),
+                Err(e @ ArcError::Unavailable { .. }) => e.to_string(),
             };
             if let Err(e) = self.again(name, attempt, &words, deadline, limit).await {
                 return (Err(e), attempt);

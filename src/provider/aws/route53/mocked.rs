@@ -63,6 +63,7 @@ fn order() -> WeightOrder {
         weights: vec![(
             Bindings {
                 ec2: None,
+                arc: None,
                 dns: Some(spec::DnsMember {
                     set_identifier: "a".into(),
                     value: "10.0.0.1".into(),

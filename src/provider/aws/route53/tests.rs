@@ -133,6 +133,7 @@ fn order(zone: &str, name: &str, weights: &[(&str, u32)], seen: Snapshot) -> Wei
                 (
                     crate::provider::Bindings {
                         ec2: None,
+                        arc: None,
                         dns: Some(spec::DnsMember {
                             set_identifier: (*id).into(),
                             value: "10.0.0.1".into(),

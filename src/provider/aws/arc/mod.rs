@@ -6,16 +6,25 @@
 //! stops at once when an endpoint refuses it for a reason another endpoint would share (a
 //! safety rule, a missing permission, an unknown control).
 //!
+//! Two users: the `routing_controls` promotion step (a site's plan turns controls on and
+//! off) and the `routing_control` float kind ([`float`]: a group's owner is the target
+//! whose control is on).
+//!
 //! No emulator serves ARC: tests run the real SDK against an in-test endpoint that speaks
-//! its JSON protocol and a black hole (README, "Limitations").
+//! its JSON protocol (`floatover_devkit::arc`, a test double) and a black hole (README,
+//! "Limitations").
+
+pub mod float;
+pub mod spec;
 
 use crate::aws::{Failure, failure, sdk_config};
 use crate::leader::FenceError;
 use aws_sdk_route53recoverycluster::types::{RoutingControlState, UpdateRoutingControlStateEntry};
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// One of the cluster's regional endpoints.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct ClusterEndpoint {
     pub url: String,
     pub region: String,
@@ -26,15 +35,16 @@ pub struct ClusterEndpoint {
 pub enum ArcError {
     /// An endpoint answered no for a reason every endpoint shares: a safety rule
     /// (`ConflictException`), a bad request, a missing permission, an unknown control.
-    #[error("UpdateRoutingControlStates in {region}: {code}: {message}")]
+    #[error("{op} in {region}: {code}: {message}")]
     Refused {
+        op: &'static str,
         region: String,
         code: String,
         message: String,
     },
     /// Every endpoint was tried; none answered (each named with its error).
-    #[error("no ARC cluster endpoint answered: {0}")]
-    Unavailable(String),
+    #[error("{op}: no ARC cluster endpoint answered: {tried}")]
+    Unavailable { op: &'static str, tried: String },
     /// This replica may not act (the fence refused before a call).
     #[error(transparent)]
     Fenced(#[from] FenceError),
@@ -105,20 +115,80 @@ impl ArcCluster {
                     .ok()
             })
             .collect();
-        let mut tried = Vec::new();
-        for (ep, client) in &self.endpoints {
-            gate()?;
+        let overrides = (!overrides.is_empty()).then(|| overrides.to_vec());
+        self.each("UpdateRoutingControlStates", Some(gate), |client| {
             let call = client
                 .update_routing_control_states()
                 .set_update_routing_control_state_entries(Some(entries.clone()))
-                .set_safety_rules_to_override((!overrides.is_empty()).then(|| overrides.to_vec()))
-                .send();
-            let span = tracing::info_span!("provider_call", op = "UpdateRoutingControlStates", region = %ep.region, endpoint = %ep.url);
-            match tracing::Instrument::instrument(call, span).await {
-                Ok(_) => return Ok(ep.url.clone()),
+                .set_safety_rules_to_override(overrides.clone());
+            async move { call.send().await.map(|_| ()) }
+        })
+        .await
+        .map(|(url, ())| url)
+    }
+
+    /// Every routing control of `control_panel` and whether it is on, read through the
+    /// first endpoint that answers (all pages).
+    pub async fn states(&self, control_panel: &str) -> Result<HashMap<String, bool>, ArcError> {
+        let (_, states) = self
+            .each("ListRoutingControls", None, |client| {
+                let (client, panel) = (client.clone(), control_panel.to_string());
+                async move {
+                    let mut out = HashMap::new();
+                    let mut next: Option<String> = None;
+                    loop {
+                        let page = client
+                            .list_routing_controls()
+                            .control_panel_arn(&panel)
+                            .set_next_token(next.take())
+                            .send()
+                            .await?;
+                        for c in page.routing_controls() {
+                            if let Some(arn) = c.routing_control_arn() {
+                                let on =
+                                    c.routing_control_state() == Some(&RoutingControlState::On);
+                                out.insert(arn.to_string(), on);
+                            }
+                        }
+                        match page.next_token() {
+                            Some(t) if !t.is_empty() => next = Some(t.to_string()),
+                            _ => return Ok(out),
+                        }
+                    }
+                }
+            })
+            .await?;
+        Ok(states)
+    }
+
+    /// Run `call` on each endpoint in turn until one answers; a final refusal stops at
+    /// once. `gate` (mutating calls) runs right before each attempt.
+    async fn each<T, E, R, F>(
+        &self,
+        op: &'static str,
+        gate: Option<&(dyn Fn() -> Result<(), FenceError> + Sync)>,
+        call: impl Fn(&aws_sdk_route53recoverycluster::Client) -> F,
+    ) -> Result<(String, T), ArcError>
+    where
+        F: std::future::Future<
+                Output = Result<T, aws_sdk_route53recoverycluster::error::SdkError<E, R>>,
+            >,
+        E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + crate::aws::HttpStatus + 'static,
+    {
+        let mut tried = Vec::new();
+        for (ep, client) in &self.endpoints {
+            if let Some(gate) = gate {
+                gate()?;
+            }
+            let span =
+                tracing::info_span!("provider_call", op, region = %ep.region, endpoint = %ep.url);
+            match tracing::Instrument::instrument(call(client), span).await {
+                Ok(v) => return Ok((ep.url.clone(), v)),
                 Err(e) => match failure(&e) {
                     Failure::Api { code, message } if final_code(&code) => {
                         return Err(ArcError::Refused {
+                            op,
                             region: ep.region.clone(),
                             code,
                             message,
@@ -127,13 +197,16 @@ impl ArcCluster {
                     Failure::Api { code, message }
                     | Failure::Throttled { code, message }
                     | Failure::Transport { code, message } => {
-                        tracing::warn!(endpoint = %ep.url, region = %ep.region, %code, %message, "ARC endpoint did not apply the update; trying the next one");
+                        tracing::warn!(op, endpoint = %ep.url, region = %ep.region, %code, %message, "ARC endpoint did not answer; trying the next one");
                         tried.push(format!("{} ({}): {code}: {message}", ep.url, ep.region));
                     }
                 },
             }
         }
-        Err(ArcError::Unavailable(tried.join("; ")))
+        Err(ArcError::Unavailable {
+            op,
+            tried: tried.join("; "),
+        })
     }
 }
 
