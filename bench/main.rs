@@ -7,6 +7,7 @@ mod dns;
 mod eip;
 mod probes;
 mod quorum;
+mod region;
 mod sites;
 mod stats;
 mod takeover;
@@ -63,13 +64,22 @@ const SITES_HEADER: &str = "## Warm site promotion";
 const QUORUM_HEADER: &str = "## Quorum lease";
 
 /// The quorum section of RESULTS.md (just before the site section).
-fn quorum_section(r: &Result<quorum::QuorumBench, String>) -> String {
+fn quorum_section(
+    r: &Result<quorum::QuorumBench, String>,
+    region: &Result<region::RegionBench, String>,
+) -> String {
     let mut md = format!(
-        "{QUORUM_HEADER}\n\nThree S3 buckets in three regions on LocalStack, each reached through its own fault proxy adding 5, 30 and 150 ms; the quorum lease in process. Command: `bench/run` (or `bench/run --quorum` for this section alone).\n\n{HEADER}\n"
+        "{QUORUM_HEADER}\n\nThree S3 buckets in three regions on LocalStack, each reached through its own fault proxy adding 5, 30 and 150 ms; the quorum lease in process. Then the region scenario of `tests/region_loss.rs` with three `floatover run` processes. Command: `bench/run` (or `bench/run --quorum` for this section alone).\n\n{HEADER}\n"
     );
+    if let Err(e) = region {
+        let _ = writeln!(md, "\nregion bench failed: {e}");
+    }
     match r {
         Ok(b) => {
-            let all: Vec<&Series> = b.members.iter().chain([&b.renewal, &b.takeover]).collect();
+            let mut all: Vec<&Series> = b.members.iter().chain([&b.renewal, &b.takeover]).collect();
+            if let Ok(g) = region {
+                all.extend([&g.shifted, &g.run, &g.outside]);
+            }
             for s in &all {
                 let _ = writeln!(md, "{}", s.row());
             }
@@ -85,9 +95,15 @@ fn quorum_section(r: &Result<quorum::QuorumBench, String>) -> String {
     md
 }
 
-fn quorum_passed(r: &Result<quorum::QuorumBench, String>) -> bool {
+fn quorum_passed(
+    r: &Result<quorum::QuorumBench, String>,
+    region: &Result<region::RegionBench, String>,
+) -> bool {
     r.as_ref()
         .is_ok_and(|b| b.renewal.passed() == Some(true) && b.takeover.passed() == Some(true))
+        && region
+            .as_ref()
+            .is_ok_and(|g| g.outside.passed() == Some(true))
 }
 
 /// `bench/run --quorum`: the quorum bench alone; replaces its section of RESULTS.md.
@@ -100,8 +116,10 @@ async fn quorum_only() -> ExitCode {
         }
     };
     let r = quorum::run(&ls.endpoint, 200, 5).await;
+    eprintln!("region loss -> DR site shifted ...");
+    let region = region::run(3).await;
     drop(ls);
-    let section = quorum_section(&r);
+    let section = quorum_section(&r, &region);
     println!("{section}");
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/RESULTS.md");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
@@ -119,7 +137,7 @@ async fn quorum_only() -> ExitCode {
         return ExitCode::FAILURE;
     }
     eprintln!("wrote {}", path.display());
-    if quorum_passed(&r) {
+    if quorum_passed(&r, &region) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -369,6 +387,8 @@ async fn main() -> ExitCode {
         if quick { 1 } else { 5 },
     )
     .await;
+    eprintln!("region loss -> DR site shifted ...");
+    let region_bench = region::run(if quick { 1 } else { 3 }).await;
     eprintln!("warm site promotion on LocalStack ...");
     let site_bench = sites::run(&ls.endpoint, if quick { 2 } else { 10 }).await;
     drop(ls);
@@ -416,7 +436,7 @@ async fn main() -> ExitCode {
     for s in &all {
         let _ = writeln!(md, "- **{}**: {}.", s.name, s.note);
     }
-    let _ = write!(md, "\n{}", quorum_section(&quorum_bench));
+    let _ = write!(md, "\n{}", quorum_section(&quorum_bench, &region_bench));
     let _ = write!(md, "\n{}", site_section(&site_bench));
     println!("\n{md}");
     let failed = all.iter().any(|s| s.passed() == Some(false))
@@ -427,7 +447,7 @@ async fn main() -> ExitCode {
             .any(|l| l.contains("failed") || !l.contains(" 1.00 "))
         || throughput.as_ref().map_or(true, |t| !t.passed())
         || !site_passed(&site_bench)
-        || !quorum_passed(&quorum_bench);
+        || !quorum_passed(&quorum_bench, &region_bench);
     if !quick {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/RESULTS.md");
         if let Err(e) = std::fs::write(&path, &md) {

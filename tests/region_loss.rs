@@ -11,24 +11,10 @@ mod common;
 
 use common::bin;
 use common::sites::*;
-use floatover_devkit::faultproxy::{FaultProxy, Mode, Ops, Rule, Seen};
+use floatover_devkit::faultproxy::Seen;
 use floatover_devkit::invariants::no_overlap_between_replicas;
-use floatover_devkit::replica::{Replica, free_port};
-use floatover_devkit::seed;
+use floatover_devkit::region::{REGIONS, RegionWorld, lose};
 use std::time::{Duration, Instant};
-
-const REGIONS: [&str; 3] = ["us-east-1", "us-west-2", "us-east-2"];
-
-fn lose(regions: &[&str]) -> Vec<Rule> {
-    regions
-        .iter()
-        .map(|r| Rule {
-            ops: Ops::AllBut("route53".into()),
-            region: Some((*r).to_string()),
-            mode: Mode::Blackhole,
-        })
-        .collect()
-}
 
 /// Mutating calls other than lease writes (S3) seen by `proxy` since `since_ms`.
 fn moves_since(log: &[Seen], since_ms: u64) -> Vec<String> {
@@ -44,109 +30,23 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-async fn leaders(rs: &[Option<Replica>]) -> Vec<String> {
-    let mut out = vec![];
-    for r in rs.iter().flatten() {
-        if r.leads().await {
-            out.push(r.name.clone());
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_a_region_promotes_the_warm_site_and_losing_two_leaves_no_leader() {
-    let (s, west_url, _boot) = sites("region").await;
-    let third = seed::world(
-        &s.ls.endpoint,
-        "us-east-2",
-        1,
-        &format!("region-{}", rand::random::<u32>()),
-    )
-    .await
-    .expect("seed us-east-2");
-    let buckets = [
-        s.east.bucket.clone(),
-        s.west.bucket.clone(),
-        third.bucket.clone(),
-    ];
-    let quorum = |name: &str| {
-        let mut y =
-            format!("leader:\n  backend: quorum\n  identity: {name}\n  quorum:\n    members:\n");
-        for (r, b) in REGIONS.iter().zip(&buckets) {
-            y.push_str(&format!(
-                "      - {{ name: {r}, s3: {{ bucket: {b}, key: leader.json, region: {r} }} }}\n"
-            ));
-        }
-        y
-    };
-    let mut proxies = vec![];
-    let mut rs: Vec<Option<Replica>> = vec![];
-    for r in REGIONS {
-        let proxy = FaultProxy::start(&s.ls.endpoint).await.expect("proxy");
-        let port = free_port();
-        let name = format!("r-{r}");
-        let cfg: String = config(&s, port, &west_url, "")
-            .lines()
-            .map(|l| {
-                if l.starts_with("leader:") {
-                    quorum(&name)
-                } else {
-                    format!("{}\n", l.replace(&s.ls.endpoint, &proxy.url))
-                }
-            })
-            .collect();
-        rs.push(Some(
-            Replica::spawn(&bin(), s.dir.path(), &name, &cfg, port).expect("spawn"),
-        ));
-        proxies.push(proxy);
-    }
-
     // One leader, holding all three members; east takes the traffic.
-    let steady = eventually(Duration::from_secs(40), async || {
-        let l = leaders(&rs).await;
-        if l.len() != 1 {
-            return false;
-        }
-        let Some(r) = rs.iter().flatten().find(|r| r.name == l[0]) else {
-            return false;
-        };
-        let held = r
-            .status_body()
-            .await
-            .is_some_and(|b| b.lease.members.iter().filter(|m| m.held).count() == 3);
-        held && site(&site_api(r).await, "east").active
-    })
-    .await;
-    assert!(
-        steady.is_some(),
-        "no steady leader: {:?}",
-        leaders(&rs).await
-    );
+    let mut w = RegionWorld::start("region", &bin())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 
     // us-east-1 is lost: every request to it black-holed, its replica killed, and site
     // east's servers with it.
-    for p in &proxies {
-        p.set(lose(&["us-east-1"]));
-    }
-    if let Some(r) = rs[0].as_mut() {
-        r.kill9();
-    }
-    rs[0] = None;
-    let mut s = s;
-    s.east_hs.stop().await;
+    w.lose_east().await;
     let lost = Instant::now();
-    let promoted = eventually(Duration::from_secs(60), async || {
-        let w = weights(&s).await;
-        w.iter().any(|(id, weight)| id == "west" && *weight > 0)
-            && w.iter().all(|(id, weight)| id != "east" || *weight == 0)
-    })
-    .await;
-    let leader_now = leaders(&rs).await;
+    let promoted = eventually(Duration::from_secs(60), async || w.west_has_traffic().await).await;
+    let leader_now = w.leaders().await;
     assert!(
         promoted.is_some(),
         "west never took the traffic: weights {:?}, leaders {leader_now:?}",
-        weights(&s).await
+        weights(&w.s).await
     );
     let took = lost.elapsed();
     // Bound: detection (fall 2 x (interval 200 ms + timeout 200 ms)) + a takeover (lease
@@ -156,18 +56,7 @@ async fn losing_a_region_promotes_the_warm_site_and_losing_two_leaves_no_leader(
     // finished, so wait (briefly) for the record rather than read it once.
     let mut run_ms = 0;
     eventually(Duration::from_secs(10), async || {
-        for r in rs.iter().flatten() {
-            let west = r.site("west").await;
-            let (start, end) = (
-                west["run"]["started_unix_ms"].as_u64(),
-                west["run"]["finished_unix_ms"].as_u64(),
-            );
-            if let (Some(a), Some(b)) = (start, end) {
-                run_ms = b.saturating_sub(a);
-                return true;
-            }
-        }
-        false
+        w.west_run_ms().await.map(|ms| run_ms = ms).is_some()
     })
     .await;
     let bound = Duration::from_millis(800 + 4_500 + 1_000 + run_ms + 1_000);
@@ -178,7 +67,7 @@ async fn losing_a_region_promotes_the_warm_site_and_losing_two_leaves_no_leader(
     assert!(took <= bound, "took {took:?} > {bound:?}");
     let logs: Vec<(String, Vec<Seen>)> = REGIONS
         .iter()
-        .zip(&proxies)
+        .zip(&w.proxies)
         .map(|(r, p)| {
             // S3 writes are left out: they are the lease members' and the promotion
             // record's conditional writes, which candidates race for by design (the
@@ -198,27 +87,27 @@ async fn losing_a_region_promotes_the_warm_site_and_losing_two_leaves_no_leader(
     no_overlap_between_replicas(&refs).expect("one leader at a time");
 
     // us-west-2 is lost too: a single member is a minority; nobody leads.
-    let before = weights(&s).await;
-    for p in &proxies {
+    let before = weights(&w.s).await;
+    for p in &w.proxies {
         p.set(lose(&["us-east-1", "us-west-2"]));
     }
     let gone = eventually(Duration::from_secs(10), async || {
-        leaders(&rs).await.is_empty()
+        w.leaders().await.is_empty()
     })
     .await;
-    assert!(gone.is_some(), "still a leader: {:?}", leaders(&rs).await);
+    assert!(gone.is_some(), "still a leader: {:?}", w.leaders().await);
     let quiet_from = now_ms() + 1_000;
     tokio::time::sleep(Duration::from_secs(8)).await;
-    assert!(leaders(&rs).await.is_empty(), "a minority never leads");
-    for p in &proxies {
+    assert!(w.leaders().await.is_empty(), "a minority never leads");
+    for p in &w.proxies {
         let moved = moves_since(&p.log(), quiet_from);
         assert!(
             moved.is_empty(),
             "mutating calls without a leader: {moved:?}"
         );
     }
-    assert_eq!(weights(&s).await, before, "floats stay where they are");
-    let r = rs[2].as_ref().expect("us-east-2 replica");
+    assert_eq!(weights(&w.s).await, before, "floats stay where they are");
+    let r = w.rs[2].as_ref().expect("us-east-2 replica");
     let body = r.status_body().await.expect("status");
     let err = body.lease.last_error.clone().unwrap_or_default();
     assert!(
@@ -236,11 +125,11 @@ async fn losing_a_region_promotes_the_warm_site_and_losing_two_leaves_no_leader(
 
     // Restored: one leader again, and nothing moves that did not need to.
     let restored_ms = now_ms();
-    for p in &proxies {
+    for p in &w.proxies {
         p.pass();
     }
     let back = eventually(Duration::from_secs(20), async || {
-        leaders(&rs).await.len() == 1
+        w.leaders().await.len() == 1
     })
     .await;
     assert!(back.is_some(), "no leader after the regions returned");
@@ -251,12 +140,12 @@ async fn losing_a_region_promotes_the_warm_site_and_losing_two_leaves_no_leader(
     // (A new leader re-stamps the floats it claims: tags and the DNS epoch record, not
     // moves; the weights below show nothing moved.)
     tokio::time::sleep(Duration::from_secs(4)).await;
-    for p in &proxies {
+    for p in &w.proxies {
         let moved: Vec<String> = moves_since(&p.log(), restored_ms)
             .into_iter()
             .filter(|m| !m.starts_with("CreateTags") && !m.starts_with("ChangeResourceRecordSets"))
             .collect();
         assert!(moved.is_empty(), "moves after the restore: {moved:?}");
     }
-    assert_eq!(weights(&s).await, before, "west keeps the traffic");
+    assert_eq!(weights(&w.s).await, before, "west keeps the traffic");
 }

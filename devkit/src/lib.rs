@@ -14,10 +14,12 @@ pub mod leaseworld;
 pub mod memlease;
 pub mod memprovider;
 pub mod quorumsim;
+pub mod region;
 pub mod replica;
 pub mod seed;
 pub mod sitecfg;
 pub mod siteops;
+pub mod sites;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -10,14 +10,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A unique domain per scenario.
-pub fn unique(tag: &str) -> String {
-    format!(
-        "{tag}-{}-{}.example.test",
-        std::process::id(),
-        rand::random::<u32>()
-    )
-}
+// Not every test binary that includes this module uses it.
+#[allow(unused_imports)]
+pub use floatover_devkit::sites::unique;
 
 /// The controller's status, as JSON (Null when it does not answer).
 pub async fn status_json(api: &str) -> serde_json::Value {
