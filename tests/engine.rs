@@ -394,3 +394,31 @@ async fn the_lease_is_released_only_after_mutations_stopped() {
         last_call
     );
 }
+
+/// After a drift revert the group still fails back: the reverted-to owner is forgotten
+/// once every float is back (it used to be held while it was up, and then a failback
+/// never came). A person moves one float while `b` owns the group; the drift check puts
+/// it back on `b`; when `a` is healthy again, both floats return to `a` after
+/// `failback_delay`.
+#[tokio::test(start_paused = true)]
+async fn a_drift_revert_does_not_block_the_next_failback() {
+    let w = World::start().await;
+    w.settle(ms(5_000)).await;
+    w.health("a", false);
+    w.settle(ms(500)).await;
+    assert!(w.on("i-b"), "failed over to b");
+    w.settle(ms(3_000)).await;
+    // Someone moves one float to a (down) behind the controller's back.
+    w.provider.set(F1, Some("i-a"), None);
+    w.settle(ms(2_500)).await; // a drift check finds it and reverts it
+    assert!(w.on("i-b"), "drift reverted to b");
+    let back = Instant::now();
+    w.health("a", true);
+    w.settle(ms(3_500)).await; // failback_delay 3 s (min_hold 2 s is long past)
+    assert!(
+        w.on("i-a"),
+        "no failback after a drift revert: moves {:?}",
+        w.moves_since(back)
+    );
+    w.shutdown().await;
+}
