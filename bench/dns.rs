@@ -64,6 +64,7 @@ pub async fn run(endpoint: &str, targets: usize, trials: usize) -> Result<Reweig
         dns_burst: 50,
         dns_per_second: 10,
         dns_member_writes: MemberWrites::Upsert,
+        service_endpoints: Default::default(),
         credentials: Some(floatover_devkit::test_credentials()),
     };
     let p = AwsProvider::connect(&aws, &[], metrics.clone()).await;

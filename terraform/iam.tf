@@ -39,6 +39,24 @@ data "aws_iam_policy_document" "floatover" {
     resources = ["*"]
   }
 
+  # DR with data: the RPO gate reads replication lag from CloudWatch; a promotion may
+  # promote an RDS read replica and scale an ECS service or an EKS node group, in
+  # whichever region the DR site is. (CloudWatch metric reads cannot be scoped to a
+  # resource; scope the others to your replica, service and node group.)
+  statement {
+    sid = "PromoteData"
+    actions = [
+      "cloudwatch:GetMetricData",
+      "rds:DescribeDBInstances",
+      "rds:PromoteReadReplica",
+      "ecs:DescribeServices",
+      "ecs:UpdateService",
+      "eks:DescribeNodegroup",
+      "eks:UpdateNodegroupConfig",
+    ]
+    resources = ["*"]
+  }
+
   # A cold site's launch tags its instances (floatover:site, floatover:run) in any region.
   statement {
     sid       = "TagLaunchedInstances"

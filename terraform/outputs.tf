@@ -56,3 +56,13 @@ output "arc_float" {
     }]
   }]) : ""
 }
+
+output "replication_lag" {
+  description = "With var.read_replica: the DR site's replication_lag (CloudWatch ReplicaLag of the replica)."
+  value       = var.read_replica ? yamlencode({ rds = { instance = aws_db_instance.replica[0].identifier } }) : ""
+}
+
+output "promote_replica_step" {
+  description = "With var.read_replica: the database step of the DR site's plan."
+  value       = var.read_replica ? yamlencode({ promote_replica = { instance = aws_db_instance.replica[0].identifier, budget = "30m" } }) : ""
+}

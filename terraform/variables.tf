@@ -83,3 +83,9 @@ variable "arc" {
   type        = bool
   default     = false
 }
+
+variable "read_replica" {
+  description = "Also create a small PostgreSQL RDS instance and a read replica of it (output replication_lag is the site's `replication_lag`, promote_replica_step its database step). Off by default: RDS is billed by the hour; against LocalStack it needs moto (the community LocalStack has no RDS)."
+  type        = bool
+  default     = false
+}

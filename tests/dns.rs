@@ -40,6 +40,7 @@ fn aws(endpoint: &str) -> AwsSpec {
         dns_burst: 50,
         dns_per_second: 10,
         dns_member_writes: MemberWrites::Upsert,
+        service_endpoints: Default::default(),
         credentials: Some(floatover_devkit::test_credentials()),
     }
 }

@@ -158,6 +158,7 @@ async fn provider_and_world(tag: &str, instances: usize) -> (LocalStack, seed::W
         dns_burst: 50,
         dns_per_second: 10,
         dns_member_writes: MemberWrites::Upsert,
+        service_endpoints: Default::default(),
         credentials: Some(floatover_devkit::test_credentials()),
     };
     let p = AwsProvider::connect(&aws, &["us-east-1".into()], Arc::new(Metrics::new())).await;

@@ -146,6 +146,8 @@ fn finished(site: &str, from: &str, kind: RunKind, state: RunState) -> RunRecord
         resumed: 0,
         error: None,
         launched: vec![],
+        rpo_ms: None,
+        lag_at_cutover_ms: None,
     }
 }
 

@@ -3,6 +3,7 @@
 //! replicas as child processes. Not used by the controller itself.
 
 pub mod arc;
+pub mod dataworld;
 pub mod dns;
 pub mod eventually;
 pub mod faultproxy;
@@ -29,6 +30,8 @@ use std::process::Command;
 pub enum DevkitError {
     #[error("cannot start LocalStack: {0} (see localstack/localstack.sh; first run installs it)")]
     LocalStack(String),
+    #[error("cannot start moto: {0} (see moto/moto.sh; first run installs it)")]
+    Moto(String),
     #[error("AWS call {op} failed while seeding: {message}")]
     Seed { op: &'static str, message: String },
     #[error("I/O: {0}")]
@@ -67,20 +70,8 @@ impl LocalStack {
 
     /// Start a fresh instance.
     pub fn start() -> Result<Self, DevkitError> {
-        let script = repo_root().join("localstack/localstack.sh");
-        let out = Command::new(&script).arg("start").output()?;
-        if !out.status.success() {
-            return Err(DevkitError::LocalStack(
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            ));
-        }
-        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
-        let endpoint = std::fs::read_to_string(dir.join("endpoint"))
-            .map_err(|e| {
-                DevkitError::LocalStack(format!("no endpoint file in {}: {e}", dir.display()))
-            })?
-            .trim()
-            .to_string();
+        let (endpoint, dir) =
+            start_emulator("localstack/localstack.sh").map_err(DevkitError::LocalStack)?;
         Ok(LocalStack {
             endpoint,
             dir: Some(dir),
@@ -95,12 +86,69 @@ impl LocalStack {
 impl Drop for LocalStack {
     fn drop(&mut self) {
         if let Some(dir) = &self.dir {
-            let _ = Command::new(repo_root().join("localstack/localstack.sh"))
-                .arg("stop")
-                .arg(dir)
-                .output();
+            stop_emulator("localstack/localstack.sh", dir);
         }
     }
+}
+
+/// A running moto server (RDS, Auto Scaling, ECS, EKS, CloudWatch: what the community
+/// LocalStack does not serve): started by us (stopped on drop) or given by the
+/// environment (`FLOATOVER_MOTO_ENDPOINT`, left running).
+pub struct Moto {
+    pub endpoint: String,
+    dir: Option<PathBuf>,
+}
+
+impl Moto {
+    /// Use `$FLOATOVER_MOTO_ENDPOINT` if set, else start a fresh instance on a free port.
+    pub fn start_or_reuse() -> Result<Self, DevkitError> {
+        if let Ok(ep) = std::env::var("FLOATOVER_MOTO_ENDPOINT")
+            && !ep.is_empty()
+        {
+            return Ok(Moto {
+                endpoint: ep,
+                dir: None,
+            });
+        }
+        let (endpoint, dir) = start_emulator("moto/moto.sh").map_err(DevkitError::Moto)?;
+        Ok(Moto {
+            endpoint,
+            dir: Some(dir),
+        })
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            stop_emulator("moto/moto.sh", dir);
+        }
+    }
+}
+
+/// Run an emulator's `start` (`script` under the repository root): its endpoint and its
+/// state directory, or what it printed when it failed.
+fn start_emulator(script: &str) -> Result<(String, PathBuf), String> {
+    let out = Command::new(repo_root().join(script))
+        .arg("start")
+        .output()
+        .map_err(|e| format!("{script}: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    let endpoint = std::fs::read_to_string(dir.join("endpoint"))
+        .map_err(|e| format!("no endpoint file in {}: {e}", dir.display()))?
+        .trim()
+        .to_string();
+    Ok((endpoint, dir))
+}
+
+fn stop_emulator(script: &str, dir: &Path) {
+    let _ = Command::new(repo_root().join(script))
+        .arg("stop")
+        .arg(dir)
+        .output();
 }
 
 /// The static credentials LocalStack accepts, handed to every SDK client the devkit, the

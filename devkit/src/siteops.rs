@@ -4,7 +4,7 @@
 //! site integration tests.
 
 use floatover::provider::ProviderError;
-use floatover::provider::sites::{InstanceView, LaunchRequest, ScalingView, SiteOps};
+use floatover::provider::sites::{DbView, InstanceView, LaunchRequest, ScalingView, SiteOps};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use tokio::time::Instant;
@@ -21,6 +21,10 @@ pub struct RecordingSiteOps {
     /// The state every instance reports (`running`, or `pending` for one that never
     /// boots); the i-th one asked for has the private IP 10.9.0.(i+1).
     pub state: &'static str,
+    /// What CloudWatch answers for any metric (a replication lag), None: no datapoint.
+    lag: Mutex<Option<f64>>,
+    /// The one DB instance there is (any id finds it); PromoteReadReplica detaches it.
+    db: Mutex<Option<DbView>>,
 }
 
 impl Default for RecordingSiteOps {
@@ -30,6 +34,8 @@ impl Default for RecordingSiteOps {
             launches: Mutex::default(),
             tagged: Vec::new(),
             state: "running",
+            lag: Mutex::default(),
+            db: Mutex::default(),
         }
     }
 }
@@ -54,6 +60,16 @@ impl RecordingSiteOps {
     /// Every call so far (reads and writes), in order, with when it was made.
     pub fn calls(&self) -> Vec<(&'static str, Instant)> {
         self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The lag CloudWatch reports from now on (seconds; None: no datapoint).
+    pub fn set_lag(&self, secs: Option<f64>) {
+        *self.lag.lock().unwrap_or_else(|p| p.into_inner()) = secs;
+    }
+
+    /// The DB instance every `db_instance` finds from now on.
+    pub fn set_db(&self, db: Option<DbView>) {
+        *self.db.lock().unwrap_or_else(|p| p.into_inner()) = db;
     }
 
     /// Every RunInstances request so far.
@@ -127,5 +143,27 @@ impl SiteOps for RecordingSiteOps {
     async fn set_desired(&self, _: &str, _: &str, _: u32) -> Result<(), ProviderError> {
         self.note("SetDesiredCapacity");
         Ok(())
+    }
+
+    async fn db_instance(&self, _: &str, _: &str) -> Result<Option<DbView>, ProviderError> {
+        self.note("DescribeDBInstances");
+        Ok(self.db.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+    async fn promote_read_replica(&self, _: &str, _: &str) -> Result<(), ProviderError> {
+        self.note("PromoteReadReplica");
+        if let Some(d) = self.db.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            d.replica_of = None;
+        }
+        Ok(())
+    }
+    async fn metric_latest(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: (&str, &str),
+    ) -> Result<Option<f64>, ProviderError> {
+        self.note("GetMetricData");
+        Ok(*self.lag.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }

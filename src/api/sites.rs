@@ -109,6 +109,7 @@ pub async fn promote(
             }
         }
     };
+    let warnings = rpo_warnings(&s, &site);
     if body.dry_run {
         let plan = s
             .spec
@@ -116,7 +117,8 @@ pub async fn promote(
             .iter()
             .find(|x| x.name == site)
             .map(crate::site::outline::site_plan);
-        return Json(serde_json::json!({ "dry_run": true, "plan": plan })).into_response();
+        return Json(serde_json::json!({ "dry_run": true, "plan": plan, "warnings": warnings }))
+            .into_response();
     }
     if let Some(r) = not_leader(&s, "promotion") {
         return r;
@@ -150,7 +152,7 @@ pub async fn promote(
     match tokio::time::timeout(Duration::from_secs(15), rx).await {
         Ok(Ok(Ok(id))) => (
             StatusCode::ACCEPTED,
-            Json(serde_json::json!({ "run": id, "site": site })),
+            Json(serde_json::json!({ "run": id, "site": site, "warnings": warnings })),
         )
             .into_response(),
         Ok(Ok(Err(e))) => err(StatusCode::CONFLICT, e.to_string()),
@@ -158,6 +160,37 @@ pub async fn promote(
             StatusCode::GATEWAY_TIMEOUT,
             "no answer from the site loop within 15s",
         ),
+    }
+}
+
+/// What a person should know before promoting `site`: its replication lag at the last
+/// pre-flight is over its RPO, or could not be read.
+fn rpo_warnings(s: &ApiState, site: &str) -> Vec<String> {
+    let sites = s.status.sites();
+    let Some(st) = sites
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|x| x["name"] == site)
+    else {
+        return vec![];
+    };
+    let secs = |ms: u64| format!("{:.1} s", ms as f64 / 1000.0);
+    match (
+        st["lag_ms"].as_u64(),
+        st["rpo_ms"].as_u64(),
+        st["lag_error"].as_str(),
+    ) {
+        (Some(lag), Some(rpo), _) if lag > rpo => vec![format!(
+            "replication lag {} (at the last pre-flight) is over the RPO of {}: writes not yet replicated may be lost",
+            secs(lag),
+            secs(rpo)
+        )],
+        (None, Some(rpo), Some(e)) => vec![format!(
+            "replication lag unknown ({e}); the RPO is {}",
+            secs(rpo)
+        )],
+        _ => vec![],
     }
 }
 
@@ -188,7 +221,9 @@ pub async fn approve(
         .filter(|x| x["name"] == site.as_str())
         .filter_map(|x| x["run"]["steps"].as_array())
         .flatten()
-        .any(|st| st["kind"] == "approval" && st["state"] == "running");
+        .any(|st| {
+            (st["kind"] == "approval" || st["kind"] == "rpo_gate") && st["state"] == "running"
+        });
     if !waiting {
         return err(
             StatusCode::CONFLICT,

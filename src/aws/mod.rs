@@ -24,11 +24,36 @@ pub struct AwsSpec {
     pub dns_burst: u32,
     pub dns_per_second: u32,
     pub dns_member_writes: MemberWrites,
+    /// Per-service endpoint overrides (`rds`, `ecs`, ...), over `endpoint_url`: two
+    /// emulators side by side, or VPC endpoints per service.
+    pub service_endpoints: std::collections::BTreeMap<String, String>,
     /// Static credentials handed over by a program that embeds floatover (the tests do,
     /// for LocalStack, instead of changing the process environment under running
     /// threads). The config file cannot set them: None uses the SDK's default chain
     /// (environment, profile, instance or pod role).
     pub credentials: Option<aws_credential_types::Credentials>,
+}
+
+/// Services whose endpoint `aws.service_endpoints` may override.
+pub const SERVICES: [&str; 8] = [
+    "ec2",
+    "s3",
+    "route53",
+    "autoscaling",
+    "rds",
+    "ecs",
+    "eks",
+    "cloudwatch",
+];
+
+impl AwsSpec {
+    /// The endpoint for `service`: its own override, else `endpoint_url`.
+    pub fn endpoint_for(&self, service: &str) -> Option<&str> {
+        self.service_endpoints
+            .get(service)
+            .or(self.endpoint_url.as_ref())
+            .map(String::as_str)
+    }
 }
 
 /// How a DNS change batch writes the weighted records it changes. Either way the batch

@@ -268,8 +268,14 @@ async fn preflight_all(spec: &crate::config::Spec) -> Vec<serde_json::Value> {
     let mut readiness = Vec::new();
     for s in &spec.sites {
         let r = crate::site::preflight::check(spec, &ops, s, crate::status::unix_ms()).await;
-        readiness
-            .push(serde_json::json!({ "site": s.name, "ready": r.ready, "problems": r.problems }));
+        readiness.push(serde_json::json!({
+            "site": s.name,
+            "ready": r.ready,
+            "problems": r.problems,
+            "lag_ms": r.lag_ms,
+            "lag_error": r.lag_error,
+            "rpo_ms": s.data.as_ref().and_then(|d| d.rpo).map(|d| d.as_millis() as u64),
+        }));
     }
     readiness
 }
@@ -293,6 +299,21 @@ fn render(
         print!("{}", text(reports));
         print!("{}", crate::site::outline::text(sites));
         for r in readiness {
+            let name = r["site"].as_str().unwrap_or("");
+            let rpo = r["rpo_ms"]
+                .as_u64()
+                .map(|x| format!(" (RPO {:.1} s)", x as f64 / 1000.0))
+                .unwrap_or_default();
+            match (r["lag_ms"].as_u64(), r["lag_error"].as_str()) {
+                (Some(l), _) => {
+                    println!(
+                        "site {name}: replication lag {:.1} s{rpo}",
+                        l as f64 / 1000.0
+                    )
+                }
+                (None, Some(e)) => println!("site {name}: replication lag unknown: {e}{rpo}"),
+                _ => {}
+            }
             match r["problems"].as_array().filter(|p| !p.is_empty()) {
                 None => println!(
                     "site {}: pre-flight ok (the plan could run now)",

@@ -377,6 +377,9 @@ pub(super) async fn promote(
                 );
                 return Exit::Invalid.into();
             }
+            for w in body["warnings"].as_array().into_iter().flatten() {
+                eprintln!("warning: {}", w.as_str().unwrap_or_default());
+            }
             if approve {
                 println!("approved: the promotion of {site} goes on");
             } else if dry_run {

@@ -135,6 +135,10 @@ pub struct RawAws {
     pub region: Option<String>,
     /// Endpoint override (LocalStack, VPC endpoints).
     pub endpoint_url: Option<String>,
+    /// Per-service endpoint overrides, over `endpoint_url` (`rds`, `ecs`, `eks`,
+    /// `cloudwatch`, `autoscaling`, `ec2`, `s3`, `route53`).
+    #[serde(default)]
+    pub service_endpoints: std::collections::BTreeMap<String, String>,
     /// Upper bound for one provider operation including its retries.
     #[serde(default = "default_call_timeout")]
     pub call_timeout: Dur,
@@ -182,6 +186,7 @@ impl Default for RawAws {
         RawAws {
             region: None,
             endpoint_url: None,
+            service_endpoints: Default::default(),
             call_timeout: default_call_timeout(),
             max_attempts: default_attempts(),
             mutate_burst: default_burst(),

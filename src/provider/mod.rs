@@ -332,6 +332,9 @@ pub enum ProviderError {
     UnknownRegion(String),
     #[error("target has no {0} for this float kind")]
     MissingBinding(&'static str),
+    /// An operation this provider does not offer.
+    #[error("{0}: not supported by this provider")]
+    Unsupported(&'static str),
     /// A float handed to a provider that does not own its kind (a wiring bug).
     #[error("float {0} is not a {1} float")]
     WrongProvider(String, &'static str),

@@ -1,5 +1,7 @@
 //! What a promotion asks of the provider, provider-neutral: start stopped standbys, raise
-//! a scaling group, launch new instances, and read back their states and addresses.
+//! a scaling group, launch new instances, and read back their states and addresses; and
+//! the data side: promote a database replica, scale a container service or a node group,
+//! read a replication-lag metric.
 
 use super::ProviderError;
 use std::collections::BTreeMap;
@@ -37,6 +39,46 @@ pub struct ScalingView {
     pub in_service: Vec<String>,
     /// All instances with their lifecycle state.
     pub instances: BTreeMap<String, String>,
+}
+
+/// An RDS DB instance as a promotion sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DbView {
+    /// `available`, `modifying`, `backing-up`, ...
+    pub status: String,
+    /// The source it replicates from; None for a standalone (or promoted) instance.
+    pub replica_of: Option<String>,
+}
+
+/// An ECS service as a promotion sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceView {
+    pub desired: u32,
+    pub running: u32,
+    pub pending: u32,
+    /// Deployments still listed (more than one: a rollout in progress).
+    pub deployments: u32,
+    /// The primary deployment's rollout state (`COMPLETED`, `IN_PROGRESS`, `FAILED`),
+    /// when ECS reports one.
+    pub rollout: Option<String>,
+}
+
+/// An EKS managed node group as a promotion sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodegroupView {
+    /// `ACTIVE`, `UPDATING`, `DEGRADED`, ...
+    pub status: String,
+    pub desired: u32,
+    pub min: u32,
+    pub max: u32,
+}
+
+/// A node group's new scaling (None: unchanged).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodegroupScaling {
+    pub desired: u32,
+    pub min: Option<u32>,
+    pub max: Option<u32>,
 }
 
 #[async_trait::async_trait]
@@ -87,4 +129,62 @@ pub trait SiteOps: Send + Sync {
         name: &str,
         desired: u32,
     ) -> Result<(), ProviderError>;
+
+    /// An RDS DB instance; None when it does not exist.
+    async fn db_instance(&self, _region: &str, _id: &str) -> Result<Option<DbView>, ProviderError> {
+        Err(ProviderError::Unsupported("DescribeDBInstances"))
+    }
+    /// Promote a read replica to a standalone instance.
+    async fn promote_read_replica(&self, _region: &str, _id: &str) -> Result<(), ProviderError> {
+        Err(ProviderError::Unsupported("PromoteReadReplica"))
+    }
+    /// The newest datapoint (maximum over a minute) of a CloudWatch metric with one
+    /// dimension within the last ten minutes; None when there is none.
+    async fn metric_latest(
+        &self,
+        _region: &str,
+        _namespace: &str,
+        _metric: &str,
+        _dimension: (&str, &str),
+    ) -> Result<Option<f64>, ProviderError> {
+        Err(ProviderError::Unsupported("GetMetricData"))
+    }
+    /// An ECS service; None when it does not exist.
+    async fn ecs_service(
+        &self,
+        _region: &str,
+        _cluster: &str,
+        _service: &str,
+    ) -> Result<Option<ServiceView>, ProviderError> {
+        Err(ProviderError::Unsupported("DescribeServices"))
+    }
+    /// Set an ECS service's desired count.
+    async fn set_ecs_desired(
+        &self,
+        _region: &str,
+        _cluster: &str,
+        _service: &str,
+        _desired: u32,
+    ) -> Result<(), ProviderError> {
+        Err(ProviderError::Unsupported("UpdateService"))
+    }
+    /// An EKS managed node group; None when it does not exist.
+    async fn nodegroup(
+        &self,
+        _region: &str,
+        _cluster: &str,
+        _nodegroup: &str,
+    ) -> Result<Option<NodegroupView>, ProviderError> {
+        Err(ProviderError::Unsupported("DescribeNodegroup"))
+    }
+    /// Change an EKS node group's scaling.
+    async fn set_nodegroup_scaling(
+        &self,
+        _region: &str,
+        _cluster: &str,
+        _nodegroup: &str,
+        _scaling: NodegroupScaling,
+    ) -> Result<(), ProviderError> {
+        Err(ProviderError::Unsupported("UpdateNodegroupConfig"))
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod decide;
 pub mod hooks;
+pub mod lag;
 /// What a promotion asks of the provider (the trait lives with the provider's own).
 pub mod ops {
     pub use crate::provider::sites::SiteOps;

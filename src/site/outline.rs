@@ -102,6 +102,42 @@ fn detail(site: &SiteSpec, s: &Step) -> String {
             off.len(),
             cluster.len()
         ),
+        StepKind::RpoGate => match &site.data {
+            Some(d) => format!(
+                "replication lag ({}) within the RPO of {}, else an automatic promotion waits for approval",
+                lag_source(&d.lag),
+                d.rpo
+                    .map(|r| humantime::format_duration(r).to_string())
+                    .unwrap_or_default()
+            ),
+            None => String::new(),
+        },
+        StepKind::PromoteReplica { instance } => {
+            format!("promote RDS read replica {instance}, wait until available")
+        }
+        StepKind::ScaleEcs {
+            cluster,
+            service,
+            desired,
+        } => format!("ECS service {cluster}/{service} to {desired} running task(s)"),
+        StepKind::ScaleEksNodegroup {
+            cluster,
+            nodegroup,
+            desired,
+            ..
+        } => format!("EKS node group {cluster}/{nodegroup} to {desired} node(s), ACTIVE"),
+    }
+}
+
+fn lag_source(l: &crate::config::site::spec::LagSource) -> String {
+    use crate::config::site::spec::LagSource;
+    match l {
+        LagSource::Http { url } => format!("GET {url}"),
+        LagSource::Exec { command } => command.join(" "),
+        LagSource::Rds { instance } => format!("RDS ReplicaLag of {instance}"),
+        LagSource::AuroraGlobal { cluster } => {
+            format!("AuroraGlobalDBReplicationLag of {cluster}")
+        }
     }
 }
 

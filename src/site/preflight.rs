@@ -19,6 +19,12 @@ pub struct Readiness {
     /// Why not (empty when ready).
     pub problems: Vec<String>,
     pub checked_unix_ms: u64,
+    /// The site's replication lag at the check (None: no lag source, or unreadable).
+    #[serde(default)]
+    pub lag_ms: Option<u64>,
+    /// Why the lag could not be read.
+    #[serde(default)]
+    pub lag_error: Option<String>,
 }
 
 fn runnable(prog: &str) -> bool {
@@ -117,6 +123,7 @@ pub async fn provider_problems(ops: &dyn SiteOps, site: &SiteSpec) -> Vec<String
             Err(e) => v.push(e.to_string()),
         }
     }
+    v.extend(data_problems(ops, site).await);
     if let Some(l) = &site.launch {
         if let Some(t) = &l.launch_template {
             match ops.launch_template_exists(&site.region, t).await {
@@ -155,13 +162,71 @@ pub fn traffic_problems(status: &crate::status::StatusStore, site: &SiteSpec) ->
         .collect()
 }
 
-/// Both, for one site.
+/// The data steps' resources exist and can do what the plan asks: the replica to
+/// promote, the ECS service, the node group (its max allows the desired size).
+async fn data_problems(ops: &dyn SiteOps, site: &SiteSpec) -> Vec<String> {
+    let mut v = Vec::new();
+    let region = &site.region;
+    for s in flat(&site.steps) {
+        match &s.kind {
+            StepKind::PromoteReplica { instance } => match ops.db_instance(region, instance).await {
+                Ok(None) => v.push(format!(
+                    "step {}: DB instance {instance} does not exist in {region}",
+                    s.name
+                )),
+                Ok(Some(_)) => {}
+                Err(e) => v.push(format!("step {}: {e}", s.name)),
+            },
+            StepKind::ScaleEcs {
+                cluster, service, ..
+            } => match ops.ecs_service(region, cluster, service).await {
+                Ok(None) => v.push(format!(
+                    "step {}: ECS service {service} does not exist in cluster {cluster} ({region})",
+                    s.name
+                )),
+                Ok(Some(_)) => {}
+                Err(e) => v.push(format!("step {}: {e}", s.name)),
+            },
+            StepKind::ScaleEksNodegroup {
+                cluster,
+                nodegroup,
+                desired,
+                max,
+                ..
+            } => match ops.nodegroup(region, cluster, nodegroup).await {
+                Ok(None) => v.push(format!(
+                    "step {}: EKS node group {nodegroup} does not exist in cluster {cluster} ({region})",
+                    s.name
+                )),
+                Ok(Some(n)) if max.is_none() && *desired > n.max => v.push(format!(
+                    "step {}: desired {desired} is above node group {nodegroup}'s max size {} (set max in the step)",
+                    s.name, n.max
+                )),
+                Ok(Some(_)) => {}
+                Err(e) => v.push(format!("step {}: {e}", s.name)),
+            },
+            _ => {}
+        }
+    }
+    v
+}
+
+/// Both, for one site, and its replication lag.
 pub async fn check(spec: &Spec, ops: &dyn SiteOps, site: &SiteSpec, now_unix_ms: u64) -> Readiness {
     let mut problems = local_problems(spec, site, &|k| std::env::var(k).ok());
     problems.extend(provider_problems(ops, site).await);
+    let (lag_ms, lag_error) = match &site.data {
+        None => (None, None),
+        Some(d) => match super::lag::read(d, &site.region, ops).await {
+            Ok(l) => (Some(u64::try_from(l.as_millis()).unwrap_or(u64::MAX)), None),
+            Err(e) => (None, Some(e.to_string())),
+        },
+    };
     Readiness {
         ready: problems.is_empty(),
         problems,
         checked_unix_ms: now_unix_ms,
+        lag_ms,
+        lag_error,
     }
 }

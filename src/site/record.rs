@@ -83,6 +83,20 @@ pub struct RunRecord {
     /// new leader probes these instead of launching again).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub launched: Vec<Launched>,
+    /// The site's recovery point objective when the run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_ms: Option<u64>,
+    /// Replication lag read right before the traffic moved: the writes this promotion
+    /// may have lost (the measured RPO). None: no lag source, or it could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_at_cutover_ms: Option<u64>,
+}
+
+impl RunRecord {
+    /// Started by floatover itself (a failover or an automatic failback), not a person.
+    pub fn automatic(&self) -> bool {
+        self.trigger.starts_with("automatic")
+    }
 }
 
 /// One instance launched by a run, with its addresses once known.
@@ -198,6 +212,12 @@ impl SiteRuns {
             resumed: 0,
             error: None,
             launched: Vec::new(),
+            rpo_ms: site
+                .data
+                .as_ref()
+                .and_then(|d| d.rpo)
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            lag_at_cutover_ms: None,
         }))
     }
 

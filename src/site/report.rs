@@ -1,5 +1,6 @@
 //! The drill report: the drill's run and the failback that ended it, every step against
-//! its budget and the promotion against the site's RTO, as JSON (for programs), Markdown
+//! its budget, the promotion against the site's RTO and the replication lag at cut-over
+//! (the measured RPO) against its RPO, as JSON (for programs), Markdown
 //! (for people) and an SVG timeline (one bar per step, a tick at its budget, the RTO as a
 //! line). Pure: built from the run records alone.
 
@@ -19,6 +20,14 @@ pub struct DrillReport {
     pub recovery_ms: Option<u64>,
     pub rto_ms: Option<u64>,
     pub within_rto: Option<bool>,
+    /// Replication lag read right before the traffic moved: the writes a real failover
+    /// at that moment would have lost.
+    #[serde(default)]
+    pub lag_at_cutover_ms: Option<u64>,
+    #[serde(default)]
+    pub rpo_ms: Option<u64>,
+    #[serde(default)]
+    pub within_rpo: Option<bool>,
     /// Drill start to the end of the failback.
     pub total_ms: Option<u64>,
     pub steps: Vec<ReportStep>,
@@ -107,6 +116,12 @@ pub fn build(drill: &RunRecord, failback: Option<&RunRecord>) -> DrillReport {
             (Some(r), Some(rto)) => Some(r <= rto),
             _ => None,
         },
+        lag_at_cutover_ms: drill.lag_at_cutover_ms,
+        rpo_ms: drill.rpo_ms,
+        within_rpo: match (drill.lag_at_cutover_ms, drill.rpo_ms) {
+            (Some(l), Some(rpo)) => Some(l <= rpo),
+            _ => None,
+        },
         total_ms: failback
             .and_then(|f| f.finished_unix_ms)
             .map(|f| f.saturating_sub(t0)),
@@ -158,6 +173,31 @@ pub fn markdown(r: &DrillReport) -> String {
         (None, ..) => "The promotion did not complete: no recovery time.".into(),
     };
     let _ = writeln!(m, "{rto}");
+    let rpo = match (r.lag_at_cutover_ms, r.rpo_ms) {
+        (Some(l), Some(rpo)) if l <= rpo => Some(format!(
+            "Replication lag at cut-over **{}**, within the RPO of {}.",
+            secs(l),
+            secs(rpo)
+        )),
+        (Some(l), Some(rpo)) => Some(format!(
+            "Replication lag at cut-over **{}**, OVER the RPO of {} by {}.",
+            secs(l),
+            secs(rpo),
+            secs(l.saturating_sub(rpo))
+        )),
+        (Some(l), None) => Some(format!(
+            "Replication lag at cut-over **{}** (no RPO set).",
+            secs(l)
+        )),
+        (None, Some(rpo)) => Some(format!(
+            "Replication lag at cut-over unknown (RPO {}).",
+            secs(rpo)
+        )),
+        (None, None) => None,
+    };
+    if let Some(line) = rpo {
+        let _ = writeln!(m, "{line}");
+    }
     if let Some(t) = r.total_ms {
         let _ = writeln!(m, "The whole drill, failback included, took {}.", secs(t));
     }
@@ -240,12 +280,21 @@ pub fn svg(r: &DrillReport) -> String {
         s,
         r#"<text x="10" y="22" font-size="15" font-weight="bold">{}</text>"#,
         esc(&format!(
-            "Drill of {}: {} (recovery {}{})",
+            "Drill of {}: {} (recovery {}{}{})",
             r.site,
             r.verdict,
             opt(r.recovery_ms),
             r.rto_ms
                 .map(|x| format!(", RTO {}", secs(x)))
+                .unwrap_or_default(),
+            r.lag_at_cutover_ms
+                .map(|l| format!(
+                    "; lag at cut-over {}{}",
+                    secs(l),
+                    r.rpo_ms
+                        .map(|x| format!(", RPO {}", secs(x)))
+                        .unwrap_or_default()
+                ))
                 .unwrap_or_default()
         ))
     );

@@ -67,6 +67,15 @@ pub struct SiteStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_ready: Vec<String>,
     pub preflight_unix_ms: Option<u64>,
+    /// The site's recovery point objective.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_ms: Option<u64>,
+    /// Its replication lag at the last pre-flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_ms: Option<u64>,
+    /// Why the lag could not be read at the last pre-flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_error: Option<String>,
     /// The promotion of this site in progress, or its last one.
     pub run: Option<RunRecord>,
 }
@@ -490,6 +499,13 @@ fn publish(cx: &SiteCx, runs: &SiteRuns, readiness: &BTreeMap<String, Readiness>
                 ready: rd.map(|r| r.ready),
                 not_ready: rd.map(|r| r.problems.clone()).unwrap_or_default(),
                 preflight_unix_ms: rd.map(|r| r.checked_unix_ms),
+                rpo_ms: s
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.rpo)
+                    .map(|r| u64::try_from(r.as_millis()).unwrap_or(u64::MAX)),
+                lag_ms: rd.and_then(|r| r.lag_ms),
+                lag_error: rd.and_then(|r| r.lag_error.clone()),
                 run: runs
                     .current
                     .iter()

@@ -42,6 +42,9 @@ pub fn site(v: &Value, name: &str) -> SiteStatus {
         ready: None,
         not_ready: vec![],
         preflight_unix_ms: None,
+        rpo_ms: None,
+        lag_ms: None,
+        lag_error: None,
         run: None,
     })
 }

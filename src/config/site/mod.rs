@@ -2,6 +2,7 @@
 //! resolved and the checks between. Promotion itself lives in the `site` module.
 
 mod capacity;
+pub mod data;
 pub mod raw;
 pub mod resolve;
 pub mod spec;

@@ -65,6 +65,11 @@ pub struct RawSite {
     /// The promotion plan. Default from the tier: hot `shift`; warm `start_instances`
     /// and/or `scale_up`, `wait_healthy`, `shift`; cold `launch`, `wait_healthy`, `shift`.
     pub steps: Option<Vec<RawStep>>,
+    /// Recovery point objective: an automatic promotion whose replication lag is over
+    /// this waits for a person's approval (needs `replication_lag`).
+    pub rpo: Option<Dur>,
+    /// Where the replication lag of this site's data is read.
+    pub replication_lag: Option<super::data::RawLag>,
 }
 
 fn default_quorum() -> f64 {
@@ -125,6 +130,9 @@ pub enum RawStep {
     Approval(RawApproval),
     Parallel(RawParallel),
     RoutingControls(RawRoutingControls),
+    PromoteReplica(super::data::RawPromoteReplica),
+    ScaleEcs(super::data::RawScaleEcs),
+    ScaleEksNodegroup(super::data::RawScaleEks),
 }
 
 /// Set Route 53 ARC routing controls through the cluster's data plane (no need for Route

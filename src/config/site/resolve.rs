@@ -11,13 +11,13 @@ const MIN_BUDGET: Duration = Duration::from_secs(1);
 const MAX_BUDGET: Duration = Duration::from_secs(24 * 3600);
 const MAX_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
 
-pub(super) struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     issues: Vec<Issue>,
     groups: &'a [GroupSpec],
 }
 
 impl Ctx<'_> {
-    pub(super) fn add(&mut self, path: impl Into<String>, reason: impl Into<String>) {
+    pub(crate) fn add(&mut self, path: impl Into<String>, reason: impl Into<String>) {
         self.issues.push(Issue {
             path: path.into(),
             reason: reason.into(),
@@ -167,6 +167,18 @@ fn site(cx: &mut Ctx, p: &str, s: &RawSite, default_region: Option<&str>) -> Opt
         );
     }
     let mut names = HashSet::new();
+    let data = super::data::rpo(cx, p, s.rpo, s.replication_lag.as_ref());
+    // With an RPO, the plan starts at the gate (before any database is promoted).
+    let gate = data.as_ref().filter(|d| d.rpo.is_some()).map(|_| {
+        names.insert("rpo".to_string());
+        Step {
+            name: "rpo".into(),
+            kind: StepKind::RpoGate,
+            budget: Duration::from_secs(3600),
+            optional: false,
+            idempotent: true,
+        }
+    });
     let steps: Vec<Step> = raw_steps
         .iter()
         .enumerate()
@@ -182,6 +194,7 @@ fn site(cx: &mut Ctx, p: &str, s: &RawSite, default_region: Option<&str>) -> Opt
             )
         })
         .collect();
+    let steps: Vec<Step> = gate.into_iter().chain(steps).collect();
     if !raw_steps.is_empty()
         && !raw_steps
             .iter()
@@ -217,6 +230,7 @@ fn site(cx: &mut Ctx, p: &str, s: &RawSite, default_region: Option<&str>) -> Opt
             min_healthy: l.min_healthy.unwrap_or(l.count),
         }),
         steps,
+        data,
     })
 }
 
@@ -361,6 +375,24 @@ fn step(
         }
         RawStep::Parallel(g) => parallel(cx, p, g, &w, names),
         RawStep::RoutingControls(r) => routing_controls(cx, p, r, names),
+        RawStep::PromoteReplica(r) => {
+            let kind = super::data::promote_replica(cx, p, r);
+            let b = budget(cx, p, r.budget, secs(1800), MAX_BUDGET);
+            let name = name_of(cx, p, &r.name, "promote_replica", names);
+            (name, kind, b, r.optional, true)
+        }
+        RawStep::ScaleEcs(r) => {
+            let kind = super::data::scale_ecs(cx, p, r);
+            let b = budget(cx, p, r.budget, secs(600), MAX_BUDGET);
+            let name = name_of(cx, p, &r.name, "scale_ecs", names);
+            (name, kind, b, r.optional, true)
+        }
+        RawStep::ScaleEksNodegroup(r) => {
+            let kind = super::data::scale_eks(cx, p, r);
+            let b = budget(cx, p, r.budget, secs(900), MAX_BUDGET);
+            let name = name_of(cx, p, &r.name, "scale_eks_nodegroup", names);
+            (name, kind, b, r.optional, true)
+        }
     };
     Some(Step {
         name,

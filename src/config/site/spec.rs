@@ -20,6 +20,32 @@ pub struct SiteSpec {
     pub auto_scaling: Option<(String, u32)>,
     pub launch: Option<LaunchSpec>,
     pub steps: Vec<Step>,
+    /// The recovery point objective and where replication lag is read.
+    pub data: Option<RpoSpec>,
+}
+
+/// Where a site's replication lag is read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LagSource {
+    /// `GET url`: the body is the lag in seconds.
+    Http { url: String },
+    /// The command prints the lag in seconds.
+    Exec { command: Vec<String> },
+    /// CloudWatch `AWS/RDS ReplicaLag` of a read replica (seconds).
+    Rds { instance: String },
+    /// CloudWatch `AWS/RDS AuroraGlobalDBReplicationLag` of a secondary cluster
+    /// (milliseconds).
+    AuroraGlobal { cluster: String },
+}
+
+/// A site's data: how far it may lag (`rpo`; None: the lag is shown, never gated) and
+/// where the lag is read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RpoSpec {
+    pub rpo: Option<Duration>,
+    pub lag: LagSource,
+    /// One reading's timeout.
+    pub timeout: Duration,
 }
 
 impl SiteSpec {
@@ -45,10 +71,12 @@ impl SiteSpec {
         v
     }
 
-    /// The sum of the top-level steps' budgets: what the plan expects to take.
+    /// The sum of the top-level steps' budgets: what the plan expects to take. The RPO
+    /// gate is left out: it waits only when the lag is over the RPO.
     pub fn expected(&self) -> Duration {
         self.steps
             .iter()
+            .filter(|s| s.kind != StepKind::RpoGate)
             .fold(Duration::ZERO, |a, s| a.saturating_add(s.budget))
     }
 }
@@ -111,6 +139,28 @@ pub enum StepKind {
     },
     /// Drills only: the site took the traffic and is healthy.
     Verify,
+    /// First step of a site with an `rpo`: an automatic promotion whose replication lag
+    /// is over the RPO waits here for a person's approval.
+    RpoGate,
+    /// RDS `PromoteReadReplica`, then wait until the instance is available.
+    PromoteReplica {
+        instance: String,
+    },
+    /// ECS `UpdateService` desired count, then wait until that many tasks run and the
+    /// deployment is complete.
+    ScaleEcs {
+        cluster: String,
+        service: String,
+        desired: u32,
+    },
+    /// EKS `UpdateNodegroupConfig` scaling, then wait until the node group is `ACTIVE`.
+    ScaleEksNodegroup {
+        cluster: String,
+        nodegroup: String,
+        desired: u32,
+        min: Option<u32>,
+        max: Option<u32>,
+    },
 }
 
 impl StepKind {
@@ -127,6 +177,10 @@ impl StepKind {
             StepKind::Verify => "verify",
             StepKind::Parallel(_) => "parallel",
             StepKind::RoutingControls { .. } => "routing_controls",
+            StepKind::RpoGate => "rpo_gate",
+            StepKind::PromoteReplica { .. } => "promote_replica",
+            StepKind::ScaleEcs { .. } => "scale_ecs",
+            StepKind::ScaleEksNodegroup { .. } => "scale_eks_nodegroup",
         }
     }
 }

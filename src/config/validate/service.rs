@@ -88,6 +88,20 @@ pub(super) fn check_endpoint(path: &str, url: &Option<String>, is: &mut Issues) 
 
 pub(super) fn resolve_aws(raw: &RawAws, is: &mut Issues) -> Option<AwsSpec> {
     check_endpoint("aws.endpoint_url", &raw.endpoint_url, is);
+    for (service, url) in &raw.service_endpoints {
+        let path = format!("aws.service_endpoints.{service}");
+        if !crate::aws::SERVICES.contains(&service.as_str()) {
+            is.add(
+                path,
+                format!(
+                    "unknown service (one of {})",
+                    crate::aws::SERVICES.join(", ")
+                ),
+            );
+        } else {
+            check_endpoint(&path, &Some(url.clone()), is);
+        }
+    }
     bounded(
         "aws.call_timeout",
         raw.call_timeout.0,
@@ -120,6 +134,7 @@ pub(super) fn resolve_aws(raw: &RawAws, is: &mut Issues) -> Option<AwsSpec> {
         dns_burst: raw.dns_burst,
         dns_per_second: raw.dns_per_second,
         dns_member_writes: raw.dns_member_writes,
+        service_endpoints: raw.service_endpoints.clone(),
         credentials: None,
     })
 }

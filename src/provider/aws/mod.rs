@@ -10,6 +10,7 @@
 //! being throttled.
 
 pub mod arc;
+pub mod data;
 pub mod ec2;
 pub mod route53;
 pub mod sites;

@@ -6,8 +6,12 @@
 use crate::aws::{AwsSpec, sdk_config};
 use crate::metrics::Metrics;
 use crate::provider::ProviderError;
+use crate::provider::aws::data::{self, DataClients};
 use crate::provider::aws::timed;
-use crate::provider::sites::{InstanceView, LaunchRequest, ScalingView, SiteOps};
+use crate::provider::sites::{
+    DbView, InstanceView, LaunchRequest, NodegroupScaling, NodegroupView, ScalingView, ServiceView,
+    SiteOps,
+};
 use aws_sdk_ec2::types::{
     Filter, InstanceType, LaunchTemplateSpecification, ResourceType, Tag, TagSpecification,
 };
@@ -25,6 +29,7 @@ pub struct AwsSiteOps {
     aws: AwsSpec,
     metrics: Arc<Metrics>,
     clients: Mutex<HashMap<String, Clients>>,
+    data: Mutex<HashMap<String, DataClients>>,
 }
 
 impl AwsSiteOps {
@@ -33,6 +38,7 @@ impl AwsSiteOps {
             aws: aws.clone(),
             metrics,
             clients: Mutex::new(HashMap::new()),
+            data: Mutex::new(HashMap::new()),
         }
     }
 
@@ -57,17 +63,36 @@ impl AwsSiteOps {
         if let Some(c) = g.get(region) {
             return c.clone();
         }
-        let conf = sdk_config(
+        let c = Clients {
+            ec2: aws_sdk_ec2::Client::new(&self.conf(region, "ec2").await),
+            asg: aws_sdk_autoscaling::Client::new(&self.conf(region, "autoscaling").await),
+        };
+        g.insert(region.to_string(), c.clone());
+        c
+    }
+
+    /// SDK settings for `service` in `region` (its endpoint override, if any).
+    async fn conf(&self, region: &str, service: &str) -> aws_config::SdkConfig {
+        sdk_config(
             region,
-            self.aws.endpoint_url.as_deref(),
+            self.aws.endpoint_for(service),
             self.aws.call_timeout,
             self.aws.max_attempts,
             self.aws.credentials.clone(),
         )
-        .await;
-        let c = Clients {
-            ec2: aws_sdk_ec2::Client::new(&conf),
-            asg: aws_sdk_autoscaling::Client::new(&conf),
+        .await
+    }
+
+    async fn data(&self, region: &str) -> DataClients {
+        let mut g = self.data.lock().await;
+        if let Some(c) = g.get(region) {
+            return c.clone();
+        }
+        let c = DataClients {
+            rds: aws_sdk_rds::Client::new(&self.conf(region, "rds").await),
+            ecs: aws_sdk_ecs::Client::new(&self.conf(region, "ecs").await),
+            eks: aws_sdk_eks::Client::new(&self.conf(region, "eks").await),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&self.conf(region, "cloudwatch").await),
         };
         g.insert(region.to_string(), c.clone());
         c
@@ -338,5 +363,78 @@ impl SiteOps for AwsSiteOps {
         )
         .await
         .map(|_| ())
+    }
+
+    async fn db_instance(&self, region: &str, id: &str) -> Result<Option<DbView>, ProviderError> {
+        data::db_instance(&self.data(region).await, &self.metrics, region, id).await
+    }
+
+    async fn promote_read_replica(&self, region: &str, id: &str) -> Result<(), ProviderError> {
+        data::promote_read_replica(&self.data(region).await, &self.metrics, region, id).await
+    }
+
+    async fn metric_latest(
+        &self,
+        region: &str,
+        namespace: &str,
+        metric: &str,
+        dimension: (&str, &str),
+    ) -> Result<Option<f64>, ProviderError> {
+        let c = self.data(region).await;
+        data::metric_latest(&c, &self.metrics, region, namespace, metric, dimension).await
+    }
+
+    async fn ecs_service(
+        &self,
+        region: &str,
+        cluster: &str,
+        service: &str,
+    ) -> Result<Option<ServiceView>, ProviderError> {
+        data::ecs_service(
+            &self.data(region).await,
+            &self.metrics,
+            region,
+            cluster,
+            service,
+        )
+        .await
+    }
+
+    async fn set_ecs_desired(
+        &self,
+        region: &str,
+        cluster: &str,
+        service: &str,
+        desired: u32,
+    ) -> Result<(), ProviderError> {
+        let c = self.data(region).await;
+        data::set_ecs_desired(&c, &self.metrics, region, cluster, service, desired).await
+    }
+
+    async fn nodegroup(
+        &self,
+        region: &str,
+        cluster: &str,
+        nodegroup: &str,
+    ) -> Result<Option<NodegroupView>, ProviderError> {
+        data::nodegroup(
+            &self.data(region).await,
+            &self.metrics,
+            region,
+            cluster,
+            nodegroup,
+        )
+        .await
+    }
+
+    async fn set_nodegroup_scaling(
+        &self,
+        region: &str,
+        cluster: &str,
+        nodegroup: &str,
+        scaling: NodegroupScaling,
+    ) -> Result<(), ProviderError> {
+        let c = self.data(region).await;
+        data::set_nodegroup_scaling(&c, &self.metrics, region, cluster, nodegroup, scaling).await
     }
 }

@@ -25,6 +25,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
+mod data;
 mod fleet;
 mod steps;
 
@@ -411,7 +412,7 @@ impl Executor {
     /// The hard limit of a step (see the module docs).
     fn limit(&self, step: &Step) -> Duration {
         match step.kind {
-            StepKind::Approval => step.budget,
+            StepKind::Approval | StepKind::RpoGate => step.budget,
             _ if self.site.abort_over_budget => step.budget,
             _ => step.budget.saturating_mul(2),
         }
@@ -429,8 +430,34 @@ impl Executor {
             StepKind::StartInstances => waited(self.start_instances(limit).await, 1),
             StepKind::WaitHealthy { min } => waited(self.wait_healthy(*min, limit).await, 1),
             StepKind::Shift => {
+                if let Err(e) = self.record_cutover_lag().await {
+                    return waited(Err(e), 0);
+                }
                 let (r, n) = self.shift(&step.name, limit).await;
                 waited(r, n)
+            }
+            StepKind::RpoGate => waited(self.rpo_gate(&step.name, limit).await, 1),
+            StepKind::PromoteReplica { instance } => {
+                waited(self.promote_replica(instance, limit).await, 1)
+            }
+            StepKind::ScaleEcs {
+                cluster,
+                service,
+                desired,
+            } => waited(self.scale_ecs(cluster, service, *desired, limit).await, 1),
+            StepKind::ScaleEksNodegroup {
+                cluster,
+                nodegroup,
+                desired,
+                min,
+                max,
+            } => {
+                let scaling = crate::provider::sites::NodegroupScaling {
+                    desired: *desired,
+                    min: *min,
+                    max: *max,
+                };
+                waited(self.scale_eks(cluster, nodegroup, scaling, limit).await, 1)
             }
             StepKind::Approval => waited(self.approval(limit).await, 1),
             StepKind::Verify => waited(self.verify(limit).await, 1),
@@ -475,6 +502,9 @@ impl Executor {
                 off,
                 overrides,
             } => {
+                if let Err(e) = self.record_cutover_lag().await {
+                    return waited(Err(e), 0);
+                }
                 let (r, n) = self
                     .routing_controls(&step.name, cluster, on, off, overrides, limit)
                     .await;

@@ -1,0 +1,167 @@
+//! A DR site's data and services on moto: an RDS primary in us-east-1 with a read replica
+//! in us-west-2, the replica's `ReplicaLag` in CloudWatch, and an ECS service in
+//! us-west-2 scaled to zero (what a warm promotion promotes and scales). Every name is
+//! unique per call, so tests can share one moto.
+
+use crate::DevkitError;
+use std::time::Duration;
+
+/// What was created.
+pub struct DataWorld {
+    pub primary: String,
+    pub replica: String,
+    pub ecs_cluster: String,
+    pub ecs_service: String,
+    pub west_rds: aws_sdk_rds::Client,
+    pub west_ecs: aws_sdk_ecs::Client,
+    pub west_cloudwatch: aws_sdk_cloudwatch::Client,
+}
+
+async fn conf(endpoint: &str, region: &str) -> aws_config::SdkConfig {
+    floatover::provider::aws::sdk_config(
+        region,
+        Some(endpoint),
+        Duration::from_secs(10),
+        3,
+        Some(crate::test_credentials()),
+    )
+    .await
+}
+
+fn seed_err(op: &'static str) -> impl Fn(String) -> DevkitError {
+    move |message| DevkitError::Seed { op, message }
+}
+
+/// Create the world on moto at `endpoint`, names suffixed with `tag`.
+pub async fn seed(endpoint: &str, tag: &str) -> Result<DataWorld, DevkitError> {
+    let east = conf(endpoint, "us-east-1").await;
+    let west = conf(endpoint, "us-west-2").await;
+    let east_rds = aws_sdk_rds::Client::new(&east);
+    let west_rds = aws_sdk_rds::Client::new(&west);
+    let west_ecs = aws_sdk_ecs::Client::new(&west);
+    let west_cloudwatch = aws_sdk_cloudwatch::Client::new(&west);
+    let primary = format!("db-east-{tag}");
+    let replica = format!("db-west-{tag}");
+    let made = east_rds
+        .create_db_instance()
+        .db_instance_identifier(&primary)
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .master_username("floatover")
+        .master_user_password("not-a-secret-1")
+        .allocated_storage(20)
+        .send()
+        .await
+        .map_err(|e| seed_err("CreateDBInstance")(format!("{e:?}")))?;
+    let arn = made
+        .db_instance()
+        .and_then(|d| d.db_instance_arn())
+        .unwrap_or_default()
+        .to_string();
+    west_rds
+        .create_db_instance_read_replica()
+        .db_instance_identifier(&replica)
+        .source_db_instance_identifier(arn)
+        .db_instance_class("db.t3.micro")
+        .send()
+        .await
+        .map_err(|e| seed_err("CreateDBInstanceReadReplica")(format!("{e:?}")))?;
+    let ecs_cluster = format!("west-{tag}");
+    let ecs_service = "app".to_string();
+    west_ecs
+        .create_cluster()
+        .cluster_name(&ecs_cluster)
+        .send()
+        .await
+        .map_err(|e| seed_err("CreateCluster")(format!("{e:?}")))?;
+    west_ecs
+        .register_task_definition()
+        .family(format!("app-{tag}"))
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("app")
+                .image("public.ecr.aws/nginx/nginx:stable")
+                .memory(128)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| seed_err("RegisterTaskDefinition")(format!("{e:?}")))?;
+    west_ecs
+        .create_service()
+        .cluster(&ecs_cluster)
+        .service_name(&ecs_service)
+        .task_definition(format!("app-{tag}"))
+        .desired_count(0)
+        .send()
+        .await
+        .map_err(|e| seed_err("CreateService")(format!("{e:?}")))?;
+    let w = DataWorld {
+        primary,
+        replica,
+        ecs_cluster,
+        ecs_service,
+        west_rds,
+        west_ecs,
+        west_cloudwatch,
+    };
+    Ok(w)
+}
+
+impl DataWorld {
+    /// Publish the replica's `ReplicaLag` (seconds) now.
+    pub async fn set_lag(&self, seconds: f64) -> Result<(), DevkitError> {
+        use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+        self.west_cloudwatch
+            .put_metric_data()
+            .namespace("AWS/RDS")
+            .metric_data(
+                MetricDatum::builder()
+                    .metric_name("ReplicaLag")
+                    .dimensions(
+                        Dimension::builder()
+                            .name("DBInstanceIdentifier")
+                            .value(&self.replica)
+                            .build(),
+                    )
+                    .value(seconds)
+                    .unit(StandardUnit::Seconds)
+                    .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from(
+                        std::time::SystemTime::now(),
+                    ))
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| seed_err("PutMetricData")(format!("{e:?}")))
+    }
+
+    /// The replica's source (None once promoted).
+    pub async fn replica_source(&self) -> Option<String> {
+        self.west_rds
+            .describe_db_instances()
+            .db_instance_identifier(&self.replica)
+            .send()
+            .await
+            .ok()?
+            .db_instances()
+            .first()?
+            .read_replica_source_db_instance_identifier()
+            .map(str::to_string)
+    }
+
+    /// The ECS service's desired count.
+    pub async fn ecs_desired(&self) -> Option<i32> {
+        self.west_ecs
+            .describe_services()
+            .cluster(&self.ecs_cluster)
+            .services(&self.ecs_service)
+            .send()
+            .await
+            .ok()?
+            .services()
+            .first()
+            .map(|s| s.desired_count())
+    }
+}

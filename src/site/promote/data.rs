@@ -1,0 +1,265 @@
+//! The data side of a promotion: the RPO gate, promoting a database replica, and scaling
+//! a container service or a node group before traffic moves. Each step is fenced (the
+//! permit before every provider call and record write), bounded by its limit, and safe
+//! to run again when a new leader resumes it: a replica that is no longer a replica is not
+//! promoted again, and setting a count twice sets it once.
+
+use super::{Executor, StepError};
+use crate::provider::sites::NodegroupScaling;
+use crate::site::lag;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How often a data step polls the provider while it waits.
+const POLL: Duration = Duration::from_secs(2);
+
+impl Executor {
+    /// Sleep until the next poll, or fail with `words` once `deadline` is past.
+    async fn poll_or(
+        &self,
+        deadline: Instant,
+        limit: Duration,
+        words: String,
+    ) -> Result<(), StepError> {
+        if Instant::now() >= deadline {
+            return Err(StepError::Unmet(format!(
+                "{words} after {}",
+                humantime::format_duration(limit)
+            )));
+        }
+        tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
+        Ok(())
+    }
+
+    /// The RPO gate: the replication lag within the RPO lets the run go on. Over it (or
+    /// unreadable), an automatic run waits for a person's approval, re-reading the lag
+    /// meanwhile (a lag that falls back within the RPO lets it go on by itself); a run a
+    /// person started goes on, and its record says by how much the lag was over.
+    pub(super) async fn rpo_gate(&self, name: &str, limit: Duration) -> Result<String, StepError> {
+        let Some(data) = self.site.data.clone() else {
+            return Ok("no rpo".into());
+        };
+        let Some(rpo) = data.rpo else {
+            return Ok("no rpo".into());
+        };
+        let automatic = self.current().await?.automatic();
+        let deadline = Instant::now() + limit;
+        let rpo_words = humantime::format_duration(rpo).to_string();
+        loop {
+            self.permit()?;
+            let words = match lag::read(&data, &self.site.region, self.cx.ops.as_ref()).await {
+                Ok(l) if l <= rpo => {
+                    return Ok(format!(
+                        "replication lag {} within the RPO of {rpo_words}",
+                        lag::show(l)
+                    ));
+                }
+                Ok(l) => format!(
+                    "replication lag {} is over the RPO of {rpo_words}",
+                    lag::show(l)
+                ),
+                Err(e) => format!("replication lag unknown ({e}); the RPO is {rpo_words}"),
+            };
+            if !automatic {
+                return Ok(format!("{words}; promoted by a person anyway"));
+            }
+            if self.cx.approvals.take(&self.site.name) {
+                let site = self.site.name.clone();
+                self.save(|r| r.approved.push(site)).await?;
+                return Ok(format!("{words}; approved by a person"));
+            }
+            self.note(
+                name,
+                format!(
+                    "{words}: waiting for approval (floatover promote {} --approve); writes not yet replicated may be lost",
+                    self.site.name
+                ),
+            )
+            .await?;
+            if Instant::now() >= deadline {
+                return Err(StepError::Unmet(format!(
+                    "{words}, and no approval within {}",
+                    humantime::format_duration(limit)
+                )));
+            }
+            let notified = self.cx.approvals.notify.notified();
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+
+    /// Read the lag right before traffic moves and keep it in the record: the writes
+    /// this promotion may lose (the measured RPO). A failed reading is logged, never a
+    /// reason not to move the traffic.
+    pub(super) async fn record_cutover_lag(&self) -> Result<(), StepError> {
+        let Some(data) = self.site.data.clone() else {
+            return Ok(());
+        };
+        match lag::read(&data, &self.site.region, self.cx.ops.as_ref()).await {
+            Ok(l) => {
+                let ms = u64::try_from(l.as_millis()).unwrap_or(u64::MAX);
+                self.save(|r| r.lag_at_cutover_ms = Some(ms)).await?;
+                tracing::info!(site = %self.site.name, lag_ms = ms, "replication lag at cut-over");
+            }
+            Err(e) => {
+                tracing::warn!(site = %self.site.name, error = %e, "replication lag at cut-over unknown");
+            }
+        }
+        Ok(())
+    }
+
+    /// RDS: promote the read replica, then wait until it is a standalone instance and
+    /// available. A replica that is already standalone (a resumed run, a person) is not
+    /// promoted again.
+    pub(super) async fn promote_replica(
+        &self,
+        instance: &str,
+        limit: Duration,
+    ) -> Result<String, StepError> {
+        let region = self.site.region.clone();
+        let deadline = Instant::now() + limit;
+        self.permit()?;
+        let Some(db) = self.cx.ops.db_instance(&region, instance).await? else {
+            return Err(StepError::Unmet(format!(
+                "DB instance {instance} not found in {region}"
+            )));
+        };
+        // Only an available replica is promoted: one that is `modifying` is being promoted
+        // already (by the leader before us), and is waited for instead.
+        let sent = match &db.replica_of {
+            Some(source) if db.status == "available" => {
+                tracing::info!(site = %self.site.name, %instance, %source, "promoting the read replica");
+                self.permit()?;
+                self.cx.ops.promote_read_replica(&region, instance).await?;
+                true
+            }
+            _ => false,
+        };
+        loop {
+            self.permit()?;
+            let Some(db) = self.cx.ops.db_instance(&region, instance).await? else {
+                return Err(StepError::Unmet(format!(
+                    "DB instance {instance} disappeared from {region}"
+                )));
+            };
+            if db.replica_of.is_none() && db.status == "available" {
+                return Ok(if sent {
+                    format!("{instance} promoted and available")
+                } else {
+                    format!("{instance} was already standalone and available (not promoted again)")
+                });
+            }
+            let now = match &db.replica_of {
+                Some(src) => format!("{instance} still a replica of {src} ({})", db.status),
+                None => format!("{instance} is {}", db.status),
+            };
+            self.poll_or(deadline, limit, now).await?;
+        }
+    }
+
+    /// ECS: set the service's desired count, then wait until that many tasks run and the
+    /// deployment is complete.
+    pub(super) async fn scale_ecs(
+        &self,
+        cluster: &str,
+        service: &str,
+        desired: u32,
+        limit: Duration,
+    ) -> Result<String, StepError> {
+        let region = self.site.region.clone();
+        let deadline = Instant::now() + limit;
+        self.permit()?;
+        let Some(s) = self.cx.ops.ecs_service(&region, cluster, service).await? else {
+            return Err(StepError::Unmet(format!(
+                "ECS service {service} not found in cluster {cluster} ({region})"
+            )));
+        };
+        if s.desired < desired {
+            self.permit()?;
+            self.cx
+                .ops
+                .set_ecs_desired(&region, cluster, service, desired)
+                .await?;
+        }
+        let want = desired.max(s.desired);
+        loop {
+            self.permit()?;
+            let Some(s) = self.cx.ops.ecs_service(&region, cluster, service).await? else {
+                return Err(StepError::Unmet(format!(
+                    "ECS service {service} disappeared from cluster {cluster}"
+                )));
+            };
+            let steady =
+                s.deployments <= 1 && s.rollout.as_deref().is_none_or(|r| r == "COMPLETED");
+            if s.running >= want && steady {
+                return Ok(format!(
+                    "{service}: {} of {want} task(s) running",
+                    s.running
+                ));
+            }
+            if s.rollout.as_deref() == Some("FAILED") {
+                return Err(StepError::Unmet(format!(
+                    "{service}: the deployment failed ({} of {want} task(s) running)",
+                    s.running
+                )));
+            }
+            let now = format!(
+                "{service}: {} of {want} task(s) running, {} pending, {} deployment(s)",
+                s.running, s.pending, s.deployments
+            );
+            self.poll_or(deadline, limit, now).await?;
+        }
+    }
+
+    /// EKS: set the node group's scaling, then wait until it is `ACTIVE` with it.
+    pub(super) async fn scale_eks(
+        &self,
+        cluster: &str,
+        nodegroup: &str,
+        scaling: NodegroupScaling,
+        limit: Duration,
+    ) -> Result<String, StepError> {
+        let region = self.site.region.clone();
+        let deadline = Instant::now() + limit;
+        self.permit()?;
+        let Some(n) = self.cx.ops.nodegroup(&region, cluster, nodegroup).await? else {
+            return Err(StepError::Unmet(format!(
+                "EKS node group {nodegroup} not found in cluster {cluster} ({region})"
+            )));
+        };
+        let done = |v: &crate::provider::sites::NodegroupView| {
+            v.desired >= scaling.desired
+                && scaling.min.is_none_or(|m| v.min >= m)
+                && scaling.max.is_none_or(|m| v.max >= m)
+        };
+        if !done(&n) {
+            self.permit()?;
+            self.cx
+                .ops
+                .set_nodegroup_scaling(&region, cluster, nodegroup, scaling)
+                .await?;
+        }
+        loop {
+            self.permit()?;
+            let Some(n) = self.cx.ops.nodegroup(&region, cluster, nodegroup).await? else {
+                return Err(StepError::Unmet(format!(
+                    "EKS node group {nodegroup} disappeared from cluster {cluster}"
+                )));
+            };
+            if n.status == "ACTIVE" && done(&n) {
+                return Ok(format!(
+                    "{nodegroup}: ACTIVE, desired {} (min {}, max {})",
+                    n.desired, n.min, n.max
+                ));
+            }
+            if n.status == "DEGRADED" || n.status.ends_with("FAILED") {
+                return Err(StepError::Unmet(format!("{nodegroup}: {}", n.status)));
+            }
+            let now = format!("{nodegroup}: {}, desired {}", n.status, n.desired);
+            self.poll_or(deadline, limit, now).await?;
+        }
+    }
+}
