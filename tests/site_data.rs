@@ -1,7 +1,8 @@
 //! DR with data, end to end: the real binary, EC2 / S3 / Route 53 on LocalStack and RDS /
-//! ECS / CloudWatch on moto (the community LocalStack serves neither). Site west's warm
-//! plan promotes an RDS read replica and scales an ECS service before it shifts Route 53,
-//! behind an RPO gate on the replica's CloudWatch `ReplicaLag`:
+//! ECS / EKS / Auto Scaling / CloudWatch on moto (the community LocalStack serves none of
+//! them). Site west's warm plan promotes an RDS read replica, scales an ECS service, an
+//! EKS node group and an Auto Scaling group, then shifts Route 53, behind an RPO gate on
+//! the replica's CloudWatch `ReplicaLag`:
 //! - lag within the RPO: the promotion runs through, the replica is standalone, the
 //!   service runs its tasks, the record keeps the lag at cut-over;
 //! - lag over the RPO: the automatic promotion waits at the gate, says why, promotes
@@ -32,21 +33,21 @@ fn data_config(
     identity: &str,
 ) -> String {
     let steps = format!(
-        "      - promote_replica: {{ instance: {}, budget: 30s }}\n      - scale_ecs: {{ cluster: {}, service: {}, desired: 2, budget: 30s }}\n",
-        d.replica, d.ecs_cluster, d.ecs_service
+        "      - promote_replica: {{ instance: {}, budget: 30s }}\n      - scale_ecs: {{ cluster: {}, service: {}, desired: 2, budget: 30s }}\n      - scale_eks_nodegroup: {{ cluster: {}, nodegroup: {}, desired: 2, budget: 30s }}\n      - scale_up: {{ budget: 30s }}\n",
+        d.replica, d.ecs_cluster, d.ecs_service, d.eks_cluster, d.nodegroup
     );
     config(s, port, west_url, &steps)
         .replace(
             "dns_member_writes: upsert }",
             &format!(
-                "dns_member_writes: upsert, service_endpoints: {{ rds: \"{rds_endpoint}\", ecs: \"{moto}\", cloudwatch: \"{moto}\", eks: \"{moto}\" }} }}"
+                "dns_member_writes: upsert, service_endpoints: {{ rds: \"{rds_endpoint}\", ecs: \"{moto}\", cloudwatch: \"{moto}\", eks: \"{moto}\", autoscaling: \"{moto}\" }} }}"
             ),
         )
         .replace(
             "    rto: 60s\n",
             &format!(
-                "    rto: 60s\n    rpo: 30s\n    replication_lag: {{ rds: {{ instance: {} }} }}\n",
-                d.replica
+                "    rto: 60s\n    rpo: 30s\n    replication_lag: {{ rds: {{ instance: {} }} }}\n    auto_scaling: {{ name: {}, desired: 2 }}\n",
+                d.replica, d.asg
             ),
         )
         .replace("site_policy: { grace: 1s }", "site_policy: { grace: 1s, preflight_interval: 1s }")
@@ -128,6 +129,16 @@ async fn a_warm_promotion_promotes_the_database_and_scales_the_service_before_th
         format!("{} promoted and available", d.replica)
     );
     assert_eq!(step_detail(&v, "scale_ecs"), "app: 2 of 2 task(s) running");
+    assert_eq!(
+        step_detail(&v, "scale_eks_nodegroup"),
+        "workers: ACTIVE, desired 2 (min 0, max 2)"
+    );
+    assert_eq!(
+        step_detail(&v, "scale_up"),
+        format!("{}: 2 of 2 in service", d.asg)
+    );
+    assert_eq!(d.nodegroup_desired().await, Some(2));
+    assert_eq!(d.asg_in_service().await, 2);
     assert_eq!(run["lag_at_cutover_ms"], 2000, "the measured RPO");
     assert_eq!(d.replica_source().await, None, "standalone now");
     assert_eq!(d.ecs_desired().await, Some(2));

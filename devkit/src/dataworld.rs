@@ -1,7 +1,8 @@
 //! A DR site's data and services on moto: an RDS primary in us-east-1 with a read replica
-//! in us-west-2, the replica's `ReplicaLag` in CloudWatch, and an ECS service in
-//! us-west-2 scaled to zero (what a warm promotion promotes and scales). Every name is
-//! unique per call, so tests can share one moto.
+//! in us-west-2, the replica's `ReplicaLag` in CloudWatch, and in us-west-2 an ECS
+//! service, an EKS managed node group and an Auto Scaling group, all scaled to zero (what
+//! a warm promotion promotes and scales). Every name is unique per call, so tests can
+//! share one moto.
 
 use crate::DevkitError;
 use std::time::Duration;
@@ -12,7 +13,12 @@ pub struct DataWorld {
     pub replica: String,
     pub ecs_cluster: String,
     pub ecs_service: String,
+    pub eks_cluster: String,
+    pub nodegroup: String,
+    pub asg: String,
     pub west_rds: aws_sdk_rds::Client,
+    pub west_eks: aws_sdk_eks::Client,
+    pub west_asg: aws_sdk_autoscaling::Client,
     pub west_ecs: aws_sdk_ecs::Client,
     pub west_cloudwatch: aws_sdk_cloudwatch::Client,
 }
@@ -96,12 +102,82 @@ pub async fn seed(endpoint: &str, tag: &str) -> Result<DataWorld, DevkitError> {
         .send()
         .await
         .map_err(|e| seed_err("CreateService")(format!("{e:?}")))?;
+    let west_eks = aws_sdk_eks::Client::new(&west);
+    let eks_cluster = format!("west-{tag}");
+    let nodegroup = "workers".to_string();
+    let role = "arn:aws:iam::123456789012:role/floatover-test";
+    west_eks
+        .create_cluster()
+        .name(&eks_cluster)
+        .role_arn(role)
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .subnet_ids("subnet-0000000000000000a")
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| seed_err("CreateCluster (EKS)")(format!("{e:?}")))?;
+    west_eks
+        .create_nodegroup()
+        .cluster_name(&eks_cluster)
+        .nodegroup_name(&nodegroup)
+        .node_role(role)
+        .subnets("subnet-0000000000000000a")
+        .scaling_config(
+            aws_sdk_eks::types::NodegroupScalingConfig::builder()
+                .min_size(0)
+                .max_size(2)
+                .desired_size(0)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| seed_err("CreateNodegroup")(format!("{e:?}")))?;
+    let west_asg = aws_sdk_autoscaling::Client::new(&west);
+    let west_ec2 = aws_sdk_ec2::Client::new(&west);
+    let image = west_ec2
+        .describe_images()
+        .owners("amazon")
+        .send()
+        .await
+        .map_err(|e| seed_err("DescribeImages")(format!("{e:?}")))?
+        .images()
+        .first()
+        .and_then(|i| i.image_id())
+        .unwrap_or_default()
+        .to_string();
+    let asg = format!("web-{tag}");
+    west_asg
+        .create_launch_configuration()
+        .launch_configuration_name(&asg)
+        .image_id(image)
+        .instance_type("t3.micro")
+        .send()
+        .await
+        .map_err(|e| seed_err("CreateLaunchConfiguration")(format!("{e:?}")))?;
+    west_asg
+        .create_auto_scaling_group()
+        .auto_scaling_group_name(&asg)
+        .launch_configuration_name(&asg)
+        .min_size(0)
+        .max_size(4)
+        .desired_capacity(0)
+        .availability_zones("us-west-2a")
+        .send()
+        .await
+        .map_err(|e| seed_err("CreateAutoScalingGroup")(format!("{e:?}")))?;
     let w = DataWorld {
         primary,
         replica,
         ecs_cluster,
         ecs_service,
+        eks_cluster,
+        nodegroup,
+        asg,
         west_rds,
+        west_eks,
+        west_asg,
         west_ecs,
         west_cloudwatch,
     };
@@ -149,6 +225,42 @@ impl DataWorld {
             .first()?
             .read_replica_source_db_instance_identifier()
             .map(str::to_string)
+    }
+
+    /// The node group's desired size.
+    pub async fn nodegroup_desired(&self) -> Option<i32> {
+        self.west_eks
+            .describe_nodegroup()
+            .cluster_name(&self.eks_cluster)
+            .nodegroup_name(&self.nodegroup)
+            .send()
+            .await
+            .ok()?
+            .nodegroup()?
+            .scaling_config()?
+            .desired_size()
+    }
+
+    /// The Auto Scaling group's instances in service.
+    pub async fn asg_in_service(&self) -> usize {
+        self.west_asg
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(&self.asg)
+            .send()
+            .await
+            .ok()
+            .and_then(|o| {
+                o.auto_scaling_groups().first().map(|g| {
+                    g.instances()
+                        .iter()
+                        .filter(|i| {
+                            i.lifecycle_state()
+                                == Some(&aws_sdk_autoscaling::types::LifecycleState::InService)
+                        })
+                        .count()
+                })
+            })
+            .unwrap_or(0)
     }
 
     /// The ECS service's desired count.
