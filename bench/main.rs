@@ -2,6 +2,7 @@
 //! numbers and writes `bench/RESULTS.md` (machine, date, percentiles, pass/fail against
 //! the targets of issue 2). `--quick` runs fewer trials (for a smoke check only).
 
+mod data;
 mod decision;
 mod dns;
 mod eip;
@@ -145,36 +146,59 @@ async fn quorum_only() -> ExitCode {
 }
 
 /// The site section of RESULTS.md (its last section, so `--sites` can replace it).
-fn site_section(r: &Result<sites::SiteBench, String>) -> String {
+fn site_section(
+    r: &Result<sites::SiteBench, String>,
+    data: &Result<data::DataBench, String>,
+) -> String {
     let mut md = format!(
-        "{SITES_HEADER}\n\nTwo regions on LocalStack, `floatover run` (release) on the S3 lease, site west (us-west-2, warm: one stopped standby) promoted through the API, then east promoted back. Command: `bench/run` (or `bench/run --sites` for this section alone).\n\n{HEADER}\n"
+        "{SITES_HEADER}\n\nTwo regions on LocalStack, `floatover run` (release) on the S3 lease, site west (us-west-2, warm: one stopped standby) promoted through the API, then east promoted back. Then a warm promotion with data: RDS, ECS, EKS and CloudWatch on moto, a fresh replica each trial. Command: `bench/run` (or `bench/run --sites` for this section alone).\n\n{HEADER}\n"
     );
-    match r {
-        Ok(b) => {
-            for s in std::iter::once(&b.total)
+    let mut all: Vec<&Series> = Vec::new();
+    if let Ok(b) = r {
+        all.extend(
+            std::iter::once(&b.total)
                 .chain(&b.steps)
-                .chain(std::iter::once(&b.overhead))
-            {
-                let _ = writeln!(md, "{}", s.row());
-            }
-            let _ = writeln!(md);
-            for s in std::iter::once(&b.total)
-                .chain(&b.steps)
-                .chain(std::iter::once(&b.overhead))
-            {
-                let _ = writeln!(md, "- **{}**: {}.", s.name, s.note);
-            }
-        }
-        Err(e) => {
-            let _ = writeln!(md, "\nsite promotion bench failed: {e}");
-        }
+                .chain([&b.overhead]),
+        );
+    }
+    if let Ok(d) = data {
+        all.extend(
+            std::iter::once(&d.total)
+                .chain(&d.steps)
+                .chain([&d.overhead]),
+        );
+    }
+    for s in &all {
+        let _ = writeln!(md, "{}", s.row());
+    }
+    let _ = writeln!(md);
+    for s in &all {
+        let _ = writeln!(md, "- **{}**: {}.", s.name, s.note);
+    }
+    if let Err(e) = r {
+        let _ = writeln!(md, "\nsite promotion bench failed: {e}");
+    }
+    if let Err(e) = data {
+        let _ = writeln!(md, "\nwarm promotion with data bench failed: {e}");
     }
     md
 }
 
-fn site_passed(r: &Result<sites::SiteBench, String>) -> bool {
+fn site_passed(
+    r: &Result<sites::SiteBench, String>,
+    data: &Result<data::DataBench, String>,
+) -> bool {
     r.as_ref()
         .is_ok_and(|b| b.overhead.passed() == Some(true) && !b.total.samples_ms.is_empty())
+        && data
+            .as_ref()
+            .is_ok_and(|d| d.overhead.passed() == Some(true) && !d.total.samples_ms.is_empty())
+}
+
+/// The data trials need moto beside LocalStack.
+async fn data_bench(endpoint: &str, trials: usize) -> Result<data::DataBench, String> {
+    let moto = floatover_devkit::Moto::start_or_reuse().map_err(|e| e.to_string())?;
+    data::run(endpoint, &moto.endpoint, trials).await
 }
 
 /// `bench/run --sites`: the site promotion bench alone; replaces its section of
@@ -188,8 +212,10 @@ async fn sites_only() -> ExitCode {
         }
     };
     let r = sites::run(&ls.endpoint, 10).await;
+    eprintln!("warm promotion with data (LocalStack + moto) ...");
+    let d = data_bench(&ls.endpoint, 5).await;
     drop(ls);
-    let section = site_section(&r);
+    let section = site_section(&r, &d);
     println!("{section}");
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/RESULTS.md");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
@@ -202,7 +228,7 @@ async fn sites_only() -> ExitCode {
         return ExitCode::FAILURE;
     }
     eprintln!("wrote {}", path.display());
-    if site_passed(&r) {
+    if site_passed(&r, &d) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -391,6 +417,8 @@ async fn main() -> ExitCode {
     let region_bench = region::run(if quick { 1 } else { 3 }).await;
     eprintln!("warm site promotion on LocalStack ...");
     let site_bench = sites::run(&ls.endpoint, if quick { 2 } else { 10 }).await;
+    eprintln!("warm promotion with data (LocalStack + moto) ...");
+    let data_bench = data_bench(&ls.endpoint, if quick { 1 } else { 5 }).await;
     drop(ls);
 
     let mut md = String::new();
@@ -437,7 +465,7 @@ async fn main() -> ExitCode {
         let _ = writeln!(md, "- **{}**: {}.", s.name, s.note);
     }
     let _ = write!(md, "\n{}", quorum_section(&quorum_bench, &region_bench));
-    let _ = write!(md, "\n{}", site_section(&site_bench));
+    let _ = write!(md, "\n{}", site_section(&site_bench, &data_bench));
     println!("\n{md}");
     let failed = all.iter().any(|s| s.passed() == Some(false))
         || eip_series < 2 * variants.len()
@@ -446,7 +474,7 @@ async fn main() -> ExitCode {
             .iter()
             .any(|l| l.contains("failed") || !l.contains(" 1.00 "))
         || throughput.as_ref().map_or(true, |t| !t.passed())
-        || !site_passed(&site_bench)
+        || !site_passed(&site_bench, &data_bench)
         || !quorum_passed(&quorum_bench, &region_bench);
     if !quick {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/RESULTS.md");

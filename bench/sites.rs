@@ -14,7 +14,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "bench-token-0123456789";
+pub(crate) const TOKEN: &str = "bench-token-0123456789";
 
 pub struct SiteBench {
     pub total: Series,
@@ -34,7 +34,7 @@ async fn wait_state(ec2: &aws_sdk_ec2::Client, id: &str, want: &str) -> Result<(
 }
 
 /// Ask for a promotion and wait until it ends; returns the run.
-async fn promote(r: &Replica, name: &str, previous: &str) -> Result<Value, String> {
+pub(crate) async fn promote(r: &Replica, name: &str, previous: &str) -> Result<Value, String> {
     let c = reqwest::Client::new();
     let res = c
         .post(format!("{}/api/v1/sites/{name}/promote", r.api))
@@ -66,7 +66,7 @@ async fn promote(r: &Replica, name: &str, previous: &str) -> Result<Value, Strin
     }
 }
 
-fn span(s: &Value) -> u64 {
+pub(crate) fn span(s: &Value) -> u64 {
     s["finished_unix_ms"]
         .as_u64()
         .unwrap_or(0)

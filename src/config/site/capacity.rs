@@ -1,7 +1,7 @@
 //! Checks of what a site brings up on promotion: stopped instances to start, an Auto
 //! Scaling group to raise, instances to launch, and that the tier matches them.
 
-use super::raw::{RawSite, Tier};
+use super::raw::{RawSite, RawStep, Tier};
 use super::resolve::Ctx;
 
 pub(super) fn check(cx: &mut Ctx, p: &str, s: &RawSite) {
@@ -48,9 +48,9 @@ pub(super) fn check(cx: &mut Ctx, p: &str, s: &RawSite) {
         }
     }
     match s.tier {
-        Tier::Warm if s.instances.is_empty() && s.auto_scaling.is_none() => cx.add(
+        Tier::Warm if s.instances.is_empty() && s.auto_scaling.is_none() && !scales(s) => cx.add(
             format!("{p}.tier"),
-            "a warm site needs stopped `instances` to start or an `auto_scaling` group to raise",
+            "a warm site needs stopped `instances` to start, an `auto_scaling` group to raise, or a scale_ecs or scale_eks_nodegroup step",
         ),
         Tier::Cold if s.launch.is_none() => cx.add(
             format!("{p}.tier"),
@@ -62,4 +62,17 @@ pub(super) fn check(cx: &mut Ctx, p: &str, s: &RawSite) {
         ),
         _ => {}
     }
+}
+
+/// Whether the site's plan scales a container service or a node group (capacity a warm
+/// site may raise instead of instances).
+fn scales(s: &RawSite) -> bool {
+    fn any(steps: &[RawStep]) -> bool {
+        steps.iter().any(|st| match st {
+            RawStep::ScaleEcs(_) | RawStep::ScaleEksNodegroup(_) => true,
+            RawStep::Parallel(p) => any(&p.steps),
+            _ => false,
+        })
+    }
+    s.steps.as_deref().is_some_and(any)
 }
