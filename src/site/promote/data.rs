@@ -45,6 +45,9 @@ impl Executor {
         let automatic = self.current().await?.automatic();
         let deadline = Instant::now() + limit;
         let rpo_words = humantime::format_duration(rpo).to_string();
+        // The detail is written when it changes, not on every reading (one record write
+        // per reading would be a PUT every 2 s for as long as nobody answers).
+        let mut shown = String::new();
         loop {
             self.permit()?;
             let words = match lag::read(&data, &self.site.region, self.cx.ops.as_ref()).await {
@@ -68,14 +71,14 @@ impl Executor {
                 self.save(|r| r.approved.push(site)).await?;
                 return Ok(format!("{words}; approved by a person"));
             }
-            self.note(
-                name,
-                format!(
-                    "{words}: waiting for approval (floatover promote {} --approve); writes not yet replicated may be lost",
-                    self.site.name
-                ),
-            )
-            .await?;
+            let detail = format!(
+                "{words}: waiting for approval (floatover promote {} --approve); writes not yet replicated may be lost",
+                self.site.name
+            );
+            if detail != shown {
+                self.note(name, detail.clone()).await?;
+                shown = detail;
+            }
             if Instant::now() >= deadline {
                 return Err(StepError::Unmet(format!(
                     "{words}, and no approval within {}",
