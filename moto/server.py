@@ -4,6 +4,11 @@ and AWS (README, "Which emulator serves what"):
 - RDS PromoteReadReplica: moto marks the instance standalone but keeps reporting
   ReadReplicaSourceDBInstanceIdentifier; AWS drops it once the replica is promoted, and
   that is how a resumed promotion knows not to promote again.
+- Aurora global clusters: moto keeps them in its us-east-1 backend but RemoveFromGlobalCluster
+  looks in the caller's region (and by identifier, where AWS takes the cluster's ARN), so
+  a secondary in another region is never detached; SwitchoverGlobalCluster is not served.
+  Both are answered here on moto's own global cluster objects: a switchover makes the
+  target the writer, a removal detaches the cluster (it becomes its own writer).
 - CloudWatch: the Rust SDK speaks Smithy RPC v2 CBOR to CloudWatch (AWS serves it; moto
   serves only the Query and JSON protocols). Requests to
   /service/GraniteServiceVersion20100801/operation/<Op> are decoded from CBOR, handed to
@@ -16,7 +21,10 @@ import sys
 
 import cbor2
 import moto.server
+from moto.core.responses import ActionResult
+from moto.rds import exceptions as rds_exceptions
 from moto.rds import models as rds_models
+from moto.rds import responses as rds_responses
 
 
 def _source(self):
@@ -24,6 +32,41 @@ def _source(self):
 
 
 rds_models.DBInstance.read_replica_source_db_instance_identifier = property(_source)
+
+
+def _global_member(response):
+    """The global cluster and the member a request names (by ARN or identifier)."""
+    params = response.params
+    gid = params["GlobalClusterIdentifier"]
+    name = params.get("DbClusterIdentifier") or params.get("TargetDbClusterIdentifier")
+    glob = response.global_backend.global_clusters.get(gid)
+    if glob is None:
+        raise rds_exceptions.RDSClientError(
+            "GlobalClusterNotFoundFault", f"Global cluster {gid} not found."
+        )
+    for member in glob.members:
+        if name in (member.db_cluster_arn, member.db_cluster_identifier):
+            return glob, member
+    raise rds_exceptions.DBClusterNotFoundError(name)
+
+
+def _remove_from_global_cluster(self):
+    glob, member = _global_member(self)
+    glob.members.remove(member)
+    member.is_writer = True
+    member.global_cluster_identifier = None
+    return ActionResult({"GlobalCluster": glob})
+
+
+def _switchover_global_cluster(self):
+    glob, target = _global_member(self)
+    for member in glob.members:
+        member.is_writer = member is target
+    return ActionResult({"GlobalCluster": glob})
+
+
+rds_responses.RDSResponse.remove_from_global_cluster = _remove_from_global_cluster
+rds_responses.RDSResponse.switchover_global_cluster = _switchover_global_cluster
 
 CBOR_PREFIX = "/service/GraniteServiceVersion20100801/operation/"
 

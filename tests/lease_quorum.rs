@@ -410,3 +410,54 @@ fn simulation_no_overlap_epochs_grow_and_a_leader_returns() {
     let bound = TIMING.lease + TIMING.retry;
     assert!(worst <= bound, "worst {worst:?} > {bound:?}");
 }
+
+/// Shutting down in the middle of a round: one member has answered, the others are slow.
+/// The elector lets the round finish instead of dropping it (dropped, the answer already
+/// in would be lost, and the release that follows awaited a call that was over: a panic
+/// the fresh-clone CI once caught), then releases every member, so a successor does not
+/// wait for the lease to run out.
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_mid_round_finishes_the_round_and_releases_every_member() {
+    use floatover::leader::{Elector, QuorumLease, QuorumMember};
+    use floatover_devkit::memlease::MemLease;
+    use std::sync::Arc;
+    use tokio_util::sync::CancellationToken;
+    let stores: Vec<MemLease> = (0..3).map(|_| MemLease::new()).collect();
+    let members = stores
+        .iter()
+        .enumerate()
+        .map(|(i, s)| QuorumMember {
+            name: format!("m{i}"),
+            store: Arc::new(s.for_replica("a")),
+        })
+        .collect();
+    let lease = QuorumLease::new(members, "a".into(), TIMING, None);
+    let (elector, leadership) = Elector::new(Box::new(lease));
+    let stop = CancellationToken::new();
+    let task = elector.spawn(stop.clone(), async {});
+    let led = tokio::time::timeout(secs(20.0), async {
+        while !leadership.state().is_leader {
+            tokio::time::sleep(secs(0.05)).await;
+        }
+    })
+    .await;
+    assert!(led.is_ok(), "a leads");
+    // Members 1 and 2 answer slowly from now on; member 0 at once.
+    for s in &stores[1..] {
+        s.lag("a", secs(0.2), secs(0.2));
+    }
+    // Into the next round, after member 0 answered, before the others did.
+    let round_starts = Instant::now();
+    tokio::time::sleep(TIMING.retry + secs(0.1)).await;
+    stop.cancel();
+    let ended = tokio::time::timeout(secs(10.0), task).await;
+    assert!(
+        matches!(ended, Ok(Ok(()))),
+        "the elector ends cleanly (no panic): {ended:?} after {:?}",
+        round_starts.elapsed()
+    );
+    for (i, s) in stores.iter().enumerate() {
+        let rec = s.record().expect("a record");
+        assert!(rec.released, "member {i} released: {rec:?}");
+    }
+}

@@ -277,3 +277,76 @@ impl DataWorld {
             .map(|s| s.desired_count())
     }
 }
+
+/// An Aurora Global Database on moto: the global cluster, its writer in us-east-1 and a
+/// secondary in us-west-2 (names suffixed with `tag`).
+pub struct AuroraWorld {
+    pub global: String,
+    pub writer: String,
+    pub secondary: String,
+    pub west_rds: aws_sdk_rds::Client,
+}
+
+pub async fn seed_aurora(endpoint: &str, tag: &str) -> Result<AuroraWorld, DevkitError> {
+    let east_rds = aws_sdk_rds::Client::new(&conf(endpoint, "us-east-1").await);
+    let west_rds = aws_sdk_rds::Client::new(&conf(endpoint, "us-west-2").await);
+    let global = format!("app-{tag}");
+    let writer = format!("app-east-{tag}");
+    let secondary = format!("app-west-{tag}");
+    east_rds
+        .create_global_cluster()
+        .global_cluster_identifier(&global)
+        .engine("aurora-postgresql")
+        .engine_version("15.4")
+        .send()
+        .await
+        .map_err(|e| seed_err("CreateGlobalCluster")(format!("{e:?}")))?;
+    east_rds
+        .create_db_cluster()
+        .db_cluster_identifier(&writer)
+        .engine("aurora-postgresql")
+        .engine_version("15.4")
+        .master_username("floatover")
+        .master_user_password("not-a-secret-1")
+        .global_cluster_identifier(&global)
+        .send()
+        .await
+        .map_err(|e| seed_err("CreateDBCluster")(format!("{e:?}")))?;
+    west_rds
+        .create_db_cluster()
+        .db_cluster_identifier(&secondary)
+        .engine("aurora-postgresql")
+        .engine_version("15.4")
+        .global_cluster_identifier(&global)
+        .send()
+        .await
+        .map_err(|e| seed_err("CreateDBCluster")(format!("{e:?}")))?;
+    Ok(AuroraWorld {
+        global,
+        writer,
+        secondary,
+        west_rds,
+    })
+}
+
+impl AuroraWorld {
+    /// Each member of the global cluster: (its region, writer?).
+    pub async fn members(&self) -> Vec<(String, bool)> {
+        let Ok(out) = self.west_rds.describe_global_clusters().send().await else {
+            return vec![];
+        };
+        out.global_clusters()
+            .iter()
+            .filter(|g| g.global_cluster_identifier() == Some(self.global.as_str()))
+            .flat_map(|g| g.global_cluster_members())
+            .map(|m| {
+                let region = m
+                    .db_cluster_arn()
+                    .and_then(|a| a.split(':').nth(3))
+                    .unwrap_or("")
+                    .to_string();
+                (region, m.is_writer().unwrap_or(false))
+            })
+            .collect()
+    }
+}

@@ -222,7 +222,10 @@ pub async fn approve(
         .filter_map(|x| x["run"]["steps"].as_array())
         .flatten()
         .any(|st| {
-            (st["kind"] == "approval" || st["kind"] == "rpo_gate") && st["state"] == "running"
+            matches!(
+                st["kind"].as_str(),
+                Some("approval" | "rpo_gate" | "promote_cluster")
+            ) && st["state"] == "running"
         });
     if !waiting {
         return err(

@@ -166,6 +166,7 @@ impl Elector {
         mutations_stopped: impl std::future::Future<Output = ()>,
     ) {
         let mut was_leader = false;
+        let mut abandoned = false;
         let mut stall_reported = false;
         let beat = |h: &Option<crate::liveness::Heart>| {
             if let Some(h) = h {
@@ -202,9 +203,27 @@ impl Elector {
                     && (self.floor.settled() || Instant::now() >= self.settle_by),
                 epoch_floor: self.floor.get(),
             };
-            let round = tokio::select! {
-                _ = stop.cancelled() => break,
-                r = self.backend.round(ctx) => r,
+            let bound = self.backend.retry_period().saturating_mul(8);
+            let round = {
+                let fut = self.backend.round(ctx);
+                tokio::pin!(fut);
+                tokio::select! {
+                    r = &mut fut => r,
+                    _ = stop.cancelled() => {
+                        // A round in progress is finished, not dropped: dropped, it would
+                        // lose store answers that already came back (the quorum backend
+                        // would then wait on calls that are over, and a release could
+                        // miss a renewal it made). Rounds end within their stores'
+                        // timeouts; one that does not within this bound is abandoned and
+                        // the lease left to expire rather than released from an
+                        // unknown state.
+                        if tokio::time::timeout(bound, &mut fut).await.is_err() {
+                            tracing::warn!(bound_ms = bound.as_millis() as u64, "lease round still running at shutdown; the lease is left to expire");
+                            abandoned = true;
+                        }
+                        break;
+                    }
+                }
             };
             beat(&self.heart);
             let s = round.state;
@@ -239,7 +258,7 @@ impl Elector {
         let held = last.is_leader;
         last.is_leader = false;
         self.tx.send_replace(last);
-        if held {
+        if held && !abandoned {
             mutations_stopped.await;
             match self.backend.release().await {
                 Ok(()) => tracing::info!("lease released"),

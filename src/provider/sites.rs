@@ -50,6 +50,22 @@ pub struct DbView {
     pub replica_of: Option<String>,
 }
 
+/// An Aurora DB cluster as a promotion sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterView {
+    pub arn: String,
+    /// `available`, `failing-over`, `modifying`, ...
+    pub status: String,
+}
+
+/// One member of an Aurora global cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GlobalMember {
+    /// `arn:aws:rds:<region>:<account>:cluster:<id>`.
+    pub arn: String,
+    pub writer: bool,
+}
+
 /// An ECS service as a promotion sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServiceView {
@@ -137,6 +153,41 @@ pub trait SiteOps: Send + Sync {
     /// Promote a read replica to a standalone instance.
     async fn promote_read_replica(&self, _region: &str, _id: &str) -> Result<(), ProviderError> {
         Err(ProviderError::Unsupported("PromoteReadReplica"))
+    }
+    /// An Aurora DB cluster; None when it does not exist.
+    async fn db_cluster(
+        &self,
+        _region: &str,
+        _id: &str,
+    ) -> Result<Option<ClusterView>, ProviderError> {
+        Err(ProviderError::Unsupported("DescribeDBClusters"))
+    }
+    /// The members of an Aurora global cluster; None when it does not exist.
+    async fn global_cluster(
+        &self,
+        _region: &str,
+        _id: &str,
+    ) -> Result<Option<Vec<GlobalMember>>, ProviderError> {
+        Err(ProviderError::Unsupported("DescribeGlobalClusters"))
+    }
+    /// Planned: make `target` (a cluster ARN) the global cluster's writer.
+    async fn switchover_global_cluster(
+        &self,
+        _region: &str,
+        _global: &str,
+        _target: &str,
+    ) -> Result<(), ProviderError> {
+        Err(ProviderError::Unsupported("SwitchoverGlobalCluster"))
+    }
+    /// Unplanned: detach `cluster` (an ARN) from the global cluster; it becomes a
+    /// standalone writer.
+    async fn detach_from_global_cluster(
+        &self,
+        _region: &str,
+        _global: &str,
+        _cluster: &str,
+    ) -> Result<(), ProviderError> {
+        Err(ProviderError::Unsupported("RemoveFromGlobalCluster"))
     }
     /// The newest datapoint (maximum over a minute) of a CloudWatch metric with one
     /// dimension within the last ten minutes; None when there is none.

@@ -112,6 +112,20 @@ fn detail(site: &SiteSpec, s: &Step) -> String {
             ),
             None => String::new(),
         },
+        StepKind::PromoteCluster {
+            global_cluster,
+            cluster,
+            mode,
+            allow_data_loss,
+        } => format!(
+            "make Aurora cluster {cluster} the writer of {global_cluster} ({}{})",
+            mode.word(),
+            if *allow_data_loss {
+                ", data loss allowed"
+            } else {
+                ""
+            }
+        ),
         StepKind::PromoteReplica { instance } => {
             format!("promote RDS read replica {instance}, wait until available")
         }

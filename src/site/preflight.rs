@@ -177,6 +177,29 @@ async fn data_problems(ops: &dyn SiteOps, site: &SiteSpec) -> Vec<String> {
                 Ok(Some(_)) => {}
                 Err(e) => v.push(format!("step {}: {e}", s.name)),
             },
+            StepKind::PromoteCluster {
+                global_cluster,
+                cluster,
+                ..
+            } => match ops.db_cluster(region, cluster).await {
+                Ok(None) => v.push(format!(
+                    "step {}: DB cluster {cluster} does not exist in {region}",
+                    s.name
+                )),
+                Ok(Some(c)) => match ops.global_cluster(region, global_cluster).await {
+                    Ok(Some(members)) if !members.iter().any(|m| m.arn == c.arn) => v.push(format!(
+                        "step {}: {cluster} is not a member of global cluster {global_cluster} (already detached?)",
+                        s.name
+                    )),
+                    Ok(None) => v.push(format!(
+                        "step {}: global cluster {global_cluster} does not exist",
+                        s.name
+                    )),
+                    Ok(Some(_)) => {}
+                    Err(e) => v.push(format!("step {}: {e}", s.name)),
+                },
+                Err(e) => v.push(format!("step {}: {e}", s.name)),
+            },
             StepKind::ScaleEcs {
                 cluster, service, ..
             } => match ops.ecs_service(region, cluster, service).await {

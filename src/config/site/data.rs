@@ -92,6 +92,103 @@ pub struct RawScaleEks {
     pub optional: bool,
 }
 
+/// The site's Aurora Global Database: the global cluster and this site's (secondary)
+/// cluster in it, in the site's region.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAurora {
+    pub global_cluster: String,
+    pub cluster: String,
+}
+
+/// How `promote_cluster` makes this site's cluster the writer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterMode {
+    /// Planned when the current writer answers, unplanned when it does not.
+    #[default]
+    Auto,
+    /// SwitchoverGlobalCluster: the writer hands over, nothing is lost (needs it up).
+    Planned,
+    /// Detach this cluster from the global cluster (RemoveFromGlobalCluster): it becomes
+    /// a standalone writer; writes not yet replicated are lost.
+    Unplanned,
+}
+
+impl ClusterMode {
+    pub fn word(self) -> &'static str {
+        match self {
+            ClusterMode::Auto => "auto",
+            ClusterMode::Planned => "planned",
+            ClusterMode::Unplanned => "unplanned",
+        }
+    }
+}
+
+/// Make the site's Aurora cluster the writer.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPromoteCluster {
+    pub name: Option<String>,
+    pub budget: Option<Dur>,
+    #[serde(default)]
+    pub mode: ClusterMode,
+    /// An unplanned promotion (it may lose writes) goes on without a person's approval.
+    #[serde(default)]
+    pub allow_data_loss: bool,
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// `promote_cluster`: its kind, against the site's `aurora`.
+pub(super) fn promote_cluster(
+    cx: &mut Ctx,
+    p: &str,
+    r: &RawPromoteCluster,
+    aurora: Option<&RawAurora>,
+) -> StepKind {
+    if r.allow_data_loss && r.mode == ClusterMode::Planned {
+        cx.add(
+            format!("{p}.allow_data_loss"),
+            "a planned switchover loses nothing: allow_data_loss applies to mode unplanned or auto",
+        );
+    }
+    let Some(a) = aurora else {
+        cx.add(
+            p,
+            "promote_cluster needs the site's `aurora` (its global cluster and its cluster here)",
+        );
+        return StepKind::PromoteCluster {
+            global_cluster: String::new(),
+            cluster: String::new(),
+            mode: r.mode,
+            allow_data_loss: r.allow_data_loss,
+        };
+    };
+    StepKind::PromoteCluster {
+        global_cluster: a.global_cluster.clone(),
+        cluster: a.cluster.clone(),
+        mode: r.mode,
+        allow_data_loss: r.allow_data_loss,
+    }
+}
+
+/// The site's `aurora`, its identifiers checked.
+pub(super) fn aurora(cx: &mut Ctx, p: &str, a: Option<&RawAurora>) {
+    let Some(a) = a else { return };
+    for (field, v) in [
+        ("global_cluster", &a.global_cluster),
+        ("cluster", &a.cluster),
+    ] {
+        if !rds_identifier(v) {
+            cx.add(
+                format!("{p}.aurora.{field}"),
+                format!("{v:?} is not a cluster identifier (1-63 letters, digits and hyphens, starting with a letter)"),
+            );
+        }
+    }
+}
+
 /// The longest RPO accepted: a day (beyond that it is not a recovery point objective).
 const MAX_RPO: Duration = Duration::from_secs(24 * 3600);
 /// Counts a step may ask for (ECS tasks, EKS nodes).

@@ -70,6 +70,8 @@ pub struct RawSite {
     pub rpo: Option<Dur>,
     /// Where the replication lag of this site's data is read.
     pub replication_lag: Option<super::data::RawLag>,
+    /// The site's Aurora Global Database cluster (for `promote_cluster`).
+    pub aurora: Option<super::data::RawAurora>,
 }
 
 fn default_quorum() -> f64 {
@@ -131,6 +133,7 @@ pub enum RawStep {
     Parallel(RawParallel),
     RoutingControls(RawRoutingControls),
     PromoteReplica(super::data::RawPromoteReplica),
+    PromoteCluster(super::data::RawPromoteCluster),
     ScaleEcs(super::data::RawScaleEcs),
     ScaleEksNodegroup(super::data::RawScaleEks),
 }

@@ -168,6 +168,7 @@ fn site(cx: &mut Ctx, p: &str, s: &RawSite, default_region: Option<&str>) -> Opt
     }
     let mut names = HashSet::new();
     let data = super::data::rpo(cx, p, s.rpo, s.replication_lag.as_ref());
+    super::data::aurora(cx, p, s.aurora.as_ref());
     // With an RPO, the plan starts at the gate (before any database is promoted).
     let gate = data.as_ref().filter(|d| d.rpo.is_some()).map(|_| {
         names.insert("rpo".to_string());
@@ -379,6 +380,12 @@ fn step(
             let kind = super::data::promote_replica(cx, p, r);
             let b = budget(cx, p, r.budget, secs(1800), MAX_BUDGET);
             let name = name_of(cx, p, &r.name, "promote_replica", names);
+            (name, kind, b, r.optional, true)
+        }
+        RawStep::PromoteCluster(r) => {
+            let kind = super::data::promote_cluster(cx, p, r, s.aurora.as_ref());
+            let b = budget(cx, p, r.budget, secs(1800), MAX_BUDGET);
+            let name = name_of(cx, p, &r.name, "promote_cluster", names);
             (name, kind, b, r.optional, true)
         }
         RawStep::ScaleEcs(r) => {

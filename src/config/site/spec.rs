@@ -153,6 +153,14 @@ pub enum StepKind {
         service: String,
         desired: u32,
     },
+    /// Aurora Global Database: make the site's cluster the writer (planned switchover,
+    /// or detach-and-promote when the writer is gone).
+    PromoteCluster {
+        global_cluster: String,
+        cluster: String,
+        mode: super::data::ClusterMode,
+        allow_data_loss: bool,
+    },
     /// EKS `UpdateNodegroupConfig` scaling, then wait until the node group is `ACTIVE`.
     ScaleEksNodegroup {
         cluster: String,
@@ -179,6 +187,7 @@ impl StepKind {
             StepKind::RoutingControls { .. } => "routing_controls",
             StepKind::RpoGate => "rpo_gate",
             StepKind::PromoteReplica { .. } => "promote_replica",
+            StepKind::PromoteCluster { .. } => "promote_cluster",
             StepKind::ScaleEcs { .. } => "scale_ecs",
             StepKind::ScaleEksNodegroup { .. } => "scale_eks_nodegroup",
         }

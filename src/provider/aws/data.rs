@@ -1,5 +1,6 @@
 //! AWS operations of a site's data and services: RDS (DescribeDBInstances,
-//! PromoteReadReplica), CloudWatch (GetMetricData: replication lag), ECS
+//! PromoteReadReplica; Aurora: DescribeDBClusters, DescribeGlobalClusters,
+//! SwitchoverGlobalCluster, RemoveFromGlobalCluster), CloudWatch (GetMetricData: replication lag), ECS
 //! (DescribeServices, UpdateService) and EKS (DescribeNodegroup, UpdateNodegroupConfig).
 //! Each call goes through [`timed`] (a tracing span, metrics, errors as
 //! `op in region: Code: message`). A resource that does not exist reads as None, so the
@@ -8,7 +9,9 @@
 use crate::metrics::Metrics;
 use crate::provider::ProviderError;
 use crate::provider::aws::timed;
-use crate::provider::sites::{DbView, NodegroupScaling, NodegroupView, ServiceView};
+use crate::provider::sites::{
+    ClusterView, DbView, GlobalMember, NodegroupScaling, NodegroupView, ServiceView,
+};
 
 /// One region's clients for the data side.
 #[derive(Clone)]
@@ -75,6 +78,103 @@ pub async fn promote_read_replica(
         .db_instance_identifier(id)
         .send();
     timed(m, "rds", "PromoteReadReplica", region, call)
+        .await
+        .map(|_| ())
+}
+
+pub async fn db_cluster(
+    c: &DataClients,
+    m: &Metrics,
+    region: &str,
+    id: &str,
+) -> Result<Option<ClusterView>, ProviderError> {
+    let call = c
+        .rds
+        .describe_db_clusters()
+        .db_cluster_identifier(id)
+        .send();
+    let out = match timed(m, "rds", "DescribeDBClusters", region, call).await {
+        Ok(o) => o,
+        Err(e) if missing(&e, &["DBClusterNotFoundFault", "DBClusterNotFound"]) => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(out
+        .db_clusters()
+        .iter()
+        .find(|d| d.db_cluster_identifier() == Some(id))
+        .map(|d| ClusterView {
+            arn: d.db_cluster_arn().unwrap_or_default().to_string(),
+            status: d.status().unwrap_or("unknown").to_string(),
+        }))
+}
+
+pub async fn global_cluster(
+    c: &DataClients,
+    m: &Metrics,
+    region: &str,
+    id: &str,
+) -> Result<Option<Vec<GlobalMember>>, ProviderError> {
+    let call = c
+        .rds
+        .describe_global_clusters()
+        .global_cluster_identifier(id)
+        .send();
+    let out = match timed(m, "rds", "DescribeGlobalClusters", region, call).await {
+        Ok(o) => o,
+        Err(e) if missing(&e, &["GlobalClusterNotFoundFault", "GlobalClusterNotFound"]) => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(out
+        .global_clusters()
+        .iter()
+        .find(|g| g.global_cluster_identifier() == Some(id))
+        .map(|g| {
+            g.global_cluster_members()
+                .iter()
+                .map(|mb| GlobalMember {
+                    arn: mb.db_cluster_arn().unwrap_or_default().to_string(),
+                    writer: mb.is_writer().unwrap_or(false),
+                })
+                .collect()
+        }))
+}
+
+pub async fn switchover_global_cluster(
+    c: &DataClients,
+    m: &Metrics,
+    region: &str,
+    global: &str,
+    target: &str,
+) -> Result<(), ProviderError> {
+    let call = c
+        .rds
+        .switchover_global_cluster()
+        .global_cluster_identifier(global)
+        .target_db_cluster_identifier(target)
+        .send();
+    timed(m, "rds", "SwitchoverGlobalCluster", region, call)
+        .await
+        .map(|_| ())
+}
+
+pub async fn detach_from_global_cluster(
+    c: &DataClients,
+    m: &Metrics,
+    region: &str,
+    global: &str,
+    cluster: &str,
+) -> Result<(), ProviderError> {
+    let call = c
+        .rds
+        .remove_from_global_cluster()
+        .global_cluster_identifier(global)
+        .db_cluster_identifier(cluster)
+        .send();
+    timed(m, "rds", "RemoveFromGlobalCluster", region, call)
         .await
         .map(|_| ())
 }

@@ -9,8 +9,8 @@ use crate::provider::ProviderError;
 use crate::provider::aws::data::{self, DataClients};
 use crate::provider::aws::timed;
 use crate::provider::sites::{
-    DbView, InstanceView, LaunchRequest, NodegroupScaling, NodegroupView, ScalingView, ServiceView,
-    SiteOps,
+    ClusterView, DbView, GlobalMember, InstanceView, LaunchRequest, NodegroupScaling,
+    NodegroupView, ScalingView, ServiceView, SiteOps,
 };
 use aws_sdk_ec2::types::{
     Filter, InstanceType, LaunchTemplateSpecification, ResourceType, Tag, TagSpecification,
@@ -371,6 +371,42 @@ impl SiteOps for AwsSiteOps {
 
     async fn promote_read_replica(&self, region: &str, id: &str) -> Result<(), ProviderError> {
         data::promote_read_replica(&self.data(region).await, &self.metrics, region, id).await
+    }
+
+    async fn db_cluster(
+        &self,
+        region: &str,
+        id: &str,
+    ) -> Result<Option<ClusterView>, ProviderError> {
+        data::db_cluster(&self.data(region).await, &self.metrics, region, id).await
+    }
+
+    async fn global_cluster(
+        &self,
+        region: &str,
+        id: &str,
+    ) -> Result<Option<Vec<GlobalMember>>, ProviderError> {
+        data::global_cluster(&self.data(region).await, &self.metrics, region, id).await
+    }
+
+    async fn switchover_global_cluster(
+        &self,
+        region: &str,
+        global: &str,
+        target: &str,
+    ) -> Result<(), ProviderError> {
+        let c = self.data(region).await;
+        data::switchover_global_cluster(&c, &self.metrics, region, global, target).await
+    }
+
+    async fn detach_from_global_cluster(
+        &self,
+        region: &str,
+        global: &str,
+        cluster: &str,
+    ) -> Result<(), ProviderError> {
+        let c = self.data(region).await;
+        data::detach_from_global_cluster(&c, &self.metrics, region, global, cluster).await
     }
 
     async fn metric_latest(

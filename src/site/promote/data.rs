@@ -5,6 +5,7 @@
 //! promoted again, and setting a count twice sets it once.
 
 use super::{Executor, StepError};
+use crate::config::site::data::ClusterMode;
 use crate::provider::sites::NodegroupScaling;
 use crate::site::lag;
 use std::time::Duration;
@@ -12,6 +13,22 @@ use tokio::time::Instant;
 
 /// How often a data step polls the provider while it waits.
 const POLL: Duration = Duration::from_secs(2);
+
+/// What `promote_cluster` waits for its cluster to become.
+#[derive(Clone, Copy)]
+enum Role {
+    Writer,
+    Standalone,
+}
+
+/// Region and identifier of `arn:aws:rds:<region>:<account>:cluster:<id>`.
+fn arn_region_id(arn: &str) -> Option<(String, String)> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    match parts.as_slice() {
+        ["arn", _, "rds", region, _, "cluster", id] => Some(((*region).into(), (*id).into())),
+        _ => None,
+    }
+}
 
 impl Executor {
     /// Sleep until the next poll, or fail with `words` once `deadline` is past.
@@ -66,18 +83,15 @@ impl Executor {
             if !automatic {
                 return Ok(format!("{words}; promoted by a person anyway"));
             }
-            if self.cx.approvals.take(&self.site.name) {
-                let site = self.site.name.clone();
-                self.save(|r| r.approved.push(site)).await?;
-                return Ok(format!("{words}; approved by a person"));
-            }
             let detail = format!(
                 "{words}: waiting for approval (floatover promote {} --approve); writes not yet replicated may be lost",
                 self.site.name
             );
-            if detail != shown {
-                self.note(name, detail.clone()).await?;
-                shown = detail;
+            if self
+                .approved_or_wait(name, detail, &mut shown, deadline)
+                .await?
+            {
+                return Ok(format!("{words}; approved by a person"));
             }
             if Instant::now() >= deadline {
                 return Err(StepError::Unmet(format!(
@@ -85,12 +99,212 @@ impl Executor {
                     humantime::format_duration(limit)
                 )));
             }
+        }
+    }
+
+    /// One turn of waiting for a person: true once the site's approval is given (and
+    /// recorded); else show `detail` in the step (when it changed) and wait for an
+    /// approval, a poll interval or `deadline`, whichever comes first.
+    async fn approved_or_wait(
+        &self,
+        name: &str,
+        detail: String,
+        shown: &mut String,
+        deadline: Instant,
+    ) -> Result<bool, StepError> {
+        if self.cx.approvals.take(&self.site.name) {
+            let site = self.site.name.clone();
+            self.save(|r| r.approved.push(site)).await?;
+            return Ok(true);
+        }
+        if detail != *shown {
+            self.note(name, detail.clone()).await?;
+            *shown = detail;
+        }
+        if Instant::now() < deadline {
             let notified = self.cx.approvals.notify.notified();
             tokio::select! {
                 _ = notified => {}
                 _ = tokio::time::sleep(POLL) => {}
                 _ = tokio::time::sleep_until(deadline) => {}
             }
+        }
+        Ok(false)
+    }
+
+    /// Aurora Global Database: make the site's cluster the writer. Already the writer,
+    /// or already detached (a resumed run, a person): nothing is done again. Planned
+    /// (mode `planned`, or `auto` while the current writer answers): a switchover, which
+    /// loses nothing. Unplanned: detach the cluster from the global cluster, which makes
+    /// it a standalone writer and loses what was not replicated; only with
+    /// `allow_data_loss: true` or a person's approval.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn promote_cluster(
+        &self,
+        name: &str,
+        global: &str,
+        cluster: &str,
+        mode: ClusterMode,
+        allow_data_loss: bool,
+        limit: Duration,
+    ) -> Result<String, StepError> {
+        let region = self.site.region.clone();
+        let ops = self.cx.ops.clone();
+        let deadline = Instant::now() + limit;
+        self.permit()?;
+        let Some(ours) = ops.db_cluster(&region, cluster).await? else {
+            return Err(StepError::Unmet(format!(
+                "DB cluster {cluster} not found in {region}"
+            )));
+        };
+        self.permit()?;
+        let members = ops
+            .global_cluster(&region, global)
+            .await?
+            .unwrap_or_default();
+        match members.iter().find(|m| m.arn == ours.arn) {
+            Some(m) if m.writer => {
+                return Ok(format!(
+                    "{cluster} is already the writer of {global} (not promoted again)"
+                ));
+            }
+            Some(_) => {}
+            None => {
+                self.until_cluster(
+                    &region,
+                    global,
+                    cluster,
+                    &ours.arn,
+                    Role::Standalone,
+                    deadline,
+                    limit,
+                )
+                .await?;
+                return Ok(format!(
+                    "{cluster} is already standalone, outside {global} (not promoted again)"
+                ));
+            }
+        }
+        let writer = members.iter().find(|m| m.writer).map(|m| m.arn.clone());
+        let writer_words = writer
+            .as_deref()
+            .map(|w| w.rsplit(':').next().unwrap_or(w).to_string())
+            .unwrap_or_else(|| "(none)".into());
+        let planned = match mode {
+            ClusterMode::Planned => true,
+            ClusterMode::Unplanned => false,
+            ClusterMode::Auto => match writer.as_deref().and_then(arn_region_id) {
+                Some((r, id)) => {
+                    self.permit()?;
+                    matches!(ops.db_cluster(&r, &id).await, Ok(Some(v)) if v.status == "available")
+                }
+                None => false,
+            },
+        };
+        if planned {
+            self.permit()?;
+            ops.switchover_global_cluster(&region, global, &ours.arn)
+                .await?;
+            self.until_cluster(
+                &region,
+                global,
+                cluster,
+                &ours.arn,
+                Role::Writer,
+                deadline,
+                limit,
+            )
+            .await?;
+            return Ok(format!(
+                "switched over: {cluster} is the writer of {global} (planned, from {writer_words}: nothing lost)"
+            ));
+        }
+        let words = format!(
+            "the writer {writer_words} of {global} does not answer: detaching {cluster} makes it a standalone writer and loses the writes not yet replicated"
+        );
+        let how = if allow_data_loss {
+            "allowed by allow_data_loss"
+        } else {
+            let mut shown = String::new();
+            loop {
+                let detail = format!(
+                    "{words}: waiting for approval (floatover promote {} --approve), or set allow_data_loss: true",
+                    self.site.name
+                );
+                if self
+                    .approved_or_wait(name, detail, &mut shown, deadline)
+                    .await?
+                {
+                    break "approved by a person";
+                }
+                if Instant::now() >= deadline {
+                    return Err(StepError::Unmet(format!(
+                        "{words}, and no approval within {}",
+                        humantime::format_duration(limit)
+                    )));
+                }
+            }
+        };
+        self.permit()?;
+        ops.detach_from_global_cluster(&region, global, &ours.arn)
+            .await?;
+        self.until_cluster(
+            &region,
+            global,
+            cluster,
+            &ours.arn,
+            Role::Standalone,
+            deadline,
+            limit,
+        )
+        .await?;
+        Ok(format!(
+            "detached from {global}: {cluster} is a standalone writer (unplanned, {how}; writes not yet replicated from {writer_words} are lost)"
+        ))
+    }
+
+    /// Wait until the cluster `arn` has `role` in `global` and is available.
+    #[allow(clippy::too_many_arguments)]
+    async fn until_cluster(
+        &self,
+        region: &str,
+        global: &str,
+        cluster: &str,
+        arn: &str,
+        role: Role,
+        deadline: Instant,
+        limit: Duration,
+    ) -> Result<(), StepError> {
+        let ops = self.cx.ops.clone();
+        loop {
+            self.permit()?;
+            let members = ops
+                .global_cluster(region, global)
+                .await?
+                .unwrap_or_default();
+            let member = members.iter().find(|m| m.arn == arn);
+            self.permit()?;
+            let status = ops
+                .db_cluster(region, cluster)
+                .await?
+                .map(|c| c.status)
+                .unwrap_or_else(|| "missing".into());
+            let there = match role {
+                Role::Writer => member.is_some_and(|m| m.writer),
+                Role::Standalone => member.is_none(),
+            };
+            if there && status == "available" {
+                return Ok(());
+            }
+            let now = format!(
+                "{cluster}: {status}, {}",
+                match member {
+                    Some(m) if m.writer => format!("the writer of {global}"),
+                    Some(_) => format!("a secondary of {global}"),
+                    None => format!("outside {global}"),
+                }
+            );
+            self.poll_or(deadline, limit, now).await?;
         }
     }
 

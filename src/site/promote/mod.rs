@@ -440,6 +440,23 @@ impl Executor {
             StepKind::PromoteReplica { instance } => {
                 waited(self.promote_replica(instance, limit).await, 1)
             }
+            StepKind::PromoteCluster {
+                global_cluster,
+                cluster,
+                mode,
+                allow_data_loss,
+            } => waited(
+                self.promote_cluster(
+                    &step.name,
+                    global_cluster,
+                    cluster,
+                    *mode,
+                    *allow_data_loss,
+                    limit,
+                )
+                .await,
+                1,
+            ),
             StepKind::ScaleEcs {
                 cluster,
                 service,
