@@ -8,6 +8,7 @@
 use crate::sites::{TOKEN, promote, span};
 use crate::stats::Series;
 use floatover_devkit::dataworld;
+use floatover_devkit::health::HealthServer;
 use floatover_devkit::replica::{Replica, floatover_bin, free_port};
 use floatover_devkit::{dns, seed};
 use std::collections::BTreeMap;
@@ -31,6 +32,8 @@ pub async fn run(endpoint: &str, moto: &str, trials: usize) -> Result<DataBench,
     let mut total = Vec::new();
     let mut overhead = Vec::new();
     let mut steps: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    // Both sites' servers answer: the bench measures the data steps, not a failure.
+    let hs = HealthServer::start().await.map_err(|e| e.to_string())?;
     for trial in 0..trials {
         let tag = format!("databench-{}-{trial}", std::process::id());
         let east = seed::world(endpoint, "us-east-1", 1, &format!("{tag}-e"))
@@ -54,8 +57,8 @@ probe_defaults: {{ interval: 100ms, timeout: 100ms, rise: 2, fall: 2 }}
 groups:
   - name: shop
     targets:
-      - {{ name: east, dns: {{ value: 10.0.0.1, set_identifier: east }}, priority: 200, probes: [ {{ tcp: {{ address: "127.0.0.1:9" }} }} ] }}
-      - {{ name: west, dns: {{ value: 10.1.0.1, set_identifier: west }}, priority: 100, probes: [ {{ tcp: {{ address: "127.0.0.1:9" }} }} ] }}
+      - {{ name: east, dns: {{ value: 10.0.0.1, set_identifier: east }}, priority: 200, probes: [ {{ http: {{ url: "{hu}" }} }} ] }}
+      - {{ name: west, dns: {{ value: 10.1.0.1, set_identifier: west }}, priority: 100, probes: [ {{ http: {{ url: "{hu}" }} }} ] }}
     floats: [ {{ dns: {{ zone_id: {zone}, name: "{name}", type: A, ttl: 60 }} }} ]
 site_policy: {{ automatic: false }}
 sites:
@@ -73,6 +76,7 @@ sites:
       - shift: {{ budget: 10s }}
 "#,
             bucket = east.bucket,
+            hu = hs.url(),
             replica = d.replica,
             ecs = d.ecs_cluster,
             svc = d.ecs_service,
