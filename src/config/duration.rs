@@ -22,6 +22,11 @@ impl<'de> Deserialize<'de> for Dur {
         let s = String::deserialize(d).map_err(|_| {
             serde::de::Error::custom("expected a duration string such as \"250ms\" or \"5s\"")
         })?;
+        if s.trim().starts_with('-') {
+            return Err(serde::de::Error::custom(format!(
+                "invalid duration {s:?}: a duration cannot be negative"
+            )));
+        }
         let d = humantime::parse_duration(s.trim())
             .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))?;
         // Every duration floatover reads is a timeout, an interval or a delay: nothing
