@@ -8,7 +8,6 @@
 //! - a step run again (a resumed run) promotes nothing twice.
 
 use floatover::config;
-use floatover::engine::Command;
 use floatover::leader::Leadership;
 use floatover::metrics::Metrics;
 use floatover::probe::HealthBoard;
@@ -23,7 +22,6 @@ use floatover_devkit::faultproxy::{FaultProxy, Mode, Ops, Rule};
 use floatover_devkit::sitecfg;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 struct World {
@@ -80,12 +78,7 @@ async fn run(
     .await
     .expect("start");
     let id = runs.current.expect("a run").id;
-    let (tx, mut rx) = mpsc::channel(1);
-    tokio::spawn(async move {
-        while let Some(Command::Switchover { reply, .. }) = rx.recv().await {
-            let _ = reply.send(Ok(Vec::new()));
-        }
-    });
+    let tx = floatover_devkit::siteops::switchovers_done();
     let metrics = Arc::new(Metrics::new());
     let cx = SiteCx {
         board: Arc::new(HealthBoard::new(&spec, Instant::now())),

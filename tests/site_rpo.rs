@@ -7,7 +7,6 @@
 //! tests/site_data.rs.)
 
 use floatover::config;
-use floatover::engine::Command;
 use floatover::leader::Leadership;
 use floatover::metrics::Metrics;
 use floatover::probe::HealthBoard;
@@ -20,7 +19,6 @@ use floatover_devkit::sitecfg;
 use floatover_devkit::siteops::RecordingSiteOps;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 const AUTOMATIC: &str = "automatic: site east below quorum (0 of 1 target(s) up, 1 needed) for 1s";
@@ -63,13 +61,7 @@ async fn start(trigger: &str, lag: Option<f64>, replica: bool) -> Harness {
     .await
     .expect("start");
     let id = runs.current.expect("a run").id;
-    // The engine's side of a switchover: done at once.
-    let (tx, mut rx) = mpsc::channel(1);
-    tokio::spawn(async move {
-        while let Some(Command::Switchover { reply, .. }) = rx.recv().await {
-            let _ = reply.send(Ok(Vec::new()));
-        }
-    });
+    let tx = floatover_devkit::siteops::switchovers_done();
     let approvals = Arc::new(Approvals::default());
     let cx = SiteCx {
         board: Arc::new(HealthBoard::new(&spec, Instant::now())),

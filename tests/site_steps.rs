@@ -226,13 +226,7 @@ async fn launch_run(
     .await
     .expect("start");
     let id = runs.current.expect("run").id;
-    // The engine's side of a switchover: done at once (the engine has its own tests).
-    let (tx, mut rx) = mpsc::channel(1);
-    tokio::spawn(async move {
-        while let Some(Command::Switchover { reply, .. }) = rx.recv().await {
-            let _ = reply.send(Ok(Vec::new()));
-        }
-    });
+    let tx = floatover_devkit::siteops::switchovers_done();
     let cx = site_cx(
         &spec,
         store,
