@@ -61,6 +61,7 @@ pub async fn run(endpoint: &str, targets: usize, trials: usize) -> Result<Reweig
         max_attempts: 3,
         mutate_burst: 50,
         mutate_per_second: 5,
+        api_limits: Default::default(),
         dns_burst: 50,
         dns_per_second: 10,
         dns_member_writes: MemberWrites::Upsert,

@@ -19,6 +19,7 @@ pub mod liveness;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod pace;
 pub mod plan;
 pub mod probe;
 pub mod provider;

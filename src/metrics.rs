@@ -66,6 +66,40 @@ pub struct Metrics {
     site_promotions: Family<Labels, Counter>,
     site_step_over_budget: Family<Labels, Counter>,
     site_step_seconds: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    queue_pending: Family<Labels, Gauge>,
+    queue_drain: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    token_wait: Histogram,
+    stamp_batch: Histogram,
+    observe_reads: Family<Labels, Counter>,
+}
+
+/// Register the families of the provider queues and the shared reads.
+fn register_queues(registry: &mut Registry, m: &Metrics) {
+    registry.register(
+        "provider_queue_pending",
+        "Calls waiting for a client-side token, by API and region",
+        m.queue_pending.clone(),
+    );
+    registry.register(
+        "provider_queue_drain_seconds",
+        "Expected time until every waiting call of the API has its token, at the bucket's rate",
+        m.queue_drain.clone(),
+    );
+    registry.register(
+        "move_token_wait_seconds",
+        "How long each move waited for its provider token",
+        m.token_wait.clone(),
+    );
+    registry.register(
+        "stamp_batch_resources",
+        "Resources stamped by one CreateTags call",
+        m.stamp_batch.clone(),
+    );
+    registry.register(
+        "observe_reads",
+        "Shared provider reads (one per lane and tick, for every group), by lane and outcome",
+        m.observe_reads.clone(),
+    );
 }
 
 /// Register the families of the leader, targets, floats, config and the engine.
@@ -308,10 +342,16 @@ impl Metrics {
             site_promotions: Family::default(),
             site_step_over_budget: Family::default(),
             site_step_seconds: Family::default(),
+            queue_pending: Family::default(),
+            queue_drain: Family::default(),
+            token_wait: Histogram::new(exponential_buckets(0.001, 2.0, 18)),
+            stamp_batch: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
+            observe_reads: Family::default(),
             registry: Registry::default(),
         };
         register_controller(&mut registry, &m);
         register_provider(&mut registry, &m);
+        register_queues(&mut registry, &m);
         register_sites_and_dns(&mut registry, &m);
         Metrics { registry, ..m }
     }
@@ -507,6 +547,40 @@ impl Metrics {
 
     pub fn set_backoff(&self, d: Duration) {
         self.backoff.set(d.as_secs_f64());
+    }
+
+    /// Publish the provider's queues.
+    pub fn set_queues(&self, queues: &[crate::pace::QueueStatus]) {
+        for q in queues {
+            let l = vec![
+                ("api".into(), q.api.clone()),
+                ("scope".into(), q.scope.clone()),
+            ];
+            self.queue_pending
+                .get_or_create(&l)
+                .set(i64::from(q.pending));
+            self.queue_drain.get_or_create(&l).set(q.drain_s);
+        }
+    }
+
+    pub fn observe_token_wait(&self, d: Duration) {
+        self.token_wait.observe(d.as_secs_f64());
+    }
+
+    pub fn count_stamp_batch(&self, resources: usize) {
+        self.stamp_batch.observe(resources as f64);
+    }
+
+    pub fn count_observe_read(&self, lane: &str, ok: bool) {
+        self.observe_reads
+            .get_or_create(&vec![
+                ("lane".into(), lane.to_string()),
+                (
+                    "outcome".into(),
+                    if ok { "ok" } else { "error" }.to_string(),
+                ),
+            ])
+            .inc();
     }
 
     pub fn count_claims(&self, n: u64) {

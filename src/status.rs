@@ -39,6 +39,10 @@ pub struct AuditEvent {
     pub error: Option<String>,
     /// What was found (drift) or what else happened (a stamp not written after a move).
     pub detail: Option<String>,
+    /// How long the move waited for the provider's token (more moves were due than the
+    /// provider allows at once), milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_wait_ms: Option<f64>,
 }
 
 /// Observed state of one float.
@@ -100,6 +104,8 @@ struct Inner {
     sites: serde_json::Value,
     /// Audit events recorded so far in this process (the sequence number of the next).
     audit_seq: u64,
+    /// The provider's client-side queues, as the engine last saw them.
+    queues: Vec<crate::pace::QueueStatus>,
 }
 
 /// Shared status.
@@ -184,6 +190,16 @@ impl StatusStore {
         }
         w.audit.push_back(ev);
         w.audit_seq += 1;
+    }
+
+    /// Publish the provider's queues (every second, by the engine).
+    pub fn set_queues(&self, q: Vec<crate::pace::QueueStatus>) {
+        self.write().queues = q;
+    }
+
+    /// The provider's queues: what waits for a token, and how long it will take.
+    pub fn queues(&self) -> Vec<crate::pace::QueueStatus> {
+        self.read().queues.clone()
     }
 
     pub fn set_sites(&self, v: serde_json::Value) {

@@ -223,6 +223,7 @@ async fn a_fenced_move_sends_nothing() {
         },
         stamp_when: StampWhen::After,
         strict: None,
+        turn: Default::default(),
     };
     let err = provider
         .move_float(&order, &Closed)

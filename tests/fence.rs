@@ -60,6 +60,7 @@ async fn no_mutating_call_without_the_fence() {
         },
         stamp_when: StampWhen::Before,
         strict: None,
+        turn: Default::default(),
     };
 
     let r = p.move_float(&order, &Countdown(AtomicU32::new(0))).await;
@@ -155,6 +156,7 @@ async fn provider_and_world(tag: &str, instances: usize) -> (LocalStack, seed::W
         max_attempts: 3,
         mutate_burst: 50,
         mutate_per_second: 5,
+        api_limits: Default::default(),
         dns_burst: 50,
         dns_per_second: 10,
         dns_member_writes: MemberWrites::Upsert,
@@ -195,6 +197,7 @@ fn to(w: &seed::World, i: usize, when: StampWhen, strict: Option<Option<String>>
         },
         stamp_when: when,
         strict,
+        turn: Default::default(),
     }
 }
 

@@ -34,6 +34,7 @@ fn leader(is: bool, epoch: u64) -> LeaderState {
 
 fn moved(to: &str) -> AuditEvent {
     AuditEvent {
+        token_wait_ms: None,
         started_unix_ms: 1_700_000_000_000,
         finished_unix_ms: 1_700_000_000_180,
         replica: "r0".into(),

@@ -106,26 +106,28 @@ pub fn mutating_between(log: &[Seen], from_ms: u64, until_ms: u64) -> usize {
         .count()
 }
 
-/// Mutating *operations* (first attempts; SDK retries are the SDK's business) never come
-/// faster than the client-side token bucket allows over any window.
+/// Mutating *operations* (first attempts; SDK retries are the SDK's business) of each API
+/// never come faster than that API's client-side token bucket allows over any window
+/// (EC2 counts every API in its own bucket, and so does floatover).
 pub fn within_bucket(log: &[Seen], burst: u32, per_second: u32) -> Result<(), String> {
-    let mut t: Vec<u64> = log
-        .iter()
-        .filter(|s| s.is_mutating() && s.attempt <= 1)
-        .map(|s| s.received_ms)
-        .collect();
-    t.sort_unstable();
-    for (i, start) in t.iter().enumerate() {
-        for (j, end) in t.iter().enumerate().skip(i) {
-            let n = (j - i + 1) as u64;
-            let window_s = (end - start) as f64 / 1000.0;
-            // Allowance for the time between the bucket and the proxy (signing, connection
-            // setup): 250 ms.
-            let allowed = f64::from(burst) + f64::from(per_second) * (window_s + 0.25);
-            if n as f64 > allowed + 1e-9 {
-                return Err(format!(
-                    "{n} mutating operations in {window_s:.3}s exceed burst {burst} + {per_second}/s"
-                ));
+    let mut by_op: std::collections::BTreeMap<&str, Vec<u64>> = Default::default();
+    for s in log.iter().filter(|s| s.is_mutating() && s.attempt <= 1) {
+        by_op.entry(s.op.as_str()).or_default().push(s.received_ms);
+    }
+    for (op, mut t) in by_op {
+        t.sort_unstable();
+        for (i, start) in t.iter().enumerate() {
+            for (j, end) in t.iter().enumerate().skip(i) {
+                let n = (j - i + 1) as u64;
+                let window_s = (end - start) as f64 / 1000.0;
+                // Allowance for the time between the bucket and the proxy (signing,
+                // connection setup): 250 ms.
+                let allowed = f64::from(burst) + f64::from(per_second) * (window_s + 0.25);
+                if n as f64 > allowed + 1e-9 {
+                    return Err(format!(
+                        "{n} {op} operations in {window_s:.3}s exceed burst {burst} + {per_second}/s"
+                    ));
+                }
             }
         }
     }

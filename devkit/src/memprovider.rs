@@ -2,17 +2,21 @@
 //! who holds each float and its stamp, obeys the fence like a real provider (checked right
 //! before each mutating call with the provider's call budget), logs every mutating call
 //! with its virtual time, and lets a test change a float behind the controller's back
-//! (out-of-band drift) or make calls fail.
+//! (out-of-band drift) or make calls fail. With [`MemProvider::with_buckets`] its mutating
+//! calls wait in floatover's own per-API token buckets, as the AWS provider's do, so a
+//! mass failover can be timed against the buckets' floor on the virtual clock; it counts
+//! its reads ([`MemProvider::observe_calls`]).
 
 use floatover::leader::Fence;
 use floatover::model::MoveStamp;
+use floatover::pace::{Buckets, Limits, Turn};
 use floatover::provider::aws::ec2::spec::Ec2Endpoint;
 use floatover::provider::{
     Attached, FloatProvider, FloatRef, MoveDone, MoveOrder, Observation, ProviderError,
     ReleaseOrder, StampOrder, TargetBindings,
 };
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -40,12 +44,15 @@ struct Inner {
     failing: Option<String>,
     /// How long each mutating call takes (after the fence check, before it lands).
     latency: Duration,
+    /// Reads answered so far.
+    observes: u64,
 }
 
 /// See the module docs.
 #[derive(Default)]
 pub struct MemProvider {
     inner: Mutex<Inner>,
+    buckets: Option<Arc<Buckets>>,
 }
 
 impl MemProvider {
@@ -59,6 +66,26 @@ impl MemProvider {
             }
         }
         p
+    }
+
+    /// Make every mutating call wait for a token of its API first (EC2's categories by
+    /// default: 50 and 5 a second per mutating API).
+    pub fn with_buckets(mut self, limits: Limits) -> Self {
+        self.buckets = Some(Arc::new(Buckets::new("memory", limits)));
+        self
+    }
+
+    /// The buckets' queues (what the engine publishes as status).
+    pub fn queue_status(&self) -> Vec<floatover::pace::QueueStatus> {
+        self.buckets
+            .as_ref()
+            .map(|b| b.status())
+            .unwrap_or_default()
+    }
+
+    /// Reads (`observe` calls) answered so far.
+    pub fn observe_calls(&self) -> u64 {
+        self.lock().observes
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -115,7 +142,12 @@ impl MemProvider {
         op: &'static str,
         stamp: &MoveStamp,
         fence: &dyn Fence,
-    ) -> Result<(), ProviderError> {
+        turn: &Turn,
+    ) -> Result<Duration, ProviderError> {
+        let waited = match &self.buckets {
+            Some(b) => b.acquire(op, turn).await,
+            None => Duration::ZERO,
+        };
         if let Err(source) = fence.permit(stamp.epoch, CALL_BUDGET) {
             self.lock().refused += 1;
             return Err(ProviderError::Fenced { op, source });
@@ -135,7 +167,7 @@ impl MemProvider {
                 message: "injected by the test".into(),
             });
         }
-        Ok(())
+        Ok(waited)
     }
 }
 
@@ -146,7 +178,8 @@ impl FloatProvider for MemProvider {
         floats: &[FloatRef],
         _: &[TargetBindings],
     ) -> Result<HashMap<String, Observation>, ProviderError> {
-        let g = self.lock();
+        let mut g = self.lock();
+        g.observes += 1;
         Ok(floats
             .iter()
             .filter_map(|f| g.floats.get(&f.id).map(|o| (f.id.clone(), o.clone())))
@@ -158,7 +191,9 @@ impl FloatProvider for MemProvider {
         o: &MoveOrder,
         fence: &dyn Fence,
     ) -> Result<MoveDone, ProviderError> {
-        self.gate("AssociateAddress", &o.stamp, fence).await?;
+        let waited = self
+            .gate("AssociateAddress", &o.stamp, fence, &o.turn)
+            .await?;
         let mut g = self.lock();
         let holder = o.to.attached_for(&o.float.kind);
         let to = holder.as_ref().and_then(|h| h.ec2()?.instance_id.clone());
@@ -180,12 +215,13 @@ impl FloatProvider for MemProvider {
         });
         Ok(MoveDone {
             calls_to_move: 1,
+            token_wait: waited,
             ..MoveDone::default()
         })
     }
 
     async fn stamp_float(&self, o: &StampOrder, fence: &dyn Fence) -> Result<(), ProviderError> {
-        self.gate("CreateTags", &o.stamp, fence).await?;
+        self.gate("CreateTags", &o.stamp, fence, &o.turn).await?;
         let mut g = self.lock();
         if let Some(obs) = g.floats.get_mut(&o.float.id) {
             obs.stamp = Some(o.stamp.clone());
@@ -205,7 +241,8 @@ impl FloatProvider for MemProvider {
         o: &ReleaseOrder,
         fence: &dyn Fence,
     ) -> Result<(), ProviderError> {
-        self.gate("DisassociateAddress", &o.stamp, fence).await?;
+        self.gate("DisassociateAddress", &o.stamp, fence, &o.turn)
+            .await?;
         let mut g = self.lock();
         if let Some(obs) = g.floats.get_mut(&o.float.id) {
             obs.holder = None;

@@ -21,6 +21,8 @@ pub struct AwsSpec {
     pub max_attempts: u32,
     pub mutate_burst: u32,
     pub mutate_per_second: u32,
+    /// Client-side buckets per EC2 API: category defaults and per-API overrides.
+    pub api_limits: crate::pace::Limits,
     pub dns_burst: u32,
     pub dns_per_second: u32,
     pub dns_member_writes: MemberWrites,

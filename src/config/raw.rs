@@ -146,12 +146,23 @@ pub struct RawAws {
     /// with exponential backoff and full jitter.
     #[serde(default = "default_attempts")]
     pub max_attempts: u32,
-    /// Client-side token bucket for mutating EC2 calls, per region: burst size.
+    /// Client-side token bucket of each mutating EC2 API, per region: burst size (EC2
+    /// counts every API in its own bucket; its documented mutating category is 50).
     #[serde(default = "default_burst")]
     pub mutate_burst: u32,
-    /// Client-side token bucket refill rate, calls per second.
+    /// Refill rate of each mutating EC2 API's bucket, calls per second (EC2: 5).
     #[serde(default = "default_rate")]
     pub mutate_per_second: u32,
+    /// Bucket of each Describe EC2 API, per region: burst size (EC2: 100).
+    #[serde(default = "default_describe_burst")]
+    pub describe_burst: u32,
+    /// Refill rate of each Describe API's bucket, calls per second (EC2: 20).
+    #[serde(default = "default_describe_rate")]
+    pub describe_per_second: u32,
+    /// Per-API bucket overrides, by EC2 API name (`AssociateAddress: { burst: 100,
+    /// per_second: 20 }`): for an account whose limits AWS raised.
+    #[serde(default)]
+    pub api_limits: std::collections::BTreeMap<String, crate::pace::Limit>,
     /// Client-side token bucket for Route 53 change batches, per account: burst size.
     #[serde(default = "default_burst")]
     pub dns_burst: u32,
@@ -166,6 +177,14 @@ pub struct RawAws {
 
 fn default_dns_rate() -> u32 {
     10
+}
+
+fn default_describe_burst() -> u32 {
+    crate::pace::EC2_READ.burst
+}
+
+fn default_describe_rate() -> u32 {
+    crate::pace::EC2_READ.per_second
 }
 
 fn default_call_timeout() -> Dur {
@@ -191,6 +210,9 @@ impl Default for RawAws {
             max_attempts: default_attempts(),
             mutate_burst: default_burst(),
             mutate_per_second: default_rate(),
+            describe_burst: default_describe_burst(),
+            describe_per_second: default_describe_rate(),
+            api_limits: Default::default(),
             dns_burst: default_burst(),
             dns_per_second: default_dns_rate(),
             dns_member_writes: Default::default(),
@@ -387,6 +409,11 @@ pub struct RawPolicy {
     /// floatover still spreads the weight over the survivors, and warns.
     #[serde(default)]
     pub min_capacity: u32,
+    /// When more moves are due than the provider's tokens allow (a zone outage moving
+    /// hundreds of floats), failovers go first, and among them groups with a higher
+    /// priority; equal priorities go in config order.
+    #[serde(default)]
+    pub priority: u32,
 }
 
 /// What the leader does when it finds a float changed by someone else.
@@ -440,6 +467,7 @@ impl Default for RawPolicy {
             fencing: Fencing::Standard,
             min_healthy: 0,
             min_capacity: 0,
+            priority: 0,
         }
     }
 }

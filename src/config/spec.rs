@@ -120,6 +120,9 @@ pub struct Policy {
     pub min_capacity: u32,
     /// Set when a site names the group as its traffic (see `PlanPolicy::site_managed`).
     pub site_managed: bool,
+    /// The group's place in a provider queue among groups of the same move class (higher
+    /// first).
+    pub priority: u32,
 }
 
 #[derive(Debug, Clone)]

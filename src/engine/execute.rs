@@ -1,11 +1,15 @@
 //! Executing a group's actions: concurrently across floats, each through the provider
-//! (which paces, then asks the fence), each recorded as an audit event. Automatic moves
-//! stamp after the move (one call on the failover path); a switchover stamps first.
+//! (which queues for its token, then asks the fence), each recorded as an audit event.
+//! Automatic moves stamp after the move (one call on the failover path); a switchover
+//! stamps first. Each call carries its [`Turn`]: failovers and switchovers go before
+//! failbacks and reverts, and the worker's heart beats while its call waits in a queue
+//! that moves (waiting for the provider's pace is progress, not a stall).
 
 use super::group::{State, Worker};
 use crate::config::{Fencing, GroupSpec};
 use crate::leader::Fence;
 use crate::model::{Epoch, Holder, MoveStamp, Reason, TargetId};
+use crate::pace::{Class, Priority, Turn};
 use crate::plan::Action;
 use crate::probe::{TargetHealth, TargetKey};
 use crate::provider::{Attached, MoveOrder, Observation, ProviderError, ReleaseOrder, StampWhen};
@@ -84,11 +88,34 @@ impl Worker {
         }
     }
 
+    /// The queue class of an action: what restores traffic (or answers a person) first.
+    fn class(a: &Action) -> Class {
+        match (a, a.reason()) {
+            (Action::Release { .. }, _) | (_, Reason::Failover | Reason::Switchover) => {
+                Class::Failover
+            }
+            (_, Reason::Failback) => Class::Failback,
+            _ => Class::Revert,
+        }
+    }
+
+    /// The turn an action's calls wait with.
+    fn turn(&self, a: &Action) -> Turn {
+        Turn {
+            priority: Priority {
+                class: Self::class(a),
+                rank: self.rank(),
+            },
+            heart: Some(self.heart().clone()),
+        }
+    }
+
     fn order(
         g: &GroupSpec,
         a: &Action,
         cache: &HashMap<String, Observation>,
         epoch: Epoch,
+        turn: Turn,
     ) -> (Option<MoveOrder>, Option<ReleaseOrder>) {
         let observed = cache.get(a.float());
         let from = observed.and_then(|o| o.holder.clone());
@@ -118,6 +145,7 @@ impl Worker {
                             StampWhen::After
                         },
                         strict,
+                        turn,
                     }),
                     None,
                 )
@@ -131,6 +159,7 @@ impl Worker {
                     from,
                     targets: g.targets.iter().map(|t| t.bindings.clone()).collect(),
                     observed: observed.and_then(|o| o.snapshot.clone()),
+                    turn,
                     stamp: MoveStamp {
                         epoch,
                         reason: Reason::Release,
@@ -160,19 +189,12 @@ impl Worker {
         let weights_job = self.set_weights(&weighted, health, st, &cache, epoch, me);
         let jobs = single.into_iter().map(|a| {
             let trigger = self.trigger_instant(a, health, st);
-            let (mv, rel) = Self::order(g, a, &cache, epoch);
+            let (mv, rel) = Self::order(g, a, &cache, epoch, self.turn(a));
             self.one(a, trigger, mv, rel, epoch, me)
         });
-        // Budget: pacing for this batch plus a few calls each; beyond it, a stall.
-        let per_s = u64::from(self.ctx.spec.aws.mutate_per_second.max(1));
-        let pacing = Duration::from_secs((actions.len() as u64).saturating_mul(2) / per_s + 1);
-        let budget = self
-            .ctx
-            .spec
-            .aws
-            .call_timeout
-            .saturating_mul(4)
-            .saturating_add(pacing);
+        // Budget: a few calls each. Time spent waiting for tokens is not in it: the queue
+        // beats for its waiters while it moves. Beyond it, a stall.
+        let budget = self.ctx.spec.aws.call_timeout.saturating_mul(4);
         let (mut results, weighted) = self
             .beating(
                 budget,
@@ -197,15 +219,22 @@ impl Worker {
         let fence: &dyn Fence = &self.ctx.leadership;
         let started_unix_ms = unix_ms();
         let issued = Instant::now();
+        let mut token_wait = None;
         let (res, calls, move_time, detail) = match (&mv, &rel) {
             (Some(o), _) => match self.ctx.provider.move_float(o, fence).await {
-                Ok(d) => (
-                    Ok(()),
-                    d.calls_to_move,
-                    d.move_time,
-                    d.stamp_error
-                        .map(|e| format!("moved; stamp not written: {e}")),
-                ),
+                Ok(d) => {
+                    if !d.token_wait.is_zero() {
+                        self.ctx.metrics.observe_token_wait(d.token_wait);
+                        token_wait = Some(d.token_wait);
+                    }
+                    (
+                        Ok(()),
+                        d.calls_to_move,
+                        d.move_time,
+                        d.stamp_error
+                            .map(|e| format!("moved; stamp not written: {e}")),
+                    )
+                }
                 Err(e) => (Err(e), 0, issued.elapsed(), None),
             },
             (None, Some(o)) => {
@@ -240,7 +269,18 @@ impl Worker {
             calls,
             ok: res.is_ok(),
             error: res.as_ref().err().map(|e| e.to_string()),
-            detail,
+            detail: match (detail, token_wait) {
+                (d, None) => d,
+                (None, Some(w)) => Some(format!(
+                    "waited {} for a provider token",
+                    crate::config::duration::show(w)
+                )),
+                (Some(d), Some(w)) => Some(format!(
+                    "{d}; waited {} for a provider token",
+                    crate::config::duration::show(w)
+                )),
+            },
+            token_wait_ms: token_wait.map(|w| w.as_secs_f64() * 1e3),
         };
         let holder: Option<Attached> = mv.as_ref().and_then(|o| o.to.attached_for(&o.float.kind));
         let stamp = mv
@@ -287,12 +327,18 @@ impl Worker {
             }
             self.ctx.status.record(ev);
         }
-        // Read back at once: verify our own moves (and learn new association ids). After a
-        // failure the outcome is unknown (a timed-out call may have landed), so the next
-        // observation is not judged as drift.
-        st.observe_now = true;
+        // Read back soon: verify our own moves (and learn new association ids) from a read
+        // that started after them; the read-backs of a burst share one read. After a
+        // failure the outcome is unknown (a timed-out call may have landed): read at once,
+        // and do not judge that read as drift.
+        st.fresh_after = now;
         if failed {
+            st.observe_now = true;
             st.belief_epoch = None;
+        } else {
+            for l in self.lanes() {
+                l.request(now, now + super::group::READBACK);
+            }
         }
         let next = if failed {
             Instant::now() + Duration::from_millis(500)

@@ -1,5 +1,6 @@
 //! One group's worker: its own observation, memory, timers and heartbeat.
 
+use super::reads::{Lane, Read};
 use super::{Command, Ctx, SwitchoverError, holder_of, observed_view};
 use crate::config::{GroupSpec, OnDrift};
 use crate::faults::Fault;
@@ -7,18 +8,25 @@ use crate::leader::{Fence, LeaderState};
 use crate::liveness::Heart;
 use crate::model::{Epoch, Holder, MoveStamp, Reason, TargetId};
 use crate::plan::{self, GroupMemory, GroupView, Note};
-use crate::provider::{Observation, StampOrder};
+use crate::provider::{Observation, ProviderError, StampOrder};
 use crate::status::{AuditEvent, unix_ms};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// How often an idle worker beats.
 const BEAT: Duration = Duration::from_millis(250);
+/// How soon after a successful move its read-back is wanted: soon enough to learn the new
+/// association ids, late enough that the read-backs of a burst of moves share one read.
+pub(super) const READBACK: Duration = Duration::from_millis(250);
+
+/// A claim's result: the epoch and, per float, the stamp written or why not.
+type Claimed = (Epoch, Vec<(String, MoveStamp, Result<(), ProviderError>)>);
 
 pub(super) struct Pending {
     pub to: TargetId,
@@ -34,10 +42,17 @@ pub(super) struct State {
     /// The epoch we led under when the belief was built (drift is judged only against a
     /// belief of the current term).
     pub belief_epoch: Option<Epoch>,
-    /// Re-read the provider now (read-back, takeover, failed call).
+    /// Wait for a fresh read now (takeover, failed call, first start).
     pub observe_now: bool,
-    /// Scheduled re-read (drift check while leading, resync as standby).
+    /// Ask for a fresh read then (the takeover's second look, a retry after a failure).
     pub observe_at: Instant,
+    /// Only reads that started at or after this instant may be used: our own last move is
+    /// in them (an older read would show the old holder and look like drift).
+    pub fresh_after: Instant,
+    /// The last read of each lane taken in (by sequence number).
+    pub seen: Vec<u64>,
+    /// The claim being written (stamps wait in their own queue; the worker goes on).
+    pub claims: JoinSet<Claimed>,
     pub memory: GroupMemory,
     pub pending: Vec<Pending>,
     pub next_wake: Option<Instant>,
@@ -60,12 +75,18 @@ pub(super) struct Worker {
     heart: Heart,
     /// The planner's view of this group (built once: the config does not change).
     view: GroupView,
+    /// The shared reads this group's floats are in.
+    lanes: Vec<Arc<Lane>>,
 }
 
 impl Worker {
     pub fn new(ctx: Arc<Ctx>, gi: usize, commands: mpsc::Receiver<Command>, heart: Heart) -> Self {
         let view = super::group_view(&ctx.spec.groups[gi]);
+        let lanes = ctx
+            .reads
+            .lanes_of(ctx.provider.as_ref(), &ctx.spec.groups[gi].floats);
         Worker {
+            lanes,
             view,
             ctx,
             gi,
@@ -78,9 +99,18 @@ impl Worker {
         &self.ctx.spec.groups[self.gi]
     }
 
+    pub(super) fn heart(&self) -> &Heart {
+        &self.heart
+    }
+
+    pub(super) fn lanes(&self) -> &[Arc<Lane>] {
+        &self.lanes
+    }
+
     pub async fn run(mut self, stop: CancellationToken) {
         let mut health_rx = self.ctx.board.subscribe();
         let mut leader_rx = self.ctx.leadership.clone();
+        let mut reads_rx = self.ctx.reads.generation.subscribe();
         let mut beat = tokio::time::interval(BEAT);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let now = Instant::now();
@@ -89,6 +119,9 @@ impl Worker {
             belief_epoch: None,
             observe_now: true,
             observe_at: now,
+            fresh_after: now,
+            seen: vec![0; self.lanes.len()],
+            claims: JoinSet::new(),
             memory: GroupMemory::default(),
             pending: Vec::new(),
             next_wake: None,
@@ -108,7 +141,16 @@ impl Worker {
                 Some(c) = self.commands.recv() => self.accept(c, &mut st),
                 r = health_rx.changed() => if r.is_err() { break },
                 _ = leader_rx.changed() => {},
-                _ = tokio::time::sleep_until(st.observe_at) => st.observe_now = true,
+                _ = reads_rx.changed() => {},
+                Some(done) = st.claims.join_next() => match done {
+                    Ok(c) => self.claimed(&mut st, c),
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(_) => {}
+                },
+                _ = tokio::time::sleep_until(st.observe_at) => {
+                    st.observe_at = Instant::now() + Duration::from_secs(3600);
+                    st.observe_now = true;
+                }
                 _ = beat.tick() => { self.heart.beat(); continue; }
                 _ = tokio::time::sleep_until(st.next_wake.unwrap_or(far)) => st.next_wake = None,
             }
@@ -169,78 +211,113 @@ impl Worker {
         });
     }
 
-    /// Re-read the provider; judge drift against the belief of this term.
+    /// Wait for a read of every lane of this group that started after our last move, and
+    /// take it in. False when there is none to plan from (a read failed).
     async fn observe(&self, st: &mut State, leader: &LeaderState) -> bool {
-        let (floats, targets) = (&self.g().floats, self.g().target_bindings());
+        let since = Instant::now().max(st.fresh_after);
+        // Waiting for a read under way plus one more is normal; a lane that hangs longer
+        // than its calls' timeout is a stall.
         let budget = self
             .ctx
             .spec
             .aws
             .call_timeout
+            .saturating_mul(2)
             .saturating_add(Duration::from_secs(1));
-        let res = self
-            .beating(budget, self.ctx.provider.observe(floats, &targets))
+        let reads = self
+            .beating(
+                budget,
+                futures::future::join_all(self.lanes.iter().map(|l| l.fresh(since))),
+            )
             .await;
+        self.take_in(st, leader, &reads)
+    }
+
+    /// Newer reads of this group's lanes than it has taken in, all fresh enough to judge
+    /// (None: nothing new to take in yet).
+    fn newer_reads(&self, st: &State) -> Option<Vec<Arc<Read>>> {
+        let reads: Vec<Arc<Read>> = self.lanes.iter().filter_map(|l| l.latest()).collect();
+        if reads.len() != self.lanes.len() {
+            return None;
+        }
+        let newer = reads.iter().zip(&st.seen).any(|(r, seen)| r.seq > *seen);
+        let failed = reads.iter().any(|r| r.result.is_err());
+        let fresh = reads.iter().all(|r| r.started >= st.fresh_after);
+        (newer && (failed || fresh)).then_some(reads)
+    }
+
+    /// Take in shared reads: this group's floats, drift judged against the belief of this
+    /// term.
+    fn take_in(&self, st: &mut State, leader: &LeaderState, reads: &[Arc<Read>]) -> bool {
         let now = Instant::now();
         let g = self.g();
-        match res {
-            Ok(o) => {
-                if let Some(max) = o
-                    .values()
-                    .filter_map(|x| x.stamp.as_ref().map(|s| s.epoch))
-                    .max()
-                {
-                    self.ctx.floor.raise(max);
-                }
-                if !st.observed_once {
-                    st.observed_once = true;
-                    if self.ctx.unobserved.fetch_sub(1, Ordering::SeqCst) == 1 {
-                        self.ctx.floor.mark_settled();
+        for (seen, r) in st.seen.iter_mut().zip(reads) {
+            *seen = (*seen).max(r.seq);
+        }
+        if let Some(e) = reads.iter().find_map(|r| r.result.as_ref().err()) {
+            let retry = self
+                .lanes
+                .iter()
+                .filter_map(|l| l.backing_off())
+                .max()
+                .unwrap_or(now + Duration::from_millis(250));
+            tracing::warn!(group = %g.name, error = %e, "observation failed; the shared read retries with backoff");
+            self.ctx.status.set_observe_error(&g.name.0, e.to_string());
+            st.observe_at = st.observe_at.min(retry);
+            return false;
+        }
+        let mut o: HashMap<String, Observation> = HashMap::with_capacity(g.floats.len());
+        for r in reads {
+            if let Ok(all) = &r.result {
+                for f in &g.floats {
+                    if let Some(x) = all.get(&f.id) {
+                        o.insert(f.id.clone(), x.clone());
                     }
                 }
-                let missing: Vec<String> = floats
-                    .iter()
-                    .filter(|f| !o.contains_key(&f.id))
-                    .map(|f| f.id.clone())
-                    .collect();
-                if missing != st.missing {
-                    if !missing.is_empty() {
-                        tracing::warn!(group = %g.name, ?missing, "configured floats not found at the provider; they are left alone");
-                    }
-                    st.missing = missing;
-                }
-                let leading = leader.is_leader.then_some(leader.epoch);
-                if leading.is_some()
-                    && st.belief_epoch == leading
-                    && let Some(before) = &st.belief
-                {
-                    self.find_drift(&mut st.memory, before, &o, leader);
-                }
-                // Adopted foreign holders are let go once the float moves again.
-                st.memory.adopted.retain(|f| {
-                    o.get(f).is_some_and(|x| {
-                        matches!(holder_of(g, x.holder.as_ref()), Holder::Foreign(_))
-                    })
-                });
-                st.belief = Some(o);
-                st.belief_epoch = leading;
-                st.observe_now = false;
-                let every = if leading.is_some() {
-                    self.ctx.spec.drift_check.min(self.ctx.spec.resync_interval)
-                } else {
-                    self.ctx.spec.resync_interval
-                };
-                st.observe_at = now + every;
-                self.ctx.status.clear_observe_error(&g.name.0);
-                true
-            }
-            Err(e) => {
-                tracing::warn!(group = %g.name, error = %e, "observation failed; retrying in 1s");
-                self.ctx.status.set_observe_error(&g.name.0, e.to_string());
-                st.observe_at = now + Duration::from_secs(1);
-                false
             }
         }
+        if let Some(max) = o
+            .values()
+            .filter_map(|x| x.stamp.as_ref().map(|s| s.epoch))
+            .max()
+        {
+            self.ctx.floor.raise(max);
+        }
+        if !st.observed_once {
+            st.observed_once = true;
+            if self.ctx.unobserved.fetch_sub(1, Ordering::SeqCst) == 1 {
+                self.ctx.floor.mark_settled();
+            }
+        }
+        let missing: Vec<String> = g
+            .floats
+            .iter()
+            .filter(|f| !o.contains_key(&f.id))
+            .map(|f| f.id.clone())
+            .collect();
+        if missing != st.missing {
+            if !missing.is_empty() {
+                tracing::warn!(group = %g.name, ?missing, "configured floats not found at the provider; they are left alone");
+            }
+            st.missing = missing;
+        }
+        let leading = leader.is_leader.then_some(leader.epoch);
+        if leading.is_some()
+            && st.belief_epoch == leading
+            && let Some(before) = &st.belief
+        {
+            self.find_drift(&mut st.memory, before, &o, leader);
+        }
+        // Adopted foreign holders are let go once the float moves again.
+        st.memory.adopted.retain(|f| {
+            o.get(f)
+                .is_some_and(|x| matches!(holder_of(g, x.holder.as_ref()), Holder::Foreign(_)))
+        });
+        st.belief = Some(o);
+        st.belief_epoch = leading;
+        st.observe_now = false;
+        self.ctx.status.clear_observe_error(&g.name.0);
+        true
     }
 
     /// Compare a fresh observation with what this leader believes: any float whose holder
@@ -308,6 +385,7 @@ impl Worker {
             self.ctx.metrics.count_drift(&g.name.0, action);
             let now_ms = unix_ms();
             self.ctx.status.record(AuditEvent {
+                token_wait_ms: None,
                 started_unix_ms: now_ms,
                 finished_unix_ms: now_ms,
                 replica: leader.identity.clone(),
@@ -332,16 +410,16 @@ impl Worker {
 
     /// A new leader stamps every float it may act on with its epoch, keeping the reason and
     /// target of the previous stamp (a switchover pin survives). Floats about to move are
-    /// skipped: their move writes the stamp.
-    async fn claim(&self, st: &mut State, epoch: Epoch, moving: &[String]) {
-        if st.claimed == Some(epoch) {
+    /// skipped: their move writes the stamp. The stamps wait in their own queue, behind
+    /// every move, so the claim runs beside the worker ([`Self::claimed`] takes the result).
+    fn claim(&self, st: &mut State, epoch: Epoch, moving: &[String]) {
+        if st.claimed == Some(epoch) || !st.claims.is_empty() {
             return;
         }
         let g = self.g();
         let Some(belief) = st.belief.clone() else {
             return;
         };
-        let fence: &dyn Fence = &self.ctx.leadership;
         let orders: Vec<StampOrder> = g
             .floats
             .iter()
@@ -357,6 +435,13 @@ impl Worker {
                     (None, _) => (Reason::Claim, TargetId("-".into())),
                 };
                 Some(StampOrder {
+                    turn: crate::pace::Turn {
+                        priority: crate::pace::Priority {
+                            class: crate::pace::Class::Claim,
+                            rank: self.rank(),
+                        },
+                        heart: None,
+                    },
                     float: f.clone(),
                     holder: o.holder.clone(),
                     observed: o.snapshot.clone(),
@@ -372,24 +457,34 @@ impl Worker {
             st.claimed = Some(epoch);
             return;
         }
-        let budget = self.ctx.spec.aws.call_timeout.saturating_mul(2);
-        let calls = orders
-            .iter()
-            .map(|o| async move { (o, self.ctx.provider.stamp_float(o, fence).await) });
-        let results = self.beating(budget, futures::future::join_all(calls)).await;
+        let provider = self.ctx.provider.clone();
+        let leadership = self.ctx.leadership.clone();
+        st.claims.spawn(async move {
+            let fence: &dyn Fence = &leadership;
+            let calls = orders.iter().map(|o| async {
+                let r = provider.stamp_float(o, fence).await;
+                (o.float.id.clone(), o.stamp.clone(), r)
+            });
+            (epoch, futures::future::join_all(calls).await)
+        });
+    }
+
+    /// A claim finished: remember the stamps written; retry the rest soon.
+    fn claimed(&self, st: &mut State, (epoch, results): Claimed) {
+        let g = self.g();
         let mut all = true;
         let mut n = 0;
-        for (o, r) in results {
+        for (float, stamp, r) in results {
             match r {
                 Ok(()) => {
                     n += 1;
-                    if let Some(b) = st.belief.as_mut().and_then(|b| b.get_mut(&o.float.id)) {
-                        b.stamp = Some(o.stamp.clone());
+                    if let Some(b) = st.belief.as_mut().and_then(|b| b.get_mut(&float)) {
+                        b.stamp = Some(stamp);
                     }
                 }
                 Err(e) => {
                     all = false;
-                    tracing::warn!(group = %g.name, float = %o.float.id, error = %e, "could not claim the float for this epoch; retrying");
+                    tracing::warn!(group = %g.name, float = %float, error = %e, "could not claim the float for this epoch; retrying");
                 }
             }
         }
@@ -401,6 +496,11 @@ impl Worker {
             let retry = Instant::now() + Duration::from_secs(1);
             st.next_wake = Some(st.next_wake.map_or(retry, |w| w.min(retry)));
         }
+    }
+
+    /// This group's rank in a provider queue among moves of the same class.
+    pub(super) fn rank(&self) -> u64 {
+        crate::pace::Priority::rank_of(self.g().policy.priority, self.gi)
     }
 
     async fn reconcile(&self, st: &mut State) {
@@ -430,8 +530,15 @@ impl Worker {
             st.observe_at = st.observe_at.min(recheck);
         }
         st.leading = now_leading;
-        if (st.observe_now || st.belief.is_none()) && !self.observe(st, &leader).await {
-            return;
+        if st.observe_now || st.belief.is_none() {
+            if !self.observe(st, &leader).await {
+                return;
+            }
+        } else if let Some(reads) = self.newer_reads(st) {
+            // The drift check (leading) or resync (standby) of the shared reads.
+            if !self.take_in(st, &leader, &reads) {
+                return;
+            }
         }
         let Some(belief) = st.belief.as_ref() else {
             return;
@@ -471,7 +578,7 @@ impl Worker {
                 )
                 .await;
             }
-            self.claim(st, leader.epoch, &moving).await;
+            self.claim(st, leader.epoch, &moving);
         }
         // Drift handled: forget the target once it is no longer the owner, and after a
         // revert also once everything is back (nothing left to do): kept longer, the

@@ -1,18 +1,22 @@
 //! The loop: gather (health board + provider observation) → plan (pure) → execute (leader
 //! only, fenced, paced, concurrent across floats) → record (status, audit, metrics).
 //!
-//! One worker per group ([`group`]), each with its own observation, memory and
-//! timers, so a provider call that hangs in one group or region never delays a failover in
-//! another. A worker wakes on a health transition, a leadership change, a switchover
-//! request, the planner's own next-wake time (failback delay, hold expiry), its drift
-//! check (leader) or resync (standby). A health-driven reconcile plans from the cached
-//! observation so that the first provider call leaves within microseconds of the
-//! threshold crossing; the cache is re-read on every drift check, on gaining leadership
-//! and once more when the previous leader's last call could have landed, after every move
-//! (read-back) and after any failed call.
+//! One worker per group ([`group`]), each with its own memory and timers, so a provider
+//! call that hangs in one group or region never delays a failover in another. Reads are
+//! shared ([`reads`]): one read per lane (an EC2 region, Route 53, ARC) and tick covers
+//! every group, so 500 groups cost the provider what one does. A worker wakes on a health
+//! transition, a leadership change, a switchover request, the planner's own next-wake time
+//! (failback delay, hold expiry), or a new shared read (the drift check while leading, the
+//! resync as a standby). A health-driven reconcile plans from the cached observation so
+//! that the first provider call leaves within microseconds of the threshold crossing; a
+//! fresh read is asked for on gaining leadership and once more when the previous leader's
+//! last call could have landed, shortly after every move (read-back) and after any failed
+//! call. Calls wait for their provider tokens in priority order (failovers first), and a
+//! worker waiting in a moving queue counts as making progress.
 
 mod execute;
 mod group;
+mod reads;
 mod report;
 mod weights;
 
@@ -83,6 +87,8 @@ pub(crate) struct Ctx {
     pub faults: Faults,
     /// Groups not yet observed once; the floor settles when it reaches zero.
     pub unobserved: AtomicUsize,
+    /// The shared reads, one lane per region and provider.
+    pub reads: Arc<reads::Reads>,
 }
 
 impl Engine {
@@ -97,6 +103,7 @@ impl Engine {
         commands: mpsc::Receiver<Command>,
     ) -> Engine {
         let groups = spec.groups.len();
+        let reads = Arc::new(reads::Reads::new(provider.as_ref(), &spec.groups));
         Engine {
             ctx: Ctx {
                 spec,
@@ -108,6 +115,7 @@ impl Engine {
                 floor: Arc::new(EpochFloor::default()),
                 faults: Faults::default(),
                 unobserved: AtomicUsize::new(groups),
+                reads,
             },
             commands,
             liveness: Arc::new(Liveness::new()),
@@ -150,6 +158,20 @@ impl Engine {
         let gap = Self::max_gap(&ctx.spec);
         let mut routes: HashMap<GroupName, mpsc::Sender<Command>> = HashMap::new();
         let mut workers = JoinSet::new();
+        for lane in ctx.reads.lanes() {
+            let task = reads::LaneTask {
+                lane: lane.clone(),
+                provider: ctx.provider.clone(),
+                leadership: ctx.leadership.clone(),
+                metrics: ctx.metrics.clone(),
+                generation: ctx.reads.generation.clone(),
+                leading_every: ctx.spec.drift_check.min(ctx.spec.resync_interval),
+                standby_every: ctx.spec.resync_interval,
+            };
+            workers.spawn(task.run(stop.clone()));
+        }
+        let mut queues = tokio::time::interval(Duration::from_secs(1));
+        queues.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         for gi in 0..ctx.spec.groups.len() {
             let (tx, rx) = mpsc::channel(8);
             let name = ctx.spec.groups[gi].name.clone();
@@ -163,6 +185,11 @@ impl Engine {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
+                _ = queues.tick() => {
+                    let q = ctx.provider.queues();
+                    ctx.metrics.set_queues(&q);
+                    ctx.status.set_queues(q);
+                }
                 Some(c) = self.commands.recv() => {
                     let Command::Switchover { group, to, reply } = c;
                     match routes.get(&group) {
@@ -179,7 +206,7 @@ impl Engine {
                     }
                 }
                 Some(ended) = workers.join_next() => {
-                    tracing::error!(outcome = ?ended.map(|_| "returned"), "a group worker ended on its own; the engine stops so the process exits");
+                    tracing::error!(outcome = ?ended.map(|_| "returned"), "a group worker or a read lane ended on its own; the engine stops so the process exits");
                     return;
                 }
             }

@@ -105,6 +105,7 @@ impl Worker {
                     Err(_) => Some(format!("weights {} (were {})", show(weights), show(from))),
                 };
                 let ev = AuditEvent {
+                    token_wait_ms: None,
                     started_unix_ms,
                     finished_unix_ms,
                     replica: me.to_string(),

@@ -15,6 +15,7 @@ pub mod sites;
 
 use crate::leader::{Fence, FenceError};
 use crate::model::MoveStamp;
+pub use crate::pace::Turn;
 use aws::arc::spec::ArcFloat;
 use aws::ec2::spec::{Ec2Endpoint, Ec2Float};
 use aws::route53::spec::{DnsMember, DnsRecord};
@@ -251,6 +252,8 @@ pub struct MoveOrder {
     /// Strict fencing: replace exactly the attachment `version` that was observed, so the
     /// provider refuses the write if anyone changed the float since (EIPs only).
     pub strict: Option<Option<String>>,
+    /// Its place in the provider's queue when more calls are due than tokens allow.
+    pub turn: Turn,
 }
 
 /// Re-stamp one float with a new epoch without moving it (a new leader's claim).
@@ -262,6 +265,8 @@ pub struct StampOrder {
     /// What was observed (DNS: the stamp record is swapped as a compare-and-set).
     pub observed: Option<Snapshot>,
     pub stamp: MoveStamp,
+    /// Its place in the provider's queue (a claim waits behind moves and their stamps).
+    pub turn: Turn,
 }
 
 /// Detach one float.
@@ -274,6 +279,8 @@ pub struct ReleaseOrder {
     pub targets: Vec<Bindings>,
     /// What the release must replace exactly (DNS: the records as observed).
     pub observed: Option<Snapshot>,
+    /// Its place in the provider's queue.
+    pub turn: Turn,
 }
 
 /// What a successful move took.
@@ -285,6 +292,8 @@ pub struct MoveDone {
     pub move_time: std::time::Duration,
     /// A stamp written after the move that failed (the next claim or move rewrites it).
     pub stamp_error: Option<String>,
+    /// Time spent waiting for the provider's tokens before the move call went out.
+    pub token_wait: std::time::Duration,
 }
 
 /// Errors of provider calls, with enough context to act on at 3 a.m.
@@ -390,5 +399,18 @@ pub trait FloatProvider: Send + Sync {
     /// How far the float's last change has spread, where the provider tracks it.
     fn propagation(&self, _float: &FloatRef) -> Option<Propagation> {
         None
+    }
+
+    /// The provider's client-side queues (calls waiting for a token), for status and
+    /// metrics.
+    fn queues(&self) -> Vec<crate::pace::QueueStatus> {
+        Vec::new()
+    }
+
+    /// Which read a float's observation belongs to: the engine reads every float of one
+    /// lane in one `observe` call per tick, shared by all groups, and lanes independently
+    /// (a region that hangs does not hold up another). Default: the float's region.
+    fn read_lane(&self, float: &FloatRef) -> String {
+        float.region.clone()
     }
 }

@@ -400,6 +400,7 @@ fn resolve_group(
             min_healthy: pol.min_healthy,
             min_capacity: pol.min_capacity,
             site_managed: false,
+            priority: pol.priority,
         },
         targets,
         floats,

@@ -118,6 +118,30 @@ pub(super) fn resolve_aws(raw: &RawAws, is: &mut Issues) -> Option<AwsSpec> {
     if !(1..=1_000).contains(&raw.mutate_per_second) {
         is.add("aws.mutate_per_second", "must be between 1 and 1000");
     }
+    if !(1..=10_000).contains(&raw.describe_burst) {
+        is.add("aws.describe_burst", "must be between 1 and 10000");
+    }
+    if !(1..=1_000).contains(&raw.describe_per_second) {
+        is.add("aws.describe_per_second", "must be between 1 and 1000");
+    }
+    for (api, l) in &raw.api_limits {
+        let path = format!("aws.api_limits.{api}");
+        if !EC2_APIS.contains(&api.as_str()) {
+            is.add(
+                path.clone(),
+                format!(
+                    "not an EC2 API floatover calls (one of: {})",
+                    EC2_APIS.join(", ")
+                ),
+            );
+        }
+        if !(1..=10_000).contains(&l.burst) {
+            is.add(format!("{path}.burst"), "must be between 1 and 10000");
+        }
+        if !(1..=1_000).contains(&l.per_second) {
+            is.add(format!("{path}.per_second"), "must be between 1 and 1000");
+        }
+    }
     if !(1..=10_000).contains(&raw.dns_burst) {
         is.add("aws.dns_burst", "must be between 1 and 10000");
     }
@@ -131,6 +155,17 @@ pub(super) fn resolve_aws(raw: &RawAws, is: &mut Issues) -> Option<AwsSpec> {
         max_attempts: raw.max_attempts,
         mutate_burst: raw.mutate_burst,
         mutate_per_second: raw.mutate_per_second,
+        api_limits: crate::pace::Limits {
+            mutate: Some(crate::pace::Limit {
+                burst: raw.mutate_burst,
+                per_second: raw.mutate_per_second,
+            }),
+            read: Some(crate::pace::Limit {
+                burst: raw.describe_burst,
+                per_second: raw.describe_per_second,
+            }),
+            apis: raw.api_limits.clone(),
+        },
         dns_burst: raw.dns_burst,
         dns_per_second: raw.dns_per_second,
         dns_member_writes: raw.dns_member_writes,
@@ -309,3 +344,18 @@ pub(super) fn s3_lease(
         endpoint_url: s3.endpoint_url.clone().or(aws.endpoint_url.clone()),
     }
 }
+
+/// The EC2 APIs floatover calls, each with its own client-side bucket.
+pub const EC2_APIS: [&str; 11] = [
+    "AssociateAddress",
+    "DisassociateAddress",
+    "AssignPrivateIpAddresses",
+    "UnassignPrivateIpAddresses",
+    "ReplaceRoute",
+    "CreateRoute",
+    "DeleteRoute",
+    "CreateTags",
+    "DescribeAddresses",
+    "DescribeNetworkInterfaces",
+    "DescribeRouteTables",
+];

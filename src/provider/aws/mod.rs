@@ -5,9 +5,11 @@
 //! operation timeout (`aws.call_timeout`) that also bounds the fence check. Every attempt
 //! is counted, and sustained throttling slows mutating calls down adaptively *before* the
 //! token bucket ([`attempts::Backoff`]).
-//! Pacing: a client-side token bucket per region for mutating calls (default burst 50,
-//! 5/s: EC2's documented mutating-action bucket), so a bulk move slows down instead of
-//! being throttled.
+//! Pacing: EC2 calls wait in client-side token buckets, one per API and region, as EC2
+//! counts them (defaults from EC2's documented categories: mutating 50 and 5 a second,
+//! Describe 100 and 20 a second; `aws.api_limits` overrides one API), in priority order
+//! ([`crate::pace`]), so a bulk move goes at EC2's own pace instead of being throttled.
+//! Route 53 change batches keep one account-wide bucket (`aws.dns_*`).
 
 pub mod arc;
 pub mod data;
@@ -152,7 +154,8 @@ impl AwsProvider {
                 Ec2Region {
                     region: r.clone(),
                     client: aws_sdk_ec2::Client::from_conf(conf),
-                    pacer: pacer(aws.mutate_burst, aws.mutate_per_second),
+                    buckets: Arc::new(crate::pace::Buckets::new(r.clone(), aws.api_limits.clone())),
+                    stamps: Default::default(),
                     backoff,
                     call_timeout: aws.call_timeout,
                     metrics: metrics.clone(),
@@ -300,6 +303,20 @@ impl FloatProvider for AwsProvider {
 
     fn propagation(&self, float: &FloatRef) -> Option<crate::provider::Propagation> {
         self.dns.propagation(&float.id)
+    }
+
+    fn queues(&self) -> Vec<crate::pace::QueueStatus> {
+        let mut regions: Vec<&Ec2Region> = self.regions.values().collect();
+        regions.sort_by(|a, b| a.region.cmp(&b.region));
+        regions.iter().flat_map(|r| r.buckets.status()).collect()
+    }
+
+    fn read_lane(&self, float: &FloatRef) -> String {
+        match float.kind {
+            FloatKind::Ec2(_) => format!("ec2 {}", float.region),
+            FloatKind::Dns(_) => "route53".into(),
+            FloatKind::Arc(_) => "arc".into(),
+        }
     }
 
     async fn release_float(

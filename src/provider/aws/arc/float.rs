@@ -180,6 +180,7 @@ impl ArcFloats {
             calls_to_move: 1,
             move_time: started.elapsed(),
             stamp_error: None,
+            token_wait: std::time::Duration::ZERO,
         })
     }
 

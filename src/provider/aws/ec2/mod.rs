@@ -11,13 +11,14 @@
 
 mod observe;
 mod release;
+mod stamps;
 
 pub mod spec;
 
-use super::Pacer;
 use crate::leader::Fence;
 use crate::metrics::Metrics;
 use crate::model::MoveStamp;
+use crate::pace::{Buckets, Turn};
 use crate::provider::aws::stamp;
 use crate::provider::{
     Attached, FloatRef, MoveDone, MoveOrder, ProviderError, StampOrder, StampWhen,
@@ -34,7 +35,11 @@ use tokio::time::Instant;
 pub struct Ec2Region {
     pub region: String,
     pub client: Client,
-    pub pacer: Pacer,
+    /// One client-side bucket per EC2 API, as EC2 counts (moves never wait for stamps).
+    pub buckets: Arc<Buckets>,
+    /// Stamps waiting to go out batched (one CreateTags for every resource that gets the
+    /// same tag).
+    pub stamps: stamps::StampQueue,
     /// Adaptive slow-down under sustained throttling, waited before the token bucket.
     pub backoff: Arc<super::attempts::Backoff>,
     pub call_timeout: Duration,
@@ -87,41 +92,26 @@ impl Ec2Region {
         super::timed(&self.metrics, "ec2", op, &self.region, fut).await
     }
 
-    /// Wait for a token, then ask the fence. Only then may a mutating call be sent.
+    /// Wait for a token of `op` in the queue's order, then ask the fence. Only then may a
+    /// mutating call be sent. Returns how long the call waited for its token.
     async fn gate(
         &self,
         op: &'static str,
         fence: &dyn Fence,
         st: &MoveStamp,
-    ) -> Result<(), ProviderError> {
+        turn: &Turn,
+    ) -> Result<Duration, ProviderError> {
         let slow = self.backoff.current();
         if !slow.is_zero() {
             tokio::time::sleep(slow).await;
         }
-        self.pacer.until_ready().await;
+        let waited = self.buckets.acquire(op, turn).await;
         if let Err(source) = fence.permit(st.epoch, self.call_timeout) {
             self.metrics.fenced.inc();
             return Err(ProviderError::Fenced { op, source });
         }
         self.mutations.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-
-    async fn tag(
-        &self,
-        resource: &str,
-        key: String,
-        st: &MoveStamp,
-        fence: &dyn Fence,
-    ) -> Result<(), ProviderError> {
-        self.gate("CreateTags", fence, st).await?;
-        let t = Tag::builder().key(key).value(stamp::encode(st)).build();
-        self.timed(
-            "CreateTags",
-            self.client.create_tags().resources(resource).tags(t).send(),
-        )
-        .await
-        .map(|_| ())
+        Ok(waited)
     }
 
     /// Where a float's stamp lives: (resource, tag key). None: nowhere to write it (a
@@ -146,7 +136,7 @@ impl Ec2Region {
         fence: &dyn Fence,
     ) -> Result<(), ProviderError> {
         match Self::stamp_site(ec2(&o.float)?, eni_of(o.holder.as_ref())) {
-            Some((resource, key)) => self.tag(&resource, key, &o.stamp, fence).await,
+            Some((resource, key)) => self.tag(&resource, key, &o.stamp, fence, &o.turn).await,
             None => Ok(()),
         }
     }
@@ -162,18 +152,28 @@ impl Ec2Region {
         if o.stamp_when == StampWhen::Before
             && let Some((resource, key)) = &site
         {
-            self.tag(resource, key.clone(), st, fence).await?;
+            self.tag(resource, key.clone(), st, fence, &o.turn).await?;
         }
         let started = Instant::now();
-        let calls = self.move_only(o, fence).await?;
+        let mut waited = Duration::ZERO;
+        let calls = self.move_only(o, fence, &mut waited).await?;
         let mut done = MoveDone {
             calls_to_move: calls,
-            move_time: started.elapsed(),
+            move_time: started.elapsed().saturating_sub(waited),
             stamp_error: None,
+            token_wait: waited,
+        };
+        // The stamp waits in its own bucket, behind every move: a stamp never delays a move.
+        let stamp_turn = Turn {
+            priority: crate::pace::Priority {
+                class: crate::pace::Class::Stamp,
+                rank: o.turn.priority.rank,
+            },
+            heart: o.turn.heart.clone(),
         };
         if o.stamp_when == StampWhen::After
             && let Some((resource, key)) = site
-            && let Err(e) = self.tag(&resource, key, st, fence).await
+            && let Err(e) = self.tag(&resource, key, st, fence, &stamp_turn).await
         {
             done.stamp_error = Some(e.to_string());
         }
@@ -181,13 +181,20 @@ impl Ec2Region {
     }
 
     /// The move itself; returns the number of mutating round trips it took.
-    async fn move_only(&self, o: &MoveOrder, fence: &dyn Fence) -> Result<u32, ProviderError> {
+    async fn move_only(
+        &self,
+        o: &MoveOrder,
+        fence: &dyn Fence,
+        waited: &mut Duration,
+    ) -> Result<u32, ProviderError> {
         let st = &o.stamp;
         let to = o.to.ec2.clone().unwrap_or_default();
         match ec2(&o.float)? {
-            Ec2Float::Eip { allocation_id } => self.move_eip(o, allocation_id, &to, fence).await,
+            Ec2Float::Eip { allocation_id } => {
+                self.move_eip(o, allocation_id, &to, fence, waited).await
+            }
             Ec2Float::SecondaryIp { address } => {
-                self.move_secondary_ip(o, address, &to, fence).await
+                self.move_secondary_ip(o, address, &to, fence, waited).await
             }
             Ec2Float::Route {
                 route_table_id,
@@ -195,7 +202,8 @@ impl Ec2Region {
                 via,
             } => {
                 let route = (route_table_id.as_str(), destination.as_str(), *via);
-                self.move_route(st, route, &to, fence).await
+                self.move_route(st, route, &to, fence, &o.turn, waited)
+                    .await
             }
         }
     }
@@ -208,6 +216,7 @@ impl Ec2Region {
         allocation_id: &str,
         to: &Ec2Endpoint,
         fence: &dyn Fence,
+        waited: &mut Duration,
     ) -> Result<u32, ProviderError> {
         let st = &o.stamp;
         let mut calls = 0;
@@ -216,7 +225,7 @@ impl Ec2Region {
             Some(observed) => {
                 if let Some(assoc) = observed {
                     calls += 1;
-                    if !self.disassociate(assoc, fence, st).await? {
+                    if !self.disassociate(assoc, fence, st, &o.turn).await? {
                         return Err(ProviderError::Conflict {
                             op: "DisassociateAddress",
                             region: self.region.clone(),
@@ -228,7 +237,7 @@ impl Ec2Region {
                 false
             }
         };
-        self.gate("AssociateAddress", fence, st).await?;
+        *waited += self.gate("AssociateAddress", fence, st, &o.turn).await?;
         calls += 1;
         let mut req = self
             .client
@@ -267,13 +276,16 @@ impl Ec2Region {
         address: &str,
         to: &Ec2Endpoint,
         fence: &dyn Fence,
+        waited: &mut Duration,
     ) -> Result<u32, ProviderError> {
         let st = &o.stamp;
         let eni = to
             .eni_id
             .as_deref()
             .ok_or(ProviderError::MissingBinding("eni_id"))?;
-        self.gate("AssignPrivateIpAddresses", fence, st).await?;
+        *waited += self
+            .gate("AssignPrivateIpAddresses", fence, st, &o.turn)
+            .await?;
         self.timed(
             "AssignPrivateIpAddresses",
             self.client
@@ -287,7 +299,8 @@ impl Ec2Region {
         // Real EC2 moves the address with AllowReassignment. Emulators may leave a
         // copy on the old ENI: remove it, best effort, so the address has one home.
         if let Some(old) = eni_of(o.from.as_ref()).filter(|old| *old != eni) {
-            self.unassign_leftover(old, address, fence, st).await;
+            self.unassign_leftover(old, address, fence, st, &o.turn)
+                .await;
         }
         Ok(1)
     }
@@ -299,6 +312,8 @@ impl Ec2Region {
         (route_table_id, destination, via): (&str, &str, RouteVia),
         to: &Ec2Endpoint,
         fence: &dyn Fence,
+        turn: &Turn,
+        waited: &mut Duration,
     ) -> Result<u32, ProviderError> {
         let (inst, eni) = match via {
             RouteVia::Instance => (
@@ -318,7 +333,7 @@ impl Ec2Region {
                 ),
             ),
         };
-        self.gate("ReplaceRoute", fence, st).await?;
+        *waited += self.gate("ReplaceRoute", fence, st, turn).await?;
         let replaced = self
             .timed(
                 "ReplaceRoute",
@@ -336,7 +351,7 @@ impl Ec2Region {
             Err(ProviderError::Api { code, .. })
                 if code.contains("NotFound") || code == "InvalidParameterValue" =>
             {
-                self.gate("CreateRoute", fence, st).await?;
+                *waited += self.gate("CreateRoute", fence, st, turn).await?;
                 self.timed(
                     "CreateRoute",
                     self.client
@@ -354,7 +369,14 @@ impl Ec2Region {
         }
     }
 
-    async fn unassign_leftover(&self, eni: &str, address: &str, fence: &dyn Fence, st: &MoveStamp) {
+    async fn unassign_leftover(
+        &self,
+        eni: &str,
+        address: &str,
+        fence: &dyn Fence,
+        st: &MoveStamp,
+        turn: &Turn,
+    ) {
         let still_there = self
             .timed(
                 "DescribeNetworkInterfaces",
@@ -374,7 +396,7 @@ impl Ec2Region {
             .unwrap_or(false);
         if !still_there
             || self
-                .gate("UnassignPrivateIpAddresses", fence, st)
+                .gate("UnassignPrivateIpAddresses", fence, st, turn)
                 .await
                 .is_err()
         {

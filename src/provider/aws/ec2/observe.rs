@@ -6,9 +6,28 @@ use super::{Ec2Region, ec2, filter, holder, tag_value};
 use crate::provider::FloatRef;
 use crate::provider::aws::stamp;
 use crate::provider::{Observation, ProviderError};
+use aws_sdk_ec2::types::{NetworkInterface, RouteTable};
 use std::collections::HashMap;
 
+/// Values one EC2 filter takes in this code (EC2 accepts up to 200 in many APIs): larger
+/// sets are read in chunks of this size (or unfiltered, for addresses).
+const FILTER_VALUES: usize = 200;
+/// At most this many pages per read: a bound, not a limit anyone hits.
+const MAX_PAGES: usize = 100;
+
 impl Ec2Region {
+    /// Wait for a read token of `op` (reads have their own buckets, as EC2 counts them).
+    async fn read_turn(&self, op: &str) {
+        let turn = crate::pace::Turn {
+            priority: crate::pace::Priority {
+                class: crate::pace::Class::Read,
+                rank: 0,
+            },
+            heart: None,
+        };
+        self.buckets.acquire(op, &turn).await;
+    }
+
     /// Instance ids EC2 does not know (filters, so one unknown id does not fail the call).
     pub async fn missing_instances(&self, ids: &[String]) -> Result<Vec<String>, ProviderError> {
         let resp = self
@@ -65,61 +84,93 @@ impl Ec2Region {
             if allocs.is_empty() {
                 return Ok(None);
             }
-            self.timed(
-                "DescribeAddresses",
-                self.client
-                    .describe_addresses()
-                    .filters(filter("allocation-id", &allocs))
-                    .send(),
-            )
-            .await
-            .map(Some)
+            self.read_turn("DescribeAddresses").await;
+            // Beyond one filter's worth of ids, one unfiltered call reads the region's
+            // addresses (DescribeAddresses does not paginate): still one call per read.
+            let req = self.client.describe_addresses();
+            let req = if allocs.len() <= FILTER_VALUES {
+                req.filters(filter("allocation-id", &allocs))
+            } else {
+                req
+            };
+            self.timed("DescribeAddresses", req.send()).await.map(Some)
         };
         let nics = async {
             if ips.is_empty() || enis.is_empty() {
                 return Ok(None);
             }
-            self.timed(
-                "DescribeNetworkInterfaces",
-                self.client
-                    .describe_network_interfaces()
-                    .filters(filter("network-interface-id", enis))
-                    .send(),
-            )
-            .await
-            .map(Some)
+            let mut all = Vec::new();
+            for chunk in enis.chunks(FILTER_VALUES) {
+                let mut next: Option<String> = None;
+                for _ in 0..MAX_PAGES {
+                    self.read_turn("DescribeNetworkInterfaces").await;
+                    let page = self
+                        .timed(
+                            "DescribeNetworkInterfaces",
+                            self.client
+                                .describe_network_interfaces()
+                                .filters(filter("network-interface-id", chunk))
+                                .max_results(1000)
+                                .set_next_token(next.take())
+                                .send(),
+                        )
+                        .await?;
+                    all.extend(page.network_interfaces().iter().cloned());
+                    match page.next_token().filter(|t| !t.is_empty()) {
+                        Some(t) => next = Some(t.to_string()),
+                        None => break,
+                    }
+                }
+            }
+            Ok::<_, ProviderError>(Some(all))
         };
         let routes = async {
             if tables.is_empty() {
                 return Ok(None);
             }
             let ids: Vec<String> = tables.keys().map(|s| s.to_string()).collect();
-            self.timed(
-                "DescribeRouteTables",
-                self.client
-                    .describe_route_tables()
-                    .filters(filter("route-table-id", &ids))
-                    .send(),
-            )
-            .await
-            .map(Some)
+            let mut all = Vec::new();
+            for chunk in ids.chunks(FILTER_VALUES) {
+                let mut next: Option<String> = None;
+                for _ in 0..MAX_PAGES {
+                    self.read_turn("DescribeRouteTables").await;
+                    let page = self
+                        .timed(
+                            "DescribeRouteTables",
+                            self.client
+                                .describe_route_tables()
+                                .filters(filter("route-table-id", chunk))
+                                .max_results(100)
+                                .set_next_token(next.take())
+                                .send(),
+                        )
+                        .await?;
+                    all.extend(page.route_tables().iter().cloned());
+                    match page.next_token().filter(|t| !t.is_empty()) {
+                        Some(t) => next = Some(t.to_string()),
+                        None => break,
+                    }
+                }
+            }
+            Ok::<_, ProviderError>(Some(all))
         };
         let (eips, nics, routes) = tokio::join!(eips, nics, routes);
 
         if let Some(resp) = eips? {
-            read_eips(&mut out, &resp);
+            let wanted = allocs.iter().map(String::as_str).collect();
+            read_eips(&mut out, &wanted, &resp);
         }
         if !ips.is_empty() {
             // Every requested IP is known: on one of the target ENIs, or on none of them.
             for (_, id) in ips.iter() {
                 out.insert(id.to_string(), Observation::default());
             }
-            if let Some(resp) = nics? {
-                read_secondary_ips(&mut out, &ips, &resp);
+            if let Some(nics) = nics? {
+                read_secondary_ips(&mut out, &ips, &nics);
             }
         }
-        if let Some(resp) = routes? {
-            read_routes(&mut out, &tables, &resp);
+        if let Some(rts) = routes? {
+            read_routes(&mut out, &tables, &rts);
         }
         Ok(out)
     }
@@ -128,12 +179,16 @@ impl Ec2Region {
 /// The Elastic IPs' holders, stamps and association ids.
 fn read_eips(
     out: &mut HashMap<String, Observation>,
+    wanted: &std::collections::HashSet<&str>,
     resp: &aws_sdk_ec2::operation::describe_addresses::DescribeAddressesOutput,
 ) {
     for a in resp.addresses() {
         let Some(alloc) = a.allocation_id() else {
             continue;
         };
+        if !wanted.contains(alloc) {
+            continue;
+        }
         out.insert(
             Ec2Float::Eip {
                 allocation_id: alloc.to_string(),
@@ -156,9 +211,9 @@ fn read_eips(
 fn read_secondary_ips(
     out: &mut HashMap<String, Observation>,
     ips: &HashMap<&str, &str>,
-    resp: &aws_sdk_ec2::operation::describe_network_interfaces::DescribeNetworkInterfacesOutput,
+    nics: &[NetworkInterface],
 ) {
-    for n in resp.network_interfaces() {
+    for n in nics {
         for p in n.private_ip_addresses() {
             let (Some(addr), false) = (p.private_ip_address(), p.primary().unwrap_or(false)) else {
                 continue;
@@ -186,9 +241,9 @@ fn read_secondary_ips(
 fn read_routes(
     out: &mut HashMap<String, Observation>,
     tables: &HashMap<&str, Vec<(&str, &str)>>,
-    resp: &aws_sdk_ec2::operation::describe_route_tables::DescribeRouteTablesOutput,
+    rts: &[RouteTable],
 ) {
-    for t in resp.route_tables() {
+    for t in rts {
         let Some(tid) = t.route_table_id() else {
             continue;
         };

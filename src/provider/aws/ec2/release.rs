@@ -16,8 +16,9 @@ impl Ec2Region {
         assoc: &str,
         fence: &dyn Fence,
         st: &crate::model::MoveStamp,
+        turn: &crate::pace::Turn,
     ) -> Result<bool, ProviderError> {
-        self.gate("DisassociateAddress", fence, st).await?;
+        self.gate("DisassociateAddress", fence, st, turn).await?;
         match self
             .timed(
                 "DisassociateAddress",
@@ -44,7 +45,8 @@ impl Ec2Region {
         let st = &o.stamp;
         match ec2(&o.float)? {
             Ec2Float::Eip { allocation_id } => {
-                self.tag(allocation_id, stamp::key(None), st, fence).await?;
+                self.tag(allocation_id, stamp::key(None), st, fence, &o.turn)
+                    .await?;
                 let d = self
                     .timed(
                         "DescribeAddresses",
@@ -61,7 +63,7 @@ impl Ec2Region {
                     .collect();
                 for assoc in assocs {
                     // Already gone: the release is done either way.
-                    self.disassociate(&assoc, fence, st).await?;
+                    self.disassociate(&assoc, fence, st, &o.turn).await?;
                 }
                 Ok(())
             }
@@ -69,8 +71,10 @@ impl Ec2Region {
                 let Some(eni) = eni_of(o.from.as_ref()).map(str::to_string) else {
                     return Ok(());
                 };
-                self.tag(&eni, stamp::key(Some(address)), st, fence).await?;
-                self.gate("UnassignPrivateIpAddresses", fence, st).await?;
+                self.tag(&eni, stamp::key(Some(address)), st, fence, &o.turn)
+                    .await?;
+                self.gate("UnassignPrivateIpAddresses", fence, st, &o.turn)
+                    .await?;
                 self.timed(
                     "UnassignPrivateIpAddresses",
                     self.client
@@ -87,9 +91,15 @@ impl Ec2Region {
                 destination,
                 ..
             } => {
-                self.tag(route_table_id, stamp::key(Some(destination)), st, fence)
-                    .await?;
-                self.gate("DeleteRoute", fence, st).await?;
+                self.tag(
+                    route_table_id,
+                    stamp::key(Some(destination)),
+                    st,
+                    fence,
+                    &o.turn,
+                )
+                .await?;
+                self.gate("DeleteRoute", fence, st, &o.turn).await?;
                 match self
                     .timed(
                         "DeleteRoute",
