@@ -186,6 +186,10 @@ impl FloatProvider for MemProvider {
             .collect())
     }
 
+    fn queues(&self) -> Vec<floatover::pace::QueueStatus> {
+        self.queue_status()
+    }
+
     async fn move_float(
         &self,
         o: &MoveOrder,

@@ -331,13 +331,13 @@ impl Worker {
         // that started after them; the read-backs of a burst share one read. After a
         // failure the outcome is unknown (a timed-out call may have landed): read at once,
         // and do not judge that read as drift.
-        st.fresh_after = now;
+        st.fresh_after = self.ctx.reads.tick();
         if failed {
             st.observe_now = true;
             st.belief_epoch = None;
         } else {
             for l in self.lanes() {
-                l.request(now, now + super::group::READBACK);
+                l.request(st.fresh_after, now + super::group::READBACK);
             }
         }
         let next = if failed {

@@ -22,8 +22,9 @@ use tokio_util::sync::CancellationToken;
 /// How often an idle worker beats.
 const BEAT: Duration = Duration::from_millis(250);
 /// How soon after a successful move its read-back is wanted: soon enough to learn the new
-/// association ids, late enough that the read-backs of a burst of moves share one read.
-pub(super) const READBACK: Duration = Duration::from_millis(250);
+/// association ids, late enough that the read-backs of a burst of moves (one every 200 ms
+/// at EC2's pace) share one read a second.
+pub(super) const READBACK: Duration = Duration::from_secs(1);
 
 /// A claim's result: the epoch and, per float, the stamp written or why not.
 type Claimed = (Epoch, Vec<(String, MoveStamp, Result<(), ProviderError>)>);
@@ -46,9 +47,10 @@ pub(super) struct State {
     pub observe_now: bool,
     /// Ask for a fresh read then (the takeover's second look, a retry after a failure).
     pub observe_at: Instant,
-    /// Only reads that started at or after this instant may be used: our own last move is
-    /// in them (an older read would show the old holder and look like drift).
-    pub fresh_after: Instant,
+    /// Only reads that started after this tick of the shared reads' clock may be used:
+    /// our own last move is in them (an older read would show the old holder and look
+    /// like drift).
+    pub fresh_after: u64,
     /// The last read of each lane taken in (by sequence number).
     pub seen: Vec<u64>,
     /// The claim being written (stamps wait in their own queue; the worker goes on).
@@ -77,6 +79,8 @@ pub(super) struct Worker {
     view: GroupView,
     /// The shared reads this group's floats are in.
     lanes: Vec<Arc<Lane>>,
+    /// This group's targets' keys on the health board.
+    keys: Vec<crate::model::TargetKey>,
 }
 
 impl Worker {
@@ -85,7 +89,17 @@ impl Worker {
         let lanes = ctx
             .reads
             .lanes_of(ctx.provider.as_ref(), &ctx.spec.groups[gi].floats);
+        let g = &ctx.spec.groups[gi];
+        let keys = g
+            .targets
+            .iter()
+            .map(|t| crate::model::TargetKey {
+                group: g.name.clone(),
+                target: t.id.clone(),
+            })
+            .collect();
         Worker {
+            keys,
             lanes,
             view,
             ctx,
@@ -101,6 +115,10 @@ impl Worker {
 
     pub(super) fn heart(&self) -> &Heart {
         &self.heart
+    }
+
+    pub(super) fn keys(&self) -> &[crate::model::TargetKey] {
+        &self.keys
     }
 
     pub(super) fn lanes(&self) -> &[Arc<Lane>] {
@@ -119,7 +137,7 @@ impl Worker {
             belief_epoch: None,
             observe_now: true,
             observe_at: now,
-            fresh_after: now,
+            fresh_after: self.ctx.reads.tick(),
             seen: vec![0; self.lanes.len()],
             claims: JoinSet::new(),
             memory: GroupMemory::default(),
@@ -214,7 +232,7 @@ impl Worker {
     /// Wait for a read of every lane of this group that started after our last move, and
     /// take it in. False when there is none to plan from (a read failed).
     async fn observe(&self, st: &mut State, leader: &LeaderState) -> bool {
-        let since = Instant::now().max(st.fresh_after);
+        let since = self.ctx.reads.tick().max(st.fresh_after);
         // Waiting for a read under way plus one more is normal; a lane that hangs longer
         // than its calls' timeout is a stall.
         let budget = self
@@ -242,7 +260,7 @@ impl Worker {
         }
         let newer = reads.iter().zip(&st.seen).any(|(r, seen)| r.seq > *seen);
         let failed = reads.iter().any(|r| r.result.is_err());
-        let fresh = reads.iter().all(|r| r.started >= st.fresh_after);
+        let fresh = reads.iter().all(|r| r.tick > st.fresh_after);
         (newer && (failed || fresh)).then_some(reads)
     }
 
@@ -543,7 +561,7 @@ impl Worker {
         let Some(belief) = st.belief.as_ref() else {
             return;
         };
-        let health = self.ctx.board.snapshot();
+        let health = self.ctx.board.snapshot_of(&self.keys);
         let now = Instant::now();
         let hv = super::health_view(g, &health);
         let observed = observed_view(g, belief);

@@ -9,12 +9,15 @@
 //! read. A failed read backs off (exponential, with jitter and a cap) for the whole lane.
 //!
 //! A group only uses a read that started after its own last move (so its move is in it):
-//! reads that started earlier could show the old holder and would look like drift.
+//! reads that started earlier could show the old holder and would look like drift. "After"
+//! is judged on a logical clock ([`Reads::tick`], one count per read started), not on
+//! instants: two things can happen at the same instant, a read and the end of a move.
 
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::provider::{FloatProvider, FloatRef, Observation, ProviderError, TargetBindings};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -30,14 +33,16 @@ pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(8);
 pub(crate) struct Read {
     /// Reads of this lane so far (1 for the first).
     pub seq: u64,
-    /// When the read was sent: it shows every change finished before this instant.
-    pub started: Instant,
+    /// The logical time the read was sent at: it shows every change finished before
+    /// [`Reads::tick`] passed this value.
+    pub tick: u64,
     pub result: Result<Arc<HashMap<String, Observation>>, ProviderError>,
 }
 
 struct Want {
-    /// When the last read started (a request for a view at least this fresh is served).
-    last_started: Option<Instant>,
+    /// The tick of the last read started (a request for a view newer than a tick below
+    /// it is served by that read).
+    last_tick: u64,
     /// The earliest time someone needs a new read by.
     due: Option<Instant>,
     /// No read before this (backing off after a failure).
@@ -52,6 +57,7 @@ pub(crate) struct Lane {
     latest: watch::Sender<Option<Arc<Read>>>,
     want: Mutex<Want>,
     wake: Notify,
+    ticks: Arc<AtomicU64>,
 }
 
 impl Lane {
@@ -64,12 +70,12 @@ impl Lane {
         self.latest.borrow().clone()
     }
 
-    /// Ask for a read that starts at or after `since`, by `by` at the latest. A read
+    /// Ask for a read that starts after tick `since`, by `by` at the latest. A read
     /// already under way (or done) that started late enough serves it.
-    pub fn request(&self, since: Instant, by: Instant) {
+    pub fn request(&self, since: u64, by: Instant) {
         {
             let mut w = self.lock();
-            if w.last_started.is_some_and(|s| s >= since) {
+            if w.last_tick > since {
                 return;
             }
             w.due = Some(w.due.map_or(by, |d| d.min(by)));
@@ -83,14 +89,14 @@ impl Lane {
         (w.not_before > Instant::now()).then_some(w.not_before)
     }
 
-    /// A read that started at or after `since`: the latest if it is fresh enough, else the
+    /// A read that started after tick `since`: the latest if it is fresh enough, else the
     /// next one (asked for now). A lane that is backing off answers with its last failure
     /// at once rather than holding the group up.
-    pub async fn fresh(&self, since: Instant) -> Arc<Read> {
+    pub async fn fresh(&self, since: u64) -> Arc<Read> {
         let mut rx = self.latest.subscribe();
         loop {
             if let Some(r) = rx.borrow_and_update().clone() {
-                if r.started >= since {
+                if r.tick > since {
                     return r;
                 }
                 if r.result.is_err() && self.backing_off().is_some() {
@@ -104,7 +110,7 @@ impl Lane {
                 return last.unwrap_or_else(|| {
                     Arc::new(Read {
                         seq: 0,
-                        started: since,
+                        tick: since,
                         result: Err(ProviderError::Unsupported("reads after shutdown")),
                     })
                 });
@@ -118,6 +124,7 @@ impl Lane {
 pub(crate) struct Reads {
     lanes: BTreeMap<String, Arc<Lane>>,
     pub generation: watch::Sender<u64>,
+    ticks: Arc<AtomicU64>,
 }
 
 impl Reads {
@@ -138,6 +145,7 @@ impl Reads {
                 }
             }
         }
+        let ticks = Arc::new(AtomicU64::new(0));
         let lanes = floats
             .into_iter()
             .map(|(name, (floats, targets))| {
@@ -146,8 +154,9 @@ impl Reads {
                     floats,
                     targets,
                     latest: watch::channel(None).0,
+                    ticks: ticks.clone(),
                     want: Mutex::new(Want {
-                        last_started: None,
+                        last_tick: 0,
                         due: None,
                         not_before: Instant::now(),
                     }),
@@ -159,7 +168,14 @@ impl Reads {
         Reads {
             lanes,
             generation: watch::channel(0).0,
+            ticks,
         }
+    }
+
+    /// The logical clock now: a read that starts later has a higher tick, and shows every
+    /// change finished before this call.
+    pub fn tick(&self) -> u64 {
+        self.ticks.load(Ordering::SeqCst)
     }
 
     /// The lanes a group's floats live in.
@@ -197,6 +213,7 @@ impl LaneTask {
         let mut leader_rx = self.leadership.clone();
         let mut failures: u32 = 0;
         let mut seq: u64 = 0;
+        let mut last_started: Option<Instant> = None;
         loop {
             let now = Instant::now();
             let due = {
@@ -206,7 +223,7 @@ impl LaneTask {
                 } else {
                     self.standby_every
                 };
-                let periodic = w.last_started.map_or(now, |s| s + every);
+                let periodic = last_started.map_or(now, |s| s + every);
                 let asked = w.due.unwrap_or(periodic);
                 periodic.min(asked).max(w.not_before)
             };
@@ -220,11 +237,13 @@ impl LaneTask {
                 }
                 continue;
             }
-            let started = {
+            last_started = Some(now);
+            let tick = {
                 let mut w = lane.lock();
-                w.last_started = Some(now);
+                let tick = lane.ticks.fetch_add(1, Ordering::SeqCst) + 1;
+                w.last_tick = tick;
                 w.due = None;
-                now
+                tick
             };
             let res = tokio::select! {
                 biased;
@@ -244,7 +263,7 @@ impl LaneTask {
             seq += 1;
             lane.latest.send_replace(Some(Arc::new(Read {
                 seq,
-                started,
+                tick,
                 result: res.map(Arc::new),
             })));
             self.generation.send_modify(|g| *g = g.wrapping_add(1));

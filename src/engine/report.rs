@@ -137,7 +137,7 @@ impl Worker {
             Holder::Target(t) => Some(t.clone()),
             _ => None,
         });
-        let tallies = self.ctx.board.tallies();
+        let tallies = self.ctx.board.tallies_of(self.keys());
         let targets = g
             .targets
             .iter()

@@ -226,6 +226,24 @@ impl HealthBoard {
             .collect()
     }
 
+    /// [`HealthBoard::snapshot`] of some targets only (one group's): a group worker copies
+    /// its own targets, not the whole board, so 500 groups cost 500 times one group rather
+    /// than 500 times 500.
+    pub fn snapshot_of(&self, keys: &[TargetKey]) -> HashMap<TargetKey, TargetHealth> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        keys.iter()
+            .filter_map(|k| entries.get(k).map(|e| (k.clone(), e.voted.clone())))
+            .collect()
+    }
+
+    /// [`HealthBoard::tallies`] of some targets only.
+    pub fn tallies_of(&self, keys: &[TargetKey]) -> HashMap<TargetKey, Tally> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        keys.iter()
+            .filter_map(|k| entries.get(k).and_then(|e| e.tally.map(|t| (k.clone(), t))))
+            .collect()
+    }
+
     /// Health of one target (voted, with health votes; Unknown when not configured).
     pub fn get(&self, key: &TargetKey) -> Health {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
