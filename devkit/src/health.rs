@@ -195,6 +195,14 @@ impl FleetHealth {
             .insert(id.to_string());
     }
 
+    /// The instance stops answering (503), as when its zone goes down.
+    pub fn unboot(&self, id: &str) {
+        self.booted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
     pub fn open_site(&self) {
         self.site_open
             .store(true, std::sync::atomic::Ordering::SeqCst);

@@ -12,6 +12,7 @@ pub mod inprocess;
 pub mod invariants;
 pub mod kubeapi;
 pub mod leaseworld;
+pub mod massworld;
 pub mod memlease;
 pub mod memprovider;
 pub mod quorumsim;

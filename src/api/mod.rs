@@ -69,6 +69,10 @@ pub struct StatusBody {
     pub observe_error: Option<String>,
     pub groups: Vec<GroupStatus>,
     pub audit: Vec<AuditEvent>,
+    /// The provider's client-side queues: calls waiting for a token, by API, and the
+    /// expected time to drain them (a mass failover at the provider's pace).
+    #[serde(default)]
+    pub queues: Vec<crate::pace::QueueStatus>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -208,6 +212,7 @@ async fn status(State(s): State<ApiState>) -> Json<StatusBody> {
         leader: leader.into(),
         observe_error: s.status.observe_error(),
         groups,
+        queues: s.status.queues(),
         audit: audit.into_iter().skip(skip).collect(),
     })
 }
