@@ -107,10 +107,9 @@ async fn a_hundred_eips_fail_over_at_once_without_a_step_down() {
 
     let text = metrics.encode();
     let reads = metric_sum(&text, "floatover_observe_reads_total", &|_| true) - reads_before;
-    // Measured: about one read per move while the queue drains (a group's second look
-    // after its takeover lands behind its queued move; to be tightened), never one read
-    // per group and tick: bounded by the move pace (5 a second), not by the group count.
-    let bound = took.as_secs_f64() * 5.0 + 5.0;
+    // The read-backs of the whole burst share about one read a second, plus the drift
+    // check's (measured: 9 in 11 s for 100 groups); one per group would be 100 a tick.
+    let bound = took.as_secs_f64() * 1.5 + 3.0;
     println!("{reads} shared reads during the failover");
     assert!(
         reads <= bound,

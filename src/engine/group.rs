@@ -542,10 +542,14 @@ impl Worker {
             st.observe_now = true;
             st.belief_epoch = None;
             // The previous leader's last call may still land (it was sent before its fence
-            // closed and may take up to a call timeout): read again once it could have.
+            // closed and may take up to a call timeout): read again once it could have. The
+            // lane reads then for every group at once (a group busy with a queued move
+            // takes that read in when it is back), and it is judged as drift.
             let recheck =
                 Instant::now() + self.ctx.spec.aws.call_timeout + Duration::from_millis(250);
-            st.observe_at = st.observe_at.min(recheck);
+            for l in &self.lanes {
+                l.schedule(recheck);
+            }
         }
         st.leading = now_leading;
         if st.observe_now || st.belief.is_none() {

@@ -45,6 +45,8 @@ struct Want {
     last_tick: u64,
     /// The earliest time someone needs a new read by.
     due: Option<Instant>,
+    /// A read wanted at (not before) this time, whatever reads come earlier.
+    scheduled: Option<Instant>,
     /// No read before this (backing off after a failure).
     not_before: Instant,
 }
@@ -79,6 +81,16 @@ impl Lane {
                 return;
             }
             w.due = Some(w.due.map_or(by, |d| d.min(by)));
+        }
+        self.wake.notify_one();
+    }
+
+    /// Ask for a read that starts at `at` or later (a takeover's second look, once the
+    /// previous leader's last call could have landed). Earlier reads do not serve it.
+    pub fn schedule(&self, at: Instant) {
+        {
+            let mut w = self.lock();
+            w.scheduled = Some(w.scheduled.map_or(at, |s| s.min(at)));
         }
         self.wake.notify_one();
     }
@@ -158,6 +170,7 @@ impl Reads {
                     want: Mutex::new(Want {
                         last_tick: 0,
                         due: None,
+                        scheduled: None,
                         not_before: Instant::now(),
                     }),
                     wake: Notify::new(),
@@ -225,7 +238,8 @@ impl LaneTask {
                 };
                 let periodic = last_started.map_or(now, |s| s + every);
                 let asked = w.due.unwrap_or(periodic);
-                periodic.min(asked).max(w.not_before)
+                let at = w.scheduled.unwrap_or(periodic);
+                periodic.min(asked).min(at).max(w.not_before)
             };
             if due > now {
                 tokio::select! {
@@ -243,6 +257,9 @@ impl LaneTask {
                 let tick = lane.ticks.fetch_add(1, Ordering::SeqCst) + 1;
                 w.last_tick = tick;
                 w.due = None;
+                if w.scheduled.is_some_and(|s| s <= now) {
+                    w.scheduled = None;
+                }
                 tick
             };
             let res = tokio::select! {
