@@ -6,6 +6,7 @@ mod data;
 mod decision;
 mod dns;
 mod eip;
+mod mass;
 mod probes;
 mod quorum;
 mod region;
@@ -235,6 +236,50 @@ async fn sites_only() -> ExitCode {
     }
 }
 
+/// `bench/run --mass`: mass failover on LocalStack (100 and 500 EIPs, one replica and
+/// three); writes `bench/MASS.md`.
+async fn mass_only() -> ExitCode {
+    let ls = match LocalStack::start_or_reuse() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cannot start LocalStack: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut results = Vec::new();
+    for (groups, replicas, region) in [
+        (100, 1, "us-east-1"),
+        (100, 3, "us-east-2"),
+        (500, 1, "us-west-1"),
+        (500, 3, "us-west-2"),
+    ] {
+        eprintln!("mass failover: {groups} EIPs, {replicas} replica(s) ...");
+        let r = mass::run(&ls.endpoint, region, groups, replicas).await;
+        match &r {
+            Ok(m) => eprintln!("{}", m.row()),
+            Err(e) => eprintln!("  failed: {e}"),
+        }
+        results.push(r);
+    }
+    drop(ls);
+    let md = mass::report(&results, &machine());
+    println!("{md}");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/MASS.md");
+    if let Err(e) = std::fs::write(&path, &md) {
+        eprintln!("cannot write {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    eprintln!("wrote {}", path.display());
+    if results
+        .iter()
+        .all(|r| r.as_ref().is_ok_and(mass::MassResult::passed))
+    {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 /// `bench/run --votes`: what health votes cost, alone (prints; does not write
 /// RESULTS.md).
 async fn votes_only() -> ExitCode {
@@ -308,6 +353,9 @@ async fn main() -> ExitCode {
     }
     if std::env::args().any(|a| a == "--votes") {
         return votes_only().await;
+    }
+    if std::env::args().any(|a| a == "--mass") {
+        return mass_only().await;
     }
     let (n_dec, n_eip, n_take) = if quick { (200, 5, 3) } else { (2_000, 30, 12) };
     let mut all: Vec<Series> = vec![];

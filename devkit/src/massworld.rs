@@ -24,6 +24,8 @@ pub struct Mass {
     pub groups: Vec<MassGroup>,
     pub health: FleetHealth,
     pub health_url: String,
+    /// An S3 bucket for a lease shared by several replicas.
+    pub bucket: String,
     _server: JoinHandle<()>,
     clients: seed::Clients,
 }
@@ -86,17 +88,34 @@ impl Mass {
             groups,
             health,
             health_url,
+            bucket: w.bucket.clone(),
             _server: server,
             clients,
         })
     }
 
-    /// The controller's config: one group per pair, probes every 500 ms, fall 2.
+    /// The controller's config: one group per pair, probes every 500 ms, fall 2, one
+    /// replica (`leader: single`).
     pub fn config(&self, identity: &str) -> String {
+        self.config_with(&format!(
+            "leader: {{ backend: single, identity: {identity} }}"
+        ))
+    }
+
+    /// [`Mass::config`] for one of several replicas on the S3 lease, with its API.
+    pub fn replica_config(&self, identity: &str, api_port: u16) -> String {
+        self.config_with(&format!(
+            "api: {{ listen: \"127.0.0.1:{api_port}\", token: \"bench-token-0123456789\" }}\n\
+             leader: {{ backend: s3, identity: {identity}, s3: {{ bucket: {}, key: leader.json, endpoint_url: \"{}\" }} }}",
+            self.bucket, self.endpoint
+        ))
+    }
+
+    fn config_with(&self, leader: &str) -> String {
         let mut y = String::new();
         let _ = writeln!(
             y,
-            "leader: {{ backend: single, identity: {identity} }}\n\
+            "{leader}\n\
              aws: {{ region: {}, endpoint_url: \"{}\", dns_member_writes: upsert }}\n\
              probe_defaults: {{ interval: 500ms, timeout: 400ms, rise: 1, fall: 2 }}\n\
              drift_check: 5s\nresync_interval: 30s\ngroups:",

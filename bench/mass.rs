@@ -1,0 +1,201 @@
+//! Mass failover on LocalStack (`bench/run --mass`): N groups, each a primary and a standby
+//! instance and one Elastic IP; every primary's health endpoint turns to 503 at the same
+//! instant (a zone outage). `floatover run` (release) processes on an S3 lease, one or
+//! three. Measured: time until every EIP is on its standby against the floor EC2's own
+//! buckets allow (1 s detection + (N - 50) / 5 s for AssociateAddress), leader changes and
+//! fenced calls during the failover, shared reads per drift-check tick (idle) and during
+//! the failover, the leader's peak RSS. Writes `bench/MASS.md`.
+
+use floatover_devkit::massworld::Mass;
+use floatover_devkit::replica::{Replica, floatover_bin, free_port, metric_sum};
+use std::fmt::Write as _;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// One scenario's numbers.
+pub struct MassResult {
+    pub groups: usize,
+    pub replicas: usize,
+    pub took: Duration,
+    pub floor: Duration,
+    /// Distinct (leader, epoch) pairs seen during the failover (1: no change of leader).
+    pub leaders: usize,
+    pub fenced: f64,
+    pub idle_reads_per_tick: f64,
+    pub failover_reads: f64,
+    pub max_queued: u32,
+    pub rss_mib: f64,
+}
+
+impl MassResult {
+    pub fn ratio(&self) -> f64 {
+        self.took.as_secs_f64() / self.floor.as_secs_f64()
+    }
+
+    pub fn passed(&self) -> bool {
+        self.ratio() <= 1.05 && self.leaders == 1 && self.fenced == 0.0
+    }
+
+    pub fn row(&self) -> String {
+        format!(
+            "| {} EIPs, {} replica{} | {:.2} s | {:.2} s | {:.3}x | {} | {} | {:.1} | {:.0} | {} | {:.0} MiB | {} |",
+            self.groups,
+            self.replicas,
+            if self.replicas == 1 { "" } else { "s" },
+            self.took.as_secs_f64(),
+            self.floor.as_secs_f64(),
+            self.ratio(),
+            self.leaders,
+            self.fenced,
+            self.idle_reads_per_tick,
+            self.failover_reads,
+            self.max_queued,
+            self.rss_mib,
+            if self.passed() { "PASS" } else { "FAIL" }
+        )
+    }
+}
+
+pub const TABLE_HEADER: &str = "| scenario | all moved | floor | ratio (<= 1.05) | leaders | fenced calls | reads per tick (idle) | reads during failover | max queued | leader RSS | |\n|---|---|---|---|---|---|---|---|---|---|---|";
+
+fn peak_rss_mib(pid: Option<u32>) -> f64 {
+    let Some(pid) = pid else { return 0.0 };
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+async fn sum_metric(replicas: &[Replica], name: &str) -> f64 {
+    let mut total = 0.0;
+    for r in replicas {
+        if let Some(text) = r.metrics().await {
+            total += metric_sum(&text, name, &|_| true);
+        }
+    }
+    total
+}
+
+/// Run one scenario: `groups` EIPs, `replicas` processes, in `region` of LocalStack.
+pub async fn run(
+    endpoint: &str,
+    region: &str,
+    groups: usize,
+    replicas: usize,
+) -> Result<MassResult, String> {
+    let tag = format!("mass-{groups}-{replicas}-{}", std::process::id());
+    eprintln!("  seeding {groups} groups in {region} ...");
+    let world = Mass::seed(endpoint, region, groups, &tag)
+        .await
+        .map_err(|e| e.to_string())?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut procs = Vec::new();
+    for i in 0..replicas {
+        let port = free_port();
+        let name = format!("r{i}");
+        let r = Replica::spawn(
+            &floatover_bin(),
+            dir.path(),
+            &name,
+            &world.replica_config(&name, port),
+            port,
+        )
+        .map_err(|e| e.to_string())?;
+        procs.push(r);
+    }
+    // One leader, every group observed on its primary.
+    let ready_by = Instant::now() + Duration::from_secs(120);
+    let leader = loop {
+        if Instant::now() > ready_by {
+            return Err("no leader with every group observed within 120 s".into());
+        }
+        let mut found = None;
+        for (i, r) in procs.iter().enumerate() {
+            if let Some(s) = r.status_body().await
+                && s.leader.is_leader
+                && s.groups.len() == groups
+                && s.groups
+                    .iter()
+                    .all(|g| g.owner.as_ref().is_some_and(|o| o.0 == "primary"))
+            {
+                found = Some(i);
+            }
+        }
+        if let Some(i) = found {
+            break i;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // Idle: shared reads per drift-check tick (5 s) over 15 s.
+    let idle0 = sum_metric(&procs, "floatover_observe_reads_total").await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let idle = sum_metric(&procs, "floatover_observe_reads_total").await - idle0;
+    let reads0 = sum_metric(&procs, "floatover_observe_reads_total").await;
+    let fenced0 = sum_metric(&procs, "floatover_fenced_total").await;
+
+    eprintln!("  outage: every primary answers 503 ...");
+    let t0 = Instant::now();
+    world.outage();
+    let mut leaders = std::collections::BTreeSet::new();
+    let mut max_queued = 0;
+    let mut took = None;
+    while t0.elapsed() < Duration::from_secs(600) {
+        for r in &procs {
+            if let Some(s) = r.status_body().await
+                && s.leader.is_leader
+            {
+                leaders.insert((s.leader.identity.clone(), s.leader.epoch));
+                if let Some(q) = s.queues.iter().find(|q| q.api == "AssociateAddress") {
+                    max_queued = max_queued.max(q.pending);
+                }
+            }
+        }
+        if world.on_standby().await.map_err(|e| e.to_string())? == groups {
+            took = Some(t0.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = took.ok_or("not every EIP moved within 600 s")?;
+    let failover_reads = sum_metric(&procs, "floatover_observe_reads_total").await - reads0;
+    let fenced = sum_metric(&procs, "floatover_fenced_total").await - fenced0;
+    let rss_mib = peak_rss_mib(procs[leader].pid());
+    for r in &mut procs {
+        r.terminate();
+    }
+    Ok(MassResult {
+        groups,
+        replicas,
+        took,
+        floor: world.floor(),
+        leaders: leaders.len(),
+        fenced,
+        idle_reads_per_tick: idle / 3.0,
+        failover_reads,
+        max_queued,
+        rss_mib,
+    })
+}
+
+/// Every scenario, as a section of `bench/MASS.md`.
+pub fn report(results: &[Result<MassResult, String>], machine: &str) -> String {
+    let mut md = format!(
+        "# Mass failover\n\nMachine: {machine}. Command: `bench/run --mass`.\n\nLocalStack (EC2 and S3), `floatover run` (release) processes on an S3 lease; N groups each with a primary, a standby and one Elastic IP; probes every 500 ms with fall 2; every primary's health endpoint turns to 503 at the same instant. The floor is what EC2's own buckets allow: 1 s detection + (N - 50) / 5 s (AssociateAddress: burst 50, 5 a second, each API in its own bucket). Reads are the shared reads (one per region and tick for every group); a tick is the 5 s drift check.\n\n{TABLE_HEADER}\n"
+    );
+    for r in results {
+        match r {
+            Ok(r) => {
+                let _ = writeln!(md, "{}", r.row());
+            }
+            Err(e) => {
+                let _ = writeln!(md, "| failed: {e} |||||||||||");
+            }
+        }
+    }
+    md
+}
