@@ -199,3 +199,180 @@ pub fn report(results: &[Result<MassResult, String>], machine: &str) -> String {
     }
     md
 }
+
+/// The DNS scenario's numbers.
+pub struct DnsMassResult {
+    pub records: usize,
+    pub zones: usize,
+    pub took: Duration,
+    /// Route 53 change batches applied during the reweight.
+    pub batches: f64,
+    /// Records the provider read back from Route 53 with the primary at weight 0.
+    pub verified: usize,
+}
+
+impl DnsMassResult {
+    pub fn row(&self) -> String {
+        format!(
+            "| {} weighted records over {} zones, 1 replica | {:.2} s | {:.0} change batches ({:.1} records a batch) | {}/{} read back from Route 53 | {} |",
+            self.records,
+            self.zones,
+            self.took.as_secs_f64(),
+            self.batches,
+            self.records as f64 / self.batches.max(1.0),
+            self.verified,
+            self.records,
+            if self.verified == self.records {
+                "PASS"
+            } else {
+                "FAIL"
+            }
+        )
+    }
+}
+
+/// `records` active-active weighted record sets (a primary and a standby member each) over
+/// `zones` hosted zones; every primary fails at once, so every record's primary goes to 0.
+/// The controller in process (real probes, the real Route 53 provider at Route 53's own
+/// five requests a second).
+pub async fn run_dns(
+    endpoint: &str,
+    records: usize,
+    zones: usize,
+) -> Result<DnsMassResult, String> {
+    use floatover::provider::FloatProvider;
+    use floatover_devkit::dns;
+    use floatover_devkit::health::FleetHealth;
+    let r53 = dns::client(endpoint).await;
+    let pid = std::process::id();
+    let mut zone_ids = Vec::new();
+    for z in 0..zones {
+        zone_ids.push(
+            dns::zone(&r53, &format!("mass{z}-{pid}.example."))
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let health = FleetHealth::default();
+    let mut y = format!(
+        "leader: {{ backend: single, identity: dnsmass }}\naws: {{ region: us-east-1, endpoint_url: \"{endpoint}\", dns_member_writes: upsert, dns_per_second: 5 }}\n\
+         probe_defaults: {{ interval: 500ms, timeout: 400ms, rise: 1, fall: 2 }}\ndrift_check: 5s\nresync_interval: 30s\ngroups:\n"
+    );
+    let (url, _server) = health.start().await.map_err(|e| e.to_string())?;
+    for i in 0..records {
+        let z = i % zones;
+        let name = format!("r{i}.mass{z}-{pid}.example.");
+        let (p, s) = (
+            format!("10.1.{}.{}", i / 250, i % 250 + 1),
+            format!("10.2.{}.{}", i / 250, i % 250 + 1),
+        );
+        dns::weighted(
+            &r53,
+            &zone_ids[z],
+            &name,
+            &[("primary", &p, 100), ("standby", &s, 100)],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        health.boot(&format!("p{i}"));
+        health.boot(&format!("s{i}"));
+        let _ = writeln!(
+            y,
+            "  - name: d{i}\n    policy: {{ mode: active-active }}\n    targets:\n      \
+             - {{ name: primary, weight: 100, dns: {{ value: {p}, set_identifier: primary }}, probes: [{{ http: {{ url: \"{url}/health?instance=p{i}\" }} }}] }}\n      \
+             - {{ name: standby, weight: 100, dns: {{ value: {s}, set_identifier: standby }}, probes: [{{ http: {{ url: \"{url}/health?instance=s{i}\" }} }}] }}\n    \
+             floats:\n      - dns: {{ zone_id: {}, name: \"{name}\", type: A, ttl: 60 }}",
+            zone_ids[z]
+        );
+    }
+    let mut spec = floatover::config::from_yaml(&y).map_err(|e| e.to_string())?;
+    spec.aws.credentials = Some(floatover_devkit::test_credentials());
+    let spec = std::sync::Arc::new(spec);
+    let metrics = std::sync::Arc::new(floatover::metrics::Metrics::new());
+    let provider = std::sync::Arc::new(
+        floatover::provider::aws::AwsProvider::connect(
+            &spec.aws,
+            &["us-east-1".to_string()],
+            metrics.clone(),
+        )
+        .await,
+    );
+    let ctl = floatover_devkit::inprocess::start(spec.clone(), provider.clone(), metrics.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let primary_at = |s: &floatover::api::StatusBody, w: u32| {
+        s.groups.len() == records
+            && s.groups.iter().all(|g| {
+                g.floats.first().is_some_and(|f| {
+                    f.weights.get(&floatover::model::TargetId("primary".into())) == Some(&w)
+                })
+            })
+    };
+    let status = || async {
+        reqwest::get(format!("{}/api/v1/status", ctl.api))
+            .await
+            .ok()?
+            .json::<floatover::api::StatusBody>()
+            .await
+            .ok()
+    };
+    let ready_by = Instant::now() + Duration::from_secs(180);
+    loop {
+        if status()
+            .await
+            .is_some_and(|s| s.leader.is_leader && primary_at(&s, 100))
+        {
+            break;
+        }
+        if Instant::now() > ready_by {
+            return Err("the controller did not observe every record within 180 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let batches0 = metric_sum(&metrics.encode(), "floatover_dns_batches_total", &|l| {
+        l.contains("applied")
+    });
+    let t0 = Instant::now();
+    for i in 0..records {
+        health.unboot(&format!("p{i}"));
+    }
+    let took = loop {
+        if status().await.is_some_and(|s| primary_at(&s, 0)) {
+            break t0.elapsed();
+        }
+        if t0.elapsed() > Duration::from_secs(600) {
+            return Err("not every record reweighted within 600 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let batches = metric_sum(&metrics.encode(), "floatover_dns_batches_total", &|l| {
+        l.contains("applied")
+    }) - batches0;
+    // Read back from Route 53 itself: one listing per zone.
+    let floats: Vec<floatover::provider::FloatRef> =
+        spec.groups.iter().flat_map(|g| g.floats.clone()).collect();
+    let seen = provider
+        .observe(&floats, &[])
+        .await
+        .map_err(|e| e.to_string())?;
+    let verified = seen
+        .values()
+        .filter(|o| {
+            o.weights
+                .iter()
+                .any(|(a, w)| a.label() == "primary" && *w == 0)
+                && o.weights
+                    .iter()
+                    .any(|(a, w)| a.label() == "standby" && *w > 0)
+        })
+        .count();
+    let _ = ctl.stop.send(());
+    let _ = ctl.run.await;
+    Ok(DnsMassResult {
+        records,
+        zones,
+        took,
+        batches,
+        verified,
+    })
+}

@@ -50,13 +50,7 @@ impl Mass {
         let clients = seed::clients(endpoint, region).await;
         let mut groups = Vec::with_capacity(n);
         for i in 0..n {
-            let eip = clients
-                .ec2
-                .allocate_address()
-                .domain(aws_sdk_ec2::types::DomainType::Vpc)
-                .send()
-                .await
-                .map_err(seed_err("AllocateAddress"))?;
+            let eip = seed::allocate_eip(&clients.ec2).await?;
             let alloc = eip.allocation_id().unwrap_or_default().to_string();
             let primary = w.instances[2 * i].instance_id.clone();
             clients

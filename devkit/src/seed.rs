@@ -120,13 +120,7 @@ pub async fn world(
             "RunInstances returned {instances:?}"
         )));
     }
-    let eip = c
-        .ec2
-        .allocate_address()
-        .domain(aws_sdk_ec2::types::DomainType::Vpc)
-        .send()
-        .await
-        .map_err(seed_err("AllocateAddress"))?;
+    let eip = allocate_eip(&c.ec2).await?;
     let rt = c
         .ec2
         .create_route_table()
@@ -160,6 +154,17 @@ pub async fn world(
         route_destination: "10.9.0.1/32".into(),
         bucket,
     })
+}
+
+/// Allocate one VPC Elastic IP.
+pub async fn allocate_eip(
+    ec2: &aws_sdk_ec2::Client,
+) -> Result<aws_sdk_ec2::operation::allocate_address::AllocateAddressOutput, DevkitError> {
+    ec2.allocate_address()
+        .domain(aws_sdk_ec2::types::DomainType::Vpc)
+        .send()
+        .await
+        .map_err(seed_err("AllocateAddress"))
 }
 
 impl Clients {

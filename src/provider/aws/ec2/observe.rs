@@ -28,6 +28,35 @@ impl Ec2Region {
         self.buckets.acquire(op, &turn).await;
     }
 
+    /// Every page of a Describe call for `ids`, in filter-sized chunks, each page through
+    /// the API's read bucket. `fetch` sends one page (chunk, next token) and answers its
+    /// items and the next token.
+    async fn paged<T, F, Fut>(
+        &self,
+        op: &str,
+        ids: &[String],
+        fetch: F,
+    ) -> Result<Vec<T>, ProviderError>
+    where
+        F: Fn(Vec<String>, Option<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), ProviderError>>,
+    {
+        let mut all = Vec::new();
+        for chunk in ids.chunks(FILTER_VALUES) {
+            let mut next: Option<String> = None;
+            for _ in 0..MAX_PAGES {
+                self.read_turn(op).await;
+                let (items, token) = fetch(chunk.to_vec(), next.take()).await?;
+                all.extend(items);
+                match token.filter(|t| !t.is_empty()) {
+                    Some(t) => next = Some(t),
+                    None => break,
+                }
+            }
+        }
+        Ok(all)
+    }
+
     /// Instance ids EC2 does not know (filters, so one unknown id does not fail the call).
     pub async fn missing_instances(&self, ids: &[String]) -> Result<Vec<String>, ProviderError> {
         let resp = self
@@ -99,60 +128,48 @@ impl Ec2Region {
             if ips.is_empty() || enis.is_empty() {
                 return Ok(None);
             }
-            let mut all = Vec::new();
-            for chunk in enis.chunks(FILTER_VALUES) {
-                let mut next: Option<String> = None;
-                for _ in 0..MAX_PAGES {
-                    self.read_turn("DescribeNetworkInterfaces").await;
-                    let page = self
-                        .timed(
-                            "DescribeNetworkInterfaces",
-                            self.client
-                                .describe_network_interfaces()
-                                .filters(filter("network-interface-id", chunk))
-                                .max_results(1000)
-                                .set_next_token(next.take())
-                                .send(),
-                        )
-                        .await?;
-                    all.extend(page.network_interfaces().iter().cloned());
-                    match page.next_token().filter(|t| !t.is_empty()) {
-                        Some(t) => next = Some(t.to_string()),
-                        None => break,
-                    }
-                }
-            }
-            Ok::<_, ProviderError>(Some(all))
+            let op = "DescribeNetworkInterfaces";
+            self.paged(op, enis, |chunk, next| async move {
+                let page = self
+                    .timed(
+                        op,
+                        self.client
+                            .describe_network_interfaces()
+                            .filters(filter("network-interface-id", &chunk))
+                            .max_results(1000)
+                            .set_next_token(next)
+                            .send(),
+                    )
+                    .await?;
+                let token = page.next_token().map(str::to_string);
+                Ok((page.network_interfaces().to_vec(), token))
+            })
+            .await
+            .map(Some)
         };
         let routes = async {
             if tables.is_empty() {
                 return Ok(None);
             }
             let ids: Vec<String> = tables.keys().map(|s| s.to_string()).collect();
-            let mut all = Vec::new();
-            for chunk in ids.chunks(FILTER_VALUES) {
-                let mut next: Option<String> = None;
-                for _ in 0..MAX_PAGES {
-                    self.read_turn("DescribeRouteTables").await;
-                    let page = self
-                        .timed(
-                            "DescribeRouteTables",
-                            self.client
-                                .describe_route_tables()
-                                .filters(filter("route-table-id", chunk))
-                                .max_results(100)
-                                .set_next_token(next.take())
-                                .send(),
-                        )
-                        .await?;
-                    all.extend(page.route_tables().iter().cloned());
-                    match page.next_token().filter(|t| !t.is_empty()) {
-                        Some(t) => next = Some(t.to_string()),
-                        None => break,
-                    }
-                }
-            }
-            Ok::<_, ProviderError>(Some(all))
+            let op = "DescribeRouteTables";
+            self.paged(op, &ids, |chunk, next| async move {
+                let page = self
+                    .timed(
+                        op,
+                        self.client
+                            .describe_route_tables()
+                            .filters(filter("route-table-id", &chunk))
+                            .max_results(100)
+                            .set_next_token(next)
+                            .send(),
+                    )
+                    .await?;
+                let token = page.next_token().map(str::to_string);
+                Ok((page.route_tables().to_vec(), token))
+            })
+            .await
+            .map(Some)
         };
         let (eips, nics, routes) = tokio::join!(eips, nics, routes);
 

@@ -47,9 +47,13 @@ fn provider(client: Client) -> Arc<Route53> {
 }
 
 fn order() -> WeightOrder {
+    order_named("www.example.com.")
+}
+
+fn order_named(name: &str) -> WeightOrder {
     let rec = spec::DnsRecord {
         zone_id: "Z1".into(),
-        name: "www.example.com.".into(),
+        name: name.into(),
         rtype: "A".into(),
         ttl: 60,
         routing: Default::default(),
@@ -174,4 +178,90 @@ async fn a_5xx_after_every_attempt_reads_in_words() {
         "ChangeResourceRecordSets in global: ServiceUnavailable: try again"
     );
     assert_eq!(rule.num_calls(), 3);
+}
+
+/// Five groups' decisions that wait for one zone while its batch is in flight go out in
+/// the next batch together: one ChangeResourceRecordSets, not five. If Route 53 refuses
+/// the merged batch (one stale view), each is sent again alone.
+#[tokio::test]
+async fn changes_waiting_for_a_zone_share_its_next_batch() {
+    let ok = mock!(Client::change_resource_record_sets).then_output(|| {
+        ChangeResourceRecordSetsOutput::builder()
+            .change_info(info())
+            .build()
+    });
+    let insync = mock!(Client::get_change)
+        .then_output(|| GetChangeOutput::builder().change_info(info()).build());
+    let client = mock_client!(
+        aws_sdk_route53,
+        RuleMode::MatchAny,
+        [&ok, &insync],
+        retrying
+    );
+    let p = provider(client);
+    let lock = p.zone_lock("Z1");
+    let held = lock.lock().await;
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..5 {
+        let p = p.clone();
+        calls.spawn(async move {
+            p.set_weights(&[order_named(&format!("w{i}.example.com."))], &Open)
+                .await
+        });
+    }
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    drop(held);
+    while let Some(r) = calls.join_next().await {
+        let r = r.expect("join");
+        let done = r[0].as_ref().expect("applied");
+        assert_eq!(done.batch_size, 5, "all five in one batch");
+    }
+    assert_eq!(ok.num_calls(), 1, "one batch for the zone");
+}
+
+#[tokio::test]
+async fn a_refused_merged_batch_is_sent_again_member_by_member() {
+    let rule = mock!(Client::change_resource_record_sets)
+        .sequence()
+        .http_status(
+            400,
+            Some(error_xml("InvalidChangeBatch", "values do not match")),
+        )
+        .output(|| {
+            ChangeResourceRecordSetsOutput::builder()
+                .change_info(info())
+                .build()
+        })
+        .times(2)
+        .build();
+    let insync = mock!(Client::get_change)
+        .then_output(|| GetChangeOutput::builder().change_info(info()).build());
+    let client = mock_client!(
+        aws_sdk_route53,
+        RuleMode::MatchAny,
+        [&rule, &insync],
+        retrying
+    );
+    let p = provider(client);
+    let lock = p.zone_lock("Z1");
+    let held = lock.lock().await;
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..2 {
+        let p = p.clone();
+        calls.spawn(async move {
+            p.set_weights(&[order_named(&format!("w{i}.example.com."))], &Open)
+                .await
+        });
+    }
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    drop(held);
+    while let Some(r) = calls.join_next().await {
+        let r = r.expect("join");
+        assert!(r[0].is_ok(), "each lands alone: {:?}", r[0]);
+    }
+    assert_eq!(rule.num_calls(), 3, "the merged batch, then one each");
 }

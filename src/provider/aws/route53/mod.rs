@@ -13,13 +13,14 @@
 //! both CREATE the same version N+1, so the second is refused there too (`InvalidInput`
 //! or `InvalidChangeBatch`): the version record is the fence that holds on every backend.
 //!
-//! One batch per hosted zone per decision, never two in flight for one zone (a lock per
-//! zone); a token bucket per account paces them (Route 53 allows five requests a second per
+//! One batch per hosted zone at a time, never two in flight for one zone (a lock per
+//! zone), shared by every group whose change waits for it ([`coalesce`]); a token bucket per account paces them (Route 53 allows five requests a second per
 //! account); `Throttling` and `PriorRequestNotComplete` are retried with jitter by the SDK's
 //! standard retry mode. After a batch, `GetChange` is polled until INSYNC in the
 //! background: the time goes to `floatover_dns_insync_seconds`.
 
 mod batch;
+mod coalesce;
 #[cfg(test)]
 mod mocked;
 mod observe;
@@ -96,6 +97,8 @@ pub struct Route53 {
     /// How changed member records are written (`replace` on Route 53).
     pub member_writes: MemberWrites,
     zones: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Changes waiting for their zone's next batch, by zone.
+    waiting: Mutex<HashMap<String, Vec<coalesce::Waiting>>>,
     /// Each float's last change and how far it has spread (for status).
     sync: Mutex<HashMap<String, Propagation>>,
 }
@@ -117,8 +120,15 @@ impl Route53 {
             insync_wait: Duration::from_secs(2),
             member_writes: MemberWrites::Replace,
             zones: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(HashMap::new()),
             sync: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Work on the changes waiting for `zone`.
+    fn waiting_for<T>(&self, zone: &str, f: impl FnOnce(&mut Vec<coalesce::Waiting>) -> T) -> T {
+        let mut w = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        f(w.entry(zone.to_string()).or_default())
     }
 
     fn zone_lock(&self, zone: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -287,28 +297,26 @@ impl Route53 {
             results[i] = Some(r);
         }
         let batches = by_zone.into_iter().map(|(zone, (st, plans))| async move {
-            let lock = self.zone_lock(&zone);
-            let _held = lock.lock().await;
             let mut out = Vec::new();
             let size = u32::try_from(plans.len()).unwrap_or(u32::MAX);
             let changes: Vec<Change> = plans.iter().flat_map(|(_, p)| p.changes.clone()).collect();
             let started = Instant::now();
-            let res = self.send_batch(&zone, changes, &st, fence).await;
-            let call_time = started.elapsed();
+            let res = self.coalesced(&zone, changes, size, &st, fence).await;
             let floats: Vec<String> = plans
                 .iter()
                 .filter_map(|(i, _)| orders.get(*i).map(|o| o.float.id.clone()))
                 .collect();
+            // Outside the zone's lock: the next batch need not wait for this one's INSYNC.
             let insync = match &res {
-                Ok(id) => self.insync(id.clone(), floats, started).await,
+                Ok(sent) => self.insync(sent.change.clone(), floats, started).await,
                 Err(_) => None,
             };
             out.extend(plans.into_iter().map(|(i, p)| {
-                let r = res.clone().map(|_| WeightDone {
+                let r = res.clone().map(|sent| WeightDone {
                     changed: p.changed,
                     calls: 1,
-                    call_time,
-                    batch_size: size,
+                    call_time: sent.call_time,
+                    batch_size: sent.floats,
                     insync,
                     stamp_error: None,
                 });
