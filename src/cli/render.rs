@@ -89,6 +89,19 @@ pub(super) fn status(body: &StatusBody) -> String {
     if let Some(e) = &body.observe_error {
         let _ = writeln!(s, "provider observation failing: {e}");
     }
+    // Only queues with calls waiting: a mass failover at the provider's pace.
+    for q in body.queues.iter().filter(|q| q.pending > 0) {
+        let _ = writeln!(
+            s,
+            "queue {} in {}: {} calls waiting for a token ({} failovers), drains in about {} at {} a second",
+            q.api,
+            q.scope,
+            q.pending,
+            q.failovers,
+            crate::config::duration::show(std::time::Duration::from_secs_f64(q.drain_s.max(0.0))),
+            q.per_second
+        );
+    }
     for g in &body.groups {
         group(&mut s, g);
     }

@@ -223,7 +223,8 @@ impl Worker {
         let (res, calls, move_time, detail) = match (&mv, &rel) {
             (Some(o), _) => match self.ctx.provider.move_float(o, fence).await {
                 Ok(d) => {
-                    if !d.token_wait.is_zero() {
+                    // Below a millisecond the token was there: not worth a word.
+                    if d.token_wait >= Duration::from_millis(1) {
                         self.ctx.metrics.observe_token_wait(d.token_wait);
                         token_wait = Some(d.token_wait);
                     }

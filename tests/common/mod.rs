@@ -108,7 +108,13 @@ impl Env {
     pub fn dump_logs(&self) {
         for r in &self.replicas {
             let text = std::fs::read_to_string(&r.log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            // Probe chatter left out: the engine's lines are the story.
+            let tail: Vec<&str> = text
+                .lines()
+                .rev()
+                .filter(|l| !l.contains("\"target\":\"floatover::probe\""))
+                .take(40)
+                .collect();
             eprintln!(
                 "---- {} log (last 40 lines, newest first) ----\n{}",
                 r.name,

@@ -393,27 +393,44 @@ impl Ec2Region {
                         .any(|p| p.private_ip_address() == Some(address))
                 })
             })
-            .unwrap_or(false);
-        if !still_there
-            || self
+            // Not known (the read failed, e.g. throttled): try the removal anyway; it is
+            // harmless when the address is not there, and a copy left behind would stay.
+            .unwrap_or(true);
+        if !still_there {
+            return;
+        }
+        // A copy left behind would stay unseen (reads report one holder), so a throttled
+        // removal is tried again a few times before it is given up.
+        for attempt in 1..=3u32 {
+            if self
                 .gate("UnassignPrivateIpAddresses", fence, st, turn)
                 .await
                 .is_err()
-        {
-            return;
-        }
-        let r = self
-            .timed(
-                "UnassignPrivateIpAddresses",
-                self.client
-                    .unassign_private_ip_addresses()
-                    .network_interface_id(eni)
-                    .private_ip_addresses(address)
-                    .send(),
-            )
-            .await;
-        if let Err(e) = r {
-            tracing::debug!(error = %e, eni, address, "leftover address not removed");
+            {
+                return;
+            }
+            let r = self
+                .timed(
+                    "UnassignPrivateIpAddresses",
+                    self.client
+                        .unassign_private_ip_addresses()
+                        .network_interface_id(eni)
+                        .private_ip_addresses(address)
+                        .send(),
+                )
+                .await;
+            match r {
+                Err(ProviderError::Throttled { .. } | ProviderError::Transport { .. })
+                    if attempt < 3 =>
+                {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, eni, address, "leftover address not removed");
+                    return;
+                }
+                Ok(_) => return,
+            }
         }
     }
 }

@@ -180,6 +180,33 @@ async fn a_5xx_after_every_attempt_reads_in_words() {
     assert_eq!(rule.num_calls(), 3);
 }
 
+/// `n` groups' decisions for zone Z1 made while the zone's batch is in flight (its lock
+/// held); their results once it is released.
+async fn while_the_zone_is_busy(
+    p: Arc<Route53>,
+    n: usize,
+) -> Vec<Result<WeightDone, ProviderError>> {
+    let lock = p.zone_lock("Z1");
+    let held = lock.lock().await;
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let p = p.clone();
+        calls.spawn(async move {
+            p.set_weights(&[order_named(&format!("w{i}.example.com."))], &Open)
+                .await
+        });
+    }
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    drop(held);
+    let mut out = Vec::new();
+    while let Some(r) = calls.join_next().await {
+        out.extend(r.expect("join"));
+    }
+    out
+}
+
 /// Five groups' decisions that wait for one zone while its batch is in flight go out in
 /// the next batch together: one ChangeResourceRecordSets, not five. If Route 53 refuses
 /// the merged batch (one stale view), each is sent again alone.
@@ -198,24 +225,8 @@ async fn changes_waiting_for_a_zone_share_its_next_batch() {
         [&ok, &insync],
         retrying
     );
-    let p = provider(client);
-    let lock = p.zone_lock("Z1");
-    let held = lock.lock().await;
-    let mut calls = tokio::task::JoinSet::new();
-    for i in 0..5 {
-        let p = p.clone();
-        calls.spawn(async move {
-            p.set_weights(&[order_named(&format!("w{i}.example.com."))], &Open)
-                .await
-        });
-    }
-    for _ in 0..20 {
-        tokio::task::yield_now().await;
-    }
-    drop(held);
-    while let Some(r) = calls.join_next().await {
-        let r = r.expect("join");
-        let done = r[0].as_ref().expect("applied");
+    for r in while_the_zone_is_busy(provider(client), 5).await {
+        let done = r.as_ref().expect("applied");
         assert_eq!(done.batch_size, 5, "all five in one batch");
     }
     assert_eq!(ok.num_calls(), 1, "one batch for the zone");
@@ -244,24 +255,8 @@ async fn a_refused_merged_batch_is_sent_again_member_by_member() {
         [&rule, &insync],
         retrying
     );
-    let p = provider(client);
-    let lock = p.zone_lock("Z1");
-    let held = lock.lock().await;
-    let mut calls = tokio::task::JoinSet::new();
-    for i in 0..2 {
-        let p = p.clone();
-        calls.spawn(async move {
-            p.set_weights(&[order_named(&format!("w{i}.example.com."))], &Open)
-                .await
-        });
-    }
-    for _ in 0..20 {
-        tokio::task::yield_now().await;
-    }
-    drop(held);
-    while let Some(r) = calls.join_next().await {
-        let r = r.expect("join");
-        assert!(r[0].is_ok(), "each lands alone: {:?}", r[0]);
+    for r in while_the_zone_is_busy(provider(client), 2).await {
+        assert!(r.is_ok(), "each lands alone: {r:?}");
     }
     assert_eq!(rule.num_calls(), 3, "the merged batch, then one each");
 }
