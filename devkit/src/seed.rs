@@ -82,7 +82,8 @@ pub async fn world(
         .ec2
         .create_subnet()
         .vpc_id(&vpc_id)
-        .cidr_block("10.0.1.0/24")
+        // A /24 holds about 250 instances; the mass-failover world needs up to 1,000.
+        .cidr_block(if n <= 200 { "10.0.1.0/24" } else { "10.0.16.0/20" })
         .send()
         .await
         .map_err(seed_err("CreateSubnet"))?;
@@ -91,21 +92,22 @@ pub async fn world(
         .and_then(|s| s.subnet_id())
         .unwrap_or_default()
         .to_string();
-    let run = c
-        .ec2
-        .run_instances()
-        .image_id("ami-12345678")
-        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-        .min_count(n as i32)
-        .max_count(n as i32)
-        .subnet_id(&subnet_id)
-        .send()
-        .await
-        .map_err(seed_err("RunInstances"))?;
-    let instances: Vec<Instance> = run
-        .instances()
-        .iter()
-        .map(|i| Instance {
+    // In calls of at most 100: an emulator takes seconds per hundred instances.
+    let mut instances: Vec<Instance> = Vec::with_capacity(n);
+    while instances.len() < n {
+        let count = (n - instances.len()).min(100) as i32;
+        let run = c
+            .ec2
+            .run_instances()
+            .image_id("ami-12345678")
+            .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+            .min_count(count)
+            .max_count(count)
+            .subnet_id(&subnet_id)
+            .send()
+            .await
+            .map_err(seed_err("RunInstances"))?;
+        instances.extend(run.instances().iter().map(|i| Instance {
             instance_id: i.instance_id().unwrap_or_default().to_string(),
             eni_id: i
                 .network_interfaces()
@@ -113,8 +115,11 @@ pub async fn world(
                 .and_then(|n| n.network_interface_id())
                 .unwrap_or_default()
                 .to_string(),
-        })
-        .collect();
+        }));
+        if run.instances().is_empty() {
+            break;
+        }
+    }
     if instances.len() != n || instances.iter().any(|i| i.eni_id.is_empty()) {
         return Err(DevkitError::Other(format!(
             "RunInstances returned {instances:?}"
