@@ -83,7 +83,11 @@ pub async fn world(
         .create_subnet()
         .vpc_id(&vpc_id)
         // A /24 holds about 250 instances; the mass-failover world needs up to 1,000.
-        .cidr_block(if n <= 200 { "10.0.1.0/24" } else { "10.0.16.0/20" })
+        .cidr_block(if n <= 200 {
+            "10.0.1.0/24"
+        } else {
+            "10.0.16.0/20"
+        })
         .send()
         .await
         .map_err(seed_err("CreateSubnet"))?;
@@ -107,14 +111,16 @@ pub async fn world(
             .send()
             .await
             .map_err(seed_err("RunInstances"))?;
-        instances.extend(run.instances().iter().map(|i| Instance {
-            instance_id: i.instance_id().unwrap_or_default().to_string(),
-            eni_id: i
-                .network_interfaces()
-                .first()
-                .and_then(|n| n.network_interface_id())
-                .unwrap_or_default()
-                .to_string(),
+        instances.extend(run.instances().iter().map(|i| {
+            Instance {
+                instance_id: i.instance_id().unwrap_or_default().to_string(),
+                eni_id: i
+                    .network_interfaces()
+                    .first()
+                    .and_then(|n| n.network_interface_id())
+                    .unwrap_or_default()
+                    .to_string(),
+            }
         }));
         if run.instances().is_empty() {
             break;
