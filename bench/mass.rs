@@ -351,10 +351,19 @@ pub async fn run_dns(
     // Read back from Route 53 itself: one listing per zone.
     let floats: Vec<floatover::provider::FloatRef> =
         spec.groups.iter().flat_map(|g| g.floats.clone()).collect();
-    let seen = provider
-        .observe(&floats, &[])
-        .await
-        .map_err(|e| e.to_string())?;
+    eprintln!("  all reweighted in {took:?}; reading back from Route 53 ...");
+    let mut seen = Err("not read".to_string());
+    for _ in 0..5 {
+        seen = provider
+            .observe(&floats, &[])
+            .await
+            .map_err(|e| e.to_string());
+        if seen.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let seen = seen?;
     let verified = seen
         .values()
         .filter(|o| {
