@@ -402,24 +402,7 @@ impl Ec2Region {
         // A copy left behind would stay unseen (reads report one holder), so a throttled
         // removal is tried again a few times before it is given up.
         for attempt in 1..=3u32 {
-            if self
-                .gate("UnassignPrivateIpAddresses", fence, st, turn)
-                .await
-                .is_err()
-            {
-                return;
-            }
-            let r = self
-                .timed(
-                    "UnassignPrivateIpAddresses",
-                    self.client
-                        .unassign_private_ip_addresses()
-                        .network_interface_id(eni)
-                        .private_ip_addresses(address)
-                        .send(),
-                )
-                .await;
-            match r {
+            match self.unassign(eni, address, fence, st, turn).await {
                 Err(ProviderError::Throttled { .. } | ProviderError::Transport { .. })
                     if attempt < 3 =>
                 {
@@ -429,7 +412,7 @@ impl Ec2Region {
                     tracing::debug!(error = %e, eni, address, "leftover address not removed");
                     return;
                 }
-                Ok(_) => return,
+                Ok(()) => return,
             }
         }
     }

@@ -37,6 +37,29 @@ impl Ec2Region {
         }
     }
 
+    /// UnassignPrivateIpAddresses of `address` from `eni`, fenced.
+    pub(super) async fn unassign(
+        &self,
+        eni: &str,
+        address: &str,
+        fence: &dyn Fence,
+        st: &crate::model::MoveStamp,
+        turn: &crate::pace::Turn,
+    ) -> Result<(), ProviderError> {
+        self.gate("UnassignPrivateIpAddresses", fence, st, turn)
+            .await?;
+        self.timed(
+            "UnassignPrivateIpAddresses",
+            self.client
+                .unassign_private_ip_addresses()
+                .network_interface_id(eni)
+                .private_ip_addresses(address)
+                .send(),
+        )
+        .await
+        .map(|_| ())
+    }
+
     pub async fn release_float(
         &self,
         o: &ReleaseOrder,
@@ -73,18 +96,7 @@ impl Ec2Region {
                 };
                 self.tag(&eni, stamp::key(Some(address)), st, fence, &o.turn)
                     .await?;
-                self.gate("UnassignPrivateIpAddresses", fence, st, &o.turn)
-                    .await?;
-                self.timed(
-                    "UnassignPrivateIpAddresses",
-                    self.client
-                        .unassign_private_ip_addresses()
-                        .network_interface_id(eni)
-                        .private_ip_addresses(address)
-                        .send(),
-                )
-                .await
-                .map(|_| ())
+                self.unassign(&eni, address, fence, st, &o.turn).await
             }
             Ec2Float::Route {
                 route_table_id,
