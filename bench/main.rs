@@ -246,6 +246,13 @@ async fn mass_only() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `--only 500x3` runs one scenario and writes nothing (to chase a failure).
+    let args: Vec<String> = std::env::args().collect();
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let mut results = Vec::new();
     for (groups, replicas, region) in [
         (100, 1, "us-east-1"),
@@ -253,6 +260,12 @@ async fn mass_only() -> ExitCode {
         (500, 1, "us-west-1"),
         (500, 3, "us-west-2"),
     ] {
+        if only
+            .as_ref()
+            .is_some_and(|o| *o != format!("{groups}x{replicas}"))
+        {
+            continue;
+        }
         eprintln!("mass failover: {groups} EIPs, {replicas} replica(s) ...");
         let r = mass::run(&ls.endpoint, region, groups, replicas).await;
         match &r {
@@ -260,6 +273,16 @@ async fn mass_only() -> ExitCode {
             Err(e) => eprintln!("  failed: {e}"),
         }
         results.push(r);
+    }
+    if only.is_some() {
+        let ok = results
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(mass::MassResult::passed));
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
     }
     eprintln!("mass reweight: 500 weighted records over 5 zones ...");
     let dns = mass::run_dns(&ls.endpoint, 500, 5).await;

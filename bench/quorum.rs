@@ -108,6 +108,7 @@ pub async fn run(endpoint: &str, renewals: usize, takeovers: usize) -> Result<Qu
                 renewals: n as u64,
                 released: false,
                 api: None,
+                writer: None,
             };
             let pre = match &version {
                 Some(v) => Precondition::Matches(v),

@@ -318,7 +318,7 @@ async fn shut_down(
         probes.shutdown().await;
     };
     if tokio::time::timeout(deadline, orderly).await.is_err() {
-        tracing::error!(deadline = %humantime::format_duration(deadline), "shutdown did not finish in time; exiting anyway");
+        tracing::error!(deadline = %floatover_core::human::duration(deadline), "shutdown did not finish in time; exiting anyway");
         return Some(AppError::ShutdownDeadline);
     }
     None

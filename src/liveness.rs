@@ -1,7 +1,7 @@
 //! Heartbeats: how the process knows its own engine and probes are making progress.
 //!
 //! A failover controller whose engine is wedged must not keep its lease: it would hold the
-//! leadership that another replica needs, and nobody would notice (README, "Leader election and fencing").
+//! leadership that another replica needs, and nobody would notice (docs/leader-election.md, "Leader election and fencing").
 //! Every long-lived loop registers a [`Heart`] with the longest silence that is still
 //! normal for it and beats on every turn. The elector asks [`Liveness::check`] before each
 //! renewal and stops renewing while anything is stalled, so a standby takes over within
@@ -41,7 +41,7 @@ struct Entry {
 
 /// A loop that has not beaten for longer than it is allowed to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{name} made no progress for {} (allowed {})", humantime::format_duration(*.silent_for), humantime::format_duration(*.max_gap))]
+#[error("{name} made no progress for {} (allowed {})", floatover_core::human::duration(*.silent_for), floatover_core::human::duration(*.max_gap))]
 pub struct Stalled {
     pub name: String,
     pub silent_for: Duration,

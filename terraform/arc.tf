@@ -1,4 +1,4 @@
-# Failover without Route 53's change API (README, "Surviving a region"): the records that
+# Failover without Route 53's change API (docs/leader-election.md, "Surviving a region"): the records that
 # answer clients are created here, once, each tied to an ARC routing control through a
 # RECOVERY_CONTROL health check. At failover floatover only turns controls on and off
 # through the cluster's regional endpoints (the `routing_control` float). Off by default

@@ -1,4 +1,4 @@
-# DR with data (README, "DR sites with data"): an optional primary database and a read
+# DR with data (docs/sites.md): an optional primary database and a read
 # replica of it, so the demo's site plan can promote the replica (promote_replica) behind
 # an RPO gate on its CloudWatch ReplicaLag. Off by default (var.read_replica).
 

@@ -51,7 +51,7 @@ variable "record_name" {
 }
 
 variable "emulator_endpoint" {
-  description = "Set when applying against an emulator (LocalStack): the rendered floatover config then points there and writes DNS members with UPSERT (see the README)."
+  description = "Set when applying against an emulator (LocalStack): the rendered floatover config then points there and writes DNS members with UPSERT (see docs/terraform.md)."
   type        = string
   default     = ""
 }
@@ -63,7 +63,7 @@ variable "lease_bucket" {
 }
 
 variable "quorum_lease" {
-  description = "Keep the lease on a majority of three buckets (this region's and one in each of lease_regions), so floatover keeps a leader when one region is lost (README, \"Surviving a region\"). false: one bucket in this region."
+  description = "Keep the lease on a majority of three buckets (this region's and one in each of lease_regions), so floatover keeps a leader when one region is lost (docs/leader-election.md, \"Surviving a region\"). false: one bucket in this region."
   type        = bool
   default     = true
 }

@@ -35,6 +35,7 @@ fn rec(holder: &str, epoch: u64) -> LeaseRecord {
         renewals: 0,
         released: false,
         api: None,
+        writer: None,
     }
 }
 

@@ -283,6 +283,7 @@ async fn a_hostile_lease_duration_is_capped<W: LeaseWorld>(store: W) {
         renewals: 0,
         released: false,
         api: None,
+        writer: None,
     });
     let mut rs = vec![Replica::new(&store, "a")];
     let t0 = Instant::now();
@@ -305,6 +306,7 @@ async fn conditional_writes_have_exactly_one_winner<W: LeaseWorld>(store: W) {
         renewals: 0,
         released: false,
         api: None,
+        writer: None,
     };
     assert!(a.get().await.expect("get").is_none());
     assert!(b.get().await.expect("get").is_none());
@@ -394,4 +396,84 @@ async fn a_stuck_elector_shows_as_stalled() {
     tokio::time::sleep(secs(0.2)).await;
     assert!(stuck2.check().is_err(), "stalled after 4.5 s");
     stop.cancel();
+}
+
+/// A store that performs a write but loses its answer (as a timed-out PUT that landed),
+/// once, at the `lose`-th write.
+struct LostAnswer<S> {
+    inner: S,
+    writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    lose: usize,
+}
+
+#[async_trait::async_trait]
+impl<S: LeaseStore> LeaseStore for LostAnswer<S> {
+    async fn get(&self) -> Result<Option<(LeaseRecord, String)>, floatover::leader::LeaderError> {
+        self.inner.get().await
+    }
+    async fn put(
+        &self,
+        rec: &LeaseRecord,
+        pre: Precondition<'_>,
+    ) -> Result<Put, floatover::leader::LeaderError> {
+        let n = self
+            .writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        let r = self.inner.put(rec, pre).await;
+        if n == self.lose {
+            return Err(floatover::leader::LeaderError::Store {
+                op: "PutObject",
+                region: "test".into(),
+                code: "Timeout".into(),
+                message: "no answer within the call timeout (the write landed)".into(),
+            });
+        }
+        r
+    }
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+}
+
+/// A renewal whose answer was lost but which landed is recognised as the claim's own
+/// write (its writer id): the leader keeps the lease and its epoch, instead of reading
+/// its own write as "taken by another replica" and stepping down. A replica with the
+/// same identity but another writer id is still a stranger (next test in lease.rs:
+/// `same_identity_twice_never_gives_two_leaders`).
+#[tokio::test(start_paused = true)]
+async fn a_renewal_that_landed_without_an_answer_keeps_the_lease() {
+    let mem = MemLease::new();
+    let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let store = LostAnswer {
+        inner: mem.store("a"),
+        writes: writes.clone(),
+        lose: 4,
+    };
+    let mut a = Replica {
+        lease: CasLease::new(store, "a".into(), TIMING),
+        next: Instant::now(),
+        state: None,
+        running: true,
+        ctx: GO,
+        led_since: None,
+    };
+    let start = Instant::now();
+    let mut led = Vec::new();
+    for step in 1..=40u32 {
+        run_until(
+            std::slice::from_mut(&mut a),
+            start + Duration::from_millis(250) * step,
+        )
+        .await;
+        led.push((a.leads(), a.epoch()));
+    }
+    assert!(
+        led.iter().skip(2).all(|(l, e)| *l && *e == Epoch(1)),
+        "the leader stepped down or changed epoch: {led:?}"
+    );
+    assert!(
+        writes.load(std::sync::atomic::Ordering::SeqCst) > 8,
+        "the scenario renewed past the lost answer"
+    );
 }

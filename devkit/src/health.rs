@@ -128,11 +128,13 @@ pub fn lean_responder(
 /// runs: `GET /health?instance=ID&ip=IP` answers 200 once the test has marked that
 /// instance booted ([`FleetHealth::boot`]), 503 before; `GET /site` (the site's front
 /// door, e.g. its load balancer) answers 200 once the test opened it
-/// ([`FleetHealth::open_site`]). Every probe is logged (instance, ip) so a test sees what was probed.
+/// ([`FleetHealth::open_site`]). Every (instance, ip) probed is remembered once, so a test
+/// sees what was probed (a list of every probe grew by thousands a second in the mass
+/// bench, and its reallocations under the lock stalled answers into probe timeouts).
 #[derive(Clone, Default)]
 pub struct FleetHealth {
     booted: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
-    probed: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    probed: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<(String, String)>>>,
     site_open: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -157,10 +159,13 @@ impl FleetHealth {
                     let me = a.clone();
                     async move {
                         let id = q.instance.unwrap_or_default();
-                        me.probed
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push((id.clone(), q.ip.unwrap_or_default()));
+                        let seen = (id, q.ip.unwrap_or_default());
+                        let mut probed = me.probed.lock().unwrap_or_else(|p| p.into_inner());
+                        if !probed.contains(&seen) {
+                            probed.insert(seen.clone());
+                        }
+                        drop(probed);
+                        let id = seen.0;
                         if me.is_booted(&id) {
                             StatusCode::OK
                         } else {
@@ -215,11 +220,13 @@ impl FleetHealth {
             .contains(id)
     }
 
-    /// Every probe so far: (instance, ip) as the URL carried them.
+    /// Every (instance, ip) probed so far, as the URLs carried them.
     pub fn probed(&self) -> Vec<(String, String)> {
         self.probed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .iter()
+            .cloned()
+            .collect()
     }
 }

@@ -26,6 +26,11 @@ pub struct Mass {
     pub health_url: String,
     /// An S3 bucket for a lease shared by several replicas.
     pub bucket: String,
+    /// Where that bucket is: the same emulator unless [`Mass::lease_on`] moved it.
+    pub lease_endpoint: String,
+    /// How often every target is probed (fall 2; the timeout is 80% of it). 500 ms unless
+    /// changed before the config is written.
+    pub probe_interval: std::time::Duration,
     _server: JoinHandle<()>,
     clients: seed::Clients,
 }
@@ -83,6 +88,8 @@ impl Mass {
             health,
             health_url,
             bucket: w.bucket.clone(),
+            lease_endpoint: endpoint.to_string(),
+            probe_interval: std::time::Duration::from_millis(500),
             _server: server,
             clients,
         })
@@ -101,7 +108,7 @@ impl Mass {
         self.config_with(&format!(
             "api: {{ listen: \"127.0.0.1:{api_port}\", token: \"bench-token-0123456789\" }}\n\
              leader: {{ backend: s3, identity: {identity}, s3: {{ bucket: {}, key: leader.json, endpoint_url: \"{}\" }} }}",
-            self.bucket, self.endpoint
+            self.bucket, self.lease_endpoint
         ))
     }
 
@@ -111,9 +118,12 @@ impl Mass {
             y,
             "{leader}\n\
              aws: {{ region: {}, endpoint_url: \"{}\", dns_member_writes: upsert }}\n\
-             probe_defaults: {{ interval: 500ms, timeout: 400ms, rise: 1, fall: 2 }}\n\
+             probe_defaults: {{ interval: {}ms, timeout: {}ms, rise: 1, fall: 2 }}\n\
              drift_check: 5s\nresync_interval: 30s\ngroups:",
-            self.region, self.endpoint
+            self.region,
+            self.endpoint,
+            self.probe_interval.as_millis(),
+            self.probe_interval.as_millis() * 4 / 5
         );
         for (i, g) in self.groups.iter().enumerate() {
             let probe = |id: &str| {
@@ -175,10 +185,21 @@ impl Mass {
             .count())
     }
 
+    /// Keep the lease in S3 on another emulator. On AWS, S3 does not slow down because EC2
+    /// is busy; one LocalStack process serving both does (its S3 answers queue behind a
+    /// burst of 50 AssociateAddress calls), and that is not what a bench should measure.
+    pub async fn lease_on(&mut self, endpoint: &str) -> Result<(), DevkitError> {
+        let c = seed::clients(endpoint, &self.region).await;
+        seed::create_bucket(&c.s3, &self.region, &self.bucket).await?;
+        self.lease_endpoint = endpoint.to_string();
+        Ok(())
+    }
+
     /// The floor EC2's own buckets allow for moving every EIP at once: detection (fall 2 ×
-    /// 500 ms) plus what AssociateAddress's bucket (50, then 5 a second) takes.
+    /// the probe interval) plus what AssociateAddress's bucket (50, then 5 a second) takes.
     pub fn floor(&self) -> std::time::Duration {
         let n = self.groups.len() as f64;
-        std::time::Duration::from_secs_f64(1.0 + ((n - 50.0).max(0.0)) / 5.0)
+        let detection = 2.0 * self.probe_interval.as_secs_f64();
+        std::time::Duration::from_secs_f64(detection + ((n - 50.0).max(0.0)) / 5.0)
     }
 }

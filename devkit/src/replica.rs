@@ -225,7 +225,6 @@ impl Replica {
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log)?;
         let mut cmd = Command::new(bin);
-        cmd.envs(env.iter().copied());
         let err = match stderr {
             Stderr::LogFile => Stdio::from(out),
             Stderr::ClosedPipe => Stdio::piped(),
@@ -240,6 +239,8 @@ impl Replica {
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            // The caller's variables last: they may override the defaults above.
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(err)
             .spawn()?;

@@ -140,16 +140,7 @@ pub async fn world(
         .await
         .map_err(seed_err("CreateRouteTable"))?;
     let bucket = format!("floatover-{tag}");
-    let mut cb = c.s3.create_bucket().bucket(&bucket);
-    if region != "us-east-1" {
-        // Outside us-east-1, S3 wants the region named in the request body.
-        cb = cb.create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
-                .build(),
-        );
-    }
-    cb.send().await.map_err(seed_err("CreateBucket"))?;
+    create_bucket(&c.s3, region, &bucket).await?;
     Ok(World {
         region: region.to_string(),
         endpoint: endpoint.to_string(),
@@ -252,4 +243,23 @@ pub async fn instance_state(ec2: &aws_sdk_ec2::Client, id: &str) -> String {
                 .map(|n| n.as_str().to_string())
         })
         .unwrap_or_default()
+}
+
+/// Create an S3 bucket in `region` (outside us-east-1, S3 wants the region named in the
+/// request body).
+pub async fn create_bucket(
+    s3: &aws_sdk_s3::Client,
+    region: &str,
+    bucket: &str,
+) -> Result<(), DevkitError> {
+    let mut cb = s3.create_bucket().bucket(bucket);
+    if region != "us-east-1" {
+        cb = cb.create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+                .build(),
+        );
+    }
+    cb.send().await.map_err(seed_err("CreateBucket"))?;
+    Ok(())
 }

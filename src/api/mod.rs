@@ -305,7 +305,7 @@ async fn switchover(
             StatusCode::GATEWAY_TIMEOUT,
             format!(
                 "no answer from the controller within {}",
-                humantime::format_duration(wait)
+                floatover_core::human::duration(wait)
             ),
         ),
     }

@@ -100,7 +100,7 @@ pub(super) async fn plan(path: &Path, json: bool) -> ExitCode {
     let settle = probe_settle(&spec);
     eprintln!(
         "probing targets for {} ...",
-        humantime::format_duration(settle)
+        floatover_core::human::duration(settle)
     );
     if let Err(e) = check_credentials(&spec).await {
         eprintln!("error: {e}");
@@ -223,7 +223,7 @@ fn group_report(
         observed: &obs,
         memory: &GroupMemory::default(),
         epoch,
-        now,
+        now: now.into_std(),
     });
     let missing_floats: Vec<String> = g
         .floats

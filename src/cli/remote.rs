@@ -230,7 +230,7 @@ pub(super) async fn drill(
     let Some((drill, failback)) = follow_drill(&client, sites, &id, timeout).await else {
         eprintln!(
             "error: the drill did not finish within {}; it goes on on the leader",
-            humantime::format_duration(timeout)
+            floatover_core::human::duration(timeout)
         );
         return Exit::Failure.into();
     };

@@ -98,7 +98,7 @@ pub(super) fn status(body: &StatusBody) -> String {
             q.scope,
             q.pending,
             q.failovers,
-            crate::config::duration::show(std::time::Duration::from_secs_f64(q.drain_s.max(0.0))),
+            floatover_core::human::duration(std::time::Duration::from_secs_f64(q.drain_s.max(0.0))),
             q.per_second
         );
     }

@@ -11,17 +11,8 @@ pub struct Dur(pub Duration);
 /// Longest duration accepted anywhere in a config.
 pub const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// A duration written for a person: `250ms`, `1.2s`, `2m 5s` (not `1s 234ms 567us 8ns`).
-pub fn show(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1_000 {
-        format!("{ms}ms")
-    } else if ms < 60_000 {
-        format!("{:.1}s", d.as_secs_f64())
-    } else {
-        humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
-    }
-}
+/// A duration written for a person (see [`floatover_core::human`]).
+pub use floatover_core::human::duration as show;
 
 impl Dur {
     pub const fn ms(ms: u64) -> Dur {

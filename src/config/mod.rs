@@ -90,7 +90,7 @@ pub fn resolve_objects(
 /// Parse config text into the raw (unvalidated) form.
 pub fn parse_raw(text: &str) -> Result<RawConfig, ConfigError> {
     let value: serde_json::Value =
-        serde_saphyr::from_str(text).map_err(|e| ConfigError::Yaml(humane_yaml(&e.to_string())))?;
+        serde_saphyr::from_str(text).map_err(|e| ConfigError::Yaml(yaml_error(&e)))?;
     let found = match &value {
         serde_json::Value::Object(_) => None,
         serde_json::Value::Null => Some("nothing (the config is empty)"),
@@ -120,6 +120,23 @@ pub fn parse_raw(text: &str) -> Result<RawConfig, ConfigError> {
             reason: humane_serde(&e.to_string()),
         }])
     })
+}
+
+/// A YAML error in the user's words; a duplicate key is named (the parser knows it).
+fn yaml_error(e: &serde_saphyr::Error) -> String {
+    let mut inner = e.without_snippet();
+    while let serde_saphyr::Error::AliasError { error, .. }
+    | serde_saphyr::Error::WithSnippet { error, .. } = inner
+    {
+        inner = error;
+    }
+    if let serde_saphyr::Error::DuplicateMappingKey { key: Some(key), .. } = inner {
+        let at = location(&e.to_string());
+        return format!(
+            "the key `{key}` appears twice in the same mapping{at}; remove one of them"
+        );
+    }
+    humane_yaml(&e.to_string())
 }
 
 /// The YAML parser's messages, in the words of someone editing a config file (no parser

@@ -274,11 +274,11 @@ impl Worker {
                 (d, None) => d,
                 (None, Some(w)) => Some(format!(
                     "waited {} for a provider token",
-                    crate::config::duration::show(w)
+                    floatover_core::human::duration(w)
                 )),
                 (Some(d), Some(w)) => Some(format!(
                     "{d}; waited {} for a provider token",
-                    crate::config::duration::show(w)
+                    floatover_core::human::duration(w)
                 )),
             },
             token_wait_ms: token_wait.map(|w| w.as_secs_f64() * 1e3),
@@ -314,7 +314,7 @@ impl Worker {
         {
             if ev.ok {
                 self.ctx.metrics.count_move(&g.name.0, ev.reason);
-                st.memory.last_move.insert(float.clone(), now);
+                st.memory.last_move.insert(float.clone(), now.into_std());
                 if let Some(c) = st.belief.as_mut() {
                     c.insert(float, belief);
                 }
@@ -335,6 +335,7 @@ impl Worker {
         st.fresh_after = self.ctx.reads.tick();
         if failed {
             st.observe_now = true;
+            st.retry_after = None;
             st.belief_epoch = None;
         } else {
             for l in self.lanes() {

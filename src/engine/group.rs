@@ -51,6 +51,10 @@ pub(super) struct State {
     /// our own last move is in them (an older read would show the old holder and look
     /// like drift).
     pub fresh_after: u64,
+    /// After a failed shared read: the lane's own retry (any read after this tick) is the
+    /// one to wait for. Asking for a read that starts "now" instead made every group ask
+    /// again after every failure, and standbys read back to back.
+    pub retry_after: Option<u64>,
     /// The last read of each lane taken in (by sequence number).
     pub seen: Vec<u64>,
     /// The claim being written (stamps wait in their own queue; the worker goes on).
@@ -138,6 +142,7 @@ impl Worker {
             observe_now: true,
             observe_at: now,
             fresh_after: self.ctx.reads.tick(),
+            retry_after: None,
             seen: vec![0; self.lanes.len()],
             claims: JoinSet::new(),
             memory: GroupMemory::default(),
@@ -232,7 +237,11 @@ impl Worker {
     /// Wait for a read of every lane of this group that started after our last move, and
     /// take it in. False when there is none to plan from (a read failed).
     async fn observe(&self, st: &mut State, leader: &LeaderState) -> bool {
-        let since = self.ctx.reads.tick().max(st.fresh_after);
+        let since = st
+            .retry_after
+            .take()
+            .unwrap_or_else(|| self.ctx.reads.tick())
+            .max(st.fresh_after);
         // Waiting for a read under way plus one more is normal; a lane that hangs longer
         // than its calls' timeout is a stall.
         let budget = self
@@ -267,21 +276,20 @@ impl Worker {
     /// Take in shared reads: this group's floats, drift judged against the belief of this
     /// term.
     fn take_in(&self, st: &mut State, leader: &LeaderState, reads: &[Arc<Read>]) -> bool {
-        let now = Instant::now();
         let g = self.g();
         for (seen, r) in st.seen.iter_mut().zip(reads) {
             *seen = (*seen).max(r.seq);
         }
         if let Some(e) = reads.iter().find_map(|r| r.result.as_ref().err()) {
-            let retry = self
-                .lanes
-                .iter()
-                .filter_map(|l| l.backing_off())
-                .max()
-                .unwrap_or(now + Duration::from_millis(250));
-            tracing::warn!(group = %g.name, error = %e, "observation failed; the shared read retries with backoff");
+            // The lane warns once per failed read for all its groups; a warning here would
+            // repeat it for every group on every wake (192,000 lines in two minutes of a
+            // 500-group failover with the emulator saturated).
+            tracing::debug!(group = %g.name, error = %e, "observation failed; the shared read retries with backoff");
             self.ctx.status.set_observe_error(&g.name.0, e.to_string());
-            st.observe_at = st.observe_at.min(retry);
+            // The lane retries by itself once its backoff is over, and its next read wakes
+            // this group (a group that must see a fresh read waits for that one).
+            let failed = reads.iter().filter(|r| r.result.is_err()).map(|r| r.tick);
+            st.retry_after = failed.chain(st.retry_after).max();
             return false;
         }
         let mut o: HashMap<String, Observation> = HashMap::with_capacity(g.floats.len());
@@ -540,6 +548,7 @@ impl Worker {
         if now_leading.is_some() && now_leading != st.leading {
             tracing::info!(group = %g.name, epoch = leader.epoch.0, "leading: re-reading provider state before acting");
             st.observe_now = true;
+            st.retry_after = None;
             st.belief_epoch = None;
             // The previous leader's last call may still land (it was sent before its fence
             // closed and may take up to a call timeout): read again once it could have. The
@@ -575,7 +584,7 @@ impl Worker {
             observed: &observed,
             memory: &st.memory,
             epoch: leader.epoch,
-            now,
+            now: now.into_std(),
         });
         self.report_sizing(st, &p);
         if leader.is_leader {
@@ -585,7 +594,7 @@ impl Worker {
                 }
             }
         }
-        st.next_wake = p.next_wake;
+        st.next_wake = p.next_wake.map(Instant::from_std);
         if leader.is_leader {
             // Moves first (one call each: the failover path), then the claims of the
             // floats that stay, so a takeover that must fail over is not delayed by them.

@@ -167,6 +167,7 @@ impl Engine {
                 generation: ctx.reads.generation.clone(),
                 leading_every: ctx.spec.drift_check.min(ctx.spec.resync_interval),
                 standby_every: ctx.spec.resync_interval,
+                slow_floor: ctx.spec.aws.call_timeout,
             };
             workers.spawn(task.run(stop.clone()));
         }

@@ -217,6 +217,10 @@ pub(crate) struct LaneTask {
     /// Period while leading (the drift check) and as a standby (the resync).
     pub leading_every: Duration,
     pub standby_every: Duration,
+    /// Added to the backoff after a read that timed out or was throttled: the provider is
+    /// slow or saturated, and every abandoned call still costs it work (three replicas
+    /// retrying at 250 ms wedged LocalStack for minutes in the 500-float bench).
+    pub slow_floor: Duration,
 }
 
 impl LaneTask {
@@ -236,7 +240,13 @@ impl LaneTask {
                 } else {
                     self.standby_every
                 };
-                let periodic = last_started.map_or(now, |s| s + every);
+                // After a failure the lane tries again by itself once the backoff is
+                // over (not_before), whether or not a group asks.
+                let periodic = if failures > 0 {
+                    now
+                } else {
+                    last_started.map_or(now, |s| s + every)
+                };
                 let asked = w.due.unwrap_or(periodic);
                 let at = w.scheduled.unwrap_or(periodic);
                 periodic.min(asked).min(at).max(w.not_before)
@@ -252,27 +262,39 @@ impl LaneTask {
                 continue;
             }
             last_started = Some(now);
-            let tick = {
+            let (tick, why) = {
                 let mut w = lane.lock();
+                let why = if w.due.is_some_and(|d| d <= now) {
+                    "asked"
+                } else if w.scheduled.is_some_and(|s| s <= now) {
+                    "scheduled"
+                } else {
+                    "periodic"
+                };
                 let tick = lane.ticks.fetch_add(1, Ordering::SeqCst) + 1;
                 w.last_tick = tick;
                 w.due = None;
                 if w.scheduled.is_some_and(|s| s <= now) {
                     w.scheduled = None;
                 }
-                tick
+                (tick, why)
             };
             let res = tokio::select! {
                 biased;
                 _ = stop.cancelled() => return,
                 r = self.provider.observe(&lane.floats, &lane.targets) => r,
             };
+            tracing::debug!(lane = %lane.name, tick, why, ok = res.is_ok(), took_ms = now.elapsed().as_millis() as u64, "read");
             self.metrics.count_observe_read(&lane.name, res.is_ok());
             match &res {
                 Ok(_) => failures = 0,
                 Err(e) => {
                     failures = failures.saturating_add(1);
-                    let wait = backoff(failures);
+                    let wait = if slow(e) {
+                        self.slow_floor.saturating_add(backoff(failures))
+                    } else {
+                        backoff(failures)
+                    };
                     tracing::warn!(lane = %lane.name, error = %e, retry_in = ?wait, "read failed; every group of this lane retries after the backoff");
                     lane.lock().not_before = Instant::now() + wait;
                 }
@@ -285,6 +307,15 @@ impl LaneTask {
             })));
             self.generation.send_modify(|g| *g = g.wrapping_add(1));
         }
+    }
+}
+
+/// A read the provider did not answer in time, or refused for its rate.
+fn slow(e: &ProviderError) -> bool {
+    match e {
+        ProviderError::Throttled { .. } => true,
+        ProviderError::Transport { code, .. } => code == "Timeout",
+        _ => false,
     }
 }
 
@@ -311,5 +342,29 @@ mod tests {
             assert!(d >= BACKOFF_MIN / 2, "{n}: {d:?}");
         }
         assert!(backoff(10) >= BACKOFF_MAX / 2);
+    }
+
+    #[test]
+    fn timeouts_and_throttles_count_as_a_slow_provider_other_failures_do_not() {
+        let transport = |code: &str| ProviderError::Transport {
+            op: "DescribeAddresses",
+            region: "r".into(),
+            code: code.into(),
+            message: "m".into(),
+        };
+        assert!(slow(&transport("Timeout")));
+        assert!(!slow(&transport("ConnectionError")));
+        assert!(slow(&ProviderError::Throttled {
+            op: "DescribeAddresses",
+            region: "r".into(),
+            code: "RequestLimitExceeded".into(),
+            message: "m".into(),
+        }));
+        assert!(!slow(&ProviderError::Api {
+            op: "DescribeAddresses",
+            region: "r".into(),
+            code: "InvalidAllocationID.NotFound".into(),
+            message: "m".into(),
+        }));
     }
 }

@@ -84,7 +84,7 @@ impl Worker {
             } else if p.since.elapsed() > timeout {
                 let _ = p.reply.send(Err(SwitchoverError::Failed(format!(
                     "not done after {}; see the audit trail",
-                    humantime::format_duration(timeout)
+                    floatover_core::human::duration(timeout)
                 ))));
             } else {
                 keep.push(p);

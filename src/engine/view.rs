@@ -105,7 +105,7 @@ pub fn health_view(
                     t.id.clone(),
                     HealthView {
                         health: h.health,
-                        since: h.since,
+                        since: h.since.into_std(),
                     },
                 )
             })

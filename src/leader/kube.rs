@@ -28,6 +28,7 @@ const LEASE_MS: &str = "floatover.io/lease-ms";
 const RENEWALS: &str = "floatover.io/renewals";
 const RELEASED: &str = "floatover.io/released";
 const API: &str = "floatover.io/api";
+const WRITER: &str = "floatover.io/writer";
 
 /// The Kubernetes lease: the shared protocol over a Lease object.
 pub type KubeLease = CasLease<KubeStore>;
@@ -158,6 +159,9 @@ pub fn lease_of(
     if let Some(api) = &rec.api {
         annotations.insert(API.to_string(), api.clone());
     }
+    if let Some(w) = &rec.writer {
+        annotations.insert(WRITER.to_string(), w.clone());
+    }
     let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
     Ok(Lease {
         metadata: ObjectMeta {
@@ -220,6 +224,7 @@ pub fn record_of(lease: &Lease) -> Result<(LeaseRecord, String), LeaseShapeError
             renewals: number(RENEWALS)?.unwrap_or(0),
             released: ann.get(RELEASED).is_some_and(|v| v == "true"),
             api: ann.get(API).cloned(),
+            writer: ann.get(WRITER).cloned(),
         },
         version,
     ))
@@ -287,6 +292,7 @@ mod tests {
             renewals: 3,
             released: false,
             api: Some("http://10.0.0.5:9090".into()),
+            writer: Some("00ff".into()),
         }
     }
 

@@ -4,7 +4,7 @@
 //! publishes [`LeaderState`] and, on shutdown, releases the lease so a standby takes over
 //! at once. [`Leadership`] is the handle everybody else uses: providers call
 //! [`Fence::permit`] right before each mutating call, which refuses once the lease could
-//! expire before that call returns (README, "Leader election and fencing").
+//! expire before that call returns (docs/leader-election.md, "Leader election and fencing").
 
 mod elector;
 pub mod kube;
@@ -29,7 +29,7 @@ use tokio::time::Instant;
 /// The highest epoch this replica has seen anywhere: in the lease record and in the
 /// stamps on the floats. A new holder always takes an epoch above it, so epochs never go
 /// backwards even when the lease object is deleted or moved to a new bucket
-/// (README, "Leader election and fencing"). The engine raises it from every observation; the elector
+/// (docs/leader-election.md, "Leader election and fencing"). The engine raises it from every observation; the elector
 /// hands it to the lease store on every round.
 #[derive(Debug, Default)]
 pub struct EpochFloor {

@@ -36,6 +36,12 @@ pub struct LeaseRecord {
     /// The holder's API URL, so that standbys can point clients at the leader.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api: Option<String>,
+    /// A random id of the claim that wrote the record (one per process and store). A
+    /// renewal whose answer was lost may still land; the next renewal then finds a version
+    /// it did not write, and only this id tells "my own late write" from "a replica with
+    /// the same identity" (a misconfiguration the protocol must still survive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<String>,
 }
 
 /// Timing of the election.
@@ -139,6 +145,11 @@ pub struct Claim {
     seen: Option<(String, Instant)>,
     /// The highest epoch this claim has read or written.
     last_epoch: Epoch,
+    /// This claim's id in the records it writes ([`LeaseRecord::writer`]).
+    writer: String,
+    /// The send time of the first renewal since the last success whose answer never came
+    /// (it may have landed).
+    unsure_since: Option<Instant>,
 }
 
 impl Claim {
@@ -153,6 +164,8 @@ impl Claim {
             renewed_at: None,
             seen: None,
             last_epoch: Epoch(0),
+            writer: format!("{:016x}", rand::random::<u64>()),
+            unsure_since: None,
         }
     }
 
@@ -228,6 +241,7 @@ impl Claim {
             renewals: 0,
             released: false,
             api: self.api.clone(),
+            writer: Some(self.writer.clone()),
         }
     }
 
@@ -282,6 +296,7 @@ impl Claim {
     ) -> Result<Instant, LeaderError> {
         let mut next = LeaseRecord {
             renewals: rec.renewals.saturating_add(1),
+            writer: Some(self.writer.clone()),
             ..rec
         };
         match want.epoch {
@@ -296,12 +311,35 @@ impl Claim {
             EpochRule::Above(_) => {}
         }
         let sent = Instant::now();
-        match store.put(&next, Precondition::Matches(&version)).await? {
+        let put = match store.put(&next, Precondition::Matches(&version)).await {
+            Ok(p) => p,
+            Err(e) => {
+                // No answer, but the write may have landed (and may still land).
+                self.unsure_since.get_or_insert(sent);
+                return Err(e);
+            }
+        };
+        match put {
             Put::Done(new) => {
+                self.unsure_since = None;
                 self.won(next, new, sent);
                 Ok(sent + self.timing.retry)
             }
             Put::Conflict => {
+                if let Some(since) = self.unsure_since.take()
+                    && let Ok(Some((rec, v))) = store.get().await
+                    && rec.holder == next.holder
+                    && rec.writer == next.writer
+                    && rec.epoch == next.epoch
+                    && !rec.released
+                {
+                    // Our own renewal, whose answer was lost, landed: the record is still
+                    // ours. The fence counts from when that renewal was sent (it landed
+                    // later, so everyone else's clock started later still).
+                    tracing::info!(lease = %store.location(), "a renewal whose answer was lost had landed: the lease is still ours");
+                    self.won(rec, v, since);
+                    return Ok(Instant::now());
+                }
                 tracing::warn!(lease = %store.location(), "lease was taken by another replica");
                 self.forget();
                 self.known = false;

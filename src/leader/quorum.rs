@@ -3,7 +3,7 @@
 //! one region, cluster or bucket (two of five) leaves the controller a leader.
 //!
 //! Each member runs the one-store protocol of [`super::protocol`] through a [`Claim`]; this
-//! module only counts. The rules (the safety argument is in the README, "Surviving a
+//! module only counts. The rules (the safety argument is in docs/leader-election.md, "Surviving a
 //! region"):
 //!
 //! - A replica leads while it holds a majority of members. Its fence deadline is the

@@ -2,10 +2,10 @@
 //! generation counter that wakes the engine when any target's health changes.
 
 use super::check::Outcome;
-use super::state::{RiseFall, combine};
 use super::votes::{PeerView, Tally, VoteRule, vote};
 use crate::config::Spec;
 use crate::model::{Health, TargetKey};
+use floatover_core::health::{RiseFall, combine};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::watch;
@@ -33,7 +33,7 @@ struct Entry {
 /// Shared between probe tasks (writers), the engine and the API (readers).
 pub struct HealthBoard {
     entries: Mutex<HashMap<TargetKey, Entry>>,
-    /// Health votes (README, "Surviving a region"): None, one vantage point.
+    /// Health votes (docs/leader-election.md, "Surviving a region"): None, one vantage point.
     votes: Option<VoteRule>,
     /// The peers' views, as last fetched (lock order: `entries`, then `peers`).
     peers: Mutex<Vec<PeerView>>,

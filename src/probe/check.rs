@@ -23,7 +23,7 @@ impl Outcome {
             Outcome::Fail(why) => Some(why.clone()),
             Outcome::TimedOut(t) => Some(format!(
                 "timed out after {}",
-                humantime::format_duration(*t)
+                floatover_core::human::duration(*t)
             )),
         }
     }

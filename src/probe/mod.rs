@@ -12,13 +12,12 @@ mod check;
 mod http;
 pub mod overload;
 pub mod peers;
-mod state;
 pub mod votes;
 
 pub use crate::model::TargetKey;
 pub use board::{HealthBoard, TargetHealth};
 pub use check::{Checker, CheckerError, Outcome, Prepared};
-pub use state::{RiseFall, combine};
+pub use floatover_core::health::{RiseFall, combine};
 
 use crate::config::{ProbeKind, ProbeSpec, Spec};
 use crate::faults::{Fault, Faults};
@@ -152,8 +151,11 @@ pub fn spawn(spec: &Spec, deps: ProbeDeps, stop: CancellationToken) -> JoinSet<(
                             h.beat();
                         }
                     };
-                    // Spread the first probes a little so a thousand loops do not fire as one.
-                    let spread = p.interval.min(Duration::from_millis(100));
+                    // Spread the first probes over the interval (at most a second) so a
+                    // thousand loops do not fire as one: spread over only 100 ms, 3,000
+                    // probes came at the health endpoints in bursts of 30,000 a second,
+                    // and the late answers flapped targets at start.
+                    let spread = p.interval.min(Duration::from_secs(1));
                     let mut next = Instant::now()
                         + spread.mul_f64(f64::from(rand::random::<u16>()) / f64::from(u16::MAX));
                     loop {

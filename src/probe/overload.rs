@@ -168,7 +168,7 @@ pub async fn monitor(
             if overloaded {
                 let msg = format!(
                     "overloaded: timers run {} late; probe intervals stretched x{} and timeouts not counted against targets",
-                    humantime::format_duration(Duration::from_millis(
+                    floatover_core::human::duration(Duration::from_millis(
                         u64::try_from(lag.as_millis()).unwrap_or(u64::MAX)
                     )),
                     load.stretch()

@@ -262,7 +262,7 @@ fn automatic(input: &Input<'_>, record: &SiteRuns, now: Instant, out: &mut Vec<S
                 "automatic: site {} below quorum ({n_up} of {} target(s) up, {need} needed) for {}",
                 active.name,
                 active.targets.len(),
-                humantime::format_duration(input.policy.grace)
+                floatover_core::human::duration(input.policy.grace)
             ),
             drill_of: None,
         },

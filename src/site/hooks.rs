@@ -57,8 +57,8 @@ pub enum HookError {
     Fenced(#[from] FenceError),
 }
 
-fn human(d: &Duration) -> humantime::FormattedDuration {
-    humantime::format_duration(*d)
+fn human(d: &Duration) -> String {
+    floatover_core::human::duration(*d)
 }
 
 /// Asked right before each attempt: may this replica still act?

@@ -107,7 +107,7 @@ fn detail(site: &SiteSpec, s: &Step) -> String {
                 "replication lag ({}) within the RPO of {}, else an automatic promotion waits for approval",
                 lag_source(&d.lag),
                 d.rpo
-                    .map(|r| humantime::format_duration(r).to_string())
+                    .map(floatover_core::human::duration)
                     .unwrap_or_default()
             ),
             None => String::new(),
@@ -185,7 +185,7 @@ pub fn site_plan(site: &SiteSpec) -> SitePlan {
 }
 
 fn human(ms: u64) -> String {
-    humantime::format_duration(Duration::from_millis(ms)).to_string()
+    floatover_core::human::duration(Duration::from_millis(ms))
 }
 
 /// The plans for people.

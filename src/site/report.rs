@@ -249,11 +249,24 @@ fn esc(s: &str) -> String {
 
 /// The timeline: one bar per step from its start for as long as it took (green within
 /// budget, orange over, red failed), a tick where its budget ends, the RTO as a line.
+/// The drawing's geometry: labels on the left, the chart scaled to the drill's end.
+struct Canvas {
+    end: f64,
+    height: f64,
+}
+
+const LABEL: f64 = 230.0;
+const CHART: f64 = 620.0;
+const ROW: f64 = 26.0;
+const TOP: f64 = 56.0;
+
+impl Canvas {
+    fn x(&self, ms: u64) -> f64 {
+        LABEL + (ms as f64 / self.end * CHART).min(CHART)
+    }
+}
+
 pub fn svg(r: &DrillReport) -> String {
-    const LABEL: f64 = 230.0;
-    const CHART: f64 = 620.0;
-    const ROW: f64 = 26.0;
-    const TOP: f64 = 56.0;
     // The scale covers every step's bar and budget tick, the RTO and the whole drill.
     let end = r
         .steps
@@ -267,8 +280,11 @@ pub fn svg(r: &DrillReport) -> String {
         .max()
         .unwrap_or(1)
         .max(1) as f64;
-    let x = |ms: u64| LABEL + (ms as f64 / end * CHART).min(CHART);
-    let height = TOP + ROW * r.steps.len() as f64 + 40.0;
+    let c = Canvas {
+        end,
+        height: TOP + ROW * r.steps.len() as f64 + 40.0,
+    };
+    let height = c.height;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -276,6 +292,16 @@ pub fn svg(r: &DrillReport) -> String {
         w = LABEL + CHART + 30.0
     );
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    svg_title(&mut s, r);
+    svg_axis(&mut s, &c);
+    svg_steps(&mut s, &c, r);
+    svg_marks(&mut s, &c, r);
+    s.push_str("</svg>\n");
+    s
+}
+
+/// The drill's headline: verdict, recovery, RTO, lag and RPO.
+fn svg_title(s: &mut String, r: &DrillReport) {
     let _ = writeln!(
         s,
         r#"<text x="10" y="22" font-size="15" font-weight="bold">{}</text>"#,
@@ -298,7 +324,12 @@ pub fn svg(r: &DrillReport) -> String {
                 .unwrap_or_default()
         ))
     );
-    // Axis: five ticks.
+}
+
+/// Five ticks along the time axis.
+fn svg_axis(s: &mut String, c: &Canvas) {
+    let (end, height) = (c.end, c.height);
+    let x = |ms| c.x(ms);
     for i in 0..=5u64 {
         let ms = (end as u64) * i / 5;
         let _ = writeln!(
@@ -311,6 +342,11 @@ pub fn svg(r: &DrillReport) -> String {
             t = esc(&secs(ms))
         );
     }
+}
+
+/// One row per step: its bar (coloured by outcome) and its budget tick.
+fn svg_steps(s: &mut String, c: &Canvas, r: &DrillReport) {
+    let x = |ms| c.x(ms);
     for (i, st) in r.steps.iter().enumerate() {
         let y = TOP + ROW * i as f64;
         let _ = writeln!(
@@ -352,6 +388,11 @@ pub fn svg(r: &DrillReport) -> String {
             );
         }
     }
+}
+
+/// The RTO line and the moment the site recovered.
+fn svg_marks(s: &mut String, c: &Canvas, r: &DrillReport) {
+    let (x, height) = (|ms| c.x(ms), c.height);
     if let Some(rto) = r.rto_ms {
         let rx = x(rto);
         let _ = writeln!(
@@ -373,6 +414,4 @@ pub fn svg(r: &DrillReport) -> String {
             TOP - 16.0
         );
     }
-    s.push_str("</svg>\n");
-    s
 }

@@ -28,7 +28,10 @@ impl Ctx<'_> {
         if d < MIN_BUDGET || d > max {
             self.add(
                 path,
-                format!("must be between 1s and {}", humantime::format_duration(max)),
+                format!(
+                    "must be between 1s and {}",
+                    floatover_core::human::duration(max)
+                ),
             );
         }
     }

@@ -271,7 +271,7 @@ fn hours(n: u64) -> Duration {
 
 /// A duration between `min` and `max`, inclusive.
 fn bounded(path: &str, d: Duration, min: Duration, max: Duration, is: &mut Issues) {
-    let f = |d| humantime::format_duration(d).to_string();
+    let f = |d| floatover_core::human::duration(d);
     if d < min {
         is.add(path, format!("must be at least {}", f(min)));
     } else if d > max {

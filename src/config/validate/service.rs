@@ -205,9 +205,9 @@ pub(super) fn resolve_leader(
             "aws.call_timeout",
             format!(
                 "aws.call_timeout ({}) + leader.retry_period ({}) must be less than leader.renew_deadline ({}), otherwise the fenced leader could never mutate",
-                humantime::format_duration(aws.call_timeout.0),
-                humantime::format_duration(retry),
-                humantime::format_duration(renew)
+                floatover_core::human::duration(aws.call_timeout.0),
+                floatover_core::human::duration(retry),
+                floatover_core::human::duration(renew)
             ),
         );
     }

@@ -41,7 +41,7 @@ pub(super) fn resolve_votes(v: &RawHealthVotes, interval: Duration, is: &mut Iss
             "health_votes.max_age",
             format!(
                 "must be between the probe interval ({}) and 1h",
-                humantime::format_duration(interval)
+                floatover_core::human::duration(interval)
             ),
         );
     }

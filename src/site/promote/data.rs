@@ -41,7 +41,7 @@ impl Executor {
         if Instant::now() >= deadline {
             return Err(StepError::Unmet(format!(
                 "{words} after {}",
-                humantime::format_duration(limit)
+                floatover_core::human::duration(limit)
             )));
         }
         tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
@@ -61,7 +61,7 @@ impl Executor {
         };
         let automatic = self.current().await?.automatic();
         let deadline = Instant::now() + limit;
-        let rpo_words = humantime::format_duration(rpo).to_string();
+        let rpo_words = floatover_core::human::duration(rpo);
         // The detail is written when it changes, not on every reading (one record write
         // per reading would be a PUT every 2 s for as long as nobody answers).
         let mut shown = String::new();
@@ -96,7 +96,7 @@ impl Executor {
             if Instant::now() >= deadline {
                 return Err(StepError::Unmet(format!(
                     "{words}, and no approval within {}",
-                    humantime::format_duration(limit)
+                    floatover_core::human::duration(limit)
                 )));
             }
         }
@@ -240,7 +240,7 @@ impl Executor {
                 if Instant::now() >= deadline {
                     return Err(StepError::Unmet(format!(
                         "{words}, and no approval within {}",
-                        humantime::format_duration(limit)
+                        floatover_core::human::duration(limit)
                     )));
                 }
             }

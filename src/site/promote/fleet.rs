@@ -74,7 +74,7 @@ impl Executor {
                     .collect();
                 return Err(StepError::Unmet(format!(
                     "{name}: {n} of {desired} in service after {} ({})",
-                    humantime::format_duration(limit),
+                    floatover_core::human::duration(limit),
                     if states.is_empty() {
                         "no instances yet".to_string()
                     } else {
@@ -177,7 +177,7 @@ impl Executor {
             if Instant::now() >= deadline {
                 return Err(StepError::Unmet(format!(
                     "not running after {}: {}",
-                    humantime::format_duration(limit),
+                    floatover_core::human::duration(limit),
                     waiting.join(", ")
                 )));
             }

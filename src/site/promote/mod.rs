@@ -330,7 +330,7 @@ impl Executor {
                 }
             })
             .await?;
-            tracing::info!(site = %self.site.name, step = %step.name, kind = step.kind.word(), budget = %humantime::format_duration(step.budget), "promotion step started");
+            tracing::info!(site = %self.site.name, step = %step.name, kind = step.kind.word(), budget = %floatover_core::human::duration(step.budget), "promotion step started");
             let t0 = Instant::now();
             let out = match &step.kind {
                 StepKind::Parallel(inner) => {

@@ -40,7 +40,7 @@ impl Executor {
             if Instant::now() >= deadline {
                 return Err(StepError::Unmet(format!(
                     "not running after {}: {}",
-                    humantime::format_duration(limit),
+                    floatover_core::human::duration(limit),
                     not_running.join(", ")
                 )));
             }
@@ -101,13 +101,13 @@ impl Executor {
                         why.push(format!(
                             "{up} of {} target(s) up after {}, {min} needed",
                             self.site.targets.len(),
-                            humantime::format_duration(limit)
+                            floatover_core::human::duration(limit)
                         ));
                     }
                     if !down.is_empty() {
                         why.push(format!(
                             "traffic target(s) not up after {}: {}",
-                            humantime::format_duration(limit),
+                            floatover_core::human::duration(limit),
                             down.join(", ")
                         ));
                     }
@@ -241,7 +241,7 @@ impl Executor {
         if Instant::now() + pause >= deadline {
             return Err(StepError::Unmet(format!(
                 "{words} (attempt {attempt}; no time left for another within {})",
-                humantime::format_duration(limit)
+                floatover_core::human::duration(limit)
             )));
         }
         tracing::warn!(site = %self.site.name, step = name, attempt, error = %words, "step attempt failed; trying again within the step's limit");
@@ -293,7 +293,7 @@ impl Executor {
             ))),
             Err(_) => Err(StepError::Unmet(format!(
                 "{g} -> {t}: not done within {}",
-                humantime::format_duration(limit)
+                floatover_core::human::duration(limit)
             ))),
         }
     }
@@ -358,7 +358,7 @@ impl Executor {
                 _ = tokio::time::sleep_until(deadline) => {
                     return Err(StepError::Unmet(format!(
                         "not approved within {} (floatover promote {} --approve)",
-                        humantime::format_duration(limit),
+                        floatover_core::human::duration(limit),
                         self.site.name
                     )));
                 }

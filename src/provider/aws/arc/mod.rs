@@ -11,7 +11,7 @@
 //! whose control is on).
 //!
 //! No emulator serves ARC: tests run the real SDK against an in-test endpoint that speaks
-//! its JSON protocol (`floatover_devkit::arc`, a test double) and a black hole (README,
+//! its JSON protocol (`floatover_devkit::arc`, a test double) and a black hole (docs/architecture.md,
 //! "Limitations").
 
 pub mod float;

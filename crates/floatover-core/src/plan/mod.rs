@@ -17,7 +17,7 @@ use crate::model::{
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
-use tokio::time::Instant;
+use std::time::Instant;
 
 /// What the provider reported for one float.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -220,7 +220,7 @@ pub struct Input<'a> {
     pub now: Instant,
 }
 
-/// Plan one group by the rules of its mode. See the mode's module and README "Policy".
+/// Plan one group by the rules of its mode. See the mode's module and docs/policy.md "Policy".
 pub fn plan_group(i: &Input) -> GroupPlan {
     match i.group.mode {
         Mode::ActiveStandby => standby::plan(i),

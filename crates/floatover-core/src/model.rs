@@ -40,7 +40,7 @@ pub struct TargetKey {
 
 /// A leadership term. Strictly increases with every new lease holder; every mutation is
 /// decided under one epoch and tags the float with it, so that a stale leader can be
-/// recognised and refused (README, "Leader election and fencing").
+/// recognised and refused (docs/leader-election.md, "Leader election and fencing").
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
 )]
@@ -97,7 +97,7 @@ impl fmt::Display for Holder {
     }
 }
 
-/// Why a move happens. Three words, three code paths (README, "Policy").
+/// Why a move happens. Three words, three code paths (docs/policy.md, "Policy").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
@@ -182,9 +182,8 @@ pub struct MoveStamp {
 }
 
 /// How a group spreads its floats over its targets.
-#[derive(
-    Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash, Default, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// One owner at a time (keepalived's MASTER/BACKUP): EIPs, routes, and DNS records
@@ -196,9 +195,8 @@ pub enum Mode {
 }
 
 /// What happens to a float when none of its group's targets is healthy.
-#[derive(
-    Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash, Default, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OnAllUnhealthy {
     /// Leave the float where it is (clients may still reach a half-alive server).
