@@ -225,25 +225,8 @@ impl Executor {
         let how = if allow_data_loss {
             "allowed by allow_data_loss"
         } else {
-            let mut shown = String::new();
-            loop {
-                let detail = format!(
-                    "{words}: waiting for approval (floatover promote {} --approve), or set allow_data_loss: true",
-                    self.site.name
-                );
-                if self
-                    .approved_or_wait(name, detail, &mut shown, deadline)
-                    .await?
-                {
-                    break "approved by a person";
-                }
-                if Instant::now() >= deadline {
-                    return Err(StepError::Unmet(format!(
-                        "{words}, and no approval within {}",
-                        floatover_core::human::duration(limit)
-                    )));
-                }
-            }
+            self.data_loss_approved(name, &words, deadline, limit)
+                .await?
         };
         self.permit()?;
         ops.detach_from_global_cluster(&region, global, &ours.arn)
@@ -261,6 +244,36 @@ impl Executor {
         Ok(format!(
             "detached from {global}: {cluster} is a standalone writer (unplanned, {how}; writes not yet replicated from {writer_words} are lost)"
         ))
+    }
+
+    /// An unplanned promotion loses writes: wait for a person's approval until the
+    /// deadline.
+    async fn data_loss_approved(
+        &self,
+        name: &str,
+        words: &str,
+        deadline: Instant,
+        limit: Duration,
+    ) -> Result<&'static str, StepError> {
+        let mut shown = String::new();
+        loop {
+            let detail = format!(
+                "{words}: waiting for approval (floatover promote {} --approve), or set allow_data_loss: true",
+                self.site.name
+            );
+            if self
+                .approved_or_wait(name, detail, &mut shown, deadline)
+                .await?
+            {
+                return Ok("approved by a person");
+            }
+            if Instant::now() >= deadline {
+                return Err(StepError::Unmet(format!(
+                    "{words}, and no approval within {}",
+                    floatover_core::human::duration(limit)
+                )));
+            }
+        }
     }
 
     /// Wait until the cluster `arn` has `role` in `global` and is available.

@@ -1,6 +1,14 @@
 //! Wiring for `run` and `plan`: build the parts from a [`Spec`], start them, and stop them
 //! in the order that keeps the fencing guarantee on shutdown: stop mutating, finish or
-//! abandon in-flight calls, then release the lease.
+//! abandon in-flight calls, then release the lease. [`stores`] builds the lease and the
+//! promotion record once per backend; [`signals`] turns SIGTERM/SIGINT into a stop.
+
+mod signals;
+mod stores;
+
+use signals::process_signals;
+pub use signals::shutdown_on_signals;
+use stores::kube_client;
 
 use crate::app::App;
 use crate::config::{self, GroupSource, LeaderBackend, Spec};
@@ -8,17 +16,14 @@ use crate::crd::publish::{PodEvents, Publisher};
 use crate::crd::source::{ObjectSource, ObjectsState};
 use crate::exit::Exit;
 use crate::faults::Faults;
-use crate::leader::kube::KubeStore;
-use crate::leader::s3::S3Store;
-use crate::leader::{
-    CasLease, LeaseBackend, LeaseStore, QuorumLease, QuorumMember, SingleLease, default_identity,
-};
+use crate::leader::{LeaseBackend, default_identity};
 use crate::logging::{self, LogFormat};
 use crate::metrics::Metrics;
 use crate::probe::Checker;
 use crate::provider::FloatProvider;
 use crate::provider::aws::{AwsProvider, sdk_config};
 use crate::reload::ConfigWatch;
+use crate::site::store::RunStore;
 use crate::status::StatusStore;
 use std::path::Path;
 use std::process::ExitCode;
@@ -102,235 +107,16 @@ fn identity(spec: &Spec) -> String {
         .unwrap_or_else(default_identity)
 }
 
-/// A Kubernetes client (in-cluster service account or KUBECONFIG) whose calls give up
-/// after `timeout` and are not retried inside (the caller's next round is the retry), and
-/// the namespace to use: `namespace`, else `$POD_NAMESPACE`, else the client's own.
-async fn kube_client(
-    what: &'static str,
-    namespace: Option<&str>,
-    context: Option<&str>,
-    timeout: Duration,
-) -> Result<(kube::Client, String), BootstrapError> {
-    let mut config = match context {
-        None => kube::Config::infer()
-            .await
-            .map_err(|source| BootstrapError::NoCluster { what, source })?,
-        Some(c) => kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions {
-            context: Some(c.to_string()),
-            ..Default::default()
-        })
-        .await
-        .map_err(|source| BootstrapError::NoContext {
-            what,
-            context: c.to_string(),
-            source,
-        })?,
-    };
-    config.read_timeout = Some(timeout);
-    config.write_timeout = Some(timeout);
-    config.connect_timeout = Some(timeout);
-    config.default_retry = false;
-    let ns = namespace
-        .map(str::to_string)
-        .or_else(|| {
-            std::env::var("POD_NAMESPACE")
-                .ok()
-                .filter(|s| !s.is_empty())
-        })
-        .unwrap_or_else(|| config.default_namespace.clone());
-    let client = kube::Client::try_from(config)
-        .map_err(|source| BootstrapError::KubeClient { what, source })?;
-    Ok((client, ns))
-}
-
-/// Build the lease backend the config asks for.
-pub async fn lease_backend(spec: &Spec) -> Result<Box<dyn LeaseBackend>, BootstrapError> {
-    let identity = identity(spec);
-    let timing = spec.leader.timing();
-    let api = Some(spec.api.advertise.clone());
-    Ok(match &spec.leader.backend {
-        LeaderBackend::Single => {
-            tracing::warn!(
-                "leader backend `single`: this replica is always leader; there is no high availability of the controller itself"
-            );
-            Box::new(SingleLease::new(identity))
-        }
-        one @ (LeaderBackend::Kubernetes { .. } | LeaderBackend::S3 { .. }) => {
-            let store = lease_store(spec, one).await?;
-            tracing::info!(lease = %store.location(), "leader election on one lease store");
-            Box::new(CasLease::new(store, identity, timing).advertise(api))
-        }
-        LeaderBackend::Quorum { members } => {
-            let mut stores = Vec::with_capacity(members.len());
-            for m in members {
-                stores.push(QuorumMember {
-                    name: m.name.clone(),
-                    store: lease_store(spec, &m.store).await?,
-                });
-            }
-            tracing::info!(
-                members = members.len(),
-                "leader election on a quorum of lease stores"
-            );
-            Box::new(QuorumLease::new(stores, identity, timing, api))
-        }
-    })
-}
-
-/// One lease store (an S3 object or a Kubernetes Lease): the whole lease with one store,
-/// one member of a quorum.
-async fn lease_store(
-    spec: &Spec,
-    backend: &LeaderBackend,
-) -> Result<Arc<dyn LeaseStore>, BootstrapError> {
-    Ok(match backend {
-        LeaderBackend::S3 {
-            bucket,
-            key,
-            region,
-            endpoint_url,
-        } => {
-            let client = lease_s3_client(spec, region, endpoint_url).await;
-            Arc::new(S3Store::new(client, bucket.clone(), key.clone()))
-        }
-        LeaderBackend::Kubernetes {
-            namespace,
-            name,
-            context,
-        } => {
-            let (client, ns) = lease_kube_client(spec, namespace, context).await?;
-            Arc::new(KubeStore::new(client, &ns, name))
-        }
-        LeaderBackend::Single | LeaderBackend::Quorum { .. } => {
-            return Err(BootstrapError::NotAMember);
-        }
-    })
-}
-
-/// Lease calls must answer well within the retry period; one attempt per round (the next
-/// round is the retry).
-fn lease_call_timeout(spec: &Spec) -> Duration {
-    spec.leader.retry_period.max(Duration::from_millis(300))
-}
-
-async fn lease_s3_client(
-    spec: &Spec,
-    region: &str,
-    endpoint_url: &Option<String>,
-) -> aws_sdk_s3::Client {
-    let creds = spec.aws.credentials.clone();
-    s3_client(
-        region,
-        endpoint_url.as_deref(),
-        lease_call_timeout(spec),
-        1,
-        creds,
-    )
-    .await
-}
-
-async fn lease_kube_client(
-    spec: &Spec,
-    namespace: &Option<String>,
-    context: &Option<String>,
-) -> Result<(kube::Client, String), BootstrapError> {
-    kube_client(
-        "leader.backend kubernetes",
-        namespace.as_deref(),
-        context.as_deref(),
-        lease_call_timeout(spec),
-    )
-    .await
-}
-
-/// An S3 client for the lease bucket (path-style with an endpoint override: LocalStack
-/// and other emulators serve no virtual hosts).
-async fn s3_client(
-    region: &str,
-    endpoint_url: Option<&str>,
-    timeout: Duration,
-    attempts: u32,
-    credentials: Option<aws_credential_types::Credentials>,
-) -> aws_sdk_s3::Client {
-    let base = sdk_config(region, endpoint_url, timeout, attempts, credentials).await;
-    let conf = aws_sdk_s3::config::Builder::from(&base)
-        .force_path_style(endpoint_url.is_some())
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
-
-/// Where the promotion record lives: next to the lease, `<key>.sites.json` beside the S3
-/// lease, the ConfigMap `<lease>-sites` beside the Kubernetes Lease; with a single replica
-/// in memory. With a quorum lease, a copy beside each member, good while a majority
-/// answers ([`crate::site::quorum_store`]).
-async fn run_store(spec: &Spec, backend: &LeaderBackend) -> Arc<dyn crate::site::store::RunStore> {
-    use crate::site::store::{ConfigMapRunStore, MemRunStore, S3RunStore};
-    match backend {
-        LeaderBackend::S3 {
-            bucket,
-            key,
-            region,
-            endpoint_url,
-        } => {
-            let client = s3_client(
-                region,
-                endpoint_url.as_deref(),
-                spec.aws.call_timeout,
-                spec.aws.max_attempts,
-                spec.aws.credentials.clone(),
-            )
-            .await;
-            Arc::new(S3RunStore(S3Store::new(
-                client,
-                bucket.clone(),
-                format!("{key}.sites.json"),
-            )))
-        }
-        LeaderBackend::Single => Arc::new(MemRunStore::default()),
-        LeaderBackend::Kubernetes {
-            namespace,
-            name,
-            context,
-        } => {
-            let client = kube_client(
-                "the site record",
-                namespace.as_deref(),
-                context.as_deref(),
-                spec.aws.call_timeout,
-            )
-            .await;
-            match client {
-                Ok((client, ns)) => Arc::new(ConfigMapRunStore::new(client, &ns, name)),
-                Err(e) => {
-                    // The lease backend needs the same client and fails loudly first.
-                    tracing::error!(error = %e, "sites: no Kubernetes client for the promotion record; keeping it in memory");
-                    Arc::new(MemRunStore::default())
-                }
-            }
-        }
-        LeaderBackend::Quorum { members } => {
-            let mut copies = Vec::with_capacity(members.len());
-            for m in members {
-                copies.push(crate::site::quorum_store::RecordCopy {
-                    member: m.name.clone(),
-                    store: Box::pin(run_store(spec, &m.store)).await,
-                });
-            }
-            Arc::new(crate::site::quorum_store::QuorumRunStore::new(copies))
-        }
-    }
-}
-
 /// The site loop and the API's handle to it; the promotion record is kept where
-/// [`run_store`] says.
-async fn site_loop(
+/// [`stores`] put it.
+fn site_loop(
     spec: &Arc<Spec>,
+    store: Arc<dyn RunStore>,
     metrics: &Arc<Metrics>,
 ) -> (
     crate::site::supervisor::SiteHandle,
     crate::site::supervisor::Supervisor,
 ) {
-    let store = run_store(spec, &spec.leader.backend).await;
     let approvals = Arc::new(crate::site::promote::Approvals::default());
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     (
@@ -349,56 +135,6 @@ async fn site_loop(
             requests: rx,
         },
     )
-}
-
-/// The first SIGTERM/SIGINT asks for an orderly shutdown (`stop`); a second one means
-/// "now": this returns, and `run` exits at once with [`Exit::Interrupted`] (a returned
-/// outcome rather than an exit from a task, so that it can be tested).
-pub async fn shutdown_on_signals<F, Fut>(mut next_signal: F, stop: CancellationToken)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<&'static str>>,
-{
-    tokio::select! {
-        s = next_signal() => match s {
-            Some(name) => tracing::info!("{name}: shutting down"),
-            // No signals to wait for: only a shutdown asked for otherwise.
-            None => std::future::pending::<()>().await,
-        },
-        _ = stop.cancelled() => {}
-    }
-    stop.cancel();
-    if next_signal().await.is_none() {
-        std::future::pending::<()>().await;
-    }
-    tracing::warn!("second signal: exiting at once");
-}
-
-/// SIGTERM or SIGINT, whichever comes first (None: they cannot be listened for).
-fn process_signals() -> impl FnMut() -> futures::future::BoxFuture<'static, Option<&'static str>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let both = match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(t), Ok(i)) => Some(Arc::new(tokio::sync::Mutex::new((t, i)))),
-        _ => {
-            tracing::error!("cannot listen for SIGTERM/SIGINT");
-            None
-        }
-    };
-    move || {
-        let both = both.clone();
-        Box::pin(async move {
-            let both = both?;
-            let mut g = both.lock().await;
-            let (term, int) = &mut *g;
-            tokio::select! {
-                _ = term.recv() => Some("SIGTERM"),
-                _ = int.recv() => Some("SIGINT"),
-            }
-        })
-    }
 }
 
 /// A panic anywhere ends the process (exit 70) after logging it: a half-dead controller
@@ -439,6 +175,7 @@ struct Parts {
     checker: Checker,
     provider: Arc<dyn FloatProvider>,
     backend: Box<dyn LeaseBackend>,
+    runs: Arc<dyn RunStore>,
 }
 
 /// Build the parts for `spec`; the error says what failed and the exit code it deserves.
@@ -461,12 +198,13 @@ async fn parts(spec: &Spec, metrics: &Arc<Metrics>) -> Result<Parts, BootstrapEr
     let checker = Checker::for_spec(spec)?;
     let provider: Arc<dyn FloatProvider> =
         Arc::new(AwsProvider::connect(&spec.aws, &regions(spec), metrics.clone()).await);
-    let backend = lease_backend(spec).await?;
+    let stores = stores::build(spec).await?;
     Ok(Parts {
         listener,
         checker,
         provider,
-        backend,
+        backend: stores.lease,
+        runs: stores.runs,
     })
 }
 
@@ -560,6 +298,7 @@ async fn controller(
         checker,
         provider,
         backend,
+        runs,
     } = parts;
     let mut app = App::new(spec.clone(), provider, backend, checker)
         .with_faults(faults.clone())
@@ -593,7 +332,7 @@ async fn controller(
         );
     }
     if !spec.sites.is_empty() {
-        let (handle, supervisor) = site_loop(spec, metrics).await;
+        let (handle, supervisor) = site_loop(spec, runs, metrics);
         app = app.with_sites(handle).with_sidecar(
             "site supervisor",
             Box::new(move |cx| Box::pin(supervisor.run(cx))),
@@ -724,45 +463,4 @@ pub async fn run(path: &Path, log: LogFormat) -> ExitCode {
     };
     logging::drain(Duration::from_millis(300));
     code
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Signals from a channel: the first asks for an orderly stop, the second returns.
-    #[tokio::test(start_paused = true)]
-    async fn a_second_signal_aborts_and_a_first_only_stops() {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
-        let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        let next = move || {
-            let rx = rx.clone();
-            async move { rx.lock().await.recv().await }
-        };
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(shutdown_on_signals(next, stop.clone()));
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        assert!(!stop.is_cancelled() && !task.is_finished());
-        tx.send("SIGTERM").expect("send");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        assert!(stop.is_cancelled(), "the first signal stops in order");
-        assert!(!task.is_finished(), "and does not abort");
-        tx.send("SIGINT").expect("send");
-        tokio::time::timeout(Duration::from_secs(1), task)
-            .await
-            .expect("the second signal aborts")
-            .expect("no panic");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_shutdown_asked_for_otherwise_still_waits_for_a_second_signal() {
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(shutdown_on_signals(
-            || std::future::ready(None::<&'static str>),
-            stop.clone(),
-        ));
-        stop.cancel();
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        assert!(!task.is_finished(), "no signals: never an abort");
-    }
 }

@@ -4,12 +4,12 @@ use super::reads::{Lane, Read};
 use super::{Command, Ctx, SwitchoverError, holder_of, observed_view};
 use crate::config::{GroupSpec, OnDrift};
 use crate::faults::Fault;
-use crate::leader::{Fence, LeaderState};
+use crate::leader::LeaderState;
 use crate::liveness::Heart;
-use crate::model::{Epoch, Holder, MoveStamp, Reason, TargetId};
+use crate::model::{Epoch, Holder, MoveStamp, TargetId};
 use crate::plan::{self, GroupMemory, GroupView, Note};
-use crate::provider::{Observation, ProviderError, StampOrder};
-use crate::status::{AuditEvent, unix_ms};
+use crate::provider::{Observation, ProviderError};
+use crate::status::AuditEvent;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -20,6 +20,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// How often an idle worker beats.
+mod claims;
+mod drift;
+
 const BEAT: Duration = Duration::from_millis(250);
 /// How soon after a successful move its read-back is wanted: soon enough to learn the new
 /// association ids, late enough that the read-backs of a burst of moves (one every 200 ms
@@ -344,184 +347,6 @@ impl Worker {
         st.observe_now = false;
         self.ctx.status.clear_observe_error(&g.name.0);
         true
-    }
-
-    /// Compare a fresh observation with what this leader believes: any float whose holder
-    /// (or, for a weighted float, any target's weight) differs was changed by someone else
-    /// (a person, a script, a stale leader's late write, or a change of ours that did not
-    /// stick).
-    fn find_drift(
-        &self,
-        memory: &mut GroupMemory,
-        before: &HashMap<String, Observation>,
-        after: &HashMap<String, Observation>,
-        leader: &LeaderState,
-    ) {
-        let g = self.g();
-        let (was, now) = (observed_view(g, before), observed_view(g, after));
-        for f in &g.floats {
-            let (Some(b), Some(a)) = (was.get(&f.id), now.get(&f.id)) else {
-                continue;
-            };
-            if b.holder == a.holder && b.weights == a.weights {
-                continue;
-            }
-            let expected = b.holder.clone();
-            let found = a.holder.clone();
-            let weights = if f.kind.weighted() {
-                format!(
-                    "; weights expected {}, found {}",
-                    super::weights::show(&b.weights),
-                    super::weights::show(&a.weights)
-                )
-            } else {
-                String::new()
-            };
-            let stamp = a
-                .stamp
-                .as_ref()
-                .map(|s| format!("stamp epoch {} ({} to {})", s.epoch, s.reason, s.target))
-                .unwrap_or_else(|| "no stamp".into());
-            // Active-active weights are always put back: they follow health, not a choice.
-            let on_drift = if g.policy.mode == crate::config::Mode::ActiveActive {
-                OnDrift::Revert
-            } else {
-                g.policy.on_drift
-            };
-            let action = match (on_drift, &expected, &found) {
-                (OnDrift::Revert, Holder::Target(t), _) => {
-                    memory.drift_owner = Some(t.clone());
-                    "revert"
-                }
-                (OnDrift::Revert, _, _) => "revert",
-                (OnDrift::Adopt, _, Holder::Target(t)) => {
-                    memory.drift_owner = Some(t.clone());
-                    "adopt"
-                }
-                (OnDrift::Adopt, _, Holder::Foreign(_)) => {
-                    memory.adopted.insert(f.id.clone());
-                    "adopt"
-                }
-                (OnDrift::Adopt, _, Holder::Nobody) => "adopt",
-            };
-            let detail = format!(
-                "expected on {expected}, found on {found}{weights} ({stamp}); on_drift: {action}"
-            );
-            tracing::warn!(group = %g.name, float = %f.id, expected = %expected, found = %found, action, "drift: float changed by someone else");
-            self.ctx.metrics.count_drift(&g.name.0, action);
-            let now_ms = unix_ms();
-            self.ctx.status.record(AuditEvent {
-                token_wait_ms: None,
-                started_unix_ms: now_ms,
-                finished_unix_ms: now_ms,
-                replica: leader.identity.clone(),
-                group: g.name.clone(),
-                float: f.id.clone(),
-                from: expected,
-                to: match found {
-                    Holder::Target(t) => Some(t),
-                    _ => None,
-                },
-                reason: Reason::Drift,
-                epoch: leader.epoch,
-                decision_ms: None,
-                call_ms: 0.0,
-                calls: 0,
-                ok: true,
-                error: None,
-                detail: Some(detail),
-            });
-        }
-    }
-
-    /// A new leader stamps every float it may act on with its epoch, keeping the reason and
-    /// target of the previous stamp (a switchover pin survives). Floats about to move are
-    /// skipped: their move writes the stamp. The stamps wait in their own queue, behind
-    /// every move, so the claim runs beside the worker ([`Self::claimed`] takes the result).
-    fn claim(&self, st: &mut State, epoch: Epoch, moving: &[String]) {
-        if st.claimed == Some(epoch) || !st.claims.is_empty() {
-            return;
-        }
-        let g = self.g();
-        let Some(belief) = st.belief.clone() else {
-            return;
-        };
-        let orders: Vec<StampOrder> = g
-            .floats
-            .iter()
-            .filter(|f| !moving.contains(&f.id))
-            .filter_map(|f| {
-                let o = belief.get(&f.id)?;
-                if o.stamp.as_ref().is_some_and(|s| s.epoch >= epoch) {
-                    return None;
-                }
-                let (reason, target) = match (&o.stamp, holder_of(g, o.holder.as_ref())) {
-                    (Some(s), _) => (s.reason, s.target.clone()),
-                    (None, Holder::Target(t)) => (Reason::Claim, t),
-                    (None, _) => (Reason::Claim, TargetId("-".into())),
-                };
-                Some(StampOrder {
-                    turn: crate::pace::Turn {
-                        priority: crate::pace::Priority {
-                            class: crate::pace::Class::Claim,
-                            rank: self.rank(),
-                        },
-                        heart: None,
-                    },
-                    float: f.clone(),
-                    holder: o.holder.clone(),
-                    observed: o.snapshot.clone(),
-                    stamp: MoveStamp {
-                        epoch,
-                        reason,
-                        target,
-                    },
-                })
-            })
-            .collect();
-        if orders.is_empty() {
-            st.claimed = Some(epoch);
-            return;
-        }
-        let provider = self.ctx.provider.clone();
-        let leadership = self.ctx.leadership.clone();
-        st.claims.spawn(async move {
-            let fence: &dyn Fence = &leadership;
-            let calls = orders.iter().map(|o| async {
-                let r = provider.stamp_float(o, fence).await;
-                (o.float.id.clone(), o.stamp.clone(), r)
-            });
-            (epoch, futures::future::join_all(calls).await)
-        });
-    }
-
-    /// A claim finished: remember the stamps written; retry the rest soon.
-    fn claimed(&self, st: &mut State, (epoch, results): Claimed) {
-        let g = self.g();
-        let mut all = true;
-        let mut n = 0;
-        for (float, stamp, r) in results {
-            match r {
-                Ok(()) => {
-                    n += 1;
-                    if let Some(b) = st.belief.as_mut().and_then(|b| b.get_mut(&float)) {
-                        b.stamp = Some(stamp);
-                    }
-                }
-                Err(e) => {
-                    all = false;
-                    tracing::warn!(group = %g.name, float = %float, error = %e, "could not claim the float for this epoch; retrying");
-                }
-            }
-        }
-        self.ctx.metrics.count_claims(n);
-        if all {
-            st.claimed = Some(epoch);
-            tracing::info!(group = %g.name, epoch = epoch.0, floats = n, "claimed floats for this epoch");
-        } else {
-            let retry = Instant::now() + Duration::from_secs(1);
-            st.next_wake = Some(st.next_wake.map_or(retry, |w| w.min(retry)));
-        }
     }
 
     /// This group's rank in a provider queue among moves of the same class.
