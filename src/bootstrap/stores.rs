@@ -80,9 +80,11 @@ pub(super) async fn build(spec: &Spec) -> Result<Stores, BootstrapError> {
 
 /// One store's lease and record. The lease's calls get one attempt within the retry
 /// period (the next round is the retry); the record's get the provider's timeout and
-/// retries.
+/// retries. Without sites nothing reads the record: it stays in memory, and no second
+/// client is built at start-up.
 async fn member(spec: &Spec, backend: &LeaderBackend) -> Result<Member, BootstrapError> {
     let creds = spec.aws.credentials.clone();
+    let sites = !spec.sites.is_empty();
     match backend {
         LeaderBackend::S3 {
             bucket,
@@ -93,21 +95,23 @@ async fn member(spec: &Spec, backend: &LeaderBackend) -> Result<Member, Bootstra
             let endpoint = endpoint_url.as_deref();
             let lease =
                 s3_client(region, endpoint, lease_call_timeout(spec), 1, creds.clone()).await;
-            let record = s3_client(
-                region,
-                endpoint,
-                spec.aws.call_timeout,
-                spec.aws.max_attempts,
-                creds,
-            )
-            .await;
+            let runs: Arc<dyn RunStore> = if sites {
+                let record = s3_client(
+                    region,
+                    endpoint,
+                    spec.aws.call_timeout,
+                    spec.aws.max_attempts,
+                    creds,
+                )
+                .await;
+                let key = format!("{key}.sites.json");
+                Arc::new(S3RunStore(S3Store::new(record, bucket.clone(), key)))
+            } else {
+                Arc::new(MemRunStore::default())
+            };
             Ok(Member {
                 lease: Arc::new(S3Store::new(lease, bucket.clone(), key.clone())),
-                runs: Arc::new(S3RunStore(S3Store::new(
-                    record,
-                    bucket.clone(),
-                    format!("{key}.sites.json"),
-                ))),
+                runs,
             })
         }
         LeaderBackend::Kubernetes {
@@ -123,11 +127,16 @@ async fn member(spec: &Spec, backend: &LeaderBackend) -> Result<Member, Bootstra
                 lease_call_timeout(spec),
             )
             .await?;
-            let (record, record_ns) =
-                kube_client("the site record", ns, ctx, spec.aws.call_timeout).await?;
+            let runs: Arc<dyn RunStore> = if sites {
+                let (record, record_ns) =
+                    kube_client("the site record", ns, ctx, spec.aws.call_timeout).await?;
+                Arc::new(ConfigMapRunStore::new(record, &record_ns, name))
+            } else {
+                Arc::new(MemRunStore::default())
+            };
             Ok(Member {
                 lease: Arc::new(KubeStore::new(lease, &lease_ns, name)),
-                runs: Arc::new(ConfigMapRunStore::new(record, &record_ns, name)),
+                runs,
             })
         }
         LeaderBackend::Single | LeaderBackend::Quorum { .. } => Err(BootstrapError::NotAMember),

@@ -11,9 +11,6 @@ pub struct Dur(pub Duration);
 /// Longest duration accepted anywhere in a config.
 pub const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// A duration written for a person (see [`floatover_core::human`]).
-pub use floatover_core::human::duration as show;
-
 impl Dur {
     pub const fn ms(ms: u64) -> Dur {
         Dur(Duration::from_millis(ms))
